@@ -1,0 +1,233 @@
+"""Cases: one code from intake to archive (R29), referral channels (R30), stages, clocks (R27, R30), termination (R28)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mediation import audit
+from mediation.db import utcnow
+from mediation.errors import Conflict, InvalidInput, NotFound
+from mediation.models import Case, Center, Person, StageChange
+
+
+class Stage(StrEnum):
+    INTAKE = "intake"  # 受理
+    TRIAGE = "triage"  # 分流
+    HANDLING = "handling"  # 处置
+    FEEDBACK = "feedback"  # 反馈
+    ARCHIVED = "archived"  # 归档
+
+
+STAGE_LABELS = {Stage.INTAKE: "受理", Stage.TRIAGE: "分流", Stage.HANDLING: "处置", Stage.FEEDBACK: "反馈",
+                Stage.ARCHIVED: "归档"}
+# Forward one step; handling may go back to triage (transfer), feedback back to handling (reopen).
+TRANSITIONS: dict[Stage, frozenset[Stage]] = {
+    Stage.INTAKE: frozenset({Stage.TRIAGE}),
+    Stage.TRIAGE: frozenset({Stage.HANDLING}),
+    Stage.HANDLING: frozenset({Stage.FEEDBACK, Stage.TRIAGE}),
+    Stage.FEEDBACK: frozenset({Stage.ARCHIVED, Stage.HANDLING}),
+    Stage.ARCHIVED: frozenset(),
+}
+
+
+class Channel(StrEnum):
+    WALK_IN = "walk_in"
+    ONLINE = "online"
+    COURT = "court"  # 诉调
+    POLICE = "police"  # 警调
+    PETITION = "petition"  # 访调
+
+
+class Termination(StrEnum):
+    """The fixed list of ways a mediation ends (R28; OMR 21, 25)."""
+
+    AGREEMENT = "agreement_reached"
+    REFUSED_TO_SIGN = "party_refused_to_sign"
+    WITHDREW = "party_withdrew"
+    NO_AGREEMENT = "no_agreement"
+    ABSENT = "party_absent"
+    TO_LITIGATION = "transferred_to_litigation"
+    OUT_OF_SCOPE = "out_of_scope"
+    TIMEOUT = "time_limit_expired"
+    OTHER = "other"
+
+
+CATEGORIES = ("neighbours", "family", "wages", "traffic", "property_management", "contract", "land", "other")
+
+
+@dataclass(frozen=True)
+class PersonIn:
+    side: str
+    name: str
+    kind: str = "party"
+    id_number: str = ""
+    phone: str = ""
+    address: str = ""
+    represents: int | None = None  # index into the same list, for agents
+
+
+async def next_case_code(s: AsyncSession, center: Center, now: dt.datetime) -> str:
+    prefix = f"{center.code}-{now.year}-"
+    n = await s.scalar(select(func.count()).select_from(Case).where(Case.code.startswith(prefix)))
+    return f"{prefix}{(n or 0) + 1:06d}"
+
+
+async def create_case(
+    s: AsyncSession, *, center: Center, title: str, category: str, channel: str, people: list[PersonIn],
+    actor: str, created_by: int | None = None, summary: str = "", referring_court_id: str | None = None,
+    personal_status: bool = False,
+) -> Case:
+    if category not in CATEGORIES:
+        raise InvalidInput(f"unknown dispute category {category!r}", code="bad_category", allowed=list(CATEGORIES))
+    try:
+        ch = Channel(channel)
+    except ValueError:
+        raise InvalidInput(f"unknown referral channel {channel!r}", code="bad_channel") from None
+    if not title.strip():
+        raise InvalidInput("a case needs a title", code="missing_title")
+    sides = {p.side for p in people if p.kind == "party"}
+    if sides != {"A", "B"}:
+        raise InvalidInput("a case needs at least one party on side A and one on side B", code="missing_side")
+    for p in people:
+        if p.side not in ("A", "B") or p.kind not in ("party", "agent") or not p.name.strip():
+            raise InvalidInput("each person needs side A/B, kind party/agent and a name", code="bad_person")
+        if p.kind == "agent" and (p.represents is None or not 0 <= p.represents < len(people)
+                                  or people[p.represents].kind != "party" or people[p.represents].side != p.side):
+            raise InvalidInput("an agent must represent a party on the same side", code="bad_agent")
+    now = utcnow()
+    case = Case(
+        center_id=center.id, code=await next_case_code(s, center, now), title=title.strip(), category=category,
+        channel=ch.value, stage=Stage.INTAKE.value, summary=summary, created_by=created_by, created_at=now,
+        referring_court_id=referring_court_id, personal_status=personal_status,
+    )
+    s.add(case)
+    await s.flush()
+    rows = [Person(case_id=case.id, side=p.side, kind=p.kind, name=p.name.strip(), id_number=p.id_number,
+                   phone=p.phone, address=p.address) for p in people]
+    s.add_all(rows)
+    await s.flush()
+    for p, row in zip(people, rows, strict=True):
+        if p.represents is not None:
+            row.represents_id = rows[p.represents].id
+    s.add(StageChange(case_id=case.id, from_stage=None, to_stage=Stage.INTAKE.value, by=actor, at=now))
+    await audit.append(s, actor=actor, action="case.create", subject=f"case:{case.code}",
+                       detail={"channel": ch.value, "category": category, "people": len(rows)})
+    await s.refresh(case, ["people"])
+    return case
+
+
+async def get_case(s: AsyncSession, code: str) -> Case:
+    case = await s.scalar(select(Case).where(Case.code == code))
+    if case is None:
+        raise NotFound(f"no case {code}", code="case_not_found")
+    return case
+
+
+async def move_stage(s: AsyncSession, case: Case, to: str, *, actor: str, note: str = "") -> StageChange:
+    try:
+        target = Stage(to)
+    except ValueError:
+        raise InvalidInput(f"unknown stage {to!r}", code="bad_stage") from None
+    current = Stage(case.stage)
+    if target not in TRANSITIONS[current]:
+        raise Conflict(f"a case in {STAGE_LABELS[current]} cannot move to {STAGE_LABELS[target]}",
+                       code="bad_transition", allowed=[x.value for x in TRANSITIONS[current]])
+    if target is Stage.ARCHIVED and not case.termination_reason:
+        raise Conflict("record how the mediation ended (R28) before archiving", code="termination_required")
+    now = utcnow()
+    change = StageChange(case_id=case.id, from_stage=current.value, to_stage=target.value, by=actor, at=now,
+                         note=note)
+    s.add(change)
+    case.stage = target.value
+    if current is Stage.INTAKE and case.accepted_at is None:
+        case.accepted_at = now
+    if target is Stage.ARCHIVED:
+        case.closed_at = now
+    await audit.append(s, actor=actor, action="case.stage", subject=f"case:{case.code}",
+                       detail={"from": current.value, "to": target.value}, reason=note or None)
+    return change
+
+
+async def terminate(s: AsyncSession, case: Case, reason: str, *, actor: str, note: str = "") -> None:
+    try:
+        r = Termination(reason)
+    except ValueError:
+        raise InvalidInput(f"unknown termination reason {reason!r}", code="bad_reason",
+                           allowed=[t.value for t in Termination]) from None
+    if r is not Termination.AGREEMENT and not note.strip():
+        raise InvalidInput("a failed mediation records the situation and why it failed (R28)", code="note_required")
+    case.termination_reason, case.termination_note = r.value, note
+    await audit.append(s, actor=actor, action="case.terminate", subject=f"case:{case.code}",
+                       detail={"reason": r.value}, reason=note or None)
+
+
+# ---- clocks (R27, R30) ------------------------------------------------------------------------------------------
+
+def add_working_days(start: dt.datetime, days: int) -> dt.datetime:
+    """Monday-Friday working days; public holidays are not modelled (a center may extend this)."""
+    t = start
+    while days > 0:
+        t += dt.timedelta(days=1)
+        if t.weekday() < 5:
+            days -= 1
+    return t
+
+
+@dataclass(frozen=True)
+class Clock:
+    name: str
+    rule: str
+    due: dt.datetime
+    done_at: dt.datetime | None
+
+    def overdue(self, now: dt.datetime) -> bool:
+        return self.done_at is None and now > self.due
+
+    def to_dict(self, now: dt.datetime) -> dict[str, Any]:
+        return {"name": self.name, "rule": self.rule, "due": self.due.isoformat(),
+                "done_at": self.done_at.isoformat() if self.done_at else None, "overdue": self.overdue(now)}
+
+
+def clocks(case: Case) -> list[Clock]:
+    out = [Clock("acceptance", "R27: accept within 3 working days", add_working_days(case.created_at, 3),
+                 case.accepted_at)]
+    if case.accepted_at is not None:
+        out.append(Clock("mediation", "R27: mediate within 30 days of acceptance",
+                         case.accepted_at + dt.timedelta(days=30), case.closed_at))
+    if case.channel == Channel.PETITION.value:
+        out.append(Clock("petition_notice", "R30: petition notice within 15 days",
+                         case.created_at + dt.timedelta(days=15), case.accepted_at))
+        out.append(Clock("petition_conclusion", "R30: petition concluded within 60 days",
+                         case.created_at + dt.timedelta(days=60), case.closed_at))
+    return out
+
+
+async def overdue_cases(s: AsyncSession, center_id: int, now: dt.datetime | None = None) -> list[tuple[Case, list[Clock]]]:
+    now = now or utcnow()
+    q = select(Case).where(Case.center_id == center_id, Case.stage != Stage.ARCHIVED.value).order_by(Case.id)
+    out = []
+    for case in (await s.scalars(q)).all():
+        late = [c for c in clocks(case) if c.overdue(now)]
+        if late:
+            out.append((case, late))
+    return out
+
+
+def case_to_dict(case: Case, now: dt.datetime | None = None) -> dict[str, Any]:
+    now = now or utcnow()
+    return {
+        "code": case.code, "title": case.title, "category": case.category, "channel": case.channel,
+        "stage": case.stage, "stage_label": STAGE_LABELS[Stage(case.stage)], "summary": case.summary,
+        "created_at": case.created_at.isoformat(), "termination_reason": case.termination_reason,
+        "flagged_violence": case.flagged_violence, "personal_status": case.personal_status,
+        "referring_court_id": case.referring_court_id,
+        "people": [{"id": p.id, "side": p.side, "kind": p.kind, "name": p.name, "represents_id": p.represents_id}
+                   for p in case.people],
+        "clocks": [c.to_dict(now) for c in clocks(case)],
+    }

@@ -1,0 +1,260 @@
+"""Mediation sessions, invites bound to devices, consents and the admission rules of the lobby (R1, R3, R5, R8, P3)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mediation import audit, devicekeys, identity
+from mediation.db import utcnow
+from mediation.errors import Conflict, Expired, Forbidden, InvalidInput, NotFound, Unauthenticated
+from mediation.models import Case, Consent, Guest, Invite, MediationSession, Person
+from mediation.permissions import Role
+
+INVITE_TTL = dt.timedelta(days=7)
+CHALLENGE_TTL = dt.timedelta(seconds=120)
+NOTICES_VERSION = "2026-1"
+
+
+class SessionState(StrEnum):
+    SCHEDULED = "scheduled"
+    OPEN = "open"
+    LIVE = "live"
+    ENDED = "ended"
+
+
+SESSION_TRANSITIONS = {
+    SessionState.SCHEDULED: {SessionState.OPEN, SessionState.ENDED},
+    SessionState.OPEN: {SessionState.LIVE, SessionState.ENDED},
+    SessionState.LIVE: {SessionState.ENDED},
+    SessionState.ENDED: set(),
+}
+
+
+class ConsentKind(StrEnum):
+    NOTICES = "notices"  # R3 acknowledgement
+    RECORDING = "recording"  # R1, P2
+    ONLINE = "online"  # R1: consent to mediate online
+    THIRD_PARTY = "third_party"  # R8: subject = the third party's participant id
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def participant_id(invite: Invite) -> str:
+    return f"inv-{invite.id}"
+
+
+@dataclass(frozen=True)
+class IssuedInvite:
+    invite_id: int
+    role: str
+    name: str
+    token: str  # shown once; only its hash is stored
+
+    def link(self, base_url: str) -> str:
+        # The token travels in the URL fragment: never sent to servers, proxies or in Referer headers.
+        return f"{base_url.rstrip('/')}/join#{self.token}"
+
+
+async def schedule(
+    s: AsyncSession, case: Case, *, host_id: int, at: dt.datetime, actor: str, kind: str = "mediation",
+    guests: list[tuple[str, str]] = (), ttl: dt.timedelta = INVITE_TTL,  # type: ignore[assignment]
+) -> tuple[MediationSession, list[IssuedInvite]]:
+    """Create a session and one invite per person of the case (and per third party)."""
+    if case.stage == "archived":
+        raise Conflict("the case is archived", code="case_archived")
+    sess = MediationSession(case_id=case.id, host_id=host_id, kind=kind, state=SessionState.SCHEDULED.value,
+                            scheduled_at=at)
+    s.add(sess)
+    await s.flush()
+    issued: list[IssuedInvite] = []
+    expires = max(at, utcnow()) + ttl
+    for p in case.people:
+        issued.append(await _issue(s, sess, p.kind, p.name, expires, person_id=p.id))
+    for role, name in guests:
+        if role not in ("psychologist", "interpreter", "observer", "judge"):
+            raise InvalidInput(f"unknown third-party role {role!r}", code="bad_role")
+        g = Guest(case_id=case.id, role=role, name=name)
+        s.add(g)
+        await s.flush()
+        issued.append(await _issue(s, sess, role, name, expires, guest_id=g.id))
+    await audit.append(s, actor=actor, action="session.schedule", subject=f"case:{case.code}",
+                       detail={"session": sess.id, "invites": len(issued), "kind": kind})
+    return sess, issued
+
+
+async def _issue(s: AsyncSession, sess: MediationSession, role: str, name: str, expires: dt.datetime,
+                 **who: int) -> IssuedInvite:
+    token = secrets.token_urlsafe(24)  # 192 bits
+    inv = Invite(session_id=sess.id, role=role, token_hash=hash_token(token), expires_at=expires, **who)
+    s.add(inv)
+    await s.flush()
+    return IssuedInvite(inv.id, role, name, token)
+
+
+async def invite_by_token(s: AsyncSession, token: str) -> Invite:
+    if not isinstance(token, str) or not 16 <= len(token) <= 100:
+        raise Unauthenticated("this link is not valid", code="bad_invite")
+    inv = await s.scalar(select(Invite).where(Invite.token_hash == hash_token(token)))
+    if inv is None or inv.revoked:
+        raise Unauthenticated("this link is not valid", code="bad_invite")
+    if utcnow() > inv.expires_at:
+        raise Expired("this link has expired; ask the mediation center for a new one", code="invite_expired")
+    return inv
+
+
+def invite_name(inv: Invite, person: Person | None, guest: Guest | None) -> str:
+    return person.name if person else guest.name if guest else "?"
+
+
+# ---- device binding (R17) ---------------------------------------------------------------------------------------
+
+def make_challenge(secret: bytes, invite_id: int, now: dt.datetime | None = None) -> str:
+    """A stateless, expiring, invite-bound challenge; the caller keeps used nonces to make it single-use."""
+    exp = int(((now or utcnow()) + CHALLENGE_TTL).timestamp())
+    body = f"{invite_id}.{exp}.{secrets.token_urlsafe(16)}"
+    mac = hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()[:32]
+    return f"{body}.{mac}"
+
+
+def check_challenge(secret: bytes, invite_id: int, challenge: str, now: dt.datetime | None = None) -> None:
+    try:
+        inv_s, exp_s, nonce, mac = challenge.split(".")
+        body = f"{inv_s}.{exp_s}.{nonce}"
+        good = hmac.compare_digest(mac, hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()[:32])
+        fresh = int(exp_s) >= int((now or utcnow()).timestamp())
+        match = int(inv_s) == invite_id
+    except (ValueError, AttributeError):
+        good = fresh = match = False
+    if not (good and match):
+        raise Unauthenticated("device proof failed", code="bad_challenge")
+    if not fresh:
+        raise Expired("the join challenge expired; reload the page", code="challenge_expired")
+
+
+async def prove_device(
+    s: AsyncSession, inv: Invite, *, challenge: str, signature: str, public_key: str | None, secret: bytes
+) -> bool:
+    """Check the device proof; bind the key on first use. Returns True when this call bound the invite."""
+    check_challenge(secret, inv.id, challenge)
+    if inv.device_key is None:
+        if not public_key:
+            raise Unauthenticated("first use of this link must register a device key", code="device_key_required")
+        if not devicekeys.verify_raw(public_key, signature, devicekeys.join_message(challenge)):
+            raise Unauthenticated("device proof failed", code="bad_signature")
+        inv.device_key, inv.device_fingerprint = public_key, devicekeys.fingerprint(public_key)
+        inv.bound_at = utcnow()
+        await audit.append(s, actor=f"inv-{inv.id}", action="invite.bind", subject=f"invite:{inv.id}",
+                           detail={"fingerprint": inv.device_fingerprint})
+        return True
+    if public_key and public_key != inv.device_key:
+        await audit.append(s, actor="outsider", action="invite.device_mismatch", subject=f"invite:{inv.id}",
+                           detail={"fingerprint": devicekeys.fingerprint(public_key)})
+        raise Forbidden("this link is already in use on another device; ask the mediation center for help",
+                        code="device_mismatch")
+    if not devicekeys.verify_raw(inv.device_key, signature, devicekeys.join_message(challenge)):
+        raise Unauthenticated("device proof failed", code="bad_signature")
+    return False
+
+
+# ---- consents and admission ---------------------------------------------------------------------------------
+
+async def record_consent(
+    s: AsyncSession, inv: Invite, kind: str, granted: bool, *, subject: str = "", actor: str
+) -> Consent:
+    try:
+        k = ConsentKind(kind)
+    except ValueError:
+        raise InvalidInput(f"unknown consent kind {kind!r}", code="bad_consent") from None
+    if k is ConsentKind.NOTICES and not granted:
+        raise InvalidInput("the notices can only be acknowledged", code="bad_consent")
+    if (k is ConsentKind.THIRD_PARTY) != bool(subject):
+        raise InvalidInput("a third-party consent names the third party, others do not", code="bad_consent")
+    if k is ConsentKind.THIRD_PARTY and inv.role not in ("party", "agent"):
+        raise Forbidden("only parties consent to third parties", code="forbidden")
+    row = await s.scalar(select(Consent).where(Consent.invite_id == inv.id, Consent.kind == k.value,
+                                               Consent.subject == subject))
+    if row is None:
+        row = Consent(invite_id=inv.id, kind=k.value, subject=subject, granted=granted)
+        s.add(row)
+    else:  # a choice may change (R1: consent per stage); every change is logged
+        row.granted, row.at = granted, utcnow()
+    await audit.append(s, actor=actor, action="consent", subject=f"invite:{inv.id}",
+                       detail={"kind": k.value, "subject": subject, "granted": granted,
+                               "notices_version": NOTICES_VERSION if k is ConsentKind.NOTICES else None})
+    await s.flush()
+    return row
+
+
+async def consents_of(s: AsyncSession, invite_ids: list[int]) -> dict[int, dict[str, Any]]:
+    out: dict[int, dict[str, Any]] = {i: {"third_party": {}} for i in invite_ids}
+    for c in (await s.scalars(select(Consent).where(Consent.invite_id.in_(invite_ids)))).all():
+        if c.kind == ConsentKind.THIRD_PARTY:
+            out[c.invite_id]["third_party"][c.subject] = c.granted
+        else:
+            out[c.invite_id][c.kind] = c.granted
+    return out
+
+
+@dataclass(frozen=True)
+class Readiness:
+    identity: bool
+    notices: bool
+    recording: bool | None  # None: not answered yet
+    third_party_ok: bool  # for third parties: every party consented to them
+
+    def blocking(self, recording_running: bool) -> list[str]:
+        why = []
+        if not self.identity:
+            why.append("identity_check")
+        if not self.notices:
+            why.append("notices")
+        if self.recording is None or (recording_running and self.recording is False):
+            why.append("recording_consent")
+        if not self.third_party_ok:
+            why.append("party_consent_to_third_party")
+        return why
+
+
+async def readiness(s: AsyncSession, inv: Invite, party_invite_ids: list[int]) -> Readiness:
+    c = (await consents_of(s, [inv.id, *party_invite_ids]))
+    mine = c[inv.id]
+    tp_ok = True
+    if Role(inv.role) in (Role.JUDGE, Role.PSYCHOLOGIST, Role.INTERPRETER, Role.OBSERVER):
+        pid = participant_id(inv)
+        tp_ok = bool(party_invite_ids) and all(c[i]["third_party"].get(pid) is True for i in party_invite_ids)
+    return Readiness(await identity.passed(s, inv), bool(mine.get("notices")), mine.get("recording"), tp_ok)
+
+
+async def set_state(s: AsyncSession, sess: MediationSession, to: SessionState, *, actor: str) -> None:
+    cur = SessionState(sess.state)
+    if cur == to:
+        return
+    if to not in SESSION_TRANSITIONS[cur]:
+        raise Conflict(f"session is {cur.value}, cannot become {to.value}", code="bad_session_state")
+    sess.state = to.value
+    now = utcnow()
+    if to is SessionState.OPEN:
+        sess.opened_at = now
+    elif to is SessionState.LIVE:
+        sess.live_at = now
+    elif to is SessionState.ENDED:
+        sess.ended_at = now
+    await audit.append(s, actor=actor, action=f"session.{to.value}", subject=f"session:{sess.id}")
+
+
+async def get_session(s: AsyncSession, session_id: int) -> MediationSession:
+    sess = await s.get(MediationSession, session_id)
+    if sess is None:
+        raise NotFound("no such session", code="session_not_found")
+    return sess
