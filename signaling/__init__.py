@@ -1,0 +1,1 @@
+"""The OneDoor server: aiohttp app, HTTP API, Socket.IO `/session` namespace, CLI."""

@@ -1,0 +1,111 @@
+"""The aiohttp application factory: HTTP API, Socket.IO, static web app, security headers."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import socketio
+from aiohttp import web
+
+import signaling.events_lobby
+import signaling.events_session  # noqa: F401  (registers handlers)
+from signaling.config import Settings
+from signaling.http_api import api
+from signaling.httpkit import errors_middleware, openapi
+from signaling.services import SERVICES, Services
+from signaling.session_ns import SessionNamespace
+from web import WEB_DIR
+
+log = logging.getLogger(__name__)
+SIO = web.AppKey("sio", socketio.AsyncServer)
+NAMESPACE = web.AppKey("namespace", SessionNamespace)
+PAGES = {"/join": "party.html", "/console": "console.html", "/court": "court.html"}
+CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self' ws: wss:; "
+       "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+
+
+@web.middleware
+async def security_headers(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+                           ) -> web.StreamResponse:
+    resp = await handler(request)
+    resp.headers.setdefault("Content-Security-Policy", CSP)
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    resp.headers.setdefault("Referrer-Policy", "no-referrer")
+    resp.headers.setdefault("X-Frame-Options", "DENY")
+    resp.headers.setdefault("Permissions-Policy", "camera=(self), microphone=(self), display-capture=(self)")
+    if request.path.startswith("/api"):
+        resp.headers.setdefault("Cache-Control", "no-store")
+    return resp
+
+
+def create_app(settings: Settings, services: Services | None = None) -> web.Application:
+    services = services or Services.build(settings)
+    app = web.Application(middlewares=[security_headers, errors_middleware], client_max_size=1024 * 1024)
+    app[SERVICES] = services
+    mgr = socketio.AsyncRedisManager(settings.redis_url) if settings.redis_url else None
+    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=mgr, max_http_buffer_size=256 * 1024,
+                               ping_interval=10, ping_timeout=10, json=_Json)
+    ns = SessionNamespace(services)
+    sio.register_namespace(ns)
+    sio.attach(app)
+    app[SIO], app[NAMESPACE] = sio, ns
+    api.install(app)
+    spec = openapi(api)
+    app.router.add_get("/api/openapi.json", lambda _r: web.json_response(spec))
+    app.router.add_get("/healthz", _healthz)
+    _static(app, settings.web_dir or WEB_DIR)
+    app.cleanup_ctx.append(_lifecycle)
+    return app
+
+
+class _Json:
+    @staticmethod
+    def dumps(obj: object, **kw: object) -> str:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+    @staticmethod
+    def loads(s: str | bytes, **kw: object) -> object:
+        return json.loads(s)
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    sv = request.app[SERVICES]
+    async with sv.db.session() as s:
+        from sqlalchemy import text
+
+        await s.execute(text("SELECT 1"))
+    return web.json_response({"ok": True, "rooms": len(sv.rooms.all())})
+
+
+def _static(app: web.Application, web_dir: Path) -> None:
+    for path, page in PAGES.items():
+        app.router.add_get(path, _page(web_dir / page))
+    app.router.add_get("/", lambda _r: web.HTTPFound("/console"))  # type: ignore[arg-type, return-value]
+    vendor = web_dir / "node_modules" / "socket.io-client" / "dist"
+    if vendor.is_dir():
+        app.router.add_static("/vendor/socket.io/", vendor)
+    for sub in ("js", "css", "img"):
+        if (web_dir / sub).is_dir():
+            app.router.add_static(f"/{sub}/", web_dir / sub)
+
+
+def _page(file: Path) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handler(_r: web.Request) -> web.StreamResponse:
+        if not file.exists():
+            raise web.HTTPNotFound(text="page not built")
+        return web.FileResponse(file)
+    return handler
+
+
+async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    yield
+    sv = app[SERVICES]
+    for room in sv.rooms.all():
+        if room.recorder is not None:
+            await room.recorder.stop("server shutdown")
+        if room.hub is not None:
+            await room.hub.close()
+    await sv.db.close()

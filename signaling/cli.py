@@ -1,0 +1,194 @@
+"""`onedoor` command line. Every command takes --data-dir/--database-url/--key-dir, so a second command works on
+the data of a running server."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from mediation import accounts, audit, cases, schema, sessions
+from mediation.db import utcnow
+from mediation.errors import OneDoorError
+from mediation.models import Center, StaffUser
+from signaling.config import Settings
+from signaling.services import Services
+
+log = logging.getLogger("onedoor")
+DEMO_PASSWORD = "onedoor-demo-2026"  # development only; printed by `onedoor demo`
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def settings_from(a: argparse.Namespace) -> Settings:
+    return Settings(data_dir=Path(a.data_dir), key_dir=Path(a.key_dir) if a.key_dir else None,
+                    database_url=a.database_url, host=getattr(a, "host", "127.0.0.1"),
+                    port=getattr(a, "port", 8080), base_url=a.base_url)
+
+
+def parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", default="var/data", help="database and recordings (default var/data)")
+    common.add_argument("--key-dir", default=None, help="keys, kept apart from data (default <data-dir>/../keys)")
+    common.add_argument("--database-url", default=None, help="e.g. postgresql+asyncpg://user@host/db")
+    common.add_argument("--base-url", default=None, help="the server's public URL, for printed links")
+    p = argparse.ArgumentParser(prog="onedoor", description="OneDoor video mediation server")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("serve", parents=[common], help="run the server")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8080)
+    sub.add_parser("demo", parents=[common], help="create a demo center, staff accounts and a case; print links")
+    u = sub.add_parser("users", parents=[common], help="manage staff accounts").add_subparsers(dest="sub",
+                                                                                                 required=True)
+    ua = u.add_parser("add", parents=[common])
+    ua.add_argument("username")
+    ua.add_argument("--role", required=True)
+    ua.add_argument("--name", required=True)
+    ua.add_argument("--password", required=True)
+    ua.add_argument("--court-id", default=None)
+    db = sub.add_parser("db", parents=[common]).add_subparsers(dest="sub", required=True)
+    db.add_parser("upgrade", parents=[common], help="apply migrations")
+    au = sub.add_parser("audit", parents=[common]).add_subparsers(dest="sub", required=True)
+    au.add_parser("verify", parents=[common], help="check the hash chain and signed checkpoints")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    a = parser().parse_args(argv)
+    key = a.cmd + (f" {a.sub}" if getattr(a, "sub", None) else "")
+    try:
+        return COMMANDS[key](a)
+    except OneDoorError as e:
+        print(f"error: {e.message} ({e.code})", file=sys.stderr)
+        return 2
+
+
+def command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
+    def deco(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        COMMANDS[name] = fn
+        return fn
+    return deco
+
+
+def _run(a: argparse.Namespace, fn: Callable[[Services], Any]) -> Any:
+    settings = settings_from(a)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    schema.upgrade(settings.db_url)
+
+    async def go() -> Any:
+        sv = Services.build(settings)
+        try:
+            return await fn(sv)
+        finally:
+            await sv.db.close()
+    return asyncio.run(go())
+
+
+@command("db upgrade")
+def db_upgrade(a: argparse.Namespace) -> int:
+    settings = settings_from(a)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    schema.upgrade(settings.db_url)
+    print("database is at the latest schema")
+    return 0
+
+
+@command("serve")
+def serve(a: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from signaling.app import create_app
+
+    settings = settings_from(a)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.db_url.startswith("sqlite"):
+        schema.upgrade(settings.db_url)
+    app = create_app(settings)
+    print(f"OneDoor serving on {settings.public_url}  (mediator console: {settings.public_url}/console)",
+          flush=True)
+    web.run_app(app, host=settings.host, port=settings.port, print=None)
+    return 0
+
+
+@command("users add")
+def users_add(a: argparse.Namespace) -> int:
+    async def go(sv: Services) -> int:
+        async with sv.db.session() as s:
+            center = await ensure_center(s)
+            u = await accounts.create_user(s, center, username=a.username, password=a.password, role=a.role,
+                                           display_name=a.name, actor="cli", court_id=a.court_id)
+            print(f"created {u.username} ({u.role})")
+        return 0
+    return int(_run(a, go))
+
+
+@command("audit verify")
+def audit_verify(a: argparse.Namespace) -> int:
+    async def go(sv: Services) -> int:
+        async with sv.db.session() as s:
+            rep = await audit.verify(s, sv.keys.public_key)
+        print(json.dumps({"ok": rep.ok, "entries": rep.entries, "checkpoints": rep.checkpoints,
+                          "problems": rep.problems}, ensure_ascii=False, indent=2))
+        return 0 if rep.ok else 1
+    return int(_run(a, go))
+
+
+async def ensure_center(s: Any) -> Center:
+    center = await s.scalar(select(Center).order_by(Center.id).limit(1))
+    if center is None:
+        center = Center(code="QH-HX", name="湟中区社会治理综合服务中心 (demo)", address="西宁市湟中区")
+        s.add(center)
+        await s.flush()
+    return center
+
+
+async def ensure_user(s: Any, center: Center, username: str, role: str, name: str, **kw: Any) -> StaffUser:
+    u = await s.scalar(select(StaffUser).where(StaffUser.username == username))
+    if u is None:
+        u = await accounts.create_user(s, center, username=username, password=DEMO_PASSWORD, role=role,
+                                       display_name=name, actor="demo", **kw)
+    return u
+
+
+async def make_demo(sv: Services) -> dict[str, Any]:
+    base = sv.settings.public_url
+    async with sv.db.session() as s:
+        center = await ensure_center(s)
+        mediator = await ensure_user(s, center, "mediator", "mediator", "王调解员")
+        await ensure_user(s, center, "judge", "court_judge", "李法官", court_id="court-huangzhong")
+        await ensure_user(s, center, "admin", "admin", "管理员")
+        case = await cases.create_case(
+            s, center=center, title="邻里漏水纠纷 (demo)", category="neighbours", channel="walk_in",
+            summary="楼上住户卫生间漏水, 楼下天花板受损", actor="demo", created_by=mediator.id,
+            people=[cases.PersonIn("A", "张三", phone="13800000001", address="湟中区鲁沙尔镇"),
+                    cases.PersonIn("B", "李四", phone="13800000002", address="湟中区鲁沙尔镇")],
+        )
+        sess, issued = await sessions.schedule(s, case, host_id=mediator.id, at=utcnow() + dt.timedelta(minutes=5),
+                                               actor="demo")
+        return {"center": center.name, "case": case.code, "session": sess.id,
+                "console": f"{base}/console", "staff_password": DEMO_PASSWORD,
+                "staff": ["mediator", "judge", "admin"],
+                "invites": [{"name": i.name, "role": i.role, "link": i.link(base)} for i in issued]}
+
+
+@command("demo")
+def demo(a: argparse.Namespace) -> int:
+    out = _run(a, make_demo)
+    print(f"\nDemo case {out['case']} at {out['center']}, session {out['session']}")
+    print(f"  Mediator console: {out['console']}  (user 'mediator', password '{out['staff_password']}')")
+    for i in out["invites"]:
+        print(f"  {i['role']:<7} {i['name']}: {i['link']}")
+    print("  One-time identity codes are written to the server log (development sender).\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

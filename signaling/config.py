@@ -1,0 +1,44 @@
+"""Typed configuration, passed in (style.md 4): nothing is read from the environment at import time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mediation.identity import CodeSender, LogCodeSender
+
+
+@dataclass
+class Settings:
+    data_dir: Path = Path("var/data")
+    key_dir: Path | None = None  # default: <data_dir>/../keys, kept apart from the data (R14)
+    database_url: str | None = None  # default: SQLite file in data_dir
+    host: str = "127.0.0.1"
+    port: int = 8080
+    base_url: str | None = None  # what links are printed with; default http://host:port
+    ice_servers: list[dict[str, Any]] = field(default_factory=list)  # no public STUN by default
+    turn_secret: str | None = None  # coturn use-auth-secret
+    turn_urls: list[str] = field(default_factory=list)
+    turn_ttl: int = 3600
+    code_sender: CodeSender = field(default_factory=LogCodeSender)
+    redis_url: str | None = None  # Socket.IO across nodes
+    max_event_bytes: int = 64 * 1024  # largest Socket.IO payload (SDP offers are the big ones)
+    events_per_second: float = 20.0
+    event_burst: int = 60
+    secure_cookies: bool = False  # True behind HTTPS
+    web_dir: Path | None = None  # default: the installed `web` package
+
+    def __post_init__(self) -> None:
+        self.data_dir = Path(self.data_dir)
+        if self.key_dir is None:
+            self.key_dir = self.data_dir.resolve().parent / "keys"
+        self.key_dir = Path(self.key_dir)
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{self.data_dir.resolve() / 'onedoor.db'}"
+
+    @property
+    def public_url(self) -> str:
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -1,0 +1,62 @@
+"""What a running server holds: settings, database, keys, identity verifiers, live rooms."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+
+from mediation.db import Database
+from mediation.identity import AttestationVerifier, IdentityVerifier, OtpVerifier
+from mediation.keyring import KeyRing
+from signaling.config import Settings
+
+if TYPE_CHECKING:
+    from signaling.rooms import Rooms
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    keys: KeyRing
+    verifiers: dict[str, IdentityVerifier]
+    challenge_secret: bytes
+    rooms: Rooms
+    used_challenges: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        from signaling.rooms import Rooms
+
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        assert settings.key_dir is not None
+        keys = KeyRing.load_or_create(settings.key_dir)
+        raw = keys.signing_key.private_bytes(
+            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+        )
+        return cls(
+            settings=settings,
+            db=Database(settings.db_url),
+            keys=keys,
+            verifiers={"otp": OtpVerifier(settings.code_sender), "attestation": AttestationVerifier()},
+            challenge_secret=hashlib.sha256(b"onedoor-join-challenge:" + raw).digest(),
+            rooms=Rooms(),
+        )
+
+    def use_challenge(self, challenge: str) -> bool:
+        """Single use: False if this challenge was already spent. Expired entries are pruned."""
+        now = time.monotonic()
+        if len(self.used_challenges) > 10_000:
+            self.used_challenges = {c: t for c, t in self.used_challenges.items() if now - t < 300}
+        if challenge in self.used_challenges:
+            return False
+        self.used_challenges[challenge] = now
+        return True
+
+
+SERVICES = web.AppKey("services", Services)
