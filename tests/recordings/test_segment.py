@@ -93,7 +93,7 @@ def test_segment_size_limit_and_finished_stream() -> None:
 
 
 def test_incremental_feed_byte_by_byte() -> None:
-    head, frames = build([b"a" * 100, b"b" * 3, b"c"])
+    _head, frames = build([b"a" * 100, b"b" * 3, b"c"])
     opener = SegmentOpener(KEY, HEADER)
     out: list[bytes] = []
     for b in b"".join(frames):
@@ -146,7 +146,7 @@ def test_dropping_a_segment_is_detected_there(pts: list[bytes], data: st.DataObj
 def test_duplicating_a_segment_is_detected_there(pts: list[bytes], data: st.DataObject) -> None:
     _, frames = build(pts)
     k = data.draw(st.integers(0, len(frames) - 1))
-    out, status = read(frames[: k + 1] + [frames[k]] + frames[k + 1 :])
+    out, status = read([*frames[:k + 1], frames[k], *frames[k + 1:]])
     assert not status.complete and status.failed_at == k + 1 and out == pts[: k + 1]  # type: ignore[attr-defined]
     assert "again" in status.problem or "after the final" in status.problem  # type: ignore[attr-defined]
 
