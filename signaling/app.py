@@ -54,7 +54,10 @@ def create_app(settings: Settings, services: Services | None = None) -> web.Appl
     app[SIO], app[NAMESPACE] = sio, ns
     api.install(app)
     spec = openapi(api)
-    app.router.add_get("/api/openapi.json", lambda _r: web.json_response(spec))
+    async def openapi_json(_r: web.Request) -> web.Response:
+        return web.json_response(spec)
+
+    app.router.add_get("/api/openapi.json", openapi_json)
     app.router.add_get("/healthz", _healthz)
     _static(app, settings.web_dir or WEB_DIR)
     app.cleanup_ctx.append(_lifecycle)
@@ -83,7 +86,10 @@ async def _healthz(request: web.Request) -> web.Response:
 def _static(app: web.Application, web_dir: Path) -> None:
     for path, page in PAGES.items():
         app.router.add_get(path, _page(web_dir / page))
-    app.router.add_get("/", lambda _r: web.HTTPFound("/console"))  # type: ignore[arg-type, return-value]
+    async def home(_r: web.Request) -> web.Response:
+        raise web.HTTPFound("/console")
+
+    app.router.add_get("/", home)
     vendor = web_dir / "node_modules" / "socket.io-client" / "dist"
     if vendor.is_dir():
         app.router.add_static("/vendor/socket.io/", vendor)
@@ -94,8 +100,6 @@ def _static(app: web.Application, web_dir: Path) -> None:
 
 def _page(file: Path) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handler(_r: web.Request) -> web.StreamResponse:
-        if not file.exists():
-            raise web.HTTPNotFound(text="page not built")
         return web.FileResponse(file)
     return handler
 

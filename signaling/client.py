@@ -1,0 +1,123 @@
+"""A participant over the real protocol (HTTP + Socket.IO), for tests, bots and `onedoor simulate`.
+
+Parties: POST /api/join with the invite token → challenge; sign it with the device key; connect to `/session`.
+Staff: POST /api/auth/login → cookie; connect with {"session": id} and the cookie.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import socketio
+
+from mediation.devicekeys import DeviceKey, join_message
+
+NS = "/session"
+
+
+class ProtocolError(Exception):
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(f"{error.get('code')}: {error.get('message')}")
+        self.code = error.get("code")
+        self.error = error
+
+
+class SessionClient:
+    def __init__(self, base_url: str, *, device_key: DeviceKey | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.device_key = device_key or DeviceKey()
+        self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+        self.sio = socketio.AsyncClient(reconnection=False)
+        self.events: dict[str, list[Any]] = defaultdict(list)
+        self.state: dict[str, Any] = {}
+        self.info: dict[str, Any] = {}
+        self.csrf = ""
+        self._changed = asyncio.Event()
+        self.sio.on("*", self._on_any, namespace=NS)
+        self.sio.on("connect_error", self._on_connect_error, namespace=NS)
+        self._refusal: dict[str, Any] | None = None
+
+    async def _on_connect_error(self, data: Any = None) -> None:
+        if isinstance(data, dict) and isinstance(data.get("message"), dict):
+            data = data["message"]  # python-socketio wraps a refusal's payload
+        self._refusal = data if isinstance(data, dict) else {"code": "refused", "message": str(data)}
+
+    async def _on_any(self, event: str, data: Any = None) -> None:
+        self.events[event].append(data)
+        if event == "session:state":
+            self.state = data
+        self._changed.set()
+
+    # ---- joining ----
+
+    async def join_invite(self, token: str, *, send_key: bool | None = None) -> dict[str, Any]:
+        async with self.http.post(f"{self.base_url}/api/join", json={"token": token}) as r:
+            body = await r.json()
+            if r.status != 200:
+                raise ProtocolError(body["error"])
+        self.info = body
+        ch = body["challenge"]
+        auth = {"invite": token, "challenge": ch, "signature": self.device_key.sign(join_message(ch))}
+        if send_key if send_key is not None else True:
+            auth["public_key"] = self.device_key.spki_b64
+        await self._connect(auth)
+        return body
+
+    async def login(self, username: str, password: str) -> dict[str, Any]:
+        async with self.http.post(f"{self.base_url}/api/auth/login",
+                                  json={"username": username, "password": password}) as r:
+            body = await r.json()
+            if r.status != 200:
+                raise ProtocolError(body["error"])
+        self.csrf = body["csrf"]
+        return body
+
+    async def api(self, method: str, path: str, json: Any = None) -> Any:
+        async with self.http.request(method, f"{self.base_url}{path}", json=json,
+                                     headers={"X-CSRF-Token": self.csrf}) as r:
+            body = await r.json()
+            if r.status != 200:
+                raise ProtocolError(body["error"])
+            return body
+
+    async def join_staff(self, session_id: int) -> None:
+        await self._connect({"session": session_id})
+
+    async def _connect(self, auth: dict[str, Any]) -> None:
+        cookies = "; ".join(f"{c.key}={c.value}" for c in self.http.cookie_jar)
+        try:
+            await self.sio.connect(self.base_url, namespaces=[NS], auth=auth, transports=["websocket"],
+                                   headers={"Cookie": cookies} if cookies else {}, wait_timeout=10)
+        except socketio.exceptions.ConnectionError as e:
+            raise ProtocolError(self._refusal or {"code": "refused", "message": str(e)}) from None
+
+    # ---- talking ----
+
+    async def call(self, event: str, payload: Any = None, *, timeout: float = 10) -> dict[str, Any]:
+        ack = await self.sio.call(event, payload if payload is not None else {}, namespace=NS, timeout=timeout)
+        if not ack.get("ok"):
+            raise ProtocolError(ack["error"])
+        return ack
+
+    async def wait(self, pred: Callable[[SessionClient], bool], timeout: float = 10) -> None:
+        async with asyncio.timeout(timeout):
+            while not pred(self):
+                self._changed.clear()
+                await self._changed.wait()
+
+    async def wait_event(self, event: str, timeout: float = 10) -> Any:
+        await self.wait(lambda c: bool(c.events[event]), timeout)
+        return self.events[event][-1]
+
+    @property
+    def pid(self) -> str:
+        return str(self.state.get("you", {}).get("id") or self.info.get("participant", ""))
+
+    async def close(self) -> None:
+        if self.sio.connected:
+            await self.sio.disconnect()
+        await self.http.close()

@@ -1,0 +1,132 @@
+"""Shared fixtures: a real server on 127.0.0.1 with an ephemeral port, on SQLite or (when
+ONEDOOR_TEST_DATABASE_URL is set) PostgreSQL, migrated with the real Alembic migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from mediation import accounts, cases, schema, sessions
+from mediation.db import utcnow
+from mediation.identity import MemoryCodeSender
+from mediation.models import Center
+from signaling.app import create_app
+from signaling.client import SessionClient
+from signaling.config import Settings
+from signaling.services import SERVICES, Services
+
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture
+async def db_url(tmp_path: Path) -> str:
+    url = os.environ.get("ONEDOOR_TEST_DATABASE_URL")
+    if not url:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'data' / 'onedoor.db'}"
+        (tmp_path / "data").mkdir(exist_ok=True)
+    else:
+        eng = create_async_engine(url)
+        async with eng.begin() as c:
+            await c.execute(text("DROP SCHEMA public CASCADE"))
+            await c.execute(text("CREATE SCHEMA public"))
+        await eng.dispose()
+    await asyncio.to_thread(schema.upgrade, url)
+    return url
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    return Settings(data_dir=tmp_path / "data", key_dir=tmp_path / "keys", database_url=db_url,
+                    code_sender=MemoryCodeSender(), event_burst=200, events_per_second=100)
+
+
+@dataclass
+class World:
+    """A seeded center: staff of every role, one case with sides A and B, one session with invites."""
+
+    base_url: str
+    services: Services
+    case_code: str = ""
+    session_id: int = 0
+    tokens: dict[str, str] = field(default_factory=dict)  # "A", "B", guest roles -> invite token
+    invite_ids: dict[str, int] = field(default_factory=dict)
+    clients: list[SessionClient] = field(default_factory=list)
+
+    @property
+    def codes(self) -> dict[str, str]:
+        sender = self.services.settings.code_sender
+        assert isinstance(sender, MemoryCodeSender)
+        return sender.sent
+
+    def client(self) -> SessionClient:
+        c = SessionClient(self.base_url)
+        self.clients.append(c)
+        return c
+
+    async def staff(self, username: str, session: bool = True) -> SessionClient:
+        c = self.client()
+        await c.login(username, PASSWORD)
+        if session:
+            await c.join_staff(self.session_id)
+        return c
+
+    async def party(self, who: str) -> SessionClient:
+        c = self.client()
+        await c.join_invite(self.tokens[who])
+        return c
+
+    async def ready(self, c: SessionClient, who: str, *, recording: bool = True) -> None:
+        """Identity check by one-time code, notices, consents: what a party does in the lobby."""
+        await c.call("identity:start", {"method": "otp"})
+        await c.call("identity:answer", {"code": self.codes[f"invite:{self.invite_ids[who]}"]})
+        await c.call("lobby:consent", {"kind": "notices", "granted": True})
+        await c.call("lobby:consent", {"kind": "online", "granted": True})
+        await c.call("lobby:consent", {"kind": "recording", "granted": recording})
+
+
+STAFF = {"mediator": "mediator", "mediator2": "mediator", "clerk": "intake_clerk", "admin": "admin",
+         "judge": "court_judge", "psych": "staff_psychologist"}
+
+
+async def seed(sv: Services, guests: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+    async with sv.db.session() as s:
+        center = Center(code="QH-HX", name="湟中区社会治理综合服务中心", address="西宁市湟中区")
+        s.add(center)
+        await s.flush()
+        users = {}
+        for name, role in STAFF.items():
+            users[name] = await accounts.create_user(s, center, username=name, password=PASSWORD, role=role,
+                                                     display_name=name, actor="test",
+                                                     court_id="court-huangzhong" if role == "court_judge" else None)
+        case = await cases.create_case(
+            s, center=center, title="邻里漏水纠纷", category="neighbours", channel="walk_in", actor="test",
+            people=[cases.PersonIn("A", "张三", phone="13800000001"), cases.PersonIn("B", "李四", phone="13800000002")],
+        )
+        sess, issued = await sessions.schedule(s, case, host_id=users["mediator"].id, at=utcnow(), actor="test",
+                                               guests=guests or [("psychologist", "赵心理")])
+    tokens, ids = {}, {}
+    for inv, key in zip(issued, ["A", "B", *[g[0] for g in (guests or [("psychologist", "")])]], strict=True):
+        tokens[key], ids[key] = inv.token, inv.invite_id
+    return {"case": case.code, "session": sess.id, "tokens": tokens, "ids": ids}
+
+
+@pytest.fixture
+async def world(aiohttp_server: Any, settings: Settings) -> AsyncIterator[World]:
+    app = create_app(settings)
+    server = await aiohttp_server(app)
+    sv = app[SERVICES]
+    w = World(str(server.make_url("")).rstrip("/"), sv)
+    seeded = await seed(sv)
+    w.case_code, w.session_id, w.tokens, w.invite_ids = (seeded["case"], seeded["session"], seeded["tokens"],
+                                                         seeded["ids"])
+    yield w
+    for c in w.clients:
+        await c.close()

@@ -1,0 +1,136 @@
+"""The whole lobby flow over real Socket.IO against a real server (issue 2; R1, R3, R5, R8, P2, P3)."""
+
+from __future__ import annotations
+
+import pytest
+
+from signaling.client import ProtocolError
+from tests.conftest import World
+
+
+async def test_lobby_flow_mediator_and_two_parties(world: World) -> None:
+    a = await world.party("A")
+    await a.wait(lambda c: c.state.get("you", {}).get("admitted") is False)
+    assert a.state["mediator_present"] is False
+    # Nobody is admitted while no mediator is present (P3): there is nobody who could admit.
+    await world.ready(a, "A")
+    assert a.state["participants"] == []  # lobby people see nobody
+
+    m = await world.staff("mediator")
+    await m.wait(lambda c: bool(c.state.get("lobby")))
+    assert m.state["you"]["role"] == "host" and m.state["you"]["admitted"] is True
+    await a.wait(lambda c: c.state.get("mediator_present") is True)
+
+    b = await world.party("B")
+    # B is not ready yet: admission is refused with the reasons.
+    await m.wait(lambda c: len(c.state.get("lobby", [])) == 2)
+    with pytest.raises(ProtocolError) as e:
+        await m.call("lobby:admit", {"participant": b.pid})
+    assert e.value.code == "not_ready"
+    assert set(e.value.error["detail"]["blocking"]) == {"identity_check", "notices", "recording_consent"}
+
+    # A wrong code is refused, the right one passes.
+    await b.call("identity:start", {"method": "otp"})
+    with pytest.raises(ProtocolError) as e:
+        await b.call("identity:answer", {"code": "000000" if world.codes[f"invite:{world.invite_ids['B']}"] != "000000" else "111111"})
+    assert e.value.code == "wrong_code"
+    await b.call("identity:answer", {"code": world.codes[f"invite:{world.invite_ids['B']}"]})
+    await b.call("lobby:consent", {"kind": "notices", "granted": True})
+    await b.call("lobby:consent", {"kind": "recording", "granted": True})
+
+    res = await m.call("lobby:admit-all")
+    assert sorted(res["admitted"]) == sorted([a.pid, b.pid])
+    for c in (a, b):
+        await c.wait(lambda c: c.state.get("you", {}).get("admitted") is True and len(c.state["participants"]) == 3)
+    assert {p["name"] for p in a.state["participants"]} == {"张三", "李四", "mediator"}
+
+    # Every step is in the audit log, and the chain verifies.
+    admin = await world.staff("admin", session=False)
+    log = await admin.api("GET", f"/api/audit?subject=invite:{world.invite_ids['B']}")
+    actions = [e["action"] for e in log["entries"]]
+    assert actions[:2] == ["invite.bind", "identity.start"]
+    assert "identity.wrong_code" in actions and "identity.passed" in actions
+    assert actions.count("consent") == 2
+    assert (await admin.api("GET", "/api/audit/verify"))["ok"] is True
+
+
+async def test_mediator_attestation_identity_check(world: World) -> None:
+    m = await world.staff("mediator")
+    a = await world.party("A")
+    await a.call("identity:start", {"method": "attestation"})
+    await m.wait(lambda c: any(p["id"] == a.pid for p in c.state.get("lobby", [])))
+    await m.call("identity:attest", {"participant": a.pid, "document": "居民身份证", "matched": True})
+    await m.wait(lambda c: any(p["id"] == a.pid and p["identity"] for p in c.state.get("lobby", [])))
+    # a party cannot attest for itself
+    with pytest.raises(ProtocolError) as e:
+        await a.call("identity:attest", {"participant": a.pid, "document": "居民身份证", "matched": True})
+    assert e.value.code == "forbidden"
+
+
+async def test_third_party_needs_every_partys_consent(world: World) -> None:
+    m = await world.staff("mediator")
+    a, b = await world.party("A"), await world.party("B")
+    psy = await world.party("psychologist")
+    for c, who in ((a, "A"), (b, "B"), (psy, "psychologist")):
+        await world.ready(c, who)
+    await m.call("lobby:admit", {"participant": a.pid})
+    await m.call("lobby:admit", {"participant": b.pid})
+    with pytest.raises(ProtocolError) as e:
+        await m.call("lobby:admit", {"participant": psy.pid})
+    assert e.value.error["detail"]["blocking"] == ["party_consent_to_third_party"]
+    # Parties see who the third party is, and consent one by one (R8).
+    await a.wait(lambda c: any(g["id"] == psy.pid for g in c.state.get("third_parties", [])))
+    await a.call("lobby:consent", {"kind": "third_party", "subject": psy.pid, "granted": True})
+    with pytest.raises(ProtocolError):
+        await m.call("lobby:admit", {"participant": psy.pid})
+    await b.call("lobby:consent", {"kind": "third_party", "subject": psy.pid, "granted": False})
+    with pytest.raises(ProtocolError):
+        await m.call("lobby:admit", {"participant": psy.pid})
+    await b.call("lobby:consent", {"kind": "third_party", "subject": psy.pid, "granted": True})
+    await m.call("lobby:admit", {"participant": psy.pid})
+    await psy.wait(lambda c: c.state.get("you", {}).get("admitted") is True)
+
+
+async def test_refuse_and_rejoin_keeps_identity(world: World) -> None:
+    m = await world.staff("mediator")
+    a = await world.party("A")
+    await world.ready(a, "A")
+    await m.call("lobby:admit", {"participant": a.pid})
+    # A's network changes: the same device reconnects with a fresh challenge and is back without a new check.
+    a2 = world.client()
+    a2.device_key = a.device_key
+    await a2.join_invite(world.tokens["A"], send_key=False)
+    await a2.wait(lambda c: c.state.get("you", {}).get("admitted") is True)
+    await a.wait(lambda c: bool(c.events["session:replaced"]))
+    # Refusing someone in the lobby disconnects them with the reason.
+    b = await world.party("B")
+    await m.wait(lambda c: any(p["id"] == b.pid for p in c.state.get("lobby", [])))
+    await m.call("lobby:refuse", {"participant": b.pid, "reason": "请稍后再试"})
+    assert (await b.wait_event("session:refused"))["reason"] == "请稍后再试"
+
+
+async def test_forwarded_link_on_another_device_is_refused(world: World) -> None:
+    a = await world.party("A")
+    await a.close()
+    other = world.client()  # another device: a different key
+    with pytest.raises(ProtocolError) as e:
+        await other.join_invite(world.tokens["A"])
+    assert e.value.code == "device_mismatch"
+    # without offering a key, its signature cannot verify against the bound key either
+    other2 = world.client()
+    with pytest.raises(ProtocolError) as e:
+        await other2.join_invite(world.tokens["A"], send_key=False)
+    assert e.value.code == "bad_signature"
+
+
+async def test_end_session(world: World) -> None:
+    m = await world.staff("mediator")
+    a = await world.party("A")
+    await world.ready(a, "A")
+    await m.call("lobby:admit", {"participant": a.pid})
+    await m.call("session:end", {"reason": "调解结束"})
+    assert (await a.wait_event("session:ended"))["reason"] == "调解结束"
+    again = world.client()
+    with pytest.raises(ProtocolError) as e:
+        await again.join_invite(world.tokens["B"])
+    assert e.value.code == "session_ended"
