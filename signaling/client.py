@@ -42,8 +42,8 @@ class SessionClient:
         self._refusal: dict[str, Any] | None = None
 
     async def _on_connect_error(self, data: Any = None) -> None:
-        if isinstance(data, dict) and isinstance(data.get("message"), dict):
-            data = data["message"]  # python-socketio wraps a refusal's payload
+        if isinstance(data, dict) and isinstance(data.get("data"), dict):
+            data = data["data"]  # python-socketio wraps a refusal: {"message": ..., "data": {code, message}}
         self._refusal = data if isinstance(data, dict) else {"code": "refused", "message": str(data)}
 
     async def _on_any(self, event: str, data: Any = None) -> None:

@@ -55,11 +55,11 @@ class SessionNamespace(socketio.AsyncNamespace):
             else:
                 raise Unauthenticated("missing credentials", code="auth_required")
         except OneDoorError as e:
-            raise socketio.exceptions.ConnectionRefusedError(e.to_dict()) from None
+            raise socketio.exceptions.ConnectionRefusedError(e.message, e.to_dict()) from None
         except Exception:
             log.exception("connect failed")
-            raise socketio.exceptions.ConnectionRefusedError({"code": "internal", "message": "internal error"}) \
-                from None
+            err = {"code": "internal", "message": "internal error"}
+            raise socketio.exceptions.ConnectionRefusedError(err["message"], err) from None
         old = p.sid
         p.sid = sid
         self.conns[sid] = Conn(sid, room.session_id, p.pid, tokens=float(self.services.settings.event_burst))
