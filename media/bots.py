@@ -1,0 +1,300 @@
+"""Synthetic participants: aiortc clients that speak the media protocol and publish pre-encoded media.
+
+A bot publishes the cached VP8 and Opus clips of media/fixtures.py (no encoder runs), receives every forwarded
+track through a tapped receiver (no decoder runs), and counts packets, bytes, frames and keyframes received per
+source participant. It talks to the server through a `Channel`; its media logic is identical over
+`DirectChannel` (in-process, calls `Hub.handle`) and `SocketIOChannel` (python-socketio AsyncClient).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.mediastreams import MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
+
+from media import passthrough
+from media.channels import Channel
+from media.config import MediaConfig
+from media.fixtures import EncodedClip, audio_clip, video_clip
+from media.forward import SOURCE_KIND
+
+logger = logging.getLogger(__name__)
+
+
+class ClipTrack(MediaStreamTrack):
+    """Plays an encoded clip in a loop, in real time; jumps to a keyframe when the far end asks for one."""
+
+    def __init__(self, clip: EncodedClip) -> None:
+        super().__init__()
+        self.kind = clip.kind
+        self._clip = clip
+        self._index = 0
+        self._count = 0
+        self._start: float | None = None
+        self._keyframe_wanted = False
+        self.frames_sent = 0
+        self.bytes_sent = 0
+        self.keyframe_requests = 0
+
+    def request_keyframe(self) -> None:
+        self.keyframe_requests += 1
+        self._keyframe_wanted = True
+
+    async def recv(self) -> Any:
+        clip = self._clip
+        if self._start is None:
+            self._start = time.monotonic()
+        else:
+            delay = self._start + self._count * clip.frame_seconds - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        if self._keyframe_wanted:
+            self._keyframe_wanted = False
+            if self._index not in clip.keyframes:
+                self._index = clip.keyframes[0]
+        data = clip.frames[self._index]
+        packet = passthrough.encoded_packet(data, self._count * clip.frame_ticks, _time_base(clip))
+        self._index = (self._index + 1) % len(clip.frames)
+        self._count += 1
+        self.frames_sent += 1
+        self.bytes_sent += len(data)
+        return packet
+
+
+def _time_base(clip: EncodedClip) -> Any:
+    from fractions import Fraction
+
+    return Fraction(1, clip.clock_rate)
+
+
+@dataclass
+class Counter:
+    packets: int = 0
+    nbytes: int = 0
+    frames: int = 0
+    keyframes: int = 0
+    first_frame_at: float | None = None
+    first_keyframe_at: float | None = None
+    first_keyframe: bytes | None = None
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "packets": self.packets,
+            "bytes": self.nbytes,
+            "frames": self.frames,
+            "keyframes": self.keyframes,
+        }
+
+
+class Bot:
+    def __init__(
+        self,
+        participant_id: str,
+        channel: Channel,
+        config: MediaConfig | None = None,
+        *,
+        audio: bool = True,
+        video: bool = True,
+    ) -> None:
+        self.pid = participant_id
+        self.channel = channel
+        self.config = config or MediaConfig()
+        self.audio_track = ClipTrack(audio_clip()) if audio else None
+        self.video_track = ClipTrack(video_clip()) if video else None
+        self.pc: RTCPeerConnection | None = None
+        self.tracks: dict[str, dict[str, Any]] = {}  # mid -> what the hub says it carries
+        self.received: dict[tuple[str, str], Counter] = {}
+        self.phases: dict[str, dict[str, dict[str, dict[str, int]]]] = {}
+        self.audio_only_events: list[dict[str, Any]] = []
+        self.errors: list[dict[str, Any]] = []
+        self.joined_at: float | None = None
+        self._inbox: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue(maxsize=64)
+        self._pump: asyncio.Task[None] | None = None
+        self._answered = asyncio.Event()
+        self._loss: Callable[[], bool] | None = None
+        for event in ("media:offer", "media:tracks", "media:audio-only"):
+            channel.on(event, self._enqueuer(event))
+
+    def _enqueuer(self, event: str) -> Callable[[dict[str, Any]], None]:
+        def enqueue(payload: dict[str, Any]) -> None:
+            self._inbox.put_nowait((event, payload))
+
+        return enqueue
+
+    # protocol -----------------------------------------------------------------------------------
+    async def join(self) -> None:
+        """Join (or re-join with a new peer connection) and wait until the first offer is answered."""
+        if self._pump is None:
+            self._pump = asyncio.create_task(self._run(), name=f"bot-{self.pid}")
+        if self.pc is not None:
+            await self.pc.close()
+        self.pc = RTCPeerConnection(configuration=self.config.rtc_configuration())
+        self._answered.clear()
+        self.joined_at = time.monotonic()
+        ack = await self.channel.call("media:join", {})
+        if not ack.get("ok"):
+            raise RuntimeError(f"join refused: {ack}")
+        await self._answered.wait()
+
+    async def request_audio_only(self, enabled: bool) -> dict[str, Any]:
+        return await self.channel.call("media:audio-only", {"enabled": enabled})
+
+    async def leave(self) -> None:
+        await self.channel.call("media:leave", {})
+        await self.close()
+
+    async def close(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            await asyncio.gather(self._pump, return_exceptions=True)
+            self._pump = None
+        if self.pc is not None:
+            await self.pc.close()
+            self.pc = None
+
+    async def _run(self) -> None:
+        while True:
+            event, payload = await self._inbox.get()
+            try:
+                if event == "media:offer":
+                    await self._answer(payload)
+                elif event == "media:tracks":
+                    self.tracks.update(payload.get("tracks", {}))
+                elif event == "media:audio-only":
+                    self.audio_only_events.append(payload)
+            except Exception:
+                logger.exception("bot %s failed to handle %s", self.pid, event)
+
+    async def _answer(self, offer: dict[str, Any]) -> None:
+        pc = self.pc
+        assert pc is not None
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
+        self.tracks.update(offer.get("tracks", {}))
+        publish = {mid: source for source, mid in offer.get("publish", {}).items()}
+        for transceiver in pc.getTransceivers():
+            source = publish.get(transceiver.mid or "")
+            if source is not None:
+                self._publish(transceiver, source)
+            elif (
+                passthrough.tapped_frames(transceiver.receiver) is None
+                and transceiver.currentDirection is None
+            ):
+                self._tap(transceiver)
+        if self._loss is not None and len(pc.getTransceivers()):
+            self._install_loss(pc)
+        await pc.setLocalDescription(await pc.createAnswer())
+        ack = await self.channel.call("media:answer", {"type": "answer", "sdp": pc.localDescription.sdp})
+        if not ack.get("ok"):
+            self.errors.append(ack)
+            logger.warning("bot %s: answer refused: %s", self.pid, ack)
+        self._answered.set()
+
+    def _publish(self, transceiver: RTCRtpTransceiver, source: str) -> None:
+        track = self.audio_track if source == "audio" else self.video_track if source == "camera" else None
+        if track is None or transceiver.sender.track is track:
+            return
+        transceiver.sender.replaceTrack(track)
+        transceiver.direction = "sendonly"
+        if track.kind == "video":
+            passthrough.on_keyframe_request(transceiver.sender, track.request_keyframe)
+
+    def _tap(self, transceiver: RTCRtpTransceiver) -> None:
+        mid = transceiver.mid or ""
+
+        def on_packet(packet: RtpPacket) -> None:
+            counter = self._counter(mid)
+            if counter is not None:
+                counter.packets += 1
+
+        def on_frame(codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
+            counter = self._counter(mid)
+            if counter is None:
+                return
+            now = time.monotonic()
+            counter.frames += 1
+            counter.nbytes += len(frame.data)
+            counter.first_frame_at = counter.first_frame_at or now
+            if transceiver.kind == "video" and passthrough.is_vp8_keyframe(frame.data):
+                counter.keyframes += 1
+                if counter.first_keyframe_at is None:
+                    counter.first_keyframe_at, counter.first_keyframe = now, frame.data
+
+        passthrough.tap_receiver(transceiver.receiver, on_frame, on_packet)
+
+    def _counter(self, mid: str) -> Counter | None:
+        info = self.tracks.get(mid)
+        if not info or info.get("participant") is None:
+            return None
+        key = (info["participant"], info["source"])
+        counter = self.received.get(key)
+        if counter is None:
+            counter = self.received[key] = Counter()
+        return counter
+
+    # lossy downlink (tests) ---------------------------------------------------------------------
+    def set_downlink_loss(self, pattern: list[bool] | None) -> None:
+        """Drop incoming RTP following `pattern` (True = drop), cycled; None = no loss."""
+        if pattern is None:
+            self._loss = lambda: False
+            return
+        state = {"i": 0}
+
+        def should_drop() -> bool:
+            state["i"] += 1
+            return pattern[state["i"] % len(pattern)]
+
+        first = self._loss is None
+        self._loss = should_drop
+        if first and self.pc is not None and self.pc.getTransceivers():
+            self._install_loss(self.pc)
+
+    def _install_loss(self, pc: RTCPeerConnection) -> None:
+        transport = pc.getTransceivers()[0].receiver.transport
+        if not getattr(transport, "_onedoor_loss", False):
+            transport._onedoor_loss = True  # type: ignore[attr-defined]
+            passthrough.drop_incoming_rtp(transport, lambda: self._loss is not None and self._loss())
+
+    # counters -----------------------------------------------------------------------------------
+    def snapshot(self) -> dict[str, dict[str, dict[str, int]]]:
+        """{participant: {source: {packets, bytes, frames, keyframes}}} received so far."""
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        for (participant, source), counter in self.received.items():
+            out.setdefault(participant, {})[source] = counter.as_dict()
+        return out
+
+    def mark(self, phase: str) -> None:
+        self.phases[phase] = self.snapshot()
+
+    def delta(self, start: str, end: str) -> dict[str, dict[str, dict[str, int]]]:
+        """What arrived between two marks: {participant: {source: {packets, ...}}} (zeros included)."""
+        a, b = self.phases[start], self.phases[end]
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        for participant, sources in b.items():
+            for source, counts in sources.items():
+                before = a.get(participant, {}).get(source, {})
+                out.setdefault(participant, {})[source] = {k: v - before.get(k, 0) for k, v in counts.items()}
+        return out
+
+    def sent(self) -> dict[str, dict[str, int]]:
+        return {
+            source: {"frames": t.frames_sent, "bytes": t.bytes_sent, "keyframe_requests": t.keyframe_requests}
+            for source, t in (("audio", self.audio_track), ("camera", self.video_track))
+            if t is not None
+        }
+
+    def receiving_from(self, participant: str, sources: tuple[str, ...] = ("audio", "camera")) -> bool:
+        return all(
+            (c := self.received.get((participant, s))) is not None
+            and c.frames > 0
+            and (SOURCE_KIND[s] == "audio" or c.keyframes > 0)
+            for s in sources
+        )

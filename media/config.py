@@ -1,0 +1,43 @@
+"""Typed media configuration (style.md 4): built by the caller, never read from the environment here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    # ICE servers in the browser's RTCIceServer shape: {"urls": [...], "username": ..., "credential": ...}.
+    # Empty by default: never a public STUN server (see media-notes.md).
+    ice_servers: list[dict[str, Any]] = field(default_factory=list)
+    # Bounded queues on the media path, in frames per forwarded track (video ~1 s at 30 fps, audio 0.5 s).
+    video_queue_frames: int = 30
+    audio_queue_frames: int = 25
+    # At most one keyframe request (PLI) per publisher track per this many seconds; later requests coalesce.
+    keyframe_interval: float = 0.5
+    # Weak links (P5): fraction of packets lost by a subscriber over `loss_window` seconds above
+    # `loss_threshold` switches it to audio only; below `recover_threshold` for `recover_after` seconds resumes.
+    loss_threshold: float = 0.10
+    loss_window: float = 5.0
+    recover_threshold: float = 0.02
+    recover_after: float = 10.0
+    monitor_interval: float = 1.0
+    # Minimum number of packets in the window before a loss decision is taken.
+    loss_min_packets: int = 50
+    # Largest SDP accepted from a client, in characters.
+    max_sdp_chars: int = 64_000
+
+    def rtc_configuration(self) -> RTCConfiguration:
+        servers = []
+        for entry in self.ice_servers:
+            servers.append(
+                RTCIceServer(
+                    urls=entry["urls"],
+                    username=entry.get("username"),
+                    credential=entry.get("credential"),
+                )
+            )
+        return RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)

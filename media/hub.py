@@ -1,0 +1,371 @@
+"""The media hub of one live session: pass-through forwarding between the participants' peer connections.
+
+API (the signaling layer owns one Hub per live session)::
+
+    hub = Hub(session_id, MediaConfig(...), send)   # send(participant_id, event, payload) -> Awaitable[None]
+    await hub.add(participant_id, label)             # label: public dict shown to others (name, role, side...)
+    ack = await hub.handle(participant_id, event, payload)   # client -> server media events; returns the ack
+    hub.routing.open_caucus("side-a", [...]); await hub.apply_routing()   # after any routing change
+    await hub.remove(participant_id); await hub.close()
+    hub.stats()                                      # counters, slots, queues, tasks (for tests and /metrics)
+
+`handle` raises `mediation.errors.OneDoorError` subclasses (media/errors.py); the transport turns them into
+`{"ok": false, "error": {...}}`. `send` must not wait for the client to act on the message (an emit is fine).
+Events and payloads: docs/protocol-media.md. The server is always the offerer (media/peer.py), so there is no
+glare: a participant's negotiation runs under its own lock and one offer is outstanding at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from aiortc import RTCPeerConnection
+
+from media import passthrough
+from media.config import MediaConfig
+from media.errors import UnknownEvent, UnknownParticipant
+from media.forward import Publication, Slot
+from media.peer import Peer
+from media.routing import RoutingTable
+from media.weaklink import DEGRADE, RECOVER
+from mediation.errors import Conflict, InvalidInput
+
+logger = logging.getLogger(__name__)
+
+Send = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+Handler = Callable[[Peer, dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class Hub:
+    def __init__(self, session_id: str, config: MediaConfig, send: Send) -> None:
+        passthrough.check_aiortc_internals()
+        self.session_id = session_id
+        self.config = config
+        self.routing = RoutingTable()
+        self._send = send
+        self._peers: dict[str, Peer] = {}
+        self._tasks: set[asyncio.Future[Any]] = set()
+        self._monitor: asyncio.Task[None] | None = None
+        self._closed = False
+        self._handlers: dict[str, Handler] = {
+            "media:join": self._on_join,
+            "media:answer": self._on_answer,
+            "media:renegotiate": self._on_renegotiate,
+            "media:audio-only": self._on_audio_only,
+            "media:keyframe": self._on_keyframe,
+            "media:leave": self._on_leave,
+        }
+
+    # lifecycle ----------------------------------------------------------------------------------
+    async def add(self, participant_id: str, label: dict[str, Any] | None = None) -> None:
+        if self._closed:
+            raise Conflict("the session's media hub is closed", code="hub_closed")
+        peer = self._peers.get(participant_id)
+        if peer is not None:
+            peer.label = dict(label or peer.label)
+            return
+        self._peers[participant_id] = Peer(participant_id, dict(label or {}), self.config)
+        self.routing.add(participant_id)
+        if self._monitor is None:
+            self._monitor = asyncio.create_task(self._watch_links(), name=f"hub-{self.session_id}-links")
+
+    async def remove(self, participant_id: str) -> None:
+        """The participant leaves: its peer connection, publications and slots are released."""
+        peer = self._peers.pop(participant_id, None)
+        if peer is None:
+            return
+        self.routing.remove(participant_id)
+        async with peer.lock:
+            for publication in peer.publications.values():
+                publication.close()
+            peer.publications.clear()
+            await peer.close_pc()
+        await self.apply_routing()
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._monitor is not None:
+            self._monitor.cancel()
+        for pid in list(self._peers):
+            await self.remove(pid)
+        tasks = [t for t in (self._monitor, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._monitor = None
+
+    async def handle(self, participant_id: str, event: str, payload: Any) -> dict[str, Any]:
+        handler = self._handlers.get(event)
+        if handler is None:
+            raise UnknownEvent(f"unknown media event {event!r}")
+        peer = self._peers.get(participant_id)
+        if peer is None:
+            raise UnknownParticipant("not a participant of this session's media")
+        if payload is None:
+            payload = {}
+        if not isinstance(payload, dict):
+            raise InvalidInput("the payload must be an object")
+        return await handler(peer, payload)
+
+    async def apply_routing(self) -> None:
+        """Start/stop forwarding after a routing change; resumed video waits for (and requests) a keyframe."""
+        for peer in list(self._peers.values()):
+            self._update_activity(peer)
+        for peer in list(self._peers.values()):
+            await self._send_tracks(peer)
+
+    # client events ------------------------------------------------------------------------------
+    async def _on_join(self, peer: Peer, payload: dict[str, Any]) -> dict[str, Any]:
+        async with peer.lock:
+            await peer.close_pc()  # a re-join (network change) replaces the peer connection
+            peer.open(
+                lambda source: self._publication(peer, source), lambda pc, s: self._on_state(peer, pc, s)
+            )
+            self._bind_missing(peer, allow_new=True)
+            await self._offer(peer)
+        return {"ok": True}
+
+    async def _on_answer(self, peer: Peer, payload: dict[str, Any]) -> dict[str, Any]:
+        changed = False
+        async with peer.lock:
+            await peer.apply_answer(payload.get("sdp"))
+            live = set(peer.live_sources())
+            for source, publication in peer.publications.items():
+                if publication.live != (source in live):
+                    changed = True
+                    if publication.live:
+                        publication.close()
+                    publication.live = source in live
+            self._update_activity(peer)
+            await self._send_tracks(peer)
+        self._spawn(self._sync(peer))
+        if changed:
+            for other in self._peers.values():
+                if other is not peer:
+                    self._spawn(self._sync(other))
+        return {"ok": True}
+
+    async def _on_renegotiate(self, peer: Peer, payload: dict[str, Any]) -> dict[str, Any]:
+        async with peer.lock:
+            if peer.pc is None:
+                raise Conflict("join first", code="not_joined")
+            if peer.offer_outstanding:
+                return {"ok": True, "pending": True}
+            self._bind_missing(peer, allow_new=True)
+            await self._offer(peer)
+        return {"ok": True}
+
+    async def _on_audio_only(self, peer: Peer, payload: dict[str, Any]) -> dict[str, Any]:
+        enabled = payload.get("enabled")
+        if not isinstance(enabled, bool):
+            raise InvalidInput("'enabled' must be true or false")
+        await self._set_audio_only(peer, enabled, "request", notify=False)
+        return {"ok": True, "audio_only": enabled}
+
+    async def _on_keyframe(self, peer: Peer, payload: dict[str, Any]) -> dict[str, Any]:
+        mid = payload.get("mid")
+        slot = next((s for s in peer.slots if s.mid == mid), None)
+        if slot is None:
+            raise InvalidInput("no forwarded track with this mid", code="unknown_mid")
+        self._keyframe_for(slot)
+        return {"ok": True}
+
+    async def _on_leave(self, peer: Peer, payload: dict[str, Any]) -> dict[str, Any]:
+        async with peer.lock:
+            for publication in peer.publications.values():
+                publication.close()
+            await peer.close_pc()
+        await self.apply_routing()
+        return {"ok": True}
+
+    # negotiation and binding --------------------------------------------------------------------
+    def _publication(self, peer: Peer, source: str) -> Publication:
+        publication = peer.publications.get(source)
+        if publication is None:
+            publication = Publication(
+                owner=peer.pid,
+                source=source,
+                label=peer.label,
+                keyframe_interval=self.config.keyframe_interval,
+                spawn=self._spawn,
+            )
+            peer.publications[source] = publication
+        return publication
+
+    def _bind_missing(self, peer: Peer, allow_new: bool) -> bool:
+        """Bind every live publication of the others to a slot of `peer`; True if slots were created."""
+        bound = {slot.publication for slot in peer.slots}
+        created = False
+        for other in self._peers.values():
+            if other is peer:
+                continue
+            for publication in other.publications.values():
+                if not publication.live or publication in bound:
+                    continue
+                slot = next(
+                    (s for s in peer.slots if s.publication is None and s.kind == publication.kind), None
+                )
+                if slot is None:
+                    if not allow_new:
+                        continue
+                    slot = peer.add_slot(publication.kind, self._keyframe_for)
+                    created = True
+                slot.publication = publication
+                slot.active = False
+                publication.slots.add(slot)
+        return created
+
+    async def _sync(self, peer: Peer) -> None:
+        async with peer.lock:
+            if peer.pc is None or peer.pc.connectionState in ("closed", "failed"):
+                return
+            if self._bind_missing(peer, allow_new=not peer.offer_outstanding):
+                await self._offer(peer)
+            else:
+                self._update_activity(peer)
+                await self._send_tracks(peer)
+
+    async def _offer(self, peer: Peer) -> None:
+        offer = await peer.make_offer()
+        self._update_activity(peer)
+        offer["tracks"] = peer.sent_tracks = self._tracks(peer)
+        await self._emit(peer.pid, "media:offer", offer)
+
+    def _on_state(self, peer: Peer, pc: RTCPeerConnection, state: str) -> None:
+        logger.debug("session %s participant %s: connection %s", self.session_id, peer.pid, state)
+        if state == "failed" and peer.pc is pc:
+            self._spawn(self._on_leave(peer, {}))
+
+    def _update_activity(self, peer: Peer) -> None:
+        for slot in peer.slots:
+            pub = slot.publication
+            want = (
+                slot.negotiated
+                and pub is not None
+                and self.routing.may_forward(pub.owner, peer.pid, pub.kind)
+            )
+            if want != slot.active:
+                slot.track.wait_for_keyframe()
+                slot.active = want
+                if want and pub is not None:
+                    pub.request_keyframe()
+
+    def _keyframe_for(self, slot: Slot) -> None:
+        if slot.active and slot.publication is not None:
+            slot.publication.request_keyframe()
+
+    def _tracks(self, peer: Peer) -> dict[str, Any]:
+        return {slot.mid: slot.describe() for slot in peer.slots if slot.mid is not None}
+
+    async def _send_tracks(self, peer: Peer) -> None:
+        tracks = self._tracks(peer)
+        if peer.pc is not None and tracks != peer.sent_tracks:
+            peer.sent_tracks = tracks
+            await self._emit(peer.pid, "media:tracks", {"tracks": tracks})
+
+    # weak links ---------------------------------------------------------------------------------
+    async def _set_audio_only(self, peer: Peer, enabled: bool, reason: str, notify: bool = True) -> None:
+        self.routing.set_audio_only(peer.pid, enabled)
+        peer.audio_only_reason = reason if enabled else None
+        loss = peer.loss.last_loss
+        peer.loss.reset()
+        await self.apply_routing()
+        if notify:
+            await self._emit(
+                peer.pid, "media:audio-only", {"enabled": enabled, "reason": reason, "loss": loss}
+            )
+
+    async def _watch_links(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.monitor_interval)
+            for peer in list(self._peers.values()):
+                try:
+                    await self._check_link(peer)
+                except Exception:
+                    logger.exception("link check failed for %s", peer.pid)
+
+    async def _check_link(self, peer: Peer) -> None:
+        if not peer.connected or peer.audio_only_reason == "request":
+            return
+        lost = received = 0
+        for slot in list(peer.slots):
+            if slot.negotiated:
+                for stat in (await slot.transceiver.sender.getStats()).values():
+                    if stat.type == "remote-inbound-rtp":
+                        lost += stat.packetsLost
+                        received += stat.packetsReceived
+        now = time.monotonic()
+        peer.loss.add(now, lost, received)
+        decision = peer.loss.decide(now, degraded=peer.audio_only_reason == "loss")
+        if decision == DEGRADE:
+            logger.info("participant %s: loss %.2f, switching to audio only", peer.pid, peer.loss.last_loss)
+            await self._set_audio_only(peer, True, "loss")
+        elif decision == RECOVER:
+            await self._set_audio_only(peer, False, "recovered")
+
+    # plumbing -----------------------------------------------------------------------------------
+    def _spawn(self, coro: Coroutine[Any, Any, Any] | Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Future[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("hub task failed", exc_info=task.exception())
+
+    async def _emit(self, pid: str, event: str, payload: dict[str, Any]) -> None:
+        try:
+            await self._send(pid, event, payload)
+        except Exception:
+            logger.exception("could not send %s to %s", event, pid)
+
+    def stats(self) -> dict[str, Any]:
+        participants: dict[str, Any] = {}
+        for pid, peer in self._peers.items():
+            participants[pid] = {
+                "connection": peer.pc.connectionState if peer.pc is not None else None,
+                "offers": peer.offers,
+                "audio_only": self.routing.is_audio_only(pid),
+                "publications": {
+                    source: {
+                        "live": p.live,
+                        "frames_in": p.frames_in,
+                        "bytes_in": p.bytes_in,
+                        "packets_in": p.packets_in,
+                        "keyframe_requests": p.keyframe_requests,
+                        "plis_sent": p.plis_sent,
+                        "subscribers": len(p.slots),
+                        "decoded_frames": 0 if p.receiver is None else _decoded(p.receiver),
+                    }
+                    for source, p in peer.publications.items()
+                },
+                "slots": [
+                    {
+                        **slot.describe(),
+                        "mid": slot.mid,
+                        "frames_out": slot.track.frames,
+                        "bytes_out": slot.track.bytes,
+                        "dropped": slot.track.dropped,
+                        "queued": slot.track.queued,
+                    }
+                    for slot in peer.slots
+                ],
+            }
+        return {
+            "session": self.session_id,
+            "peer_connections": sum(1 for p in self._peers.values() if p.pc is not None),
+            "tasks": len(self._tasks) + (self._monitor is not None),
+            "queued_frames": sum(s.track.queued for p in self._peers.values() for s in p.slots),
+            "routing": self.routing.snapshot(),
+            "participants": participants,
+        }
+
+
+def _decoded(receiver: Any) -> int:
+    """Frames that reached aiortc's decoder: always 0 for a tapped receiver (its thread only gets 'stop')."""
+    return 0 if passthrough.tapped_frames(receiver) is not None else -1

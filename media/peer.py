@@ -1,0 +1,161 @@
+"""One participant's peer connection with the hub, and the SDP checks on what the client sends.
+
+Negotiation is glare-free by construction: the server is always the offerer. Its first offer has three
+recvonly m-lines the client publishes on (audio, camera, screen: mids in `publish`) followed by one sendonly
+m-line per forwarded track (a `Slot`); the client only ever answers. Later offers add slots. Only Opus and VP8
+(+ RTX) are offered, so nothing else can be negotiated; an answer that drops them is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription
+from aiortc import sdp as aiortc_sdp
+from aiortc.exceptions import InvalidStateError, OperationError
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+
+from media import passthrough
+from media.config import MediaConfig
+from media.errors import MalformedSdp, NegotiationConflict, UnsupportedCodec
+from media.forward import ForwardTrack, Publication, Slot
+from media.weaklink import LossWindow
+
+logger = logging.getLogger(__name__)
+
+PUBLISH_SOURCES = (("audio", "audio"), ("camera", "video"), ("screen", "video"))
+REQUIRED_CODEC = {"audio": "audio/opus", "video": "video/vp8"}
+
+
+def codec_preferences(kind: str) -> list[RTCRtpCodecCapability]:
+    wanted = {REQUIRED_CODEC[kind], "video/rtx"}
+    return [c for c in RTCRtpSender.getCapabilities(kind).codecs if c.mimeType.lower() in wanted]
+
+
+def check_answer(sdp_text: Any, max_chars: int) -> aiortc_sdp.SessionDescription:
+    """Parse a client's answer; MalformedSdp / UnsupportedCodec unless it is usable."""
+    if not isinstance(sdp_text, str) or not sdp_text.strip():
+        raise MalformedSdp("the answer has no SDP")
+    if len(sdp_text) > max_chars:
+        raise MalformedSdp("the SDP is too large", code="sdp_too_large")
+    try:
+        description = aiortc_sdp.SessionDescription.parse(sdp_text)
+    except Exception as exc:
+        raise MalformedSdp("the SDP could not be parsed") from exc
+    if not description.media:
+        raise MalformedSdp("the SDP has no media sections")
+    for media in description.media:
+        if media.kind not in REQUIRED_CODEC or media.port == 0 or media.direction == "inactive":
+            continue
+        names = {codec.mimeType.lower() for codec in media.rtp.codecs}
+        if REQUIRED_CODEC[media.kind] not in names:
+            raise UnsupportedCodec(
+                f"{media.kind} must use {REQUIRED_CODEC[media.kind].split('/')[1]}", kind=media.kind
+            )
+    return description
+
+
+class Peer:
+    """State of one participant: its current peer connection, its publications and its slots."""
+
+    def __init__(self, pid: str, label: dict[str, Any], config: MediaConfig) -> None:
+        self.pid = pid
+        self.label = label
+        self.config = config
+        self.pc: RTCPeerConnection | None = None
+        self.publish: dict[str, RTCRtpTransceiver] = {}
+        self.publications: dict[str, Publication] = {}
+        self.slots: list[Slot] = []
+        self.lock = asyncio.Lock()
+        self.offer_outstanding = False
+        self.offers = 0
+        self.sent_tracks: dict[str, Any] | None = None
+        self.audio_only_reason: str | None = None
+        self.loss = LossWindow(config)
+
+    @property
+    def connected(self) -> bool:
+        return self.pc is not None and self.pc.connectionState == "connected"
+
+    def open(
+        self,
+        publication: Callable[[str], Publication],
+        on_state: Callable[[RTCPeerConnection, str], None],
+    ) -> None:
+        """Create a fresh peer connection with recvonly publish transceivers tapped into the publications."""
+        pc = RTCPeerConnection(configuration=self.config.rtc_configuration())
+        self.pc, self.publish, self.slots = pc, {}, []
+        self.offer_outstanding, self.sent_tracks = False, None
+        self.loss.reset()
+        for source, kind in PUBLISH_SOURCES:
+            transceiver = pc.addTransceiver(kind, direction="recvonly")
+            transceiver.setCodecPreferences(codec_preferences(kind))
+            self.publish[source] = transceiver
+            publication(source).attach(transceiver.receiver)
+
+        @pc.on("connectionstatechange")
+        def _state() -> None:
+            on_state(pc, pc.connectionState)
+
+    def add_slot(self, kind: str, on_keyframe: Callable[[Slot], None]) -> Slot:
+        """A new sendonly transceiver; `on_keyframe(slot)` runs on the subscriber's PLI/FIR or a queue overflow."""
+        assert self.pc is not None
+        capacity = self.config.video_queue_frames if kind == "video" else self.config.audio_queue_frames
+        track = ForwardTrack(kind, capacity)
+        transceiver = self.pc.addTransceiver(track, direction="sendonly")
+        transceiver.setCodecPreferences(codec_preferences(kind))
+        slot = Slot(subscriber=self.pid, kind=kind, transceiver=transceiver, track=track)
+        track.on_keyframe_needed = functools.partial(on_keyframe, slot)
+        passthrough.on_keyframe_request(transceiver.sender, functools.partial(on_keyframe, slot))
+        self.slots.append(slot)
+        return slot
+
+    async def make_offer(self) -> dict[str, Any]:
+        assert self.pc is not None
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        self.offer_outstanding = True
+        self.offers += 1
+        return {
+            "type": "offer",
+            "sdp": self.pc.localDescription.sdp,
+            "publish": {source: t.mid for source, t in self.publish.items()},
+        }
+
+    async def apply_answer(self, sdp_text: Any) -> None:
+        if self.pc is None or not self.offer_outstanding:
+            raise NegotiationConflict("no offer is waiting for an answer")
+        check_answer(sdp_text, self.config.max_sdp_chars)
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp_text, type="answer"))
+        except OperationError as exc:
+            raise UnsupportedCodec("no common codec in the answer") from exc
+        except InvalidStateError as exc:
+            raise NegotiationConflict("the peer connection cannot take an answer now") from exc
+        except (ValueError, AssertionError, KeyError, IndexError, TypeError) as exc:
+            raise MalformedSdp("the answer does not match the offer") from exc
+        self.offer_outstanding = False
+        for slot in self.slots:
+            slot.negotiated = slot.transceiver.currentDirection in ("sendonly", "sendrecv")
+
+    def live_sources(self) -> list[str]:
+        """Sources the client agreed to send in the last answer."""
+        return [s for s, t in self.publish.items() if t.currentDirection in ("recvonly", "sendrecv")]
+
+    def receivers(self) -> list[RTCRtpReceiver]:
+        return [t.receiver for t in self.publish.values()]
+
+    async def close_pc(self) -> None:
+        pc, self.pc = self.pc, None
+        for slot in self.slots:
+            if slot.publication is not None:
+                slot.publication.slots.discard(slot)
+            slot.publication, slot.active = None, False
+            slot.track.stop()
+        self.slots, self.publish = [], {}
+        self.offer_outstanding = False
+        if pc is not None:
+            await pc.close()
