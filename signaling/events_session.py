@@ -170,7 +170,7 @@ async def end(ctx: Ctx, body: EndIn) -> dict[str, Any]:
         await audit.checkpoint(s, ctx.services.keys.signing_key)
     await ctx.sio.emit("session:ended", {"reason": body.reason}, room=room_name(room.session_id), namespace=NS)
     ctx.services.rooms.close(room.session_id)
-    for p in room.connected():
-        if p.sid:
+    for p in room.connected():  # the host's own connection closes from its side after this ack
+        if p.sid and p.sid != ctx.conn.sid:
             await ctx.sio.disconnect(p.sid, namespace=NS)
     return {}
