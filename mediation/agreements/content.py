@@ -64,6 +64,8 @@ class _Checker:
         self.found: list[Problem] = []
 
     def add(self, field: str, code: str, message: str) -> None:
+        if field not in message:
+            message = f"{message} ({field})"
         self.found.append(Problem(field, code, message))
 
     def text(self, field: str, value: Any, label: str, *, vague: bool = True) -> None:
