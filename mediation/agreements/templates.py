@@ -80,7 +80,7 @@ def instantiate(key: str, parties: list[dict[str, Any]]) -> dict[str, Any]:
     if key not in TEMPLATES:
         raise NotFound(f"没有这个协议模板 / no template '{key}'", code="no_template", choices=sorted(TEMPLATES))
     t = copy.deepcopy(TEMPLATES[key])
-    first = {}
+    first: dict[str, int] = {}
     for p in parties:
         if p["kind"] == "party":
             first.setdefault(p["side"], p["person_id"])
