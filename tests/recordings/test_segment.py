@@ -146,7 +146,7 @@ def test_dropping_a_segment_is_detected_there(pts: list[bytes], data: st.DataObj
 def test_duplicating_a_segment_is_detected_there(pts: list[bytes], data: st.DataObject) -> None:
     _, frames = build(pts)
     k = data.draw(st.integers(0, len(frames) - 1))
-    out, status = read([*frames[:k + 1], frames[k], *frames[k + 1:]])
+    out, status = read([*frames[: k + 1], frames[k], *frames[k + 1 :]])
     assert not status.complete and status.failed_at == k + 1 and out == pts[: k + 1]  # type: ignore[attr-defined]
     assert "again" in status.problem or "after the final" in status.problem  # type: ignore[attr-defined]
 

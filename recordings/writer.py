@@ -1,0 +1,193 @@
+"""The encrypting segment writer: plaintext chunks in, sealed + fsynced segments out, each hash in the audit log.
+
+`SegmentWriter` serves one recording (one data key, many streams). `put()` is called on the event loop with the
+bytes the muxer emitted (whole Matroska clusters, at most ~1 s of media each); each call becomes one segment (or
+several when a chunk exceeds 1 MiB). A single worker task seals (AES-GCM, in a worker thread), stores through the
+storage backend (flush + fsync, in a worker thread), then appends the segment's SHA-256 to the audit log and
+updates the stream's row, in that order: an audit entry always names a segment that is already durable.
+
+Back-pressure, not loss: the queue between `put()` and the worker is bounded (`max_pending` segments). When it is
+full, `put()` waits until the worker catches up, which slows the recorder participant's own consumption (the
+media hub's per-subscriber queue then decides what a slow subscriber loses; other participants are unaffected).
+If the worker fails (disk full, store unreachable), every later `put()` raises `RecordingFailed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import secrets
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+
+from mediation import audit
+from mediation.db import Database
+from mediation.errors import OneDoorError
+from mediation.recording_records import RecordingStream
+from recordings.segment import MAX_PLAINTEXT, NONCE_PREFIX_LEN, Header, SegmentSealer, frame_sha256
+from recordings.storage import RecordingStorage, check_name
+
+log = logging.getLogger(__name__)
+
+
+class RecordingFailed(OneDoorError):
+    code = "recording_failed"
+    status = 500
+
+
+@dataclass
+class _Stream:
+    sealer: SegmentSealer
+    header_sha256: str
+    hashes: list[str] = field(default_factory=list)
+    queued_last: bool = False
+
+
+@dataclass
+class _Job:
+    stream_id: str
+    plaintext: bytes
+    last: bool
+    last_pts_ms: int | None
+
+
+class SegmentWriter:
+    def __init__(
+        self,
+        db: Database,
+        storage: RecordingStorage,
+        *,
+        recording_id: str,
+        session_id: str,
+        key_id: str,
+        data_key: bytes,
+        actor: str = "recorder",
+        max_pending: int = 16,
+    ) -> None:
+        self.db, self.storage = db, storage
+        self.recording_id, self.session_id, self.key_id = recording_id, session_id, key_id
+        self._data_key = data_key
+        self.actor = actor
+        self.streams: dict[str, _Stream] = {}
+        self._queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=max_pending)
+        self._worker = asyncio.create_task(self._run(), name=f"recording-writer-{recording_id}")
+        self.error: BaseException | None = None
+
+    async def open_stream(
+        self,
+        stream_id: str,
+        *,
+        source_id: str,
+        part: int,
+        kinds: str,
+        width: int | None = None,
+        height: int | None = None,
+        first_pts_ms: int | None = None,
+    ) -> None:
+        """Create the stream: header stored (fsynced) and its row written before any segment is queued."""
+        self._check()
+        header = Header(
+            self.recording_id,
+            check_name(stream_id),
+            self.session_id,
+            self.key_id,
+            secrets.token_bytes(NONCE_PREFIX_LEN),
+        )
+        raw = header.to_bytes()
+        await self.storage.create_stream(self.recording_id, stream_id, raw)
+        h = hashlib.sha256(raw).hexdigest()
+        async with self.db.session() as s:
+            s.add(
+                RecordingStream(
+                    recording_id=self.recording_id,
+                    stream_id=stream_id,
+                    source_id=source_id,
+                    part=part,
+                    kinds=kinds,
+                    width=width,
+                    height=height,
+                    first_pts_ms=first_pts_ms,
+                    header_sha256=h,
+                )
+            )
+        self.streams[stream_id] = _Stream(SegmentSealer(self._data_key, header), h)
+
+    async def put(
+        self, stream_id: str, plaintext: bytes, *, last: bool = False, last_pts_ms: int | None = None
+    ) -> None:
+        """Queue `plaintext` as the stream's next segment(s); `last=True` finishes the stream (may be empty)."""
+        self._check()
+        st = self.streams[stream_id]
+        if st.queued_last:
+            raise RecordingFailed("stream already finished", stream=stream_id)
+        pieces = [plaintext[i : i + MAX_PLAINTEXT] for i in range(0, len(plaintext), MAX_PLAINTEXT)] or [b""]
+        for i, piece in enumerate(pieces):
+            final = last and i == len(pieces) - 1
+            await self._queue.put(_Job(stream_id, piece, final, last_pts_ms if final else None))
+        st.queued_last = last
+
+    async def drain(self) -> None:
+        await self._queue.join()
+        self._check()
+
+    async def close(self) -> None:
+        """Write everything queued, then stop the worker."""
+        if not self._worker.done():
+            await self._queue.put(None)
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        self._check()
+
+    def abort(self) -> None:
+        self._worker.cancel()
+
+    def _check(self) -> None:
+        if self.error is not None:
+            raise RecordingFailed("recording storage failed", recording=self.recording_id) from self.error
+
+    async def _run(self) -> None:
+        while True:
+            job = await self._queue.get()
+            try:
+                if job is None:
+                    return
+                if self.error is None:
+                    await self._write(job)
+            except Exception as e:  # storage/database errors: stop writing, surface on the next put()
+                log.exception("recording %s: segment write failed", self.recording_id)
+                self.error = e
+            finally:
+                self._queue.task_done()
+
+    async def _write(self, job: _Job) -> None:
+        st = self.streams[job.stream_id]
+        frame = await asyncio.to_thread(st.sealer.seal, job.plaintext, last=job.last)
+        index = st.sealer.counter - 1
+        await self.storage.append_segment(self.recording_id, job.stream_id, index, frame)
+        digest = frame_sha256(frame)
+        st.hashes.append(digest)
+        async with self.db.session() as s:
+            await audit.append(
+                s,
+                actor=self.actor,
+                action="recording.segment",
+                subject=f"recording:{self.recording_id}",
+                detail={
+                    "stream": job.stream_id,
+                    "index": index,
+                    "sha256": digest,
+                    "bytes": len(frame),
+                    "last": job.last,
+                },
+            )
+            q = select(RecordingStream).where(
+                RecordingStream.recording_id == self.recording_id, RecordingStream.stream_id == job.stream_id
+            )
+            row = (await s.scalars(q)).one()
+            row.segments = index + 1
+            if job.last:
+                row.status = "complete"
+                row.last_pts_ms = job.last_pts_ms
