@@ -24,7 +24,6 @@ class LossWindow:
     def reset(self) -> None:
         self._samples.clear()
         self._good_since = None
-        self.last_loss = None
 
     def add(self, now: float, lost: int, received: int) -> None:
         self._samples.append((now, lost, received))

@@ -1,0 +1,120 @@
+"""Bad client input gets clear errors and the hub keeps working; weak links go audio only and come back."""
+
+import asyncio
+
+import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription
+
+from media.channels import DirectChannel
+from media.config import MediaConfig
+from media.errors import UnknownEvent, UnknownParticipant
+from media.peer import check_answer
+from mediation.errors import OneDoorError
+from tests.media.conftest import wait_until
+
+pytestmark = pytest.mark.timeout(40)
+
+
+class RawClient:
+    """A hand-driven aiortc client, to send answers a well-behaved bot never would."""
+
+    def __init__(self, session, pid):
+        self.session, self.pid = session, pid
+        self.channel = session.router.attach(DirectChannel(session.hub, pid))
+        self.offers: list[dict] = []
+        self.channel.on("media:offer", self.offers.append)
+        self.pc = RTCPeerConnection(session.config.rtc_configuration())
+
+    async def answer_sdp(self) -> str:
+        await wait_until(lambda: self.offers)
+        await self.pc.setRemoteDescription(RTCSessionDescription(self.offers[-1]["sdp"], "offer"))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return self.pc.localDescription.sdp
+
+
+async def test_bad_sdp_and_bad_events_get_clear_errors_and_the_session_survives(make_session):
+    s = make_session()
+    await s.join("m")
+    await s.hub.add("x")
+    raw = RawClient(s, "x")
+    call = raw.channel.call
+
+    ack = await call("media:answer", {"sdp": "v=0"})
+    assert ack == {"ok": False, "error": {"code": "negotiation_conflict", "message": ack["error"]["message"]}}
+    assert (await call("media:join", {}))["ok"]
+    good = await raw.answer_sdp()
+
+    for bad, code in [
+        ("", "malformed_sdp"),
+        ("hello", "malformed_sdp"),
+        (None, "malformed_sdp"),
+        ("v=0\r\nm=video x\r\n", "malformed_sdp"),
+        (good.replace("VP8/90000", "H264/90000"), "unsupported_codec"),
+        (good.replace("opus/48000/2", "PCMU/8000"), "unsupported_codec"),
+        ("v=0\r\n" + "a=x\r\n" * 20000, "sdp_too_large"),
+    ]:
+        ack = await call("media:answer", {"type": "answer", "sdp": bad})
+        assert ack["ok"] is False and ack["error"]["code"] == code, (bad[:40] if bad else bad, ack)
+
+    for event, payload, code in [
+        ("media:audio-only", {"enabled": "yes"}, "invalid_input"),
+        ("media:keyframe", {"mid": "nope"}, "unknown_mid"),
+    ]:
+        assert (await call(event, payload))["error"]["code"] == code
+    with pytest.raises(UnknownEvent):
+        await s.hub.handle("x", "media:nonsense", {})
+    with pytest.raises(UnknownParticipant):
+        await s.hub.handle("stranger", "media:join", {})
+    with pytest.raises(OneDoorError):
+        await s.hub.handle("x", "media:join", ["not", "a", "dict"])
+
+    # the outstanding offer can still be answered properly, and media flows both ways
+    assert (await call("media:answer", {"type": "answer", "sdp": good})) == {"ok": True}
+    a = await s.join("a")
+    await wait_until(lambda: a.receiving_from("m") and s.bots["m"].receiving_from("a"))
+    await raw.pc.close()
+
+
+def test_check_answer_accepts_a_rejected_screen_section_without_codecs():
+    sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 0 UDP/TLS/RTP/SAVPF 0\r\na=inactive\r\n"
+    assert len(check_answer(sdp, 10_000).media) == 1
+
+
+async def test_audio_only_on_request_stops_video_to_that_subscriber_only(make_session):
+    s = make_session()
+    for pid in ("m", "b"):
+        await s.join(pid)
+    await s.flowing()
+    assert await s.bots["b"].request_audio_only(True) == {"ok": True, "audio_only": True}
+    await s.phase("audio-only", 1.0)
+    got_b, got_m = s.got("b", "audio-only"), s.got("m", "audio-only")
+    assert got_b["m"]["audio"]["packets"] > 0 and got_b["m"]["camera"]["packets"] == 0
+    assert got_m["b"]["camera"]["packets"] > 0  # b still sends video to the others
+    await s.bots["b"].request_audio_only(False)
+    await s.phase("video-again", 1.0)
+    assert s.got("b", "video-again")["m"]["camera"]["frames"] > 0
+
+
+async def test_sustained_loss_switches_to_audio_only_and_recovery_brings_video_back(make_session):
+    config = MediaConfig(
+        loss_window=1.5, recover_after=1.0, monitor_interval=0.25, loss_min_packets=20, loss_threshold=0.10
+    )
+    s = make_session(config)
+    for pid in ("m", "b"):
+        await s.join(pid)
+    await s.flowing()
+    b = s.bots["b"]
+    b.set_downlink_loss([True, False, False])  # deterministic: one packet in three lost on b's downlink
+    await wait_until(lambda: b.audio_only_events, timeout=8)
+    assert b.audio_only_events[0]["enabled"] is True and b.audio_only_events[0]["reason"] == "loss"
+    assert b.audio_only_events[0]["loss"] > 0.10
+    assert s.hub.routing.is_audio_only("b") and not s.hub.routing.is_audio_only("m")
+    await s.phase("degraded", 1.0)
+    assert s.got("b", "degraded")["m"]["camera"]["packets"] == 0
+
+    b.set_downlink_loss(None)
+    await wait_until(lambda: len(b.audio_only_events) >= 2, timeout=8)
+    assert b.audio_only_events[1]["enabled"] is False and b.audio_only_events[1]["reason"] == "recovered"
+    await s.phase("recovered", 1.0)
+    assert s.got("b", "recovered")["m"]["camera"]["frames"] > 0
+    await asyncio.sleep(0)
