@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rec_packets import Pkt
+
 from mediation.db import Database
 from mediation.keyring import KeyRing
-from rec_packets import Pkt
 from recordings.reader import DecryptedStream, authorize_read
 from recordings.recorder import Participant, Recorder, RecorderSettings
 from recordings.storage import RecordingStorage

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from rec_helpers import decrypt_to, record
+from rec_packets import Pkt, av_packets, decoded_duration, ffprobe_json
 from sqlalchemy import select
 
 from mediation import audit
@@ -14,8 +16,6 @@ from mediation.db import Database
 from mediation.errors import Conflict, IntegrityError, InvalidInput
 from mediation.keyring import KeyRing
 from mediation.recording_records import Recording, RecordingStream
-from rec_helpers import decrypt_to, record
-from rec_packets import Pkt, av_packets, decoded_duration, ffprobe_json
 from recordings import keys
 from recordings.manifest import check_stream, verify_manifest
 from recordings.recorder import Participant, Recorder
@@ -138,7 +138,7 @@ async def test_audio_only_source_and_late_video(
 ) -> None:
     audio = [p for p in av_packets(3.0) if p.kind == "audio"]
     video = [p for p in av_packets(1.0, offset_ms=2500, gop=5) if p.kind == "video"]
-    rec, doc, _ = await record(db, storage, keyring, {"a": audio + video})
+    _rec, doc, _ = await record(db, storage, keyring, {"a": audio + video})
     streams = verify_manifest(doc, keyring.public_key)["streams"]
     assert [(s["stream_id"], s["kinds"]) for s in streams] == [
         ("a.0", ["audio"]),
