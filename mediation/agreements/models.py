@@ -147,3 +147,18 @@ class CourtRuling(Base):
     court_key_fingerprint: Mapped[str] = mapped_column(String(64))
     judge_id: Mapped[int] = mapped_column(ForeignKey("staff_users.id"))
     ruled_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApplicationDocument(Base):
+    """A supporting document of an application (R23): power of attorney, proof of property rights, other."""
+
+    __tablename__ = "application_documents"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("confirmation_applications.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(30))  # power_of_attorney | property_proof | other
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), nullable=True)  # POA: the agent
+    filename: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    added_by: Mapped[str] = mapped_column(String(200))
+    added_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

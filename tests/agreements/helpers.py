@@ -51,3 +51,29 @@ async def sealed_agreement(w: World) -> AgreementView:
     out = await party_sign(w, a.id, "B-agent")
     assert out.sealed
     return out.agreement
+
+
+async def apply_sign(w: World, application_id: int, who: str, now: dt.datetime | None = None):  # type: ignore[no-untyped-def]
+    from mediation.agreements import confirmation
+
+    async with w.db.session() as s:
+        payload = await confirmation.application_payload(s, application_id, person_id=w.people[who])
+        return await confirmation.sign_application(
+            s, application_id, person_id=w.people[who], invite_id=w.invites[who],
+            signature_b64=w.devices[who].sign(payload), now=now,
+        )
+
+
+async def submitted_application(w: World, view: AgreementView, court_id: str = "dev-huangzhong"):  # type: ignore[no-untyped-def]
+    from mediation.agreements import confirmation, package
+
+    async with w.db.session() as s:
+        app = await confirmation.start_application(s, view.id, court_id=court_id, courts=w.courts, actor="staff:1")
+    await apply_sign(w, app.id, "A")
+    out = await apply_sign(w, app.id, "B-agent")
+    assert out.status == "draft"  # the agent applied: the power of attorney is still missing
+    async with w.db.session() as s:
+        await package.add_document(s, app.id, kind="power_of_attorney", filename="授权委托书.pdf",
+                                   data=b"%PDF-1.4 scanned power of attorney", actor="staff:1",
+                                   person_id=w.people["B-agent"])
+        return await confirmation.get_application(s, app.id)

@@ -1,0 +1,127 @@
+"""The application package for the court (R23; CPL-I 353-354; JC 3), assembled from what the system holds:
+the application and its signatures, the sealed agreement, proof that a mediation organization presided, the
+parties' identity/address/contact details, powers of attorney for applying agents, proofs of property rights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mediation import audit
+from mediation.agreements._load import agreement_row, case_row, center_of, staff_name
+from mediation.agreements.agreement import signature_rows
+from mediation.agreements.confirmation import _sigs, _uncovered, app_subject, application_row, try_submit
+from mediation.agreements.models import ApplicationDocument
+from mediation.agreements.seal import signature_documents
+from mediation.canonical import sha256_hex
+from mediation.errors import Conflict, InvalidInput, TooLarge
+from mediation.models import MediationSession
+
+log = logging.getLogger(__name__)
+DOCUMENT_KINDS = ("power_of_attorney", "property_proof", "other")
+MAX_DOCUMENT = 10 * 1024 * 1024
+
+
+@dataclass
+class ApplicationPackage:
+    application_id: int
+    files: dict[str, bytes]
+    index: list[dict[str, Any]] = field(default_factory=list)  # [{name, sha256, size, item}]
+    missing: list[str] = field(default_factory=list)
+
+
+async def _documents(s: AsyncSession, application_id: int) -> list[ApplicationDocument]:
+    q = select(ApplicationDocument).where(ApplicationDocument.application_id == application_id)
+    return list((await s.scalars(q.order_by(ApplicationDocument.id))).all())
+
+
+async def add_document(
+    s: AsyncSession, application_id: int, *, kind: str, filename: str, data: bytes, actor: str,
+    person_id: int | None = None,
+) -> dict[str, Any]:
+    """Attach a power of attorney (person_id = the agent), a proof of property rights or another document."""
+    app = await application_row(s, application_id)
+    if app.status != "draft":
+        raise Conflict("申请已提交 / the application was already submitted", code="already_submitted")
+    if kind not in DOCUMENT_KINDS:
+        raise InvalidInput(f"unknown document kind '{kind}'", code="invalid_kind", choices=list(DOCUMENT_KINDS))
+    if kind == "power_of_attorney" and person_id is None:
+        raise InvalidInput("授权委托书须注明受托代理人 / a power of attorney names its agent", code="missing_field",
+                           field="person_id")
+    if len(data) > MAX_DOCUMENT:
+        raise TooLarge("文件过大 / document too large", code="too_large")
+    safe = "".join(ch for ch in filename if ch.isalnum() or ch in "._-")[:100] or "document"
+    doc = ApplicationDocument(application_id=app.id, kind=kind, person_id=person_id, filename=safe,
+                              sha256=sha256_hex(data), data=data, added_by=actor)
+    s.add(doc)
+    await s.flush()
+    case = await case_row(s, app.case_id)
+    await audit.append(s, actor=actor, action="application.document", subject=app_subject(case.code, app.id),
+                       detail={"kind": kind, "sha256": doc.sha256, "person_id": person_id})
+    await try_submit(s, app.id)
+    return {"id": doc.id, "kind": kind, "filename": safe, "sha256": doc.sha256}
+
+
+async def missing_items(s: AsyncSession, application_id: int) -> list[str]:
+    app = await application_row(s, application_id)
+    doc, sigs = json.loads(app.document), await _sigs(s, app.id)
+    missing = [f"signature of party person:{pid}" for pid in _uncovered(doc, sigs)]
+    poa = {d.person_id for d in await _documents(s, app.id) if d.kind == "power_of_attorney"}
+    missing += [f"power of attorney for agent {r.signer}" for r in sigs if r.role == "agent" and r.person_id not in poa]
+    if (await agreement_row(s, app.agreement_id)).sealed_pdf is None:
+        missing.append("sealed agreement (the mediator's signature and the organization's seal)")
+    return missing
+
+
+async def application_package(s: AsyncSession, application_id: int) -> ApplicationPackage:
+    app = await application_row(s, application_id)
+    a = await agreement_row(s, app.agreement_id)
+    case = await case_row(s, app.case_id)
+    center = await center_of(s, case)
+    doc, sigs = json.loads(app.document), await _sigs(s, app.id)
+    agreement_sigs = await signature_rows(s, a.id)
+    sessions = (await s.scalars(select(MediationSession).where(MediationSession.case_id == case.id)
+                                .order_by(MediationSession.id))).all()
+    proof = {
+        "type": "onedoor-mediation-proof", "case": case.code,
+        "organization": {"name": center.name, "address": center.address},
+        "mediator": await staff_name(s, case.mediator_id),
+        "sessions": [{"id": x.id, "kind": x.kind, "scheduled_at": x.scheduled_at.isoformat(),
+                      "live_at": x.live_at.isoformat() if x.live_at else None,
+                      "ended_at": x.ended_at.isoformat() if x.ended_at else None} for x in sessions],
+        "agreement": {"id": a.id, "version": a.final_version, "effective_at": a.effective_at.isoformat()
+                      if a.effective_at else None, "sealed_at": a.sealed_at.isoformat() if a.sealed_at else None,
+                      "mediator_signatures": [x for x in signature_documents(agreement_sigs)
+                                              if x["role"] == "mediator"]},
+    }
+    identities = [{k: p[k] for k in ("person_id", "side", "kind", "name", "id_number", "address", "phone",
+                                     "represents")} for p in doc["applicants"]]
+
+    def js(value: Any) -> bytes:
+        return json.dumps(value, ensure_ascii=False, indent=1, sort_keys=True).encode()
+
+    files: dict[str, bytes] = {
+        "application.json": app.document.encode(),
+        "application-signatures.json": js([{
+            "signer": r.signer, "role": r.role, "name": r.name, "side": r.side, "algorithm": r.algorithm,
+            "public_key": r.public_key, "key_fingerprint": r.key_fingerprint, "signature": r.signature,
+            "signed_at": r.signed_at.isoformat(timespec="microseconds")} for r in sigs]),
+        "mediation-proof.json": js(proof),
+        "parties.json": js(identities),
+    }
+    if a.sealed_pdf is not None:
+        files["agreement-sealed.pdf"] = a.sealed_pdf
+    for d in await _documents(s, app.id):
+        files[f"{d.kind}/{d.id}-{d.filename}"] = d.data
+    items = {"application.json": "application", "application-signatures.json": "application",
+             "mediation-proof.json": "proof of mediation", "parties.json": "identity, address, contact",
+             "agreement-sealed.pdf": "agreement"}
+    index = [{"name": n, "sha256": sha256_hex(b), "size": len(b), "item": items.get(n, n.split("/")[0])}
+             for n, b in files.items()]
+    return ApplicationPackage(app.id, files, index, await missing_items(s, app.id))
