@@ -18,8 +18,7 @@ from recordings.recorder import Participant, Recorder
 from recordings.storage import LocalStorage
 
 
-async def main(data_dir: Path, key_dir: Path, packets_file: Path) -> None:
-    packets = pickle.loads(packets_file.read_bytes())
+async def main(data_dir: Path, key_dir: Path, packets: list[tuple[str, int, bool, bytes]]) -> None:
     db = Database(f"sqlite+aiosqlite:///{data_dir}/t.db")
     rec = await Recorder.start(
         db=db,
@@ -43,4 +42,4 @@ async def main(data_dir: Path, key_dir: Path, packets_file: Path) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])))
+    asyncio.run(main(Path(sys.argv[1]), Path(sys.argv[2]), pickle.loads(Path(sys.argv[3]).read_bytes())))
