@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ForeignKey, Integer, String, Text, select, update
+from sqlalchemy import Integer, String, Text, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -56,7 +56,7 @@ class AuditHead(Base):
 
 class AuditCheckpoint(Base):
     __tablename__ = "audit_checkpoints"
-    seq: Mapped[int] = mapped_column(ForeignKey("audit_entries.seq"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)  # no FK: survives truncation
     hash: Mapped[str] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     signature: Mapped[str] = mapped_column(Text)  # base64 Ed25519 over canonical {"seq","hash"}

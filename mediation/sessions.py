@@ -231,9 +231,17 @@ async def readiness(s: AsyncSession, inv: Invite, party_invite_ids: list[int]) -
     mine = c[inv.id]
     tp_ok = True
     if Role(inv.role) in (Role.JUDGE, Role.PSYCHOLOGIST, Role.INTERPRETER, Role.OBSERVER):
-        pid = participant_id(inv)
-        tp_ok = bool(party_invite_ids) and all(c[i]["third_party"].get(pid) is True for i in party_invite_ids)
+        tp_ok = _all_consented(c, participant_id(inv), party_invite_ids)
     return Readiness(await identity.passed(s, inv), bool(mine.get("notices")), mine.get("recording"), tp_ok)
+
+
+def _all_consented(c: dict[int, dict[str, Any]], pid: str, party_invite_ids: list[int]) -> bool:
+    return bool(party_invite_ids) and all(c[i]["third_party"].get(pid) is True for i in party_invite_ids)
+
+
+async def parties_consented(s: AsyncSession, pid: str, party_invite_ids: list[int]) -> bool:
+    """R8: every party of the session has consented to this third party's presence."""
+    return _all_consented(await consents_of(s, party_invite_ids), pid, party_invite_ids)
 
 
 async def set_state(s: AsyncSession, sess: MediationSession, to: SessionState, *, actor: str) -> None:

@@ -9,7 +9,7 @@ from pydantic import Field
 from mediation import audit, sessions
 from mediation.errors import Conflict, InvalidInput, NotFound
 from mediation.models import Invite, Person
-from mediation.permissions import Action
+from mediation.permissions import THIRD_PARTIES, Action
 from signaling.rooms import Participant
 from signaling.session_ns import party_invite_ids, push_state, session_row
 from signaling.sockets import Ctx, Empty, Payload, on
@@ -104,8 +104,7 @@ async def identity_attest(ctx: Ctx, body: Attest) -> dict[str, Any]:
 async def consent(ctx: Ctx, body: ConsentIn) -> dict[str, Any]:
     if body.kind == "third_party":
         t = ctx.room.people.get(body.subject)
-        if t is None or t.invite_id is None or t.role.value not in ("judge", "psychologist", "interpreter",
-                                                                      "observer"):
+        if t is None or t.role not in THIRD_PARTIES:
             raise NotFound("no such third party in this session", code="participant_not_found")
     async with ctx.services.db.session() as s:
         inv = await _invite(s, ctx.me)
@@ -118,9 +117,13 @@ async def admit_one(ctx: Ctx, p: Participant) -> None:
     if p.admitted:
         return
     async with ctx.services.db.session() as s:
-        inv = await _invite(s, p)
-        r = await sessions.readiness(s, inv, await party_invite_ids(s, ctx.room.session_id))
-        blocking = r.blocking(ctx.room.recording != "off")
+        party_ids = await party_invite_ids(s, ctx.room.session_id)
+        if p.invite_id is None:  # staff third party (judge, psychologist): login is identity; parties consent (R8)
+            ok = await sessions.parties_consented(s, p.pid, party_ids)
+            blocking = [] if ok else ["party_consent_to_third_party"]
+        else:
+            r = await sessions.readiness(s, await _invite(s, p), party_ids)
+            blocking = r.blocking(ctx.room.recording != "off")
         if blocking:
             raise Conflict(f"{p.name} is not ready: {', '.join(blocking)}", code="not_ready", blocking=blocking,
                            participant=p.pid)

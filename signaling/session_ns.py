@@ -13,7 +13,7 @@ import socketio
 from mediation import accounts, audit, sessions
 from mediation.errors import Forbidden, OneDoorError, Unauthenticated
 from mediation.models import Case, Guest, Invite, MediationSession, Person
-from mediation.permissions import Role, session_role_for_staff
+from mediation.permissions import THIRD_PARTIES, Role, session_role_for_staff
 from signaling.rooms import Participant, Room
 from signaling.services import Services
 from signaling.sockets import NS, Conn, dispatch
@@ -180,7 +180,7 @@ async def push_state(services: Services, sio: Any, room: Room) -> None:
     """Send each connected participant the state they may see; mediators also get the lobby with readiness."""
     lobby = await lobby_view(services, room) if room.lobby() else []
     guests = [{"id": p.pid, "role": p.role.value, "name": p.name} for p in room.people.values()
-              if p.role in (Role.JUDGE, Role.PSYCHOLOGIST, Role.INTERPRETER, Role.OBSERVER) and p.invite_id]
+              if p.role in THIRD_PARTIES]
     visible = [p.public() for p in room.admitted()]
     names = [room.people[m].name for m in sorted(room.caucus) if m in room.people]
     for p in room.connected():
@@ -204,6 +204,9 @@ async def lobby_view(services: Services, room: Room) -> list[dict[str, Any]]:
         party_ids = await party_invite_ids(s, room.session_id)
         for p in room.lobby():
             if p.invite_id is None:
+                ok = await sessions.parties_consented(s, p.pid, party_ids)
+                out.append({**p.public(), "identity": True, "notices": True, "recording_consent": None,
+                            "third_party_ok": ok, "blocking": [] if ok else ["party_consent_to_third_party"]})
                 continue
             inv = await s.get(Invite, p.invite_id)
             assert inv
