@@ -14,11 +14,11 @@ from media.config import MediaConfig
 from media.hub import Hub
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, interval: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_until(predicate: Callable[[], bool], within: float = 10.0, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + within
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
+            raise AssertionError(f"condition not met within {within} s")
         await asyncio.sleep(interval)
 
 
@@ -36,13 +36,13 @@ class MediaSession:
         await bot.join()
         return bot
 
-    async def flowing(self, timeout: float = 10.0) -> None:
+    async def flowing(self, within: float = 10.0) -> None:
         """Wait until every bot receives audio and decodable video from every other bot."""
 
         def ok() -> bool:
             return all(b.receiving_from(o) for b in self.bots.values() for o in self.bots if o != b.pid)
 
-        await wait_until(ok, timeout)
+        await wait_until(ok, within)
 
     async def phase(self, name: str, seconds: float, settle: float = 0.4) -> None:
         """Let in-flight media drain for `settle` s, then count what arrives during `seconds`."""

@@ -96,7 +96,7 @@ async def test_newcomer_gets_a_decodable_keyframe_within_a_second(make_session):
     await s.join("a")
     await s.flowing()
     newcomer = await s.join("b")
-    await wait_until(lambda: newcomer.receiving_from("m") and newcomer.receiving_from("a"), timeout=5)
+    await wait_until(lambda: newcomer.receiving_from("m") and newcomer.receiving_from("a"), within=5)
     for publisher in ("m", "a"):
         counter = newcomer.received[(publisher, "camera")]
         assert counter.first_keyframe_at - newcomer.joined_at < 1.0
@@ -146,8 +146,8 @@ async def test_leaving_and_closing_free_peer_connections_tasks_and_queues(make_s
     await s.close()
     stats = s.hub.stats()
     assert stats["peer_connections"] == 0 and stats["tasks"] == 0 and stats["queued_frames"] == 0
-    await wait_until(lambda: len(asyncio.all_tasks()) <= baseline_tasks, timeout=5)
-    await wait_until(lambda: threading.active_count() <= baseline_threads, timeout=5)
+    await wait_until(lambda: len(asyncio.all_tasks()) <= baseline_tasks, within=5)
+    await wait_until(lambda: threading.active_count() <= baseline_threads, within=5)
     with pytest.raises(Exception, match="closed"):
         await s.hub.add("late")
 
