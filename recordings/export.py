@@ -212,10 +212,10 @@ async def export(
         args += ["-thread_queue_size", "1024", "-f", "matroska", "-i", f"pipe:{r}"]
     if raw:
         k = 0
-        for i, s in enumerate(streams):
+        for i, st in enumerate(streams):
             args += ["-map", f"{i}"]
-            for _ in s.kinds.split(","):
-                args += [f"-metadata:s:{k}", f"title={labels.get(s.source_id, s.source_id)} ({s.stream_id})"]
+            for _ in st.kinds.split(","):
+                args += [f"-metadata:s:{k}", f"title={labels.get(st.source_id, st.source_id)} ({st.stream_id})"]
                 k += 1
         args += ["-c", "copy", "-f", "matroska", str(out)]
     else:
@@ -282,10 +282,10 @@ async def export(
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         await proc.wait()
-        out.unlink(missing_ok=True)
+        await asyncio.to_thread(out.unlink, missing_ok=True)
         raise
     if proc.returncode != 0:
-        out.unlink(missing_ok=True)
+        await asyncio.to_thread(out.unlink, missing_ok=True)
         raise ExportFailed("ffmpeg failed", detail=stderr.decode(errors="replace")[-2000:])
     digest, size = await asyncio.to_thread(_hash_file, out)
     async with db.session() as s:

@@ -115,3 +115,42 @@ def decoded_duration(path: str) -> float:
         if parts:
             ends.append(sum(float(x) for x in parts[:2]))
     return max(ends) if ends else 0.0
+
+
+def clock_area(path: str, at: str) -> bytes:
+    """Grey pixels of the bottom-left corner (where the burned-in clock is) of the frame at `at` seconds."""
+    import subprocess
+
+    return subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-ss",
+            at,
+            "-i",
+            path,
+            "-frames:v",
+            "1",
+            "-vf",
+            "crop=300:40:0:ih-50",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-",
+        ],
+        check=True,
+        capture_output=True,
+    ).stdout
+
+
+def volume_report(path: str) -> str:
+    import subprocess
+
+    return subprocess.run(
+        ["ffmpeg", "-v", "info", "-i", path, "-af", "volumedetect", "-vn", "-f", "null", "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stderr

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 from rec_helpers import record
-from rec_packets import Pkt, av_packets, ffprobe_json
+from rec_packets import Pkt, av_packets, clock_area, ffprobe_json, volume_report
 
 from mediation import audit
 from mediation.db import Database
@@ -53,38 +52,10 @@ async def test_export_one_playable_file(
     duration = float(probe["format"]["duration"])  # type: ignore[index]
     assert abs(duration - doc["manifest"]["duration_ms"] / 1000) < 0.5
     # the burned-in clock changes from frame to frame: frames at 0.5 s and 3.5 s differ in the clock area
-    crops = [
-        subprocess.run(
-            [
-                "ffmpeg",
-                "-v",
-                "error",
-                "-ss",
-                t,
-                "-i",
-                str(out),
-                "-frames:v",
-                "1",
-                "-vf",
-                "crop=300:40:0:ih-50",
-                "-f",
-                "rawvideo",
-                "-pix_fmt",
-                "gray",
-                "-",
-            ],
-            check=True,
-            capture_output=True,
-        ).stdout
-        for t in ("0.5", "3.5")
-    ]
+    crops = [clock_area(str(out), t) for t in ("0.5", "3.5")]
     assert crops[0] and crops[0] != crops[1]
     # audio is present over the whole duration (mixed sine tones, not silence)
-    vol = subprocess.run(
-        ["ffmpeg", "-v", "info", "-i", str(out), "-af", "volumedetect", "-vn", "-f", "null", "-"],
-        capture_output=True,
-        text=True,
-    ).stderr
+    vol = volume_report(str(out))
     assert "mean_volume" in vol and "-91.0 dB" not in vol
     async with db.session() as s:
         actions = [
