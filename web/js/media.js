@@ -1,0 +1,170 @@
+// The browser's one RTCPeerConnection with the session's media hub (docs/protocol-media.md).
+// The server is always the offerer: it offers recvonly m-lines we publish on (mids in `offer.publish`:
+// audio, camera, screen) and one sendonly m-line per forwarded track; we only answer. `offer.tracks` /
+// `media:tracks` map each forwarded mid to {participant, kind, source, label, active}.
+// A rejoin (network change) makes a new RTCPeerConnection and sends media:join again (P5).
+import { call } from "./socket.js";
+import { ServerError } from "./errors.js";
+
+const CONSTRAINTS = {
+  audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+  video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 15, max: 24 } },
+};
+
+export class MediaClient {
+  constructor({ onChange = () => {}, onAudioOnly = () => {}, onError = () => {} } = {}) {
+    this.onChange = onChange;  // tiles must be re-rendered
+    this.onAudioOnly = onAudioOnly;  // server switched audio-only on/off ({enabled, reason})
+    this.onError = onError;
+    this.local = null;  // MediaStream from the camera and microphone
+    this.pc = null;
+    this.socket = null;
+    this.tracks = {};  // mid -> what the hub says it carries
+    this.remote = new Map();  // mid -> MediaStreamTrack
+    this.iceServers = [];
+    this.audioOnly = false;
+    this.cameraOff = false;
+    this.micMuted = false;
+    this._handlers = {
+      "media:offer": (o) => this._queue(() => this._answer(o)),
+      "media:tracks": (m) => { Object.assign(this.tracks, (m && m.tracks) || {}); this.onChange(); },
+      "media:audio-only": (m) => this.onAudioOnly(m || {}),
+    };
+    this._chain = Promise.resolve();
+  }
+
+  /** Ask for camera + microphone once; falls back to microphone only; throws ServerError camera_denied. */
+  async startLocal() {
+    if (this.local) return this.local;
+    try {
+      this.local = await navigator.mediaDevices.getUserMedia(CONSTRAINTS);
+    } catch {
+      try {
+        this.local = await navigator.mediaDevices.getUserMedia({ audio: CONSTRAINTS.audio });
+      } catch (err) {
+        throw new ServerError({ code: "camera_denied", message: String(err && err.message) });
+      }
+    }
+    this._applyLocal();
+    return this.local;
+  }
+
+  /** Join the hub over `socket` with a NEW peer connection (first join and every rejoin). */
+  async join(socket, iceServers) {
+    this._detach();
+    this.socket = socket;
+    if (iceServers) this.iceServers = iceServers;
+    for (const [ev, fn] of Object.entries(this._handlers)) socket.on(ev, fn);
+    this._newPc();
+    const ack = await call(socket, "media:join", {}, 15000);
+    if (Array.isArray(ack.ice_servers)) this.iceServers = ack.ice_servers;  // informational; pc already built
+    return ack;
+  }
+
+  _newPc() {
+    if (this.pc) this.pc.close();
+    this.tracks = {};
+    this.remote.clear();
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: "max-bundle" });
+    pc.ontrack = (e) => {
+      const mid = e.transceiver && e.transceiver.mid;
+      if (mid == null) return;
+      this.remote.set(mid, e.track);
+      e.track.onunmute = () => this.onChange();
+      this.onChange();
+    };
+    pc.onconnectionstatechange = () => this.onChange();
+    this.pc = pc;
+    this.onChange();
+  }
+
+  _queue(fn) {  // offers are handled one at a time, in order
+    this._chain = this._chain.then(fn).catch((err) => this.onError(err));
+    return this._chain;
+  }
+
+  async _answer(offer) {
+    const pc = this.pc;
+    if (!pc || !offer || typeof offer.sdp !== "string") return;
+    await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
+    Object.assign(this.tracks, offer.tracks || {});
+    const publish = {};
+    for (const [source, mid] of Object.entries(offer.publish || {})) publish[mid] = source;
+    for (const tr of pc.getTransceivers()) {
+      if (tr.stopped || tr.mid == null) continue;
+      const source = publish[tr.mid];
+      if (source) await this._publish(tr, source);
+      else if (!this.remote.has(tr.mid) && tr.receiver.track) this.remote.set(tr.mid, tr.receiver.track);
+    }
+    await pc.setLocalDescription(await pc.createAnswer());
+    if (this.pc !== pc) return;  // replaced while answering (rejoin)
+    await call(this.socket, "media:answer", { type: "answer", sdp: pc.localDescription.sdp }, 15000);
+    this.onChange();
+  }
+
+  async _publish(tr, source) {
+    const track = source === "audio" ? this.audioTrack() : source === "camera" ? this.videoTrack() : null;
+    if (!track) {
+      tr.direction = "inactive";  // nothing to publish on this m-line (screen share, or no camera)
+      return;
+    }
+    if (tr.sender.track !== track) await tr.sender.replaceTrack(track);
+    const stream = this.local;
+    if (stream && tr.sender.setStreams) tr.sender.setStreams(stream);
+    tr.direction = "sendonly";
+  }
+
+  audioTrack() { return this.local ? this.local.getAudioTracks()[0] || null : null; }
+  videoTrack() { return this.local ? this.local.getVideoTracks()[0] || null : null; }
+
+  _applyLocal() {
+    const a = this.audioTrack();
+    const v = this.videoTrack();
+    if (a) a.enabled = !this.micMuted;
+    if (v) v.enabled = !this.cameraOff && !this.audioOnly;
+    this.onChange();
+  }
+
+  setMuted(muted) { this.micMuted = muted; this._applyLocal(); }
+  setCameraOff(off) { this.cameraOff = off; this._applyLocal(); }
+
+  /** Audio-only (P5): the hub stops sending us video; we also stop sending ours to spare the uplink. */
+  async setAudioOnly(enabled, { tellServer = true } = {}) {
+    this.audioOnly = enabled;
+    this._applyLocal();
+    if (tellServer && this.socket) await call(this.socket, "media:audio-only", { enabled });
+  }
+
+  /** Remote media grouped per participant: [{participant, label, audio, camera, screen, active}]. */
+  groups() {
+    const by = new Map();
+    for (const [mid, track] of this.remote) {
+      const info = this.tracks[mid];
+      if (!info || !info.participant || track.readyState === "ended") continue;
+      const g = by.get(info.participant) || { participant: info.participant, label: info.label || {}, active: false };
+      const slot = info.source === "screen" ? "screen" : info.kind === "audio" ? "audio" : "camera";
+      g[slot] = track;
+      if (info.kind === "video" && info.active) g.active = true;
+      by.set(info.participant, g);
+    }
+    return [...by.values()];
+  }
+
+  /** Leave the hub (keeps the socket), stop sending. */
+  async leave() {
+    const socket = this.socket;
+    this._detach();
+    if (this.pc) { this.pc.close(); this.pc = null; }
+    if (socket && socket.connected) { try { await call(socket, "media:leave", {}, 3000); } catch { /* leaving anyway */ } }
+  }
+
+  stopLocal() {
+    if (this.local) for (const tr of this.local.getTracks()) tr.stop();
+    this.local = null;
+  }
+
+  _detach() {
+    if (this.socket) for (const [ev, fn] of Object.entries(this._handlers)) this.socket.off(ev, fn);
+    this.socket = null;
+  }
+}

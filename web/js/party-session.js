@@ -1,0 +1,159 @@
+// The party's view of a live session: tiles, controls, caucus notice, chat, audio-only, rejoin (P5, R7).
+import { h } from "./dom.js";
+import { t, getLang } from "./i18n.js";
+import { call } from "./socket.js";
+import { explain } from "./errors.js";
+import { MediaClient } from "./media.js";
+import { Tiles } from "./tiles.js";
+import { Chat } from "./chat.js";
+import { pendingThirdParties } from "./party-steps.js";
+
+export class SessionView {
+  constructor(app) {
+    this.app = app;
+    this.media = new MediaClient({
+      onChange: () => this.paintTiles(),
+      onAudioOnly: (m) => this.onAudioOnly(m),
+      onError: (err) => this.showError(err),
+    });
+    this.hand = false;
+    this.notice = "";  // transient message (forced mute, audio-only switch)
+    this.caucusBox = h("div", { class: "caucus", role: "status", "aria-live": "assertive", hidden: true });
+    this.noticeBox = h("p", { class: "notice", role: "status", hidden: true });
+    this.errBox = h("p", { class: "error", role: "alert", hidden: true });
+    this.thirdBox = h("div", {});
+    this.tilesEl = h("div", { id: "tiles" });
+    this.tiles = new Tiles(this.tilesEl);
+    this.chat = new Chat(() => this.app.socket);
+    this.buttons = {
+      mute: h("button", { type: "button", id: "btn-mute", onclick: () => this.toggleMute() }),
+      camera: h("button", { type: "button", id: "btn-camera", onclick: () => this.toggleCamera() }),
+      hand: h("button", { type: "button", id: "btn-hand", onclick: () => this.toggleHand() }),
+      audioOnly: h("button", { type: "button", id: "btn-audio-only", onclick: () => this.toggleAudioOnly() }),
+      leave: h("button", { type: "button", id: "btn-leave", class: "danger", onclick: () => this.leave() }),
+    };
+    this.controls = h("div", { class: "controls", role: "toolbar" }, Object.values(this.buttons));
+    this.root = h("div", { class: "session" }, this.caucusBox, this.noticeBox, this.errBox, this.thirdBox,
+      this.tilesEl, this.controls, this.chat.root);
+    this.app.socket.on("chat:message", (m) => this.chat.add(m));
+    this.app.socket.on("mute:forced", (m) => this.onForcedMute(m));
+  }
+
+  /** First entry: camera + microphone, then join the hub. */
+  async start() {
+    this.paint();
+    this.say(t("sess.connecting_media"));
+    await this.media.startLocal();
+    await this.media.join(this.app.socket);
+    this.say("");
+    this.paint();
+  }
+
+  /** After a network drop: a new connection was made; re-wire events and make a new RTCPeerConnection. */
+  async rejoin() {
+    this.app.socket.on("chat:message", (m) => this.chat.add(m));
+    this.app.socket.on("mute:forced", (m) => this.onForcedMute(m));
+    try {
+      if (this.media.local) await this.media.join(this.app.socket);
+      else await this.start();
+      if (this.media.micMuted) await call(this.app.socket, "mute:self", { muted: true });
+      if (this.media.audioOnly) await call(this.app.socket, "media:audio-only", { enabled: true });
+    } catch (err) { this.showError(err); }
+  }
+
+  update() { this.paint(); }
+
+  say(text) {
+    this.noticeBox.textContent = text;
+    this.noticeBox.hidden = !text;
+  }
+
+  showError(err) {
+    this.errBox.textContent = explain(err);
+    this.errBox.hidden = false;
+  }
+
+  async toggleMute() {
+    const muted = !this.media.micMuted;
+    this.media.setMuted(muted);
+    this.paint();
+    try { await call(this.app.socket, "mute:self", { muted }); } catch (err) { this.showError(err); }
+  }
+
+  toggleCamera() {
+    this.media.setCameraOff(!this.media.cameraOff);
+    this.paint();
+  }
+
+  async toggleHand() {
+    try {
+      await call(this.app.socket, "hand:raise", { up: !this.hand });
+      this.hand = !this.hand;
+      this.paint();
+    } catch (err) { this.showError(err); }
+  }
+
+  async toggleAudioOnly() {
+    try {
+      await this.media.setAudioOnly(!this.media.audioOnly);
+      this.say(this.media.audioOnly ? t("sess.audio_only_on") : "");
+      this.paint();
+    } catch (err) { this.showError(err); }
+  }
+
+  onAudioOnly(m) {  // the hub switched us because of loss (or back)
+    this.media.setAudioOnly(Boolean(m.enabled), { tellServer: false });
+    this.say(m.enabled ? t("sess.audio_only_auto") : t("sess.audio_only_back"));
+    this.paint();
+  }
+
+  onForcedMute(m) {
+    this.media.setMuted(true);
+    this.say(t("sess.muted_by", { by: (m && m.by) || t("role.host") }));
+    this.paint();
+  }
+
+  leave() {
+    if (!window.confirm(t("sess.leave_confirm"))) return;
+    this.media.leave().finally(() => this.app.leave());
+  }
+
+  stop() {
+    this.media.leave().catch(() => {});
+    this.media.stopLocal();
+    this.tiles.clear();
+  }
+
+  paint() {
+    const st = this.app.state || {};
+    const you = st.you || {};
+    if (typeof you.hand === "boolean") this.hand = you.hand;
+    const b = this.buttons;
+    const setBtn = (btn, pressed, label) => { btn.textContent = label; btn.setAttribute("aria-pressed", String(pressed)); };
+    setBtn(b.mute, this.media.micMuted, this.media.micMuted ? t("sess.unmute") : t("sess.mute"));
+    setBtn(b.camera, this.media.cameraOff, this.media.cameraOff ? t("sess.cam_on") : t("sess.cam_off"));
+    setBtn(b.hand, this.hand, this.hand ? t("sess.hand_down") : t("sess.hand_up"));
+    setBtn(b.audioOnly, this.media.audioOnly, t("sess.audio_only"));
+    b.leave.textContent = t("sess.leave");
+    this.controls.setAttribute("aria-label", t("sess.controls"));
+    const c = st.caucus || {};
+    const names = (c.members || []).join(t("list.sep"));
+    this.caucusBox.hidden = !c.active;
+    this.caucusBox.className = "caucus " + (c.you_inside ? "inside" : "outside");
+    this.caucusBox.textContent = c.active ? (c.you_inside ? t("sess.caucus_in", { names }) : t("sess.caucus_out", { names })) : "";
+    this.thirdBox.replaceChildren(pendingThirdParties(this.app, () => this.paint()) || "");
+    if (this.lang !== getLang()) { this.lang = getLang(); this.chat.paint(); }
+    this.paintTiles();
+  }
+
+  paintTiles() {
+    const st = this.app.state || {};
+    const people = Object.fromEntries((st.participants || []).map((p) => [p.id, p]));
+    this.tiles.render({
+      local: this.media.local ? { stream: this.media.local, name: (st.you || {}).name, muted: this.media.micMuted,
+        cameraOff: this.media.cameraOff || this.media.audioOnly } : null,
+      groups: this.media.groups(),
+      people,
+    });
+  }
+}

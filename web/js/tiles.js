@@ -1,0 +1,96 @@
+// Video tiles: one per participant (their camera + microphone in one <video>), plus the local preview.
+// Elements are kept per participant so re-renders do not restart playback.
+import { h } from "./dom.js";
+import { t } from "./i18n.js";
+
+export class Tiles {
+  constructor(container) {
+    this.el = container;
+    this.el.classList.add("tiles");
+    this.tiles = new Map();  // key -> {root, video, name, flags, trackIds}
+  }
+
+  /**
+   * Render. `local`: {stream, name, muted, cameraOff}; `groups`: MediaClient.groups();
+   * `people`: session:state participants by id (for names, mute, hands); `hidden`: ids cut off by a caucus.
+   */
+  render({ local, groups, people = {}, hidden = new Set() }) {
+    const keep = new Set();
+    if (local && local.stream) {
+      keep.add("local");
+      const tile = this._tile("local", true);
+      this._attach(tile, local.stream.getTracks().filter((tr) => tr.kind === "video"));
+      tile.name.textContent = t("sess.you") + (local.name ? " · " + local.name : "");
+      this._flags(tile, { muted: local.muted, noVideo: local.cameraOff });
+    }
+    for (const g of groups) {
+      const who = people[g.participant] || {};
+      if (who.admitted === false) continue;
+      keep.add(g.participant);
+      const tile = this._tile(g.participant, false);
+      tile.root.dataset.participant = g.participant;
+      this._attach(tile, [g.audio, g.camera].filter(Boolean));
+      const name = who.name || g.label.name || g.participant;
+      const role = who.role || g.label.role;
+      tile.name.textContent = name + (role ? " · " + t("role." + role) : "") + (who.side ? " · " + t("side." + who.side) : "");
+      this._flags(tile, { muted: who.muted, hand: who.hand, noVideo: !g.camera || !g.active || who.audio_only,
+        away: hidden.has(g.participant) });
+    }
+    for (const [key, tile] of this.tiles) {
+      if (!keep.has(key)) {
+        tile.video.srcObject = null;
+        tile.root.remove();
+        this.tiles.delete(key);
+      }
+    }
+  }
+
+  _tile(key, isLocal) {
+    let tile = this.tiles.get(key);
+    if (tile) return tile;
+    const video = h("video", { autoplay: true, playsInline: true, muted: isLocal });
+    video.setAttribute("playsinline", "");
+    if (isLocal) video.muted = true;  // never play our own microphone back
+    const name = h("span", { class: "name" });
+    const flags = h("span", { class: "flags" });
+    const root = h("figure", { class: "tile" + (isLocal ? " local" : ""), dataset: { key } },
+      video, h("figcaption", {}, name, flags));
+    this.el.append(root);
+    tile = { root, video, name, flags, trackIds: "" };
+    this.tiles.set(key, tile);
+    return tile;
+  }
+
+  _attach(tile, tracks) {
+    const ids = tracks.map((tr) => tr.id).sort().join(",");
+    if (ids === tile.trackIds) return;
+    tile.trackIds = ids;
+    tile.video.srcObject = tracks.length ? new MediaStream(tracks) : null;
+    if (tracks.length) {
+      tile.video.play().catch(() => this._needsTap(tile));
+    }
+  }
+
+  _needsTap(tile) {  // autoplay with sound blocked: one tap starts it
+    if (tile.root.querySelector(".tap")) return;
+    const btn = h("button", { type: "button", class: "tap", onclick: () => {
+      tile.video.play().then(() => btn.remove()).catch(() => {});
+    } }, t("sess.tap_to_play"));
+    tile.root.append(btn);
+  }
+
+  _flags(tile, { muted, hand, noVideo, away }) {
+    tile.root.classList.toggle("novideo", Boolean(noVideo));
+    tile.root.classList.toggle("away", Boolean(away));
+    const out = [];
+    if (hand) out.push("✋ " + t("sess.hand"));
+    if (muted) out.push("🔇 " + t("sess.muted"));
+    if (noVideo) out.push(t("sess.no_video"));
+    tile.flags.textContent = out.join(" · ");
+  }
+
+  clear() {
+    for (const tile of this.tiles.values()) { tile.video.srcObject = null; tile.root.remove(); }
+    this.tiles.clear();
+  }
+}
