@@ -11,6 +11,7 @@ import socketio
 from aiohttp import web
 
 import signaling.events_lobby
+import signaling.events_media
 import signaling.events_session  # noqa: F401  (registers handlers)
 from signaling.config import Settings
 from signaling.http_api import api

@@ -10,6 +10,7 @@ from mediation import audit, sessions
 from mediation.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mediation.models import ChatMessage
 from mediation.permissions import MEDIATORS, Action, Role
+from signaling.events_media import sync_routing
 from signaling.rooms import Participant
 from signaling.session_ns import push_state, room_name, session_row
 from signaling.sockets import NS, Ctx, Empty, Payload, on
@@ -78,7 +79,7 @@ async def mute_other(ctx: Ctx, body: Who) -> dict[str, Any]:
 async def _apply_mute(ctx: Ctx, p: Participant) -> None:
     """Muting is enforced by the hub (it stops forwarding the audio), not left to the muted browser."""
     if ctx.room.hub is not None:
-        ctx.room.hub.set_muted(p.pid, p.muted)
+        await ctx.room.hub.set_muted(p.pid, p.muted)
 
 
 @on("chat:send", Action.CHAT, ChatIn, admitted=True)
@@ -116,8 +117,7 @@ def _check_members(ctx: Ctx, members: list[str]) -> frozenset[str]:
 
 async def _set_caucus(ctx: Ctx, members: frozenset[str], kind: str) -> None:
     ctx.room.caucus, ctx.room.caucus_kind = members, kind
-    if ctx.room.hub is not None:
-        ctx.room.hub.set_private_group(members)
+    await sync_routing(ctx.room)
     if ctx.room.recorder is not None:
         await ctx.room.recorder.caucus_changed(members)
     async with ctx.services.db.session() as s:

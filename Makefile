@@ -1,0 +1,44 @@
+# The two README commands: `make run` (install + demo case + serve) and `make test` (install + whole suite).
+# Both are idempotent: each step is skipped when its result is already up to date.
+VENV  := .venv
+BIN   := $(VENV)/bin
+SUDO  := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+PG_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/onedoor_test
+DEB   := chromium ffmpeg fonts-wqy-zenhei fonts-noto-cjk poppler-utils
+
+.PHONY: install system-deps run test test-pg lint bench
+
+install: system-deps $(VENV)/.installed web/node_modules/.package-lock.json
+
+system-deps:
+	@command -v chromium >/dev/null && command -v ffprobe >/dev/null && command -v pdftotext >/dev/null \
+	  && [ -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] \
+	  || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
+	      --no-install-recommends $(DEB))
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	npm ci --prefix web --no-audit --no-fund --loglevel=error
+
+run: install
+	$(BIN)/onedoor demo
+	$(BIN)/onedoor serve
+
+test: install
+	$(BIN)/python -m pytest
+
+# The database-facing tests again on the machine's PostgreSQL (CI runs this after `make test`).
+test-pg: install
+	@psql -h 127.0.0.1 -U postgres -tc "select 1 from pg_database where datname='onedoor_test'" | grep -q 1 \
+	  || createdb -h 127.0.0.1 -U postgres onedoor_test
+	ONEDOOR_TEST_DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest -m "not browser" tests/foundation
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/mypy
+
+bench: install
+	$(BIN)/python bench/bench_hub.py && $(BIN)/python bench/bench_recording.py

@@ -1,0 +1,122 @@
+"""Media through the real server: bots join over Socket.IO after the lobby, caucus is enforced by the hub (R7)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from media.bots import Bot
+from media.channels import SocketIOChannel
+from signaling.client import ProtocolError, SessionClient
+from tests.conftest import World
+
+
+async def admitted_trio(world: World) -> tuple[SessionClient, SessionClient, SessionClient]:
+    m = await world.staff("mediator")
+    a, b = await world.party("A"), await world.party("B")
+    await world.ready(a, "A")
+    await world.ready(b, "B")
+    await m.call("lobby:admit-all")
+    return m, a, b
+
+
+async def _until(pred, timeout: float = 15) -> None:  # type: ignore[no-untyped-def]
+    async with asyncio.timeout(timeout):
+        while not pred():
+            await asyncio.sleep(0.1)
+
+
+@pytest.mark.timeout(90)
+async def test_three_party_media_and_caucus_through_the_server(world: World) -> None:
+    m, a, b = await admitted_trio(world)
+    bots = {c.pid: Bot(c.pid, SocketIOChannel(c.sio)) for c in (m, a, b)}
+    try:
+        for bot in bots.values():
+            await bot.join()
+        assert all(ev["ice_servers"] == [] for ev in m.events["media:ice"])  # no public STUN by default
+        pids = list(bots)
+        await _until(lambda: all(bots[x].receiving_from(y) for x in pids for y in pids if x != y))
+        for bot in bots.values():
+            bot.mark("joint")
+        await asyncio.sleep(1.5)
+        for bot in bots.values():
+            bot.mark("joint-end")
+
+        await m.call("caucus:open", {"members": [m.pid, a.pid]})
+        await b.wait(lambda c: c.state["caucus"]["active"] and not c.state["caucus"]["you_inside"])
+        assert set(b.state["caucus"]["members"]) == {"张三", "mediator"}  # told who, never what
+        await asyncio.sleep(1.0)  # frames in flight drain
+        for bot in bots.values():
+            bot.mark("caucus")
+        await asyncio.sleep(2.0)
+        for bot in bots.values():
+            bot.mark("caucus-end")
+        await m.call("caucus:close")
+        await asyncio.sleep(1.0)
+        for bot in bots.values():
+            bot.mark("rejoined")
+        await asyncio.sleep(2.0)
+        for bot in bots.values():
+            bot.mark("rejoined-end")
+
+        def packets(who: str, frm: str, start: str, end: str) -> int:
+            d = bots[who].delta(start, end).get(frm, {})
+            return sum(v.get("packets", 0) for v in d.values())
+
+        for x in pids:
+            for y in pids:
+                if x != y:
+                    assert packets(x, y, "joint", "joint-end") > 0, (x, y)
+                    assert packets(x, y, "rejoined", "rejoined-end") > 0, (x, y)
+        assert packets(b.pid, a.pid, "caucus", "caucus-end") == 0
+        assert packets(b.pid, m.pid, "caucus", "caucus-end") == 0
+        assert packets(a.pid, b.pid, "caucus", "caucus-end") == 0
+        assert packets(m.pid, b.pid, "caucus", "caucus-end") == 0
+        assert packets(a.pid, m.pid, "caucus", "caucus-end") > 0
+        assert packets(m.pid, a.pid, "caucus", "caucus-end") > 0
+
+        # chat inside the caucus stays inside (R9)
+        await m.call("caucus:open", {"members": [m.pid, b.pid]})
+        await b.call("chat:send", {"text": "私下说"})
+        await m.wait(lambda c: any(x["text"] == "私下说" for x in c.events["chat:message"]))
+        await asyncio.sleep(0.3)
+        assert not any(x["text"] == "私下说" for x in a.events["chat:message"])
+    finally:
+        for bot in bots.values():
+            await bot.close()
+    room = world.services.rooms.get(world.session_id)
+    assert room is not None and room.hub is not None
+    hub = room.hub
+    assert hub.stats()["peer_connections"] == 3
+    assert all(p["publications"]["camera"]["decoded_frames"] == 0 for p in hub.stats()["participants"].values())
+    await m.call("session:end")
+    st = hub.stats()
+    assert (st["peer_connections"], st["tasks"], st["queued_frames"]) == (0, 0, 0)
+    assert world.services.rooms.get(world.session_id) is None
+
+
+async def test_media_refused_before_admission_and_bad_sdp_survives(world: World) -> None:
+    m = await world.staff("mediator")
+    a = await world.party("A")
+    with pytest.raises(ProtocolError) as e:
+        await a.call("media:join", {})
+    assert e.value.code == "not_admitted"
+    await world.ready(a, "A")
+    await m.call("lobby:admit", {"participant": a.pid})
+    await a.call("media:join", {})
+    with pytest.raises(ProtocolError) as e:
+        await a.call("media:answer", {"sdp": "v=0 garbage"})
+    assert e.value.code not in ("internal", "forbidden")
+    with pytest.raises(ProtocolError) as e:
+        await a.call("media:nonsense", {})
+    assert e.value.code == "unknown_event"
+    # the session still works: a bot joins and exchanges media with the mediator
+    bm, ba = Bot(m.pid, SocketIOChannel(m.sio)), Bot(a.pid, SocketIOChannel(a.sio))
+    try:
+        await bm.join()
+        await ba.join()
+        await _until(lambda: bm.receiving_from(a.pid) and ba.receiving_from(m.pid))
+    finally:
+        await bm.close()
+        await ba.close()
