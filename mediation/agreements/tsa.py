@@ -13,14 +13,21 @@ from dataclasses import dataclass
 
 from asn1crypto import cms, tsp
 from asn1crypto import x509 as asn1_x509
-from pyhanko.sign.timestamps import DummyTimeStamper, TimeStamper
+from pyhanko.sign.timestamps import DummyTimeStamper, TimeStamper, TimestampRequestError
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from mediation.agreements.pki import DevPKI
-from mediation.errors import IntegrityError
+from mediation.errors import IntegrityError, OneDoorError
 
 log = logging.getLogger(__name__)
+
+
+class TimestampUnavailable(OneDoorError):
+    """The timestamp authority could not be reached or refused the request; nothing was changed."""
+
+    code = "tsa_unavailable"
+    status = 503
 
 
 @dataclass(frozen=True)
@@ -53,7 +60,13 @@ class TimestampAuthority:
         return cls(HTTPTimeStamper(url, auth=auth, timeout=10), roots, url)
 
     async def stamp(self, data: bytes) -> Stamp:
-        token = await self.stamper.async_timestamp(hashlib.sha256(data).digest(), "sha256")
+        try:
+            token = await self.stamper.async_timestamp(hashlib.sha256(data).digest(), "sha256")
+        except (OSError, TimestampRequestError) as e:
+            log.warning("timestamp authority %s failed: %s", self.name, e)
+            raise TimestampUnavailable(
+                "可信时间戳服务暂不可用，请稍后重试 / the timestamp authority is unavailable; try again",
+                tsa=self.name) from e
         der = token.dump()
         return Stamp(der, token_time(der))
 

@@ -81,7 +81,15 @@ def read(data: bytes) -> dict[str, bytes]:
     except ZipFormatError as e:
         raise ZipFormatError(f"non-canonical zip: {e}") from e
     if canonical != data:
-        first = next((i for i, (a, b) in enumerate(zip(canonical, data, strict=False)) if a != b),
-                     min(len(canonical), len(data)))
+        first = _first_difference(canonical, data)
         raise ZipFormatError(f"non-canonical zip: differs from the canonical layout at byte {first}")
     return members
+
+
+def _first_difference(a: bytes, b: bytes, chunk: int = 4096) -> int:
+    n = min(len(a), len(b))
+    for start in range(0, n, chunk):
+        if a[start:start + chunk] != b[start:start + chunk]:
+            end = min(start + chunk, n)
+            return next((i for i in range(start, end) if a[i] != b[i]), end)
+    return n

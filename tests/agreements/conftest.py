@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,6 +121,18 @@ async def make_world(db: Database, notary: Notary, courts: CourtDirectory, *, pe
         w.case_id, w.case_code, w.mediator_id = case.id, case.code, mediator.id
         w.judge_id, w.other_judge_id = judge.id, other.id
     return w
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Block the network (not our code): any connect or name lookup fails."""
+
+    def refuse(*_a: object, **_k: object) -> None:
+        raise OSError("network disabled in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
 
 
 @pytest.fixture

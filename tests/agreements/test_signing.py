@@ -166,3 +166,20 @@ async def test_sealed_pdf_validates_and_carries_the_chinese_text_and_signatures(
     tampered = bytearray(row.sealed_pdf)
     tampered[i] ^= 0x01
     assert not (await seal.validate_seal(bytes(tampered), roots, world.notary.tsa.roots)).ok
+
+
+async def test_unreachable_external_tsa_fails_cleanly_and_changes_nothing(world: World, no_network: None) -> None:
+    from mediation.agreements.notary import Notary
+    from mediation.agreements.tsa import TimestampAuthority, TimestampUnavailable
+
+    n = world.notary
+    external = Notary(n.settings, n.keyring, n.pki, TimestampAuthority.external("http://127.0.0.1:9/tsa", n.tsa.roots))
+    a = await final_agreement(world)
+    await party_sign(world, a.id, "A")
+    world.notary = external
+    with pytest.raises(TimestampUnavailable) as e:
+        await party_sign(world, a.id, "B")
+    assert e.value.status == 503 and e.value.code == "tsa_unavailable"
+    async with world.db.session() as s:
+        view = await agreement.get_agreement(s, a.id)
+    assert view.status == "final" and [x.role for x in view.signatures] == ["party"]  # rolled back, retry later
