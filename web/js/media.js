@@ -29,6 +29,7 @@ export class MediaClient {
       "media:offer": (o) => this._queue(() => this._answer(o)),
       "media:tracks": (m) => { Object.assign(this.tracks, (m && m.tracks) || {}); this.onChange(); },
       "media:audio-only": (m) => this.onAudioOnly(m || {}),
+      "media:ice": (m) => this._setIce(m && m.ice_servers),
     };
     this._chain = Promise.resolve();
   }
@@ -57,8 +58,16 @@ export class MediaClient {
     for (const [ev, fn] of Object.entries(this._handlers)) socket.on(ev, fn);
     this._newPc();
     const ack = await call(socket, "media:join", {}, 15000);
-    if (Array.isArray(ack.ice_servers)) this.iceServers = ack.ice_servers;  // informational; pc already built
     return ack;
+  }
+
+  /** ICE servers (TURN credentials per join) arrive before the offer: apply them before we gather. */
+  _setIce(servers) {
+    if (!Array.isArray(servers)) return;
+    this.iceServers = servers;
+    if (this.pc) {
+      try { this.pc.setConfiguration({ ...this.pc.getConfiguration(), iceServers: servers }); } catch { /* keep */ }
+    }
   }
 
   _newPc() {

@@ -1,0 +1,138 @@
+"""The whole story as far as the server supports it, in real Chromium with fake camera and microphone:
+a mediator logs in, opens a case, schedules a session and reads the invite links; two parties open their links in
+their own browser contexts, pass the identity check, acknowledge the notices, consent and wait; the mediator admits
+them; every page decodes the others' video; a caucus with side A cuts B off from A and the mediator (R7)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.conftest import PASSWORD, World
+from tests.web.helpers import Opener, shot
+from tests.web.test_web_party import party_through_lobby
+
+pytestmark = pytest.mark.browser
+
+# Per remote participant: bytes and decoded frames received on this page's one RTCPeerConnection.
+INBOUND = """async () => {
+  const od = window.__onedoor;
+  const out = {};
+  if (!od || !od.pc) return out;
+  const stats = await od.pc.getStats();
+  stats.forEach((s) => {
+    if (s.type !== "inbound-rtp") return;
+    const info = od.media.tracks[s.mid];
+    if (!info || !info.participant) return;
+    const o = out[info.participant] || (out[info.participant] = {bytes: 0, frames: 0, audio: 0});
+    o.bytes += s.bytesReceived || 0;
+    if (s.kind === "video") o.frames += s.framesDecoded || 0;
+    else o.audio += s.bytesReceived || 0;
+  });
+  return out;
+}"""
+
+
+async def inbound(page: Page) -> dict[str, Any]:
+    return await page.evaluate(INBOUND)
+
+
+async def wait_frames_grow(page: Page, senders: set[str], timeout: float = 20) -> None:
+    """Wait until this page decodes video from each sender, and the count keeps growing."""
+    async with asyncio.timeout(timeout):
+        while True:
+            first = await inbound(page)
+            if senders <= {p for p, v in first.items() if v["frames"] > 0 and v["audio"] > 0}:
+                break
+            await asyncio.sleep(0.3)
+        await asyncio.sleep(1.0)
+        later = await inbound(page)
+    for p in senders:
+        assert later[p]["frames"] > first[p]["frames"], f"video from {p} stopped"
+
+
+async def growth(page: Page, seconds: float = 1.5) -> dict[str, int]:
+    a = await inbound(page)
+    await asyncio.sleep(seconds)
+    b = await inbound(page)
+    return {p: b[p]["bytes"] - a.get(p, {}).get("bytes", 0) for p in b}
+
+
+async def mediator_opens_case(page: Page) -> dict[str, dict[str, str]]:
+    await page.fill("#username", "mediator")
+    await page.fill("#password", PASSWORD)
+    await page.get_by_role("button", name="登录").click()
+    await expect(page.get_by_role("heading", name="案件列表")).to_be_visible()
+    await page.get_by_role("link", name="新建案件").first.click()
+    await page.fill("#case-title", "宅基地边界纠纷")
+    await page.select_option("[name=category]", "land")
+    await page.select_option("[name=channel]", "walk_in")
+    rows = page.locator(".person-row")
+    await rows.nth(0).locator("[name=name]").fill("王五")
+    await rows.nth(0).locator("[name=phone]").fill("13900000001")
+    await rows.nth(1).locator("[name=name]").fill("赵六")
+    await rows.nth(1).locator("[name=phone]").fill("13900000002")
+    await shot(page, "story-1-intake")
+    await page.get_by_role("button", name="登记案件").click()
+    await expect(page.locator("#stage")).to_contain_text("受理")
+    await page.get_by_role("button", name="安排并生成邀请").click()
+    invites = page.locator(".invite[data-role=party]")
+    await expect(invites).to_have_count(2)
+    await shot(page, "story-2-invites")
+    out = {}
+    for i in range(2):
+        inv = invites.nth(i)
+        name = (await inv.locator("strong").inner_text()).split(" · ")[0]
+        out[name] = {"link": await inv.locator("a.invite-link").get_attribute("href") or "",
+                     "invite": await inv.get_attribute("data-invite") or ""}
+    return out
+
+
+@pytest.mark.timeout(90)
+async def test_whole_story_in_the_browser(web_world: World, open_page: Opener) -> None:
+    med = await open_page(f"{web_world.base_url}/console")
+    invites = await mediator_opens_case(med)
+    assert set(invites) == {"王五", "赵六"}
+    await med.get_by_role("link", name="以主持人身份进入").click()
+    await expect(med.locator("#lobby")).to_be_visible()
+
+    a = await open_page(invites["王五"]["link"], viewport={"width": 400, "height": 800})
+    b = await open_page(invites["赵六"]["link"], viewport={"width": 400, "height": 800})
+    for page, name in ((a, "王五"), (b, "赵六")):
+        inv = int(invites[name]["invite"])
+        web_world.invite_ids[name] = inv
+        await party_through_lobby(page, web_world, name, name)
+    await expect(med.locator("#lobby tr[data-ready=true]")).to_have_count(2)
+    await shot(med, "story-3-lobby")
+    await med.click("#admit-all")
+    for page in (a, b):
+        await expect(page.locator("#btn-mute")).to_be_visible()
+
+    ids = await med.evaluate("window.__onedoor.state.participants.map(p => [p.name, p.id])")
+    pid = {name: i for name, i in ids}
+    mediator = pid["mediator"]
+    await wait_frames_grow(med, {pid["王五"], pid["赵六"]})
+    await wait_frames_grow(a, {mediator, pid["赵六"]})
+    await wait_frames_grow(b, {mediator, pid["王五"]})
+    for page, name in ((med, "story-4-mediator"), (a, "story-4-party-a"), (b, "story-4-party-b")):
+        await shot(page, name)
+
+    # Caucus with side A: B receives nothing from A or the mediator; A still hears the mediator.
+    await med.click("#caucus-side-A")
+    await expect(b.locator(".caucus.outside")).to_contain_text("单独谈话")
+    await asyncio.sleep(1.0)  # in-flight media drains
+    got_b, got_a = await asyncio.gather(growth(b), growth(a))
+    assert got_b.get(pid["王五"], 0) == 0 and got_b.get(mediator, 0) == 0, got_b
+    assert got_a[mediator] > 0
+    await shot(b, "story-5-caucus-party-b")
+    await shot(med, "story-5-caucus-mediator")
+
+    # Back to the joint session: B gets A and the mediator again.
+    await med.click("#caucus-close")
+    await expect(b.locator(".caucus")).to_be_hidden()
+    await wait_frames_grow(b, {mediator, pid["王五"]})
+    for page in (med, a, b):
+        assert page.js_errors == [], page.js_errors  # type: ignore[attr-defined]

@@ -1,0 +1,91 @@
+// Console: the case list with stages and clocks (R27, R29, R30), and the intake form that opens a case.
+import { h, field, fmtTime } from "./dom.js";
+import { t, getLang } from "./i18n.js";
+import * as http from "./api.js";
+import { explain } from "./errors.js";
+
+export const CATEGORIES = ["neighbours", "family", "wages", "traffic", "property_management", "contract", "land", "other"];
+export const CHANNELS = ["walk_in", "online", "court", "police", "petition"];
+
+export function clockTags(clocks) {
+  return (clocks || []).map((c) => h("div", { class: "clock" + (c.overdue ? " overdue" : ""), dataset: { clock: c.name } },
+    t("clock." + c.name), ": ",
+    c.done_at ? t("clock.done") : c.overdue ? t("clock.overdue") + " (" + fmtTime(c.due, getLang()) + ")"
+      : t("clock.due", { due: fmtTime(c.due, getLang()) })));
+}
+
+export async function casesView() {
+  const { cases } = await http.get("/api/cases");
+  const rows = cases.map((c) => {
+    const late = (c.clocks || []).filter((k) => k.overdue).length;
+    return h("tr", { dataset: { case: c.code } },
+      h("td", {}, h("a", { href: "#/case/" + encodeURIComponent(c.code) }, c.code)),
+      h("td", {}, c.title, c.flagged_violence ? h("span", { class: "tag bad" }, " ⚠ " + t("case.flagged")) : null),
+      h("td", {}, h("span", { class: "tag" }, t("stage." + c.stage))),
+      h("td", {}, t("channel." + c.channel)),
+      h("td", {}, t("cat." + c.category)),
+      h("td", {}, late ? h("span", { class: "tag bad" }, t("cases.overdue_n", { n: late })) : null, clockTags(c.clocks)));
+  });
+  return h("section", {}, h("div", { class: "row" }, h("h1", {}, t("cases.title")),
+    h("a", { class: "button primary", href: "#/new" }, t("nav.new"))),
+  cases.length ? h("div", { class: "card scroll-x" }, h("table", { class: "cases" },
+    h("thead", {}, h("tr", {}, ["cases.code", "cases.name", "cases.stage", "cases.channel", "cases.category",
+      "cases.clocks"].map((k) => h("th", { scope: "col" }, t(k))))),
+    h("tbody", {}, rows))) : h("p", { class: "card muted" }, t("cases.empty")));
+}
+
+function select(name, options, labelPrefix, value = "") {
+  return h("select", { name, required: true },
+    h("option", { value: "" }, t("intake.choose")),
+    options.map((o) => h("option", { value: o, selected: o === value }, t(labelPrefix + o))));
+}
+
+function personRow(list, n) {
+  const row = h("fieldset", { class: "person-row", dataset: { person: String(n) } },
+    h("legend", {}, t("intake.person_n", { n: n + 1 })),
+    field(t("intake.side"), select("side", ["A", "B"], "side.", n === 0 ? "A" : n === 1 ? "B" : "")),
+    field(t("intake.kind"), select("kind", ["party", "agent"], "role.", "party")),
+    field(t("intake.person_name"), h("input", { type: "text", name: "name", required: true, maxlength: "200" })),
+    field(t("intake.phone"), h("input", { type: "tel", name: "phone", maxlength: "40" })),
+    field(t("intake.id_number"), h("input", { type: "text", name: "id_number", maxlength: "40" })),
+    field(t("intake.represents"), h("input", { type: "number", name: "represents", min: "1", max: "50" })),
+    n > 1 ? h("button", { type: "button", onclick: () => row.remove() }, t("intake.remove")) : null);
+  list.append(row);
+}
+
+export function intakeView() {
+  const err = h("p", { class: "error", role: "alert", hidden: true });
+  const people = h("div", { class: "people" });
+  personRow(people, 0);
+  personRow(people, 1);
+  const title = h("input", { type: "text", name: "title", id: "case-title", required: true, maxlength: "300" });
+  const cat = select("category", CATEGORIES, "cat.");
+  const chan = select("channel", CHANNELS, "channel.");
+  const summary = h("textarea", { name: "summary", maxlength: "5000" });
+  async function submit(e) {
+    e.preventDefault();
+    err.hidden = true;
+    const list = [...people.querySelectorAll(".person-row")].map((row) => {
+      const v = (n) => row.querySelector(`[name=${n}]`).value.trim();
+      const p = { side: v("side"), kind: v("kind") || "party", name: v("name"), phone: v("phone"), id_number: v("id_number") };
+      if (p.kind === "agent" && v("represents")) p.represents = Number(v("represents")) - 1;
+      return p;
+    });
+    try {
+      const out = await http.post("/api/cases", { title: title.value.trim(), category: cat.value, channel: chan.value,
+        summary: summary.value.trim(), people: list });
+      location.hash = "#/case/" + encodeURIComponent(out.case.code);
+    } catch (e2) {
+      err.textContent = explain(e2);
+      err.hidden = false;
+    }
+  }
+  return h("section", { class: "card" }, h("h1", {}, t("intake.title")),
+    h("form", { onsubmit: submit, id: "intake" },
+      field(t("intake.name"), title),
+      h("div", { class: "grid2" }, field(t("intake.category"), cat), field(t("intake.channel"), chan)),
+      field(t("intake.summary"), summary),
+      h("h2", {}, t("intake.people")), people,
+      h("button", { type: "button", onclick: () => personRow(people, people.children.length) }, t("intake.add_person")),
+      err, h("p", {}, h("button", { type: "submit", class: "primary" }, t("intake.submit")))));
+}
