@@ -121,6 +121,7 @@ class Bot:
         self._pump: asyncio.Task[None] | None = None
         self._answered = asyncio.Event()
         self._loss: Callable[[], bool] | None = None
+        self._buffers_set = False
         for event in ("media:offer", "media:tracks", "media:audio-only"):
             channel.on(event, self._enqueuer(event))
 
@@ -139,6 +140,7 @@ class Bot:
             await self.pc.close()
         self.pc = RTCPeerConnection(configuration=self.config.rtc_configuration())
         self._answered.clear()
+        self._buffers_set = False
         self.joined_at = time.monotonic()
         ack = await self.channel.call("media:join", {})
         if not ack.get("ok"):
@@ -192,6 +194,8 @@ class Bot:
         if self._loss is not None and len(pc.getTransceivers()):
             self._install_loss(pc)
         await pc.setLocalDescription(await pc.createAnswer())
+        if not self._buffers_set:
+            self._buffers_set = passthrough.enlarge_receive_buffers(pc, self.config.udp_receive_buffer) > 0
         ack = await self.channel.call("media:answer", {"type": "answer", "sdp": pc.localDescription.sdp})
         if not ack.get("ok"):
             self.errors.append(ack)
@@ -228,7 +232,7 @@ class Bot:
                 if counter.first_keyframe_at is None:
                     counter.first_keyframe_at, counter.first_keyframe = now, frame.data
 
-        passthrough.tap_receiver(transceiver.receiver, on_frame, on_packet)
+        passthrough.tap_receiver(transceiver.receiver, on_frame, on_packet, estimate_bandwidth=False)
 
     def _counter(self, mid: str) -> Counter | None:
         info = self.tracks.get(mid)

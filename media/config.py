@@ -27,6 +27,8 @@ class MediaConfig:
     monitor_interval: float = 1.0
     # Minimum number of packets in the window before a loss decision is taken.
     loss_min_packets: int = 50
+    # UDP receive buffer of each peer connection's socket (capped by the kernel's net.core.rmem_max).
+    udp_receive_buffer: int = 4 * 1024 * 1024
     # Largest SDP accepted from a client, in characters.
     max_sdp_chars: int = 64_000
 

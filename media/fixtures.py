@@ -23,7 +23,7 @@ from av.video.frame import PictureType
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _memory: dict[str, EncodedClip] = {}
 
 

@@ -25,7 +25,6 @@ from aiortc import RTCRtpReceiver, RTCRtpTransceiver
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.rtp import RtpPacket
 
 from media import passthrough
 
@@ -33,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 CLOCK_RATE = {"audio": 48000, "video": 90000}
 SOURCE_KIND = {"audio": "audio", "camera": "video", "screen": "video"}
+# A frame sink (the recorder participant): (owner, source, encoded frame, RTP timestamp, keyframe). Must not block.
+FrameSink = Callable[[str, str, bytes, int, bool], None]
 
 
 def _nothing() -> None:
@@ -158,15 +159,13 @@ class Publication:
     keyframe_interval: float
     spawn: Callable[[Any], None]
     slots: set[Slot] = field(default_factory=set)
+    sinks: dict[str, FrameSink] = field(default_factory=dict)
     receiver: RTCRtpReceiver | None = None
     live: bool = False
     frames_in: int = 0
     bytes_in: int = 0
-    packets_in: int = 0
     keyframe_requests: int = 0
     plis_sent: int = 0
-    _ssrc_by_pt: dict[int, int] = field(default_factory=dict)
-    _media_pt: int | None = None
     _last_pli: float = float("-inf")
     _pending: asyncio.TimerHandle | None = None
     _epoch: object = None
@@ -179,16 +178,9 @@ class Publication:
         """Take frames from a (new, unstarted) receiver of the owner's current peer connection."""
         self.receiver = receiver
         self._epoch = object()
-        self._ssrc_by_pt = {}
-        self._media_pt = None
-        passthrough.tap_receiver(receiver, self.on_frame, self.on_packet)
-
-    def on_packet(self, packet: RtpPacket) -> None:
-        self.packets_in += 1
-        self._ssrc_by_pt[packet.payload_type] = packet.ssrc
+        passthrough.tap_receiver(receiver, self.on_frame)
 
     def on_frame(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
-        self._media_pt = codec.payloadType
         data = frame.data
         self.frames_in += 1
         self.bytes_in += len(data)
@@ -196,6 +188,8 @@ class Publication:
         for slot in self.slots:
             if slot.active:
                 slot.track.push(data, frame.timestamp, keyframe, self._epoch)
+        for sink in self.sinks.values():
+            sink(self.owner, self.source, data, frame.timestamp, keyframe)
 
     def request_keyframe(self) -> None:
         """Ask the publisher for a keyframe: at most one PLI per `keyframe_interval`, later ones coalesce."""
@@ -212,14 +206,16 @@ class Publication:
 
     def _send_pli(self) -> None:
         self._pending = None
-        ssrc = self._ssrc_by_pt.get(self._media_pt) if self._media_pt is not None else None
-        if ssrc is None and self._ssrc_by_pt:
-            ssrc = next(iter(self._ssrc_by_pt.values()))
-        if self.receiver is None or ssrc is None:
+        if self.receiver is None:
+            return
+        # The SSRCs seen lately: the media SSRC, and its RTX SSRC if any (a PLI naming it is ignored).
+        ssrcs = [source.source for source in self.receiver.getSynchronizationSources()]
+        if not ssrcs:
             return  # nothing received yet: the first frames will start with a keyframe anyway
         self._last_pli = time.monotonic()
         self.plis_sent += 1
-        self.spawn(passthrough.send_pli(self.receiver, ssrc))
+        for ssrc in ssrcs:
+            self.spawn(passthrough.send_pli(self.receiver, ssrc))
 
     def close(self) -> None:
         if self._pending is not None:
@@ -230,5 +226,6 @@ class Publication:
             slot.active = False
             slot.track.wait_for_keyframe()
         self.slots.clear()
+        self.sinks.clear()
         self.receiver = None
         self.live = False

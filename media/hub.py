@@ -28,7 +28,7 @@ from aiortc import RTCPeerConnection
 from media import passthrough
 from media.config import MediaConfig
 from media.errors import UnknownEvent, UnknownParticipant
-from media.forward import Publication, Slot
+from media.forward import FrameSink, Publication, Slot
 from media.peer import Peer
 from media.routing import RoutingTable
 from media.weaklink import DEGRADE, RECOVER
@@ -48,6 +48,7 @@ class Hub:
         self.routing = RoutingTable()
         self._send = send
         self._peers: dict[str, Peer] = {}
+        self._sinks: dict[str, FrameSink] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
         self._monitor: asyncio.Task[None] | None = None
         self._closed = False
@@ -113,10 +114,47 @@ class Hub:
 
     async def apply_routing(self) -> None:
         """Start/stop forwarding after a routing change; resumed video waits for (and requests) a keyframe."""
+        self._update_sinks()
         for peer in list(self._peers.values()):
             self._update_activity(peer)
         for peer in list(self._peers.values()):
             await self._send_tracks(peer)
+
+    async def set_muted(self, participant_id: str, muted: bool) -> None:
+        """Stop (or resume) forwarding a participant's audio to everyone, the recorder included."""
+        if self.routing.set_muted(participant_id, muted):
+            await self.apply_routing()
+
+    # frame sinks: the recorder participant -----------------------------------------------------
+    def add_sink(self, sink_id: str, sink: FrameSink) -> None:
+        """A subscriber without a peer connection; the routing table decides what it gets, as for people."""
+        self._sinks[sink_id] = sink
+        self.routing.add(sink_id)
+        self._update_sinks()
+
+    def remove_sink(self, sink_id: str) -> None:
+        if self._sinks.pop(sink_id, None) is not None:
+            self.routing.remove(sink_id)
+        self._update_sinks()
+
+    def request_keyframe(self, participant_id: str) -> None:
+        peer = self._peers.get(participant_id)
+        if peer is not None:
+            for publication in peer.publications.values():
+                publication.request_keyframe()
+
+    def _update_sinks(self) -> None:
+        for peer in self._peers.values():
+            for pub in peer.publications.values():
+                for sink_id in set(pub.sinks) - set(self._sinks):
+                    del pub.sinks[sink_id]
+                for sink_id, sink in self._sinks.items():
+                    want = pub.live and self.routing.may_forward(pub.owner, sink_id, pub.kind)
+                    if want and sink_id not in pub.sinks:
+                        pub.sinks[sink_id] = sink
+                        pub.request_keyframe()
+                    elif not want:
+                        pub.sinks.pop(sink_id, None)
 
     # client events ------------------------------------------------------------------------------
     async def _on_join(self, peer: Peer, payload: dict[str, Any]) -> dict[str, Any]:
@@ -141,6 +179,7 @@ class Hub:
                         publication.close()
                     publication.live = source in live
             self._update_activity(peer)
+            self._update_sinks()
             await self._send_tracks(peer)
         self._spawn(self._sync(peer))
         if changed:
@@ -336,7 +375,6 @@ class Hub:
                         "live": p.live,
                         "frames_in": p.frames_in,
                         "bytes_in": p.bytes_in,
-                        "packets_in": p.packets_in,
                         "keyframe_requests": p.keyframe_requests,
                         "plis_sent": p.plis_sent,
                         "subscribers": len(p.slots),

@@ -23,6 +23,7 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import socket
 import threading
 from collections.abc import Awaitable, Callable
 from fractions import Fraction
@@ -30,7 +31,7 @@ from typing import Any
 
 import aiortc
 import av
-from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport
+from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport, RTCPeerConnection
 from aiortc import rtcrtpreceiver as _receiver_module
 from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import Vp8Encoder
@@ -76,15 +77,24 @@ class _FrameTap:
         self._stopped.wait()
 
 
-def tap_receiver(receiver: RTCRtpReceiver, on_frame: FrameSink, on_packet: PacketSink | None = None) -> None:
+def tap_receiver(
+    receiver: RTCRtpReceiver,
+    on_frame: FrameSink,
+    on_packet: PacketSink | None = None,
+    *,
+    estimate_bandwidth: bool = True,
+) -> None:
     """Deliver complete encoded frames of `receiver` to `on_frame` instead of decoding them.
 
     Must be called before the receiver starts (before the answer that makes it receive is applied).
-    `on_packet`, if given, sees every RTP packet first (counting, SSRC discovery); it must not block.
+    `on_packet`, if given, sees every RTP packet first (counting); it must not block.
+    `estimate_bandwidth=False` drops the receiver's REMB estimator (bots: nobody adapts to it anyway).
     """
     if getattr(receiver, _R + "started"):
         raise AiortcInternalsChanged("tap_receiver() called on a receiver that already started")
     setattr(receiver, _R + "decoder_queue", _FrameTap(on_frame))
+    if not estimate_bandwidth:
+        setattr(receiver, _R + "remote_bitrate_estimator", None)
     if getattr(receiver, _R + "kind") == "audio":
         setattr(receiver, _R + "jitter_buffer", JitterBuffer(capacity=16, prefetch=0))
     if on_packet is not None:
@@ -137,6 +147,23 @@ def drop_incoming_rtp(transport: RTCDtlsTransport, should_drop: Callable[[], boo
     transport._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]
 
 
+def enlarge_receive_buffers(pc: RTCPeerConnection, size: int) -> int:
+    """Raise SO_RCVBUF of the peer connection's (bundled) ICE sockets after gathering; returns sockets changed.
+
+    At a few Mbit/s the kernel default (~208 KiB) overflows after a ~100 ms scheduling hiccup, and the loss
+    then stalls aiortc's video jitter buffer. The kernel caps the size at net.core.rmem_max.
+    """
+    changed = 0
+    for transceiver in pc.getTransceivers()[:1]:
+        connection = transceiver.receiver.transport.transport.iceGatherer._connection
+        for protocol in connection._protocols:
+            sock = protocol.transport.get_extra_info("socket") if protocol.transport else None
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+                changed += 1
+    return changed
+
+
 # --------------------------------------------------------------------------------------------------
 def _params(func: Any) -> list[str]:
     return list(inspect.signature(func).parameters)
@@ -171,6 +198,7 @@ def check_aiortc_internals() -> None:
     )
     handle_src = _source(RTCRtpReceiver._handle_rtp_packet)
     expect("self.__jitter_buffer.add(packet)" in handle_src, "_handle_rtp_packet uses __jitter_buffer.add")
+    expect("if self.__remote_bitrate_estimator is not None:" in handle_src, "REMB estimator is optional")
     expect("self.__decoder_queue.put((codec, encoded_frame))" in handle_src, "frames put on __decoder_queue")
     expect(
         _params(RTCRtpReceiver._handle_rtp_packet) == ["self", "packet", "arrival_time_ms"], "rtp handler sig"
@@ -202,7 +230,14 @@ def check_aiortc_internals() -> None:
     )
     for kind in ("audio", "video"):
         receiver = RTCRtpReceiver(kind, transport)
-        for name in ("decoder_queue", "jitter_buffer", "started", "kind", "decoder_thread"):
+        for name in (
+            "decoder_queue",
+            "jitter_buffer",
+            "started",
+            "kind",
+            "decoder_thread",
+            "remote_bitrate_estimator",
+        ):
             expect(hasattr(receiver, _R + name), f"RTCRtpReceiver.__{name}")
         expect(getattr(receiver, _R + "kind", None) == kind, "RTCRtpReceiver.__kind value")
 

@@ -73,6 +73,7 @@ class Peer:
         self.lock = asyncio.Lock()
         self.offer_outstanding = False
         self.offers = 0
+        self._buffers_set = False
         self.sent_tracks: dict[str, Any] | None = None
         self.audio_only_reason: str | None = None
         self.loss = LossWindow(config)
@@ -89,7 +90,7 @@ class Peer:
         """Create a fresh peer connection with recvonly publish transceivers tapped into the publications."""
         pc = RTCPeerConnection(configuration=self.config.rtc_configuration())
         self.pc, self.publish, self.slots = pc, {}, []
-        self.offer_outstanding, self.sent_tracks = False, None
+        self.offer_outstanding, self.sent_tracks, self._buffers_set = False, None, False
         self.loss.reset()
         for source, kind in PUBLISH_SOURCES:
             transceiver = pc.addTransceiver(kind, direction="recvonly")
@@ -119,6 +120,8 @@ class Peer:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         self.offer_outstanding = True
         self.offers += 1
+        if not self._buffers_set:
+            self._buffers_set = passthrough.enlarge_receive_buffers(self.pc, self.config.udp_receive_buffer) > 0
         return {
             "type": "offer",
             "sdp": self.pc.localDescription.sdp,

@@ -23,6 +23,7 @@ class RoutingTable:
         self._caucuses: dict[str, frozenset[str]] = {}
         self._caucus_of: dict[str, str] = {}
         self._audio_only: set[str] = set()
+        self._muted: set[str] = set()  # publishers whose audio is not forwarded (mediator's mute, self-mute)
         self.version = 0  # bumped on every change, so callers can tell whether to re-apply
 
     # participants -----------------------------------------------------------------------------
@@ -34,6 +35,7 @@ class RoutingTable:
         """Forget a participant; it leaves its caucus (a caucus left empty is closed)."""
         self._participants.discard(participant_id)
         self._audio_only.discard(participant_id)
+        self._muted.discard(participant_id)
         name = self._caucus_of.pop(participant_id, None)
         if name is not None:
             members = self._caucuses[name] - {participant_id}
@@ -98,6 +100,15 @@ class RoutingTable:
     def is_audio_only(self, participant_id: str) -> bool:
         return participant_id in self._audio_only
 
+    # mute ---------------------------------------------------------------------------------------
+    def set_muted(self, publisher_id: str, muted: bool) -> bool:
+        """A muted publisher's audio reaches nobody (enforced here, not by the muted browser)."""
+        if muted == (publisher_id in self._muted):
+            return False
+        (self._muted.add if muted else self._muted.discard)(publisher_id)
+        self.version += 1
+        return True
+
     # the decision -------------------------------------------------------------------------------
     def may_forward(self, publisher_id: str, subscriber_id: str, kind: str = AUDIO) -> bool:
         """May media of `kind` ("audio" or "video") from publisher reach subscriber?"""
@@ -105,10 +116,13 @@ class RoutingTable:
             return False
         if self._caucus_of.get(publisher_id) != self._caucus_of.get(subscriber_id):
             return False
-        return kind == AUDIO or subscriber_id not in self._audio_only
+        if kind == AUDIO:
+            return publisher_id not in self._muted
+        return subscriber_id not in self._audio_only
 
     def snapshot(self) -> dict[str, object]:
         return {
             "caucuses": {name: sorted(m) for name, m in self._caucuses.items()},
             "audio_only": sorted(self._audio_only),
+            "muted": sorted(self._muted),
         }
