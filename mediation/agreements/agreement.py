@@ -86,6 +86,11 @@ class VersionInfo:
     content: dict[str, Any]
 
 
+def beijing_time(t: dt.datetime) -> str:
+    """How times are printed on the agreement: China Standard Time, to the second."""
+    return t.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M:%S") + "（北京时间）"
+
+
 def subject(case_code: str, agreement_id: int) -> str:
     return f"case:{case_code}/agreement:{agreement_id}"
 
@@ -206,15 +211,21 @@ async def pdf_input(
 ) -> PdfInput:
     center = await center_of(s, case)
     signed = {r.signer: r for r in signatures or []}
+    by_agent = {p.get("represents"): p["name"] for p in content.get("parties", [])
+                if p["kind"] == "agent" and f"person:{p['person_id']}" in signed}
     lines = []
     for p in content.get("parties", []):
         r = signed.get(f"person:{p['person_id']}")
-        lines.append(SignatureLine(p["kind"], p["name"], p["side"], r.signed_at.isoformat(timespec="seconds")
-                                   if r else None, r.key_fingerprint if r else None, r.algorithm if r else None))
+        if r is None and p["person_id"] in by_agent:
+            lines.append(SignatureLine(p["kind"], p["name"], p["side"], f"由委托代理人{by_agent[p['person_id']]}代为签署",
+                                       "—"))
+            continue
+        lines.append(SignatureLine(p["kind"], p["name"], p["side"], beijing_time(r.signed_at) if r else None,
+                                   r.key_fingerprint if r else None, r.algorithm if r else None))
     med = next((r for r in signatures or [] if r.role == "mediator"), None)
     med_name = med.name if med else await staff_name(s, case.mediator_id)
-    lines.append(SignatureLine("mediator", med_name or "调解员", "", med.signed_at.isoformat(timespec="seconds")
-                               if med else None, med.key_fingerprint if med else None))
+    lines.append(SignatureLine("mediator", med_name or "调解员", "", beijing_time(med.signed_at) if med else None,
+                               med.key_fingerprint if med else None))
     return PdfInput(
         case_code=case.code, center_name=center.name, center_fingerprint=notary.keyring.fingerprint,
         verify_url=notary.settings.verification_url(case.code), agreement_id=a.id,

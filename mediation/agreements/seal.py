@@ -28,7 +28,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mediation import audit
 from mediation.agreements import payloads
 from mediation.agreements._load import agreement_row, case_row, version_row
-from mediation.agreements.agreement import AgreementView, get_agreement, pdf_input, signature_rows, subject
+from mediation.agreements.agreement import (
+    AgreementView,
+    beijing_time,
+    get_agreement,
+    pdf_input,
+    signature_rows,
+    subject,
+)
 from mediation.agreements.notary import Notary
 from mediation.agreements.pdf import render
 from mediation.db import utcnow
@@ -118,8 +125,8 @@ async def seal_agreement(s: AsyncSession, agreement_id: int, *, notary: Notary) 
     doc = await pdf_input(s, a, case, notary, json.loads(v.content), a.content_sha256, sigs)
     doc = dataclasses.replace(
         doc, unsigned_pdf_sha256=a.pdf_sha256,
-        effective_at=a.effective_at.isoformat(timespec="seconds") if a.effective_at else None,
-        tsa_time=a.effect_tsa_time.isoformat(timespec="seconds") if a.effect_tsa_time else None,
+        effective_at=beijing_time(a.effective_at) if a.effective_at else None,
+        tsa_time=beijing_time(a.effect_tsa_time) if a.effect_tsa_time else None,
     )
     signed = await asyncio.to_thread(render, doc, notary.settings.font())
     attachments = {

@@ -145,7 +145,8 @@ async def _check(
     _need(sha256_hex(content_bytes) == ag["content_sha256"], "agreement content", "hash differs from the manifest")
     _need(sha256_hex(files["agreement/unsigned.pdf"]) == ag["pdf_sha256"], "agreement PDF", "hash differs")
     keys = {(x["context"], x["signer"]): x for x in m["signers"]}
-    sigs = _json(files, "agreement/signatures.json")
+    order = {"party": 0, "agent": 1, "mediator": 2}
+    sigs = sorted(_json(files, "agreement/signatures.json"), key=lambda x: (order.get(x["role"], 3), x["signer"]))
     for x in sigs:
         item = f"signature {x['signer']} ({x['name']}, {x['role']})"
         listed_key = keys.get(("agreement", x["signer"]))

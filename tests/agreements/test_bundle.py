@@ -14,7 +14,7 @@ from mediation.agreements import judging, zipfmt
 from mediation.agreements.bundle import Bundle, RecordingPart, build_bundle
 from mediation.agreements.verify import averify_bundle
 from mediation.audit import entries_for
-from mediation.canonical import canonical_json
+from mediation.canonical import canonical_json, sha256_hex
 from mediation.errors import Forbidden
 
 from .conftest import World
@@ -111,9 +111,21 @@ async def test_every_member_removed_or_swapped_fails(world: World, no_network: N
     assert r.failed_item == "file agreement/extra.txt"
 
 
-async def test_resigned_manifest_with_forged_party_signature_fails(world: World, no_network: None) -> None:
-    """Even the center's own key cannot forge a party: a changed party signature fails on the party's key."""
+def _resign(w: World, files: dict[str, bytes], changed: list[str], **agreement: str) -> bytes:
+    m = json.loads(files["manifest.json"])
+    for name in changed:
+        m["files"][name] = {"sha256": sha256_hex(files[name]), "size": len(files[name])}
+    m["agreement"].update(agreement)
+    files["manifest.json"] = canonical_json(m)
+    files["manifest.sig"] = w.notary.keyring.signing_key.sign(files["manifest.json"])
+    return zipfmt.write(files)
+
+
+async def test_center_cannot_forge_or_edit_what_parties_signed(world: World, no_network: None) -> None:
+    """Even with the center's own key re-signing the manifest, a changed party signature or an agreement edited
+    after signing fails on the party's key."""
     bundle = await full_flow(world)
+    fp = world.notary.keyring.fingerprint
     files = zipfmt.read(bundle.data)
     sigs = json.loads(files["agreement/signatures.json"])
     party = next(x for x in sigs if x["role"] == "party")
@@ -121,12 +133,14 @@ async def test_resigned_manifest_with_forged_party_signature_fails(world: World,
     raw[5] ^= 1
     party["signature"] = base64.b64encode(bytes(raw)).decode()
     files["agreement/signatures.json"] = json.dumps(sigs).encode()
-    m = json.loads(files["manifest.json"])
-    from mediation.canonical import sha256_hex
-
-    m["files"]["agreement/signatures.json"] = {"sha256": sha256_hex(files["agreement/signatures.json"]),
-                                               "size": len(files["agreement/signatures.json"])}
-    files["manifest.json"] = canonical_json(m)
-    files["manifest.sig"] = world.notary.keyring.signing_key.sign(files["manifest.json"])
-    r = await averify_bundle(zipfmt.write(files), world.notary.keyring.fingerprint)
+    r = await averify_bundle(_resign(world, files, ["agreement/signatures.json"]), fp)
     assert not r.ok and r.failed_item == f"signature {party['signer']} ({party['name']}, party)"
+
+    files = zipfmt.read(bundle.data)
+    content = json.loads(files["agreement/content.json"])
+    content["terms"][0]["amount"] = "1.00"
+    files["agreement/content.json"] = canonical_json(content)
+    data = _resign(world, files, ["agreement/content.json"],
+                   content_sha256=sha256_hex(files["agreement/content.json"]))
+    r = await averify_bundle(data, fp)
+    assert not r.ok and (r.failed_item or "").startswith("signature person:"), r
