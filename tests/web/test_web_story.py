@@ -1,7 +1,8 @@
 """The whole story as far as the server supports it, in real Chromium with fake camera and microphone:
 a mediator logs in, opens a case, schedules a session and reads the invite links; two parties open their links in
 their own browser contexts, pass the identity check, acknowledge the notices, consent and wait; the mediator admits
-them; every page decodes the others' video; a caucus with side A cuts B off from A and the mediator (R7)."""
+them; every page decodes the others' video; a caucus with side A cuts B off from A and the mediator (R7); after a
+network drop B's page rejoins by itself with a new peer connection (P5)."""
 
 from __future__ import annotations
 
@@ -134,5 +135,14 @@ async def test_whole_story_in_the_browser(web_world: World, open_page: Opener) -
     await med.click("#caucus-close")
     await expect(b.locator(".caucus")).to_be_hidden()
     await wait_frames_grow(b, {mediator, pid["王五"]})
+
+    # B's network drops: the page rejoins by itself (new challenge, new connection, new RTCPeerConnection),
+    # without a new identity check, straight back into the session (P5).
+    await b.evaluate("window.__onedoor.pc.__old = true; window.__onedoor.dropConnection()")
+    await expect(b.locator("#conn")).to_contain_text("已重新连接")
+    await b.wait_for_function("window.__onedoor.pc && !window.__onedoor.pc.__old")
+    await expect(b.locator("#btn-mute")).to_be_visible()
+    await wait_frames_grow(b, {mediator, pid["王五"]})
+    await wait_frames_grow(a, {pid["赵六"]})
     for page in (med, a, b):
         assert page.js_errors == [], page.js_errors  # type: ignore[attr-defined]

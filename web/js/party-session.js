@@ -149,11 +149,15 @@ export class SessionView {
   paintTiles() {
     const st = this.app.state || {};
     const people = Object.fromEntries((st.participants || []).map((p) => [p.id, p]));
+    const c = st.caucus || {};
+    const away = new Set(c.active && !c.you_inside
+      ? (st.participants || []).filter((p) => (c.members || []).includes(p.name)).map((p) => p.id) : []);
     this.tiles.render({
       local: this.media.local ? { stream: this.media.local, name: (st.you || {}).name, muted: this.media.micMuted,
         cameraOff: this.media.cameraOff || this.media.audioOnly } : null,
       groups: this.media.groups(),
       people,
+      hidden: away,
     });
   }
 }

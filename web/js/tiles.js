@@ -85,7 +85,8 @@ export class Tiles {
     const out = [];
     if (hand) out.push("✋ " + t("sess.hand"));
     if (muted) out.push("🔇 " + t("sess.muted"));
-    if (noVideo) out.push(t("sess.no_video"));
+    if (away) out.push(t("sess.away"));
+    else if (noVideo) out.push(t("sess.no_video"));
     tile.flags.textContent = out.join(" · ");
   }
 
