@@ -54,7 +54,7 @@ async def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         if args.bundle:
-            data, fp = Path(args.bundle).read_bytes(), args.fingerprint
+            data, fp = await asyncio.to_thread(Path(args.bundle).read_bytes), args.fingerprint
         else:
             data, fp = await make_bundle(Path(tmp))
     t0 = time.perf_counter()
