@@ -215,7 +215,10 @@ async def export(
         for i, st in enumerate(streams):
             args += ["-map", f"{i}"]
             for _ in st.kinds.split(","):
-                args += [f"-metadata:s:{k}", f"title={labels.get(st.source_id, st.source_id)} ({st.stream_id})"]
+                args += [
+                    f"-metadata:s:{k}",
+                    f"title={labels.get(st.source_id, st.source_id)} ({st.stream_id})",
+                ]
                 k += 1
         args += ["-c", "copy", "-f", "matroska", str(out)]
     else:

@@ -114,7 +114,7 @@ def nonce(prefix: bytes, counter: int, last: bool) -> bytes:
     return prefix + counter.to_bytes(4, "big") + (b"\x01" if last else b"\x00")
 
 
-def frame_sha256(frame: bytes) -> str:
+def frame_sha256(frame: bytes | bytearray) -> str:
     return hashlib.sha256(frame).hexdigest()
 
 
@@ -128,18 +128,19 @@ class SegmentSealer:
         self.counter = 0
         self.finished = False
 
-    def seal(self, plaintext: bytes, *, last: bool = False) -> bytes:
-        """Return the frame (length prefix + ciphertext) for the next segment."""
+    def seal(self, plaintext: bytes, *, last: bool = False) -> bytearray:
+        """Return the frame (length prefix + ciphertext) for the next segment (a bytearray, sealed in place)."""
         if self.finished:
             raise IntegrityError("stream already finished")
         if len(plaintext) > MAX_PLAINTEXT:
             raise InvalidInput("segment larger than 1 MiB")
-        ct = self._aead.encrypt(
-            nonce(self.header.nonce_prefix, self.counter, last), plaintext, self.header_bytes
-        )
+        frame = bytearray(LEN_PREFIX + len(plaintext) + TAG_LEN)
+        struct.pack_into(">I", frame, 0, len(plaintext) + TAG_LEN)
+        n = nonce(self.header.nonce_prefix, self.counter, last)
+        self._aead.encrypt_into(n, plaintext, self.header_bytes, memoryview(frame)[LEN_PREFIX:])
         self.counter += 1
         self.finished = last
-        return struct.pack(">I", len(ct)) + ct
+        return frame
 
 
 @dataclass

@@ -40,7 +40,9 @@ def check_name(name: str) -> str:
 class RecordingStorage(Protocol):
     async def create_stream(self, recording_id: str, stream_id: str, header: bytes) -> None: ...
 
-    async def append_segment(self, recording_id: str, stream_id: str, index: int, frame: bytes) -> None: ...
+    async def append_segment(
+        self, recording_id: str, stream_id: str, index: int, frame: bytes | bytearray
+    ) -> None: ...
 
     def read_stream(self, recording_id: str, stream_id: str) -> AsyncIterator[bytes]: ...
 
@@ -63,7 +65,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | bytearray) -> None:
     view = memoryview(data)
     while view:
         n = os.write(fd, view)
@@ -96,11 +98,13 @@ class LocalStorage:
             os.close(fd)
         _fsync_dir(path.parent)
 
-    async def append_segment(self, recording_id: str, stream_id: str, index: int, frame: bytes) -> None:
+    async def append_segment(
+        self, recording_id: str, stream_id: str, index: int, frame: bytes | bytearray
+    ) -> None:
         await asyncio.to_thread(self._append_sync, self._stream(recording_id, stream_id), frame)
 
     @staticmethod
-    def _append_sync(path: Path, frame: bytes) -> None:
+    def _append_sync(path: Path, frame: bytes | bytearray) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND)
         try:
             _write_all(fd, frame)
@@ -176,7 +180,9 @@ class S3Storage:
         key = self._key(recording_id, check_name(stream_id), "header")
         await asyncio.to_thread(self.client.put_object, Bucket=self.bucket, Key=key, Body=header)
 
-    async def append_segment(self, recording_id: str, stream_id: str, index: int, frame: bytes) -> None:
+    async def append_segment(
+        self, recording_id: str, stream_id: str, index: int, frame: bytes | bytearray
+    ) -> None:
         key = self._key(recording_id, check_name(stream_id), "seg", f"{index:010d}")
         await asyncio.to_thread(self.client.put_object, Bucket=self.bucket, Key=key, Body=frame)
 

@@ -3,8 +3,9 @@
 `SegmentWriter` serves one recording (one data key, many streams). `put()` is called on the event loop with the
 bytes the muxer emitted (whole Matroska clusters, at most ~1 s of media each); each call becomes one segment (or
 several when a chunk exceeds 1 MiB). A single worker task seals (AES-GCM, in a worker thread), stores through the
-storage backend (flush + fsync, in a worker thread), then appends the segment's SHA-256 to the audit log and
-updates the stream's row, in that order: an audit entry always names a segment that is already durable.
+storage backend (flush + fsync, in a worker thread), then appends the segment's SHA-256 to the audit log, in
+that order: an audit entry always names a segment that is already durable. Segments already waiting when the
+worker wakes (several streams) are written back to back and audited in one transaction.
 
 Back-pressure, not loss: the queue between `put()` and the worker is bounded (`max_pending` segments). When it is
 full, `put()` waits until the worker catches up, which slows the recorder participant's own consumption (the
@@ -21,7 +22,7 @@ import logging
 import secrets
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import update
 
 from mediation import audit
 from mediation.db import Database
@@ -31,6 +32,8 @@ from recordings.segment import MAX_PLAINTEXT, NONCE_PREFIX_LEN, Header, SegmentS
 from recordings.storage import RecordingStorage, check_name
 
 log = logging.getLogger(__name__)
+
+_BATCH = 16  # segments written back to back before their audit entries are committed together
 
 
 class RecordingFailed(OneDoorError):
@@ -150,44 +153,55 @@ class SegmentWriter:
 
     async def _run(self) -> None:
         while True:
-            job = await self._queue.get()
+            batch = [await self._queue.get()]
+            while len(batch) < _BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
             try:
-                if job is None:
-                    return
-                if self.error is None:
-                    await self._write(job)
+                jobs = [j for j in batch if j is not None]
+                if jobs and self.error is None:
+                    await self._write(jobs)
             except Exception as e:  # storage/database errors: stop writing, surface on the next put()
                 log.exception("recording %s: segment write failed", self.recording_id)
                 self.error = e
             finally:
-                self._queue.task_done()
+                for _ in batch:
+                    self._queue.task_done()
+            if None in batch:
+                return
 
-    async def _write(self, job: _Job) -> None:
-        st = self.streams[job.stream_id]
-        frame = await asyncio.to_thread(st.sealer.seal, job.plaintext, last=job.last)
-        index = st.sealer.counter - 1
-        await self.storage.append_segment(self.recording_id, job.stream_id, index, frame)
-        digest = frame_sha256(frame)
-        st.hashes.append(digest)
+    async def _write(self, jobs: list[_Job]) -> None:
+        """Seal and store each job (durable), then audit them all in one transaction."""
+        done = []
+        for job in jobs:
+            st = self.streams[job.stream_id]
+            frame = await asyncio.to_thread(st.sealer.seal, job.plaintext, last=job.last)
+            index = st.sealer.counter - 1
+            await self.storage.append_segment(self.recording_id, job.stream_id, index, frame)
+            digest = frame_sha256(frame)
+            st.hashes.append(digest)
+            done.append((job, index, digest, len(frame)))
         async with self.db.session() as s:
-            await audit.append(
-                s,
-                actor=self.actor,
-                action="recording.segment",
-                subject=f"recording:{self.recording_id}",
-                detail={
+            for job, index, digest, size in done:
+                detail = {
                     "stream": job.stream_id,
                     "index": index,
                     "sha256": digest,
-                    "bytes": len(frame),
+                    "bytes": size,
                     "last": job.last,
-                },
-            )
-            q = select(RecordingStream).where(
-                RecordingStream.recording_id == self.recording_id, RecordingStream.stream_id == job.stream_id
-            )
-            row = (await s.scalars(q)).one()
-            row.segments = index + 1
-            if job.last:
-                row.status = "complete"
-                row.last_pts_ms = job.last_pts_ms
+                }
+                await audit.append(
+                    s,
+                    actor=self.actor,
+                    action="recording.segment",
+                    subject=f"recording:{self.recording_id}",
+                    detail=detail,
+                )
+                if job.last:  # the running count is in the audit log; the row is settled when the stream ends
+                    await s.execute(
+                        update(RecordingStream)
+                        .where(
+                            RecordingStream.recording_id == self.recording_id,
+                            RecordingStream.stream_id == job.stream_id,
+                        )
+                        .values(segments=index + 1, status="complete", last_pts_ms=job.last_pts_ms)
+                    )

@@ -13,7 +13,7 @@ from mediation.recording_records import Recording
 from recordings import keys
 from recordings.reader import verify_stream
 from recordings.storage import LocalStorage
-from recordings.writer import RecordingFailed, SegmentWriter
+from recordings.writer import _BATCH, RecordingFailed, SegmentWriter
 
 
 class GatedStorage(LocalStorage):
@@ -23,18 +23,23 @@ class GatedStorage(LocalStorage):
         super().__init__(*a)  # type: ignore[arg-type]
         self.gate = asyncio.Event()
 
-    async def append_segment(self, recording_id: str, stream_id: str, index: int, frame: bytes) -> None:
+    async def append_segment(
+        self, recording_id: str, stream_id: str, index: int, frame: bytes | bytearray
+    ) -> None:
         await self.gate.wait()
         await super().append_segment(recording_id, stream_id, index, frame)
 
 
-async def new_writer(db: Database, keyring: KeyRing, storage: LocalStorage, max_pending: int) -> SegmentWriter:
+async def new_writer(
+    db: Database, keyring: KeyRing, storage: LocalStorage, max_pending: int
+) -> SegmentWriter:
     async with db.session() as s:
         s.add(Recording(id="rec-w", session_id="s", case_code="C", data_key_id="dk-1"))
         await s.flush()
         dk = await keys.create_data_key(s, keyring, "rec-w")
-    w = SegmentWriter(db, storage, recording_id="rec-w", session_id="s", key_id="dk-1", data_key=dk,
-                      max_pending=max_pending)
+    w = SegmentWriter(
+        db, storage, recording_id="rec-w", session_id="s", key_id="dk-1", data_key=dk, max_pending=max_pending
+    )
     await w.open_stream("a.0", source_id="a", part=0, kinds="audio")
     return w
 
@@ -42,11 +47,14 @@ async def new_writer(db: Database, keyring: KeyRing, storage: LocalStorage, max_
 async def test_back_pressure_when_full(db: Database, keyring: KeyRing, storage: LocalStorage) -> None:
     gated = GatedStorage(storage.root)
     w = await new_writer(db, keyring, gated, max_pending=2)
-    for i in range(3):  # the worker holds one, the queue two
-        await w.put("a.0", bytes([i]) * 100)
-    blocked = asyncio.create_task(w.put("a.0", b"x" * 100))
-    await asyncio.sleep(0.05)
-    assert not blocked.done()  # waits instead of dropping or growing without bound
+    accepted = 0
+    while True:  # the disk stalls: puts are accepted until the bounded queue is full, then they wait
+        blocked = asyncio.create_task(w.put("a.0", bytes([accepted]) * 100))
+        await asyncio.sleep(0.05)
+        if not blocked.done():
+            break
+        accepted += 1
+        assert accepted <= 2 + _BATCH  # bounded: the queue (2) plus one batch in the worker
     gated.gate.set()
     await blocked
     await w.put("a.0", b"", last=True)
@@ -54,7 +62,7 @@ async def test_back_pressure_when_full(db: Database, keyring: KeyRing, storage: 
     async with db.session() as s:
         dk = await keys.load_data_key(s, keyring, "rec-w")
     status = await verify_stream(gated, dk, "rec-w", "a.0")
-    assert status.complete and status.segments == 5 and w.streams["a.0"].hashes == status.frame_hashes
+    assert status.complete and status.segments == accepted + 2 and w.streams["a.0"].hashes == status.frame_hashes
 
 
 async def test_big_chunks_are_split_at_1_mib(db: Database, keyring: KeyRing, storage: LocalStorage) -> None:
