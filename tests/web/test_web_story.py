@@ -112,6 +112,11 @@ async def test_whole_story_in_the_browser(web_world: World, open_page: Opener) -
     for page in (a, b):
         await expect(page.locator("#btn-mute")).to_be_visible()
 
+    # Everyone consented: the mediator starts the recording and every page shows it.
+    await med.click("#recording-start")
+    for page in (med, a, b):
+        await expect(page.locator("#rec")).to_have_text("正在录音录像")
+
     ids = await med.evaluate("window.__onedoor.state.participants.map(p => [p.name, p.id])")
     pid = {name: i for name, i in ids}
     mediator = pid["mediator"]
@@ -144,5 +149,12 @@ async def test_whole_story_in_the_browser(web_world: World, open_page: Opener) -
     await expect(b.locator("#btn-mute")).to_be_visible()
     await wait_frames_grow(b, {mediator, pid["王五"]})
     await wait_frames_grow(a, {pid["赵六"]})
+    # A withdraws recording consent: the recording pauses for everyone (R1, P2); the mediator stops it.
+    await a.click("#btn-rec-consent")
+    for page in (med, a, b):
+        await expect(page.locator("#rec")).to_have_text("录制已暂停")
+    await med.fill("#rec-reason", "当事人撤回录像同意")
+    await med.click("#recording-stop")
+    await expect(b.locator("#rec")).to_be_hidden()
     for page in (med, a, b):
         assert page.js_errors == [], page.js_errors  # type: ignore[attr-defined]

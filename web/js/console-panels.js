@@ -105,3 +105,30 @@ export function endPanel(view) {
     h("label", { for: "end-reason" }, t("host.end_reason")), reason,
     h("p", {}, h("button", { type: "button", class: "danger", id: "end-session", onclick: end }, t("host.end"))));
 }
+
+/** Recording controls (R1, R12): start needs everyone's consent; pause/resume/stop need a reason. */
+export function recordingPanel(view) {
+  const mode = (view.state && view.state.recording) || "off";
+  const reason = h("input", { type: "text", id: "rec-reason", maxlength: "500", value: view.recReason || "",
+    placeholder: mode === "off" ? t("rec.start_default") : "", oninput: (e) => { view.recReason = e.target.value; } });
+  const send = async (event) => {
+    const text = reason.value.trim();
+    if (event !== "recording:start" && !text) {
+      view.showError({ code: "reason_required", message: t("rec.reason_required") });
+      reason.focus();
+      return;
+    }
+    const payload = text ? { reason: text } : {};
+    if (await view.act(event, payload)) view.recReason = "";
+  };
+  const btn = (event, label, cls) => h("button", { type: "button", class: cls || "", id: event.replace(":", "-"),
+    onclick: () => send(event) }, t(label));
+  return h("section", { class: "card", id: "recording" }, h("h2", {}, t("rec.controls")),
+    h("p", { class: "rec " + mode, role: "status" }, t("rec." + mode)),
+    h("label", { for: "rec-reason" }, mode === "off" ? t("rec.reason_start") : t("rec.reason")), reason,
+    h("div", { class: "row" },
+      mode === "off" ? btn("recording:start", "rec.start", "primary") : null,
+      mode === "running" ? btn("recording:pause", "rec.pause") : null,
+      mode === "paused" ? btn("recording:resume", "rec.resume", "primary") : null,
+      mode !== "off" ? btn("recording:stop", "rec.stop", "danger") : null));
+}

@@ -4,10 +4,12 @@ import { h } from "./dom.js";
 import { t, getLang } from "./i18n.js";
 import { connectSession, call } from "./socket.js";
 import { explain } from "./errors.js";
+
+const explainWith = (err, names) => explain(err) + " " + names.join(t("list.sep"));
 import { MediaClient } from "./media.js";
 import { Tiles } from "./tiles.js";
 import { Chat } from "./chat.js";
-import { lobbyPanel, peoplePanel, caucusPanel, endPanel } from "./console-panels.js";
+import { lobbyPanel, peoplePanel, caucusPanel, endPanel, recordingPanel } from "./console-panels.js";
 
 export class HostView {
   constructor(ctx, sessionId) {
@@ -73,13 +75,17 @@ export class HostView {
       this.errBox.hidden = true;
       return await call(this.socket, event, payload);
     } catch (err) {
-      this.showError(err);
+      const who = err.detail && err.detail.participants;
+      if (Array.isArray(who)) {  // e.g. consent_missing: name the people
+        const names = Object.fromEntries(((this.state && this.state.participants) || []).map((p) => [p.id, p.name]));
+        this.showError(explainWith(err, who.map((id) => names[id] || id)));
+      } else this.showError(err);
       return null;
     }
   }
 
   showError(err) {
-    this.errBox.textContent = explain(err);
+    this.errBox.textContent = typeof err === "string" ? err : explain(err);
     this.errBox.hidden = false;
   }
 
@@ -133,7 +139,7 @@ export class HostView {
     this.caucusBox.hidden = !c.active;
     this.caucusBox.textContent = c.active ? t("host.caucus_now", { names: (c.members || []).join(t("list.sep")) }) : "";
     const keep = document.activeElement && this.side.contains(document.activeElement) ? document.activeElement.id : null;
-    this.side.replaceChildren(lobbyPanel(this), peoplePanel(this), caucusPanel(this), endPanel(this));
+    this.side.replaceChildren(lobbyPanel(this), peoplePanel(this), recordingPanel(this), caucusPanel(this), endPanel(this));
     if (keep && document.getElementById(keep)) document.getElementById(keep).focus();
     if (this.lang !== getLang()) { this.lang = getLang(); this.chat.paint(); }
     this.paintTiles();

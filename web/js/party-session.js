@@ -30,6 +30,7 @@ export class SessionView {
       camera: h("button", { type: "button", id: "btn-camera", onclick: () => this.toggleCamera() }),
       hand: h("button", { type: "button", id: "btn-hand", onclick: () => this.toggleHand() }),
       audioOnly: h("button", { type: "button", id: "btn-audio-only", onclick: () => this.toggleAudioOnly() }),
+      recConsent: h("button", { type: "button", id: "btn-rec-consent", onclick: () => this.toggleRecordingConsent() }),
       leave: h("button", { type: "button", id: "btn-leave", class: "danger", onclick: () => this.leave() }),
     };
     this.controls = h("div", { class: "controls", role: "toolbar" }, Object.values(this.buttons));
@@ -101,6 +102,17 @@ export class SessionView {
     } catch (err) { this.showError(err); }
   }
 
+  /** R1/P2: consent to recording may be withdrawn (the server pauses the recording for everyone) or given again. */
+  async toggleRecordingConsent() {
+    const choices = this.app.progress.choices;
+    const granted = choices.recording === false;
+    try {
+      await call(this.app.socket, "lobby:consent", { kind: "recording", granted });
+      choices.recording = granted;
+      this.paint();
+    } catch (err) { this.showError(err); }
+  }
+
   onAudioOnly(m) {  // the hub switched us because of loss (or back)
     this.media.setAudioOnly(Boolean(m.enabled), { tellServer: false });
     this.say(m.enabled ? t("sess.audio_only_auto") : t("sess.audio_only_back"));
@@ -135,6 +147,9 @@ export class SessionView {
     setBtn(b.hand, this.hand, this.hand ? t("sess.hand_down") : t("sess.hand_up"));
     setBtn(b.audioOnly, this.media.audioOnly, t("sess.audio_only"));
     b.leave.textContent = t("sess.leave");
+    const withdrawn = this.app.progress.choices.recording === false;
+    b.recConsent.hidden = (st.recording || "off") === "off" && !withdrawn;
+    b.recConsent.textContent = withdrawn ? t("sess.rec_consent_give") : t("sess.rec_consent_withdraw");
     this.controls.setAttribute("aria-label", t("sess.controls"));
     const c = st.caucus || {};
     const names = (c.members || []).join(t("list.sep"));
