@@ -258,3 +258,18 @@ async def finalize(
     await audit.append(s, actor=author, action="agreement.finalize", subject=subject(case.code, a.id),
                        detail={"version": v.version, "content_sha256": v.content_sha256, "pdf_sha256": a.pdf_sha256})
     return await _view(s, a)
+
+
+async def agreement_pdf(
+    s: AsyncSession, agreement_id: int, *, viewer: str, sealed: bool = False, reason: str = ""
+) -> bytes:
+    """The unsigned rendering (what signers sign; its SHA-256 is in the payload) or the sealed PDF. Every read
+    is an audit entry (architecture: security model)."""
+    a = await agreement_row(s, agreement_id)
+    data = a.sealed_pdf if sealed else a.unsigned_pdf
+    if data is None:
+        raise Conflict("该文件尚未生成 / that PDF does not exist yet", code="no_pdf", sealed=sealed)
+    case = await case_row(s, a.case_id)
+    await audit.append(s, actor=viewer, action="agreement.read", subject=subject(case.code, a.id),
+                       detail={"sealed": sealed}, reason=reason or None)
+    return data

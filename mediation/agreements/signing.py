@@ -118,8 +118,11 @@ async def _after_signature(s: AsyncSession, a: Agreement, case: Case, row: Agree
     if auto_seal and a.status == "effective" and any(r.role == "mediator" for r in await signature_rows(s, a.id)):
         from mediation.agreements.seal import seal_agreement
 
-        await seal_agreement(s, a.id, notary=notary)
-        sealed = True
+        try:  # sealing writes nothing before it succeeds; a failure leaves the signatures in place to retry
+            await seal_agreement(s, a.id, notary=notary)
+            sealed = True
+        except Exception:
+            log.exception("sealing agreement %s failed; it stays effective, retry with seal_agreement", a.id)
     view = await get_agreement(s, a.id)
     return SignOutcome(signature_info(row), a.status in ("effective", "sealed"), a.effective_at, sealed, view)
 

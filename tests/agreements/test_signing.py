@@ -39,6 +39,9 @@ async def test_payload_is_canonical_and_pins_content_and_pdf(world: World) -> No
     a = await final_agreement(world)
     async with world.db.session() as s:
         raw = await signing.signing_payload(s, a.id, person_id=world.people["A"])
+        pdf = await agreement.agreement_pdf(s, a.id, viewer=f"person:{world.people['A']}")
+        reads = [e for e in await entries_for(s, f"case:{world.case_code}") if e.action == "agreement.read"]
+    assert payloads.sha256_hex(pdf) == a.pdf_sha256 and len(reads) == 1
     doc = json.loads(raw)
     assert doc == {"type": "onedoor-agreement-signature", "case": world.case_code, "agreement_id": a.id,
                    "version": a.final_version, "content_sha256": a.content_sha256, "pdf_sha256": a.pdf_sha256,
