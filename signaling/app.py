@@ -12,6 +12,7 @@ from aiohttp import web
 
 import signaling.events_lobby
 import signaling.events_media
+import signaling.recording_events
 import signaling.events_session  # noqa: F401  (registers handlers)
 from signaling.config import Settings
 from signaling.http_api import api
@@ -110,7 +111,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     sv = app[SERVICES]
     for room in sv.rooms.all():
         if room.recorder is not None:
-            await room.recorder.stop("server shutdown")
+            await room.recorder.stop("server shutdown", actor="server")
         if room.hub is not None:
             await room.hub.close()
     await sv.db.close()

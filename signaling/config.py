@@ -27,6 +27,8 @@ class Settings:
     events_per_second: float = 20.0
     event_burst: int = 60
     secure_cookies: bool = False  # True behind HTTPS
+    s3_bucket: str | None = None  # recordings in an S3-compatible store instead of data_dir/recordings
+    s3_endpoint: str | None = None
     web_dir: Path | None = None  # default: the installed `web` package
 
     def __post_init__(self) -> None:

@@ -10,6 +10,7 @@ from mediation import audit, sessions
 from mediation.errors import Conflict, InvalidInput, NotFound
 from mediation.models import Invite, Person
 from mediation.permissions import THIRD_PARTIES, Action
+from signaling import recording_events
 from signaling.rooms import Participant
 from signaling.session_ns import party_invite_ids, push_state, session_row
 from signaling.sockets import Ctx, Empty, Payload, on
@@ -109,6 +110,8 @@ async def consent(ctx: Ctx, body: ConsentIn) -> dict[str, Any]:
     async with ctx.services.db.session() as s:
         inv = await _invite(s, ctx.me)
         await sessions.record_consent(s, inv, body.kind, body.granted, subject=body.subject, actor=ctx.me.pid)
+    if body.kind == "recording" and not body.granted and ctx.me.admitted:
+        await recording_events.on_consent_withdrawn(ctx)
     await push_state(ctx.services, ctx.sio, ctx.room)
     return {}
 
@@ -133,6 +136,7 @@ async def admit_one(ctx: Ctx, p: Participant) -> None:
         await audit.append(s, actor=ctx.me.pid, action="lobby.admit", subject=f"session:{ctx.room.session_id}",
                            detail={"participant": p.pid, "role": p.role.value})
     p.admitted = True
+    await recording_events.on_admitted(ctx, p)
     await ctx.emit("session:admitted", {"participant": p.pid}, to=p.sid)
 
 

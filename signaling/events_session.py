@@ -118,8 +118,6 @@ def _check_members(ctx: Ctx, members: list[str]) -> frozenset[str]:
 async def _set_caucus(ctx: Ctx, members: frozenset[str], kind: str) -> None:
     ctx.room.caucus, ctx.room.caucus_kind = members, kind
     await sync_routing(ctx.room)
-    if ctx.room.recorder is not None:
-        await ctx.room.recorder.caucus_changed(members)
     async with ctx.services.db.session() as s:
         await audit.append(s, actor=ctx.me.pid, action=f"{kind}.{'open' if members else 'close'}",
                            subject=f"session:{ctx.room.session_id}", detail={"members": sorted(members)})
@@ -161,7 +159,8 @@ async def caucus_close(ctx: Ctx, _: Empty) -> dict[str, Any]:
 async def end(ctx: Ctx, body: EndIn) -> dict[str, Any]:
     room = ctx.room
     if room.recorder is not None:
-        await room.recorder.stop(body.reason or "session ended")
+        await room.recorder.stop(body.reason or "session ended", actor=ctx.me.pid)
+        room.recorder, room.recording = None, "off"
     if room.hub is not None:
         await room.hub.close()
     async with ctx.services.db.session() as s:

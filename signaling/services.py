@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from mediation.db import Database
 from mediation.identity import AttestationVerifier, IdentityVerifier, OtpVerifier
 from mediation.keyring import KeyRing
+from recordings.storage import LocalStorage, RecordingStorage, S3Storage
 from signaling.config import Settings
 
 if TYPE_CHECKING:
@@ -27,6 +28,7 @@ class Services:
     verifiers: dict[str, IdentityVerifier]
     challenge_secret: bytes
     rooms: Rooms
+    storage: RecordingStorage
     used_challenges: dict[str, float] = field(default_factory=dict)
 
     @classmethod
@@ -46,6 +48,7 @@ class Services:
             verifiers={"otp": OtpVerifier(settings.code_sender), "attestation": AttestationVerifier()},
             challenge_secret=hashlib.sha256(b"onedoor-join-challenge:" + raw).digest(),
             rooms=Rooms(),
+            storage=recording_storage(settings),
         )
 
     def use_challenge(self, challenge: str) -> bool:
@@ -57,6 +60,12 @@ class Services:
             return False
         self.used_challenges[challenge] = now
         return True
+
+
+def recording_storage(settings: Settings) -> RecordingStorage:
+    if settings.s3_bucket:
+        return S3Storage(bucket=settings.s3_bucket, endpoint_url=settings.s3_endpoint)
+    return LocalStorage(settings.data_dir / "recordings")
 
 
 SERVICES = web.AppKey("services", Services)

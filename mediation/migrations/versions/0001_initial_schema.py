@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 20:39:04.228989
+Create Date: 2026-11-21 20:44:47.833286
 """
 
 from collections.abc import Sequence

@@ -1,0 +1,81 @@
+"""The recorder is a participant (style.md 3): it subscribes through the hub as a frame sink, so the routing
+table decides what it gets exactly as for people — a caucus it is not a member of is simply not recorded (R9).
+
+Frames arrive on the event loop from the hub (no decoding) and go into a bounded queue; one task hands them to
+`recordings.recorder.Recorder.write`, which muxes and encrypts. When the queue is full the oldest frames are
+dropped and counted (never an unbounded queue on the media path); a dropped video frame makes the recorder ask
+the publisher for a keyframe so the stream resumes cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any
+
+from media.forward import SOURCE_KIND
+from media.hub import Hub
+from recordings.recorder import Recorder
+
+log = logging.getLogger(__name__)
+
+
+class RecorderParticipant:
+    def __init__(self, hub: Hub, recorder: Recorder, sink_id: str = "recorder", capacity: int = 600) -> None:
+        self.hub, self.recorder, self.sink_id = hub, recorder, sink_id
+        self._queue: deque[tuple[str, str, bytes, bool, int]] = deque()
+        self._capacity = capacity
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.frames = 0
+        self.dropped = 0
+        self.written = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._pump(), name=f"recorder-{self.recorder.recording_id}")
+        self.hub.add_sink(self.sink_id, self._on_frame)
+
+    def _on_frame(self, owner: str, source: str, data: bytes, _ts: int, keyframe: bool) -> None:
+        if source == "screen":
+            return  # screen share is not recorded in this version (docs/security.md)
+        self.frames += 1
+        if len(self._queue) >= self._capacity:
+            self._queue.popleft()
+            self.dropped += 1
+        self._queue.append((owner, SOURCE_KIND[source], data, keyframe, self.recorder.now_ms()))
+        self._wake.set()
+
+    async def _pump(self) -> None:
+        asked: set[str] = set()
+        while True:
+            while not self._queue:
+                self._wake.clear()
+                await self._wake.wait()
+            owner, kind, data, keyframe, pts = self._queue.popleft()
+            try:
+                if await self.recorder.write(owner, kind, data, pts_ms=pts, keyframe=keyframe):
+                    self.written += 1
+            except Exception:  # a bad frame must not stop the recording of everyone else
+                log.exception("recording write failed for %s", owner)
+            waiting = self.recorder.waiting_for_keyframe()
+            for pid in waiting - asked:
+                self.hub.request_keyframe(pid)
+            asked = waiting
+
+    async def flush(self, timeout: float = 2.0) -> None:
+        async with asyncio.timeout(timeout):
+            while self._queue:
+                await asyncio.sleep(0.02)
+
+    async def stop(self, reason: str, *, actor: str) -> dict[str, Any]:
+        """Stop receiving, write what is queued, and finalize (signed manifest)."""
+        self.hub.remove_sink(self.sink_id)
+        try:
+            await self.flush()
+        except TimeoutError:
+            log.warning("recorder queue not drained at stop; %d frames left", len(self._queue))
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        return await self.recorder.stop(reason, actor=actor)

@@ -1,0 +1,95 @@
+"""Recording through the real server: consent first (R1, P2), pause/resume with reasons (R12), caucus not
+recorded (R9), and the export plays with video from every participant (P1)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from media.bots import Bot
+from media.channels import SocketIOChannel
+from mediation import audit
+from mediation.recording_records import RecordingEvent
+from recordings.export import export
+from signaling.client import ProtocolError
+from tests.conftest import World
+from tests.session.test_media_session import _until
+
+
+def probe(path: Path) -> dict:
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
+                         capture_output=True, text=True, check=True, timeout=60)
+    return json.loads(out.stdout)
+
+
+@pytest.mark.timeout(120)
+async def test_consent_gated_recording_with_pause_caucus_and_export(world: World, tmp_path: Path) -> None:
+    m = await world.staff("mediator")
+    a, b = await world.party("A"), await world.party("B")
+    await world.ready(a, "A")
+    await world.ready(b, "B", recording=False)
+    await m.call("lobby:admit-all")
+    bots = {c.pid: Bot(c.pid, SocketIOChannel(c.sio)) for c in (m, a, b)}
+    try:
+        for bot in bots.values():
+            await bot.join()
+        with pytest.raises(ProtocolError) as e:
+            await m.call("recording:start", {})
+        assert e.value.code == "consent_missing" and e.value.error["detail"]["participants"] == [b.pid]
+        with pytest.raises(ProtocolError) as e:
+            await a.call("recording:start", {})
+        assert e.value.code == "forbidden"
+        await b.call("lobby:consent", {"kind": "recording", "granted": True})
+        rid = (await m.call("recording:start", {}))["recording"]
+        t0 = time.monotonic()
+        await a.wait(lambda c: c.state["recording"] == "running")
+        await asyncio.sleep(2.5)
+        with pytest.raises(ProtocolError) as e:
+            await m.call("recording:pause", {})
+        assert e.value.code == "invalid_input"  # a pause needs a reason (R12)
+        await m.call("recording:pause", {"reason": "当事人处理私人电话"})
+        await asyncio.sleep(0.5)
+        await m.call("recording:resume", {"reason": "继续调解"})
+        await asyncio.sleep(1.5)
+        await m.call("caucus:open", {"members": [m.pid, a.pid]})
+        await asyncio.sleep(1.5)
+        await m.call("caucus:close")
+        await asyncio.sleep(1.5)
+        # withdrawing consent pauses the recording for everyone
+        await b.call("lobby:consent", {"kind": "recording", "granted": False})
+        await m.wait(lambda c: c.state["recording"] == "paused")
+        await b.call("lobby:consent", {"kind": "recording", "granted": True})
+        await m.call("recording:resume", {"reason": "李四重新同意录像"})
+        await asyncio.sleep(1.0)
+        stopped = await m.call("recording:stop", {"reason": "调解结束"})
+        elapsed = time.monotonic() - t0
+        assert stopped["recording"] == rid and stopped["segments"] > 0
+    finally:
+        for bot in bots.values():
+            await bot.close()
+    sv = world.services
+    async with sv.db.session() as s:
+        events = (await s.scalars(select(RecordingEvent).where(RecordingEvent.recording_id == rid)
+                                  .order_by(RecordingEvent.id))).all()
+        kinds = [(e.kind, e.reason) for e in events]
+        seg_entries = [e for e in await audit.entries_for(s, f"recording:{rid}") if "segment" in e.action]
+    assert [k for k, _ in kinds][:1] == ["start"] and ("pause", "当事人处理私人电话") in kinds
+    assert any(k == "pause" and "withdrawn" in (r or "") for k, r in kinds) and kinds[-1][0] == "stop"
+    assert seg_entries, "each segment's hash is in the audit log"
+    out = tmp_path / "court-copy.mkv"
+    res = await export(sv.db, sv.storage, sv.keys, rid, out, actor="staff-1", reason="test export")
+    info = probe(out)
+    kinds_out = sorted(s["codec_type"] for s in info["streams"])
+    assert kinds_out == ["audio", "video"]  # ONE playable file: grid video + mixed audio
+    assert abs(float(info["format"]["duration"]) - elapsed) < 1.5, (info["format"]["duration"], elapsed)
+    assert res is not None
+    # nothing under the data directory holds a plaintext Matroska header
+    for f in sv.settings.data_dir.rglob("*"):
+        if f.is_file():
+            assert b"\x1a\x45\xdf\xa3" not in f.read_bytes(), f
