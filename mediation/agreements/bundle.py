@@ -58,24 +58,24 @@ def _pem(der: bytes) -> bytes:
     return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
 
 
-def case_entry(subject: str, case_code: str) -> bool:
-    return subject == f"case:{case_code}" or subject.startswith(f"case:{case_code}/")
+def subject_matches(subject: str, prefixes: list[str]) -> bool:
+    return any(subject == p or subject.startswith(p + "/") for p in prefixes)
 
 
-async def audit_extract(s: AsyncSession, case_code: str) -> dict[str, Any]:
-    """The consecutive range of the audit chain that spans the case's entries; unrelated entries inside it are
-    redacted to their hashes, which is enough to recompute the chain (mediation.audit)."""
-    own = await audit.entries_for(s, f"case:{case_code}")
-    own = [e for e in own if case_entry(e.subject, case_code)]
+async def audit_extract(s: AsyncSession, prefixes: list[str]) -> dict[str, Any]:
+    """The consecutive range of the audit chain that spans every entry whose subject is one of `prefixes` (or
+    below it: "case:X" covers "case:X/agreement:1"); other entries inside the range are redacted to their
+    hashes, which is enough to recompute the chain (mediation.audit) and says nothing about other cases."""
+    own = [e for p in prefixes for e in await audit.entries_for(s, p) if subject_matches(e.subject, prefixes)]
     if not own:
-        return {"case": case_code, "entries": []}
-    first, last = own[0].seq, own[-1].seq
+        return {"subjects": prefixes, "entries": []}
+    first, last = min(e.seq for e in own), max(e.seq for e in own)
     rows = (await s.scalars(select(AuditEntry).where(AuditEntry.seq >= first, AuditEntry.seq <= last)
                             .order_by(AuditEntry.seq))).all()
-    entries = [e.to_dict() if case_entry(e.subject, case_code) else
+    entries = [e.to_dict() if subject_matches(e.subject, prefixes) else
                {"seq": e.seq, "redacted": True, "content_hash": e.content_hash, "prev_hash": e.prev_hash,
                 "hash": e.hash} for e in rows]
-    return {"case": case_code, "first_seq": first, "last_seq": last, "entries": entries}
+    return {"subjects": prefixes, "first_seq": first, "last_seq": last, "entries": entries}
 
 
 def _js(value: Any) -> bytes:
@@ -133,7 +133,8 @@ async def build_bundle(
         rec_entries.append({"dir": d, "recording_id": rec.recording_id, "manifest": f"{d}/manifest.json",
                             "wrapped_key": f"{d}/data-key.wrapped", "wrapped_to": court.recording_public_key,
                             "files": sorted(f"{d}/files/{n}" for n in rec.files)})
-    extract = await audit_extract(s, case.code)
+    subjects = [f"case:{case.code}"] + [f"recording:{r.recording_id}" for r in recordings or [] if r.recording_id]
+    extract = await audit_extract(s, subjects)
     files["audit/extract.json"] = _js(extract)
     app_sigs = json.loads(pkg.files["application-signatures.json"])
     signers = (
@@ -165,7 +166,7 @@ async def build_bundle(
             "document": "confirmation/ruling.json", "signature": "confirmation/ruling.sig", "outcome": ruling.outcome,
             "court_key_fingerprint": ruling.court_key_fingerprint},
         "recordings": rec_entries,
-        "audit": {"file": "audit/extract.json", "first_seq": extract.get("first_seq"),
+        "audit": {"file": "audit/extract.json", "subjects": subjects, "first_seq": extract.get("first_seq"),
                   "last_seq": extract.get("last_seq"), "last_hash": entries[-1]["hash"] if entries else None},
     }
     manifest_bytes = canonical_json(manifest)

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from mediation.agreements import payloads, zipfmt
-from mediation.agreements.bundle import FORMAT, MANIFEST, MANIFEST_SIG, case_entry
+from mediation.agreements.bundle import FORMAT, MANIFEST, MANIFEST_SIG, subject_matches
 from mediation.agreements.seal import validate_seal
 from mediation.agreements.tsa import check_token
 from mediation.audit import chain_hash, entry_content
@@ -88,8 +88,9 @@ def _center(files: dict[str, bytes], pinned: str | Ed25519PublicKey | bytes) -> 
     return key
 
 
-def _audit(extract: dict[str, Any], case: str, manifest_audit: dict[str, Any]) -> int:
+def _audit(extract: dict[str, Any], manifest_audit: dict[str, Any]) -> int:
     entries = extract.get("entries") or []
+    subjects = manifest_audit["subjects"]
     _need(bool(entries), "audit chain", "the extract is empty")
     prev = entries[0]["prev_hash"]
     for i, e in enumerate(entries):
@@ -97,7 +98,7 @@ def _audit(extract: dict[str, Any], case: str, manifest_audit: dict[str, Any]) -
         _need(e["seq"] == entries[0]["seq"] + i, item, "entries are not consecutive")
         _need(e["prev_hash"] == prev, item, "prev_hash does not match the previous entry")
         if not e.get("redacted"):
-            _need(case_entry(e["subject"], case), item, "entry of another case shown unredacted")
+            _need(subject_matches(e["subject"], subjects), item, "entry of another case shown unredacted")
             content = entry_content(e["seq"], _dt(e["at"]), e["actor"], e["action"], e["subject"], e["detail"],
                                     e["reason"])
             _need(sha256_hex(canonical_json(content)) == e["content_hash"], item, "content edited")
@@ -183,7 +184,7 @@ async def _check(
     _need(st.ok and sha256_hex(files["agreement/sealed.pdf"]) == ag["sealed_pdf_sha256"], "PDF seal", st.summary)
     lines.append(f"PDF seal: PAdES {st.pades_level}, intact and trusted, timestamp {st.timestamp}")
     await _confirmation(files, m, keys, court_key, lines)
-    n = _audit(_json(files, m["audit"]["file"]), m["case"], m["audit"])
+    n = _audit(_json(files, m["audit"]["file"]), m["audit"])
     lines.append(f"audit chain: {n} consecutive entries ({m['audit']['first_seq']}-{m['audit']['last_seq']}) link")
     for rec_meta in m["recordings"]:
         item = f"recording {rec_meta['dir']}"

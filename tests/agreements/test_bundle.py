@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from mediation import audit
 from mediation.agreements import judging, zipfmt
 from mediation.agreements.bundle import Bundle, RecordingPart, build_bundle
 from mediation.agreements.verify import averify_bundle
@@ -37,6 +38,12 @@ async def full_flow(w: World) -> Bundle:
         await judging.rule(s, app.id, judge_id=w.judge_id, outcome="confirmed", courts=w.courts)
         with pytest.raises(Forbidden):
             await build_bundle(s, app.id, judge_id=w.other_judge_id, notary=w.notary, courts=w.courts)
+    async with w.db.session() as s:  # the recording's own entries, and another case's entry in between
+        await audit.append(s, actor="recorder", action="recording.segment", subject="recording:rec-1",
+                           detail={"sha256": "ab" * 32})
+        await audit.append(s, actor="staff:9", action="case.note", subject="case:QH-HX-2026-000999",
+                           detail={"secret": "另一案件的隐私"})
+        await audit.append(s, actor="recorder", action="recording.stop", subject="recording:rec-1")
     async with w.db.session() as s:
         bundle = await build_bundle(s, app.id, judge_id=w.judge_id, notary=w.notary, courts=w.courts,
                                     recordings=[recording()], reason="审查录音")
@@ -144,3 +151,28 @@ async def test_center_cannot_forge_or_edit_what_parties_signed(world: World, no_
                    content_sha256=sha256_hex(files["agreement/content.json"]))
     r = await averify_bundle(data, fp)
     assert not r.ok and (r.failed_item or "").startswith("signature person:"), r
+
+
+async def test_audit_extract_redacts_other_cases_and_keeps_the_chain(world: World, no_network: None) -> None:
+    bundle = await full_flow(world)
+    files = zipfmt.read(bundle.data)
+    extract = json.loads(files["audit/extract.json"])
+    assert extract["subjects"] == [f"case:{world.case_code}", "recording:rec-1"]
+    assert "另一案件的隐私".encode() not in bundle.data
+    redacted = [e for e in extract["entries"] if e.get("redacted")]
+    assert len(redacted) == 1 and set(redacted[0]) == {"seq", "redacted", "content_hash", "prev_hash", "hash"}
+    actions = [e["action"] for e in extract["entries"] if not e.get("redacted")]
+    assert {"agreement.sign", "agreement.effective", "agreement.seal", "application.submit", "court.rule",
+            "recording.segment", "recording.stop", "bundle.fetch"} <= set(actions)
+    # editing a shown entry, or dropping a redacted one, breaks the chain even under a re-signed manifest
+    shown = next(e for e in extract["entries"] if e.get("action") == "court.rule")
+    shown["detail"]["outcome"] = "rejected"
+    files["audit/extract.json"] = json.dumps(extract).encode()
+    r = await averify_bundle(_resign(world, files, ["audit/extract.json"]), world.notary.keyring.fingerprint)
+    assert not r.ok and r.failed_item == f"audit entry {shown['seq']}" and r.error == "content edited"
+    files = zipfmt.read(bundle.data)
+    extract = json.loads(files["audit/extract.json"])
+    extract["entries"] = [e for e in extract["entries"] if not e.get("redacted")]
+    files["audit/extract.json"] = json.dumps(extract).encode()
+    r = await averify_bundle(_resign(world, files, ["audit/extract.json"]), world.notary.keyring.fingerprint)
+    assert not r.ok and (r.failed_item or "").startswith("audit entry")
