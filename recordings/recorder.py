@@ -254,6 +254,10 @@ class Recorder:
         if not keep_waiting:
             src.waiting_audio.clear()
 
+    async def drain(self) -> None:
+        """Wait until every segment handed over so far is stored (fsynced) and audited."""
+        await self._writer.drain()
+
     async def end_source(self, source_id: str) -> None:
         """The participant left: finish its stream now (it may come back; a new part then starts)."""
         src = self._sources.get(source_id)
