@@ -3,9 +3,11 @@ member fails, naming the first failing item; the verifier runs with networking d
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import random
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +15,7 @@ import pytest
 from mediation import audit
 from mediation.agreements import judging, zipfmt
 from mediation.agreements.bundle import Bundle, RecordingPart, build_bundle
-from mediation.agreements.verify import averify_bundle
+from mediation.agreements.verify import averify_bundle, verify_bundle
 from mediation.audit import entries_for
 from mediation.canonical import canonical_json, sha256_hex
 from mediation.errors import Forbidden
@@ -52,8 +54,11 @@ async def full_flow(w: World) -> Bundle:
     return bundle
 
 
-async def test_full_flow_bundle_verifies_offline(world: World, no_network: None) -> None:
+async def test_full_flow_bundle_verifies_offline(world: World, no_network: None, tmp_path: Path) -> None:
     bundle = await full_flow(world)
+    (tmp_path / bundle.filename).write_bytes(bundle.data)
+    sync_report = await asyncio.to_thread(verify_bundle, tmp_path / bundle.filename, world.notary.keyring.public_pem())
+    assert sync_report.ok, sync_report.text()  # the CLI's entry point: a path, and the pinned key as PEM
     seen: list[tuple[list[str], str]] = []
 
     def verify_recording(files: dict[str, bytes], manifest: dict[str, Any]) -> list[str]:
