@@ -9,7 +9,7 @@ and only its public half is ever on the server.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -37,8 +37,6 @@ class AgreementSettings:
     tsa_auth: tuple[str, str] | None = None
     font_path: Path | None = None  # a TrueType-outline CJK font (TTF/TTC); default: WenQuanYi Zen Hei
     font_index: int = 0
-    application_window_days: int = 30  # R21 (CPL 205)
-    extra: dict[str, str] = field(default_factory=dict)
 
     def font(self) -> tuple[Path, int]:
         if self.font_path is not None:
