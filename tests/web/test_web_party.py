@@ -5,19 +5,23 @@ from __future__ import annotations
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.conftest import World
+from tests.conftest import PASSWORD, World
 from tests.web.helpers import Opener, shot
 
 pytestmark = pytest.mark.browser
 
 
-async def party_through_lobby(page: Page, world: World, who: str, name: str) -> None:
-    """What a party does on the page: OTP identity check, notices, consents → waiting in the lobby."""
+async def party_through_lobby(page: Page, world: World, who: str, *, attestation: bool = False) -> None:
+    """What a party does on the page: identity check (one-time code, or asking the mediator to attest),
+    notices, consents → waiting in the lobby."""
     await expect(page.locator("[data-step=identity]")).to_be_visible()
-    await page.click("#otp-start")
-    await expect(page.locator("#otp")).to_be_visible()
-    await page.fill("#otp", world.codes[f"invite:{world.invite_ids[who]}"])
-    await page.get_by_role("button", name="确认", exact=True).click()
+    if attestation:
+        await page.click("#attest-start")
+    else:
+        await page.click("#otp-start")
+        await expect(page.locator("#otp")).to_be_visible()
+        await page.fill("#otp", world.codes[f"invite:{world.invite_ids[who]}"])
+        await page.get_by_role("button", name="确认", exact=True).click()
     await expect(page.locator("[data-step=notices]")).to_be_visible()
     await page.check("#ack")
     await page.get_by_role("button", name="继续").click()
@@ -32,7 +36,7 @@ async def party_through_lobby(page: Page, world: World, who: str, name: str) -> 
 async def test_party_lobby_flow_and_admission(web_world: World, open_page: Opener) -> None:
     page = await open_page(f"{web_world.base_url}/join#{web_world.tokens['A']}")
     await expect(page.locator(".casehead")).to_contain_text("张三")
-    await party_through_lobby(page, web_world, "A", "张三")
+    await party_through_lobby(page, web_world, "A")
     await expect(page.locator("#lobby-status")).to_contain_text("调解员尚未上线")
     m = await web_world.staff("mediator")
     await expect(page.locator("#lobby-status")).to_contain_text("调解员已在线")
@@ -77,3 +81,16 @@ async def test_forwarded_link_is_refused_on_another_device(web_world: World, ope
     # the owner's device still gets in
     await owner.reload()
     await expect(owner.locator("[data-step=identity]")).to_be_visible()
+
+
+@pytest.mark.timeout(45)
+async def test_court_portal_login_and_empty_queue(web_world: World, open_page: Opener) -> None:
+    page = await open_page(f"{web_world.base_url}/court")
+    await page.fill("#username", "judge")
+    await page.fill("#password", "wrong-password-here")
+    await page.get_by_role("button", name="登录").click()
+    await expect(page.get_by_role("alert")).to_have_text("用户名或密码错误。")
+    await page.fill("#password", PASSWORD)
+    await page.get_by_role("button", name="登录").click()
+    await expect(page.locator("#queue-empty")).to_contain_text("暂无司法确认申请")
+    await shot(page, "court-queue")

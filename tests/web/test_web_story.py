@@ -41,9 +41,9 @@ async def inbound(page: Page) -> dict[str, Any]:
     return await page.evaluate(INBOUND)
 
 
-async def wait_frames_grow(page: Page, senders: set[str], timeout: float = 20) -> None:
+async def wait_frames_grow(page: Page, senders: set[str], within: float = 20) -> None:
     """Wait until this page decodes video from each sender, and the count keeps growing."""
-    async with asyncio.timeout(timeout):
+    async with asyncio.timeout(within):
         while True:
             first = await inbound(page)
             if senders <= {p for p, v in first.items() if v["frames"] > 0 and v["audio"] > 0}:
@@ -102,10 +102,15 @@ async def test_whole_story_in_the_browser(web_world: World, open_page: Opener) -
 
     a = await open_page(invites["王五"]["link"], viewport={"width": 400, "height": 800})
     b = await open_page(invites["赵六"]["link"], viewport={"width": 400, "height": 800})
-    for page, name in ((a, "王五"), (b, "赵六")):
-        inv = int(invites[name]["invite"])
-        web_world.invite_ids[name] = inv
-        await party_through_lobby(page, web_world, name, name)
+    for name in ("王五", "赵六"):
+        web_world.invite_ids[name] = int(invites[name]["invite"])
+    # A takes the one-time code; B asks the mediator to check an ID document (R5, both built-in verifiers).
+    await party_through_lobby(a, web_world, "王五")
+    await party_through_lobby(b, web_world, "赵六", attestation=True)
+    await expect(b.locator("[data-step=lobby] .notice")).to_contain_text("调解员会请您把身份证件对着摄像头")
+    b_row = med.locator("#lobby tr", has_text="赵六")
+    await expect(b_row).to_have_attribute("data-ready", "false")
+    await b_row.get_by_role("button", name="证件与本人一致").click()
     await expect(med.locator("#lobby tr[data-ready=true]")).to_have_count(2)
     await shot(med, "story-3-lobby")
     await med.click("#admit-all")
@@ -126,6 +131,17 @@ async def test_whole_story_in_the_browser(web_world: World, open_page: Opener) -
     for page, name in ((med, "story-4-mediator"), (a, "story-4-party-a"), (b, "story-4-party-b")):
         await shot(page, name)
 
+    # Hands, chat, muting others.
+    await a.click("#btn-hand")
+    await expect(med.locator(f"#people li[data-participant={pid['王五']}]")).to_contain_text("举手")
+    await a.fill(".chat-form input", "我同意先修好漏水的管子")
+    await a.press(".chat-form input", "Enter")
+    for page in (med, b):
+        await expect(page.locator(".chat-list")).to_contain_text("我同意先修好漏水的管子")
+    await med.click(f"#mute-{pid['赵六']}")
+    await expect(b.locator(".session .notice")).to_contain_text("已将您静音")
+    await expect(b.locator("#btn-mute")).to_have_text("取消静音")
+
     # Caucus with side A: B receives nothing from A or the mediator; A still hears the mediator.
     await med.click("#caucus-side-A")
     await expect(b.locator(".caucus.outside")).to_contain_text("单独谈话")
@@ -133,12 +149,16 @@ async def test_whole_story_in_the_browser(web_world: World, open_page: Opener) -
     got_b, got_a = await asyncio.gather(growth(b), growth(a))
     assert got_b.get(pid["王五"], 0) == 0 and got_b.get(mediator, 0) == 0, got_b
     assert got_a[mediator] > 0
+    await a.fill(".chat-form input", "这是只给调解员说的")  # chat inside a caucus stays inside (R9)
+    await a.press(".chat-form input", "Enter")
+    await expect(med.locator(".chat-list li.private")).to_contain_text("这是只给调解员说的")
     await shot(b, "story-5-caucus-party-b")
     await shot(med, "story-5-caucus-mediator")
 
     # Back to the joint session: B gets A and the mediator again.
     await med.click("#caucus-close")
     await expect(b.locator(".caucus")).to_be_hidden()
+    assert "这是只给调解员说的" not in await b.locator(".chat-list").inner_text()
     await wait_frames_grow(b, {mediator, pid["王五"]})
 
     # B's network drops: the page rejoins by itself (new challenge, new connection, new RTCPeerConnection),
