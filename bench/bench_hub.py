@@ -135,6 +135,7 @@ async def measure(server: Server, sessions: list[Session], window: float) -> dic
         "server_cores": round((cpu1 - cpu0) / elapsed, 4),
         "per_session_cores": round((cpu1 - cpu0) / elapsed / len(sessions), 4),
         "bots_cores": round((own1 - own0) / elapsed, 3),
+        "server_us_per_delivered_frame": round((cpu1 - cpu0) / max(received, 1) * 1e6, 1),
         "lossy_streams": lossy,
         "frames_expected": expected,
         "frames_received": received,
@@ -226,6 +227,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         f"{relay['per_session_cores'] * 100:.1f}% => hub is {ratio:.1f}x cheaper",
         flush=True,
     )
+    # A starved MediaRelay drops frames and so spends less CPU than the full job needs: compare the CPU spent
+    # per frame actually delivered to a subscriber as well.
+    per_frame = relay["server_us_per_delivered_frame"] / max(hub["server_us_per_delivered_frame"], 1e-9)
+    print(
+        f"==> server CPU per delivered frame: hub {hub['server_us_per_delivered_frame']} us, MediaRelay "
+        f"{relay['server_us_per_delivered_frame']} us => {per_frame:.1f}x",
+        flush=True,
+    )
     result = await ramp(args, server_cpu, cores)
     last_ok = next(
         (s for s in reversed(result["steps"]) if s["sessions"] == result["sustained_sessions"]), None
@@ -236,7 +245,14 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         + (f" (=> {last_ok['sessions'] / last_ok['server_cores']:.1f} sessions per core)" if last_ok else ""),
         flush=True,
     )
-    summary = {"machine": machine, "relay": relay, "hub": hub, "ratio": round(ratio, 2), "ramp": result}
+    summary = {
+        "machine": machine,
+        "relay": relay,
+        "hub": hub,
+        "ratio": round(ratio, 2),
+        "ratio_per_frame": round(per_frame, 2),
+        "ramp": result,
+    }
     if args.json:
         print(json.dumps(summary))
     return summary
