@@ -23,7 +23,8 @@ from signaling.config import Settings
 from signaling.services import Services
 
 log = logging.getLogger("onedoor")
-DEMO_PASSWORD = "onedoor-demo-2026"  # development only; printed by `onedoor demo`
+DEMO_PASSWORD = "onedoor-demo-2026"
+DEMO_NAMES = ["张三", "李四", "王五", "赵六", "孙七", "周八", "吴九", "郑十"]  # development only; printed by `onedoor demo`
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
 
@@ -57,6 +58,10 @@ def parser() -> argparse.ArgumentParser:
     db.add_parser("upgrade", parents=[common], help="apply migrations")
     au = sub.add_parser("audit", parents=[common]).add_subparsers(dest="sub", required=True)
     au.add_parser("verify", parents=[common], help="check the hash chain and signed checkpoints")
+    from signaling import cli_records, cli_simulate
+
+    cli_records.add_parsers(sub, common)
+    cli_simulate.add_parsers(sub, common)
     return p
 
 
@@ -111,11 +116,24 @@ def serve(a: argparse.Namespace) -> int:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     if settings.db_url.startswith("sqlite"):
         schema.upgrade(settings.db_url)
+    asyncio.run(_recover_at_start(settings))
     app = create_app(settings)
     print(f"OneDoor serving on {settings.public_url}  (mediator console: {settings.public_url}/console)",
           flush=True)
     web.run_app(app, host=settings.host, port=settings.port, print=None)
     return 0
+
+
+async def _recover_at_start(settings: Settings) -> None:
+    """Recordings interrupted by a crash are verified and finalized before serving (issue 4)."""
+    from recordings.recover import recover
+
+    sv = Services.build(settings)
+    try:
+        for r in await recover(sv.db, sv.storage, sv.keys, actor="startup", only_interrupted=True):
+            log.warning("recording %s recovered: %s %s", r.recording_id, r.status, "; ".join(r.problems))
+    finally:
+        await sv.db.close()
 
 
 @command("users add")
@@ -158,7 +176,7 @@ async def ensure_user(s: Any, center: Center, username: str, role: str, name: st
     return u
 
 
-async def make_demo(sv: Services) -> dict[str, Any]:
+async def make_demo(sv: Services, parties: int = 2) -> dict[str, Any]:
     base = sv.settings.public_url
     async with sv.db.session() as s:
         center = await ensure_center(s)
@@ -168,15 +186,16 @@ async def make_demo(sv: Services) -> dict[str, Any]:
         case = await cases.create_case(
             s, center=center, title="邻里漏水纠纷 (demo)", category="neighbours", channel="walk_in",
             summary="楼上住户卫生间漏水, 楼下天花板受损", actor="demo", created_by=mediator.id,
-            people=[cases.PersonIn("A", "张三", phone="13800000001", address="湟中区鲁沙尔镇"),
-                    cases.PersonIn("B", "李四", phone="13800000002", address="湟中区鲁沙尔镇")],
+            people=[cases.PersonIn("AB"[i % 2], name, phone=f"1380000{i + 1:04d}", address="湟中区鲁沙尔镇")
+                    for i, name in enumerate(DEMO_NAMES[:parties])],
         )
         sess, issued = await sessions.schedule(s, case, host_id=mediator.id, at=utcnow() + dt.timedelta(minutes=5),
                                                actor="demo")
         return {"center": center.name, "case": case.code, "session": sess.id,
                 "console": f"{base}/console", "staff_password": DEMO_PASSWORD,
                 "staff": ["mediator", "judge", "admin"],
-                "invites": [{"name": i.name, "role": i.role, "link": i.link(base)} for i in issued]}
+                "invites": [{"name": i.name, "role": i.role, "link": i.link(base), "token": i.token,
+                             "invite_id": i.invite_id} for i in issued]}
 
 
 @command("demo")
@@ -190,5 +209,7 @@ def demo(a: argparse.Namespace) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # `python -m signaling.cli`: run the one registry the subcommand modules fill
+    from signaling.cli import main as _main
+
+    raise SystemExit(_main())

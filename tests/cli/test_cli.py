@@ -1,0 +1,57 @@
+"""The command line as an operator uses it: separate processes on the same data directory."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def onedoor(*args: str, data: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "signaling.cli", *args, "--data-dir", str(data / "data")],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.mark.timeout(180)
+def test_simulate_runs_a_whole_mediation_and_its_recording_exports(tmp_path: Path) -> None:
+    r = onedoor("simulate", "--participants", "3", "--seconds", "4.5", "--json", data=tmp_path, timeout=170)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    bots = out["bots"]
+    assert set(bots) == {"staff-1", "inv-1", "inv-2"}
+    inside, outside = set(out["caucus"]["members"]), "inv-2"
+
+    def got(who: str, frm: str, phase: str) -> int:
+        return sum(v["packets"] for v in bots[who]["phases"][phase].get(frm, {}).values())
+
+    for who in bots:
+        for frm in bots:
+            if who != frm:
+                assert got(who, frm, "joint") > 0 and got(who, frm, "joint_again") > 0, (who, frm)
+                blocked = (who in inside) != (frm in inside)
+                assert (got(who, frm, "caucus_side_a") == 0) == blocked, (who, frm)
+    assert outside not in inside
+    assert out["recording"]["export_bytes"] > 10_000 and out["recording"]["export_seconds"] > 1
+
+
+def test_demo_users_and_db_commands(tmp_path: Path) -> None:
+    assert onedoor("db", "upgrade", data=tmp_path).returncode == 0
+    r = onedoor("demo", "--base-url", "https://onedoor.example.cn", data=tmp_path)
+    assert r.returncode == 0 and "https://onedoor.example.cn/join#" in r.stdout
+    r = onedoor("users", "add", "clerk1", "--role", "intake_clerk", "--name", "书记员", "--password", "long-enough-pw",
+                data=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = onedoor("users", "add", "x", "--role", "emperor", "--name", "x", "--password", "long-enough-pw", data=tmp_path)
+    assert r.returncode == 2 and "bad_role" in r.stderr
+    r = onedoor("audit", "verify", data=tmp_path)
+    assert r.returncode == 0 and json.loads(r.stdout)["ok"] is True
+    # keys live apart from the data directory, private to the owner
+    keys = tmp_path / "keys"
+    assert (keys / "center-signing.pem").stat().st_mode & 0o077 == 0
+    r = onedoor("keys", "rotate", data=tmp_path)
+    assert r.returncode == 0 and "re-wrapped 0 data keys" in r.stdout
+    r = onedoor("recordings", "recover", data=tmp_path)
+    assert r.returncode == 0 and json.loads(r.stdout) == []
