@@ -9,8 +9,14 @@ from pathlib import Path
 import boto3
 import pytest
 from moto.server import ThreadedMotoServer
+from rec_helpers import record
+from rec_packets import av_packets
 
+from mediation.db import Database
 from mediation.errors import InvalidInput
+from mediation.keyring import KeyRing
+from recordings.manifest import check_stream, verify_manifest
+from recordings.recover import recover
 from recordings.segment import Header, SegmentSealer, open_stream
 from recordings.storage import LocalStorage, RecordingStorage, S3Storage
 
@@ -90,3 +96,11 @@ async def test_s3_missing_segment_object_is_detected(s3: S3Storage, tmp_path: Pa
     s3.client.delete_object(Bucket=s3.bucket, Key="recordings/rec-3/a.0/seg/0000000002")
     _, pts, status = open_stream(KEY, await read_all(s3, "rec-3", "a.0"))
     assert pts == [b"\x00", b"\x01"] and status.failed_at == 2 and not status.complete
+
+
+async def test_recording_on_s3_end_to_end(s3: S3Storage, db: Database, keyring: KeyRing) -> None:
+    rec, doc, _ = await record(db, s3, keyring, {"a": av_packets(2.0)})
+    assert [r.status for r in await recover(db, s3, keyring)] == ["ok"]
+    stored = await read_all(s3, rec.recording_id, "a.0")
+    assert check_stream(verify_manifest(doc, keyring.public_key), "a.0", stored) == []
+    assert b"\x1a\x45\xdf\xa3" not in stored

@@ -62,7 +62,9 @@ async def test_back_pressure_when_full(db: Database, keyring: KeyRing, storage: 
     async with db.session() as s:
         dk = await keys.load_data_key(s, keyring, "rec-w")
     status = await verify_stream(gated, dk, "rec-w", "a.0")
-    assert status.complete and status.segments == accepted + 2 and w.streams["a.0"].hashes == status.frame_hashes
+    assert (
+        status.complete and status.segments == accepted + 2 and w.streams["a.0"].hashes == status.frame_hashes
+    )
 
 
 async def test_big_chunks_are_split_at_1_mib(db: Database, keyring: KeyRing, storage: LocalStorage) -> None:
