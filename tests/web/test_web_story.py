@@ -176,5 +176,13 @@ async def test_whole_story_in_the_browser(web_world: World, open_page: Opener) -
     await med.fill("#rec-reason", "当事人撤回录像同意")
     await med.click("#recording-stop")
     await expect(b.locator("#rec")).to_be_hidden()
+    # The mediator ends the session: both parties are told, with the reason.
+    med.once("dialog", lambda d: asyncio.ensure_future(d.accept()))
+    await med.fill("#end-reason", "今日调解结束")
+    await med.click("#end-session")
+    await expect(med.locator("[data-ended]")).to_be_visible()
+    for page in (a, b):
+        await expect(page.locator("[data-final=ended]")).to_contain_text("今日调解结束")
+    await shot(a, "story-6-ended-party-a")
     for page in (med, a, b):
         assert page.js_errors == [], page.js_errors  # type: ignore[attr-defined]

@@ -97,6 +97,7 @@ export class HostView {
   }
 
   onEnded() {
+    if (this.ended) return;
     this.ended = true;
     this.media.leave().catch(() => {});
     this.media.stopLocal();

@@ -27,7 +27,7 @@ export class MediaClient {
     this.micMuted = false;
     this._handlers = {
       "media:offer": (o) => this._queue(() => this._answer(o)),
-      "media:tracks": (m) => { Object.assign(this.tracks, (m && m.tracks) || {}); this.onChange(); },
+      "media:tracks": (m) => { this.tracks = { ...((m && m.tracks) || {}) }; this.onChange(); },  // the full map
       "media:audio-only": (m) => this.onAudioOnly(m || {}),
       "media:ice": (m) => this._setIce(m && m.ice_servers),
     };
