@@ -10,6 +10,5 @@ Modules (services take an `AsyncSession` and plain arguments, return dataclasses
 - courts               the court directory and CPL 205 venue rules (R22)
 - confirmation, package, judging   application (R21, R23, R24), package, court queue and ruling (R25, R26)
 - zipfmt, bundle, verify           the canonical bundle zip, its assembly, and the offline verifier
-- termination          the fixed list of termination reasons (R28)
 - models               the tables
 """

@@ -32,10 +32,10 @@ log = logging.getLogger(__name__)
 LEVELS = ("basic", "intermediate", "high")
 
 DEV_COURTS = (
-    ("dev-huangzhong", "西宁市湟中区人民法院", "basic", "湟中区", "青海省西宁市湟中区鲁沙尔镇"),
-    ("dev-chengdong", "西宁市城东区人民法院", "basic", "城东区", "青海省西宁市城东区"),
-    ("dev-chengzhong", "西宁市城中区人民法院", "basic", "城中区", "青海省西宁市城中区"),
-    ("dev-xining", "西宁市中级人民法院", "intermediate", "西宁市", "青海省西宁市城西区"),
+    ("court-huangzhong", "西宁市湟中区人民法院", "basic", "湟中区", "青海省西宁市湟中区鲁沙尔镇"),
+    ("court-chengdong", "西宁市城东区人民法院", "basic", "城东区", "青海省西宁市城东区"),
+    ("court-chengzhong", "西宁市城中区人民法院", "basic", "城中区", "青海省西宁市城中区"),
+    ("court-xining", "西宁市中级人民法院", "intermediate", "西宁市", "青海省西宁市城西区"),
 )
 
 

@@ -32,6 +32,7 @@ from mediation.agreements.agreement import (
 )
 from mediation.agreements.models import Agreement, AgreementSignature
 from mediation.agreements.notary import Notary
+from mediation.cases import Termination
 from mediation.db import utcnow
 from mediation.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mediation.models import Case, Invite, MediationSession, Person
@@ -139,7 +140,7 @@ async def _take_effect(s: AsyncSession, a: Agreement, case: Case, notary: Notary
     a.status, a.effective_at, a.effect_record = "effective", at, record.decode()
     a.effect_token, a.effect_tsa_time = stamp.token, stamp.gen_time
     if case.termination_reason is None:
-        case.termination_reason = "agreement_reached"
+        case.termination_reason = Termination.AGREEMENT.value
     await s.flush()
     await audit.append(s, actor="system", action="agreement.effective", subject=subject(case.code, a.id),
                        detail={"effective_at": at.isoformat(), "tsa_time": stamp.gen_time.isoformat(),
@@ -209,7 +210,7 @@ async def refuse_to_sign(
     if a.status not in ("draft", "final"):
         raise Conflict("协议已生效，不能拒签 / the agreement is already effective", code="not_signable")
     a.status, a.refused_by, a.refusal_note = "refused", person.id, note
-    case.termination_reason, case.termination_note = "party_refused_to_sign", f"{person.name}: {note}".strip()
+    case.termination_reason, case.termination_note = Termination.REFUSED_TO_SIGN.value, f"{person.name}: {note}".strip()
     await s.flush()
     await audit.append(s, actor=actor or f"person:{person.id}", action="agreement.refused",
                        subject=subject(case.code, a.id), reason=note, detail={"person_id": person.id})

@@ -85,10 +85,10 @@ async def make_world(db: Database, notary: Notary, courts: CourtDirectory, *, pe
         await s.flush()
         mediator = StaffUser(center_id=center.id, username="med", display_name="王调解", role="mediator",
                              password_hash="x")
-        judge = StaffUser(center_id=center.id, username="judge", display_name="赵法官", role="judge",
-                          password_hash="x", court_id="dev-huangzhong")
-        other = StaffUser(center_id=center.id, username="judge2", display_name="钱法官", role="judge",
-                          password_hash="x", court_id="dev-chengdong")
+        judge = StaffUser(center_id=center.id, username="judge", display_name="赵法官", role="court_judge",
+                          password_hash="x", court_id="court-huangzhong")
+        other = StaffUser(center_id=center.id, username="judge2", display_name="钱法官", role="court_judge",
+                          password_hash="x", court_id="court-chengdong")
         s.add_all([mediator, judge, other])
         await s.flush()
         case = Case(center_id=center.id, code="QH-HX-2026-000123", title="拖欠工资", category="wages",

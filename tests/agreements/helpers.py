@@ -64,7 +64,7 @@ async def apply_sign(w: World, application_id: int, who: str, now: dt.datetime |
         )
 
 
-async def submitted_application(w: World, view: AgreementView, court_id: str = "dev-huangzhong"):  # type: ignore[no-untyped-def]
+async def submitted_application(w: World, view: AgreementView, court_id: str = "court-huangzhong"):  # type: ignore[no-untyped-def]
     from mediation.agreements import confirmation, package
 
     async with w.db.session() as s:

@@ -24,10 +24,10 @@ async def test_court_suggestions_follow_cpl_205(world: World) -> None:
         sugg = await confirmation.suggest_court(s, view.id, world.courts)
     ids = [x.court_id for x in sugg]
     # party A and the center are in 湟中区, party B in 城东区; the intermediate court is never suggested
-    assert ids == ["dev-huangzhong", "dev-chengdong"]
+    assert ids == ["court-huangzhong", "court-chengdong"]
     assert len(sugg[0].reasons) == 2
-    referred = suggest_courts(world.courts, referring_court_id="dev-chengzhong", party_addresses=["湟中区"])
-    assert [x.court_id for x in referred] == ["dev-chengzhong"]
+    referred = suggest_courts(world.courts, referring_court_id="court-chengzhong", party_addresses=["湟中区"])
+    assert [x.court_id for x in referred] == ["court-chengzhong"]
 
 
 async def test_full_application_accept_and_confirm(world: World) -> None:
@@ -53,7 +53,7 @@ async def test_full_application_accept_and_confirm(world: World) -> None:
         ruling = await judging.rule(s, app.id, judge_id=world.judge_id, outcome="confirmed", courts=world.courts)
         actions = [e.action for e in await entries_for(s, f"case:{world.case_code}/application")]
     assert due - ruling.ruled_at > dt.timedelta(days=24)
-    court = world.courts.get("dev-huangzhong")
+    court = world.courts.get("court-huangzhong")
     court.ruling_key.verify(base64.b64decode(ruling.signature), judging.ruling_message(ruling.document))
     assert ruling.document["outcome_label"] == "裁定确认调解协议有效"
     assert ruling.document["sealed_pdf_sha256"]
@@ -102,10 +102,10 @@ async def test_thirty_day_window_is_shown_reminded_and_enforced(world: World) ->
         (r,) = await confirmation.reminders_due(s, now=day31)
         assert r.expired
         with pytest.raises(Expired) as e:
-            await confirmation.start_application(s, view.id, court_id="dev-huangzhong", courts=world.courts,
+            await confirmation.start_application(s, view.id, court_id="court-huangzhong", courts=world.courts,
                                                  actor="staff:1", now=day31)
         assert e.value.code == "confirmation_window_passed" and "三十日" in e.value.message
-        app = await confirmation.start_application(s, view.id, court_id="dev-huangzhong", courts=world.courts,
+        app = await confirmation.start_application(s, view.id, court_id="court-huangzhong", courts=world.courts,
                                                    actor="staff:1", now=day29)
     await apply_sign(world, app.id, "A", now=day29)
     with pytest.raises(Expired):
@@ -116,10 +116,10 @@ async def test_wrong_court_and_wrong_key_are_refused(world: World) -> None:
     view = await sealed_agreement(world)
     async with world.db.session() as s:
         with pytest.raises(InvalidInput) as e:
-            await confirmation.start_application(s, view.id, court_id="dev-chengzhong", courts=world.courts,
+            await confirmation.start_application(s, view.id, court_id="court-chengzhong", courts=world.courts,
                                                  actor="staff:1")
         assert e.value.code == "no_jurisdiction"
-        app = await confirmation.start_application(s, view.id, court_id="dev-chengdong", courts=world.courts,
+        app = await confirmation.start_application(s, view.id, court_id="court-chengdong", courts=world.courts,
                                                    actor="staff:1")
         payload = await confirmation.application_payload(s, app.id, person_id=world.people["A"])
         with pytest.raises(InvalidInput) as e2:
@@ -150,5 +150,5 @@ async def test_ineligible_matters_are_blocked_with_the_reason(db: Database, nota
                                         signature_b64=w.devices[who].sign(p), notary=notary)
     async with db.session() as s:
         with pytest.raises(Forbidden) as e:
-            await confirmation.start_application(s, d.id, court_id="dev-huangzhong", courts=courts, actor="staff:1")
+            await confirmation.start_application(s, d.id, court_id="court-huangzhong", courts=courts, actor="staff:1")
     assert e.value.code == "not_eligible" and "物权" in e.value.message

@@ -53,5 +53,5 @@ def test_venue_by_property_location_only_basic_courts(courts: CourtDirectory) ->
     out = suggest_courts(courts, referring_court_id=None, party_addresses=["甘肃省兰州市"],
                          property_location="青海省西宁市城中区南大街", center_address="")
     assert [(x.court_id, x.reasons) for x in out] == [
-        ("dev-chengzhong", ["标的物所在地 / where the disputed property is"])]
+        ("court-chengzhong", ["标的物所在地 / where the disputed property is"])]
     assert suggest_courts(courts, referring_court_id=None, party_addresses=["西宁市"]) == []  # only a 中院 matches
