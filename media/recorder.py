@@ -27,6 +27,7 @@ class RecorderParticipant:
         self._queue: deque[tuple[str, str, bytes, bool, int]] = deque()
         self._capacity = capacity
         self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.frames = 0
         self.dropped = 0
@@ -50,8 +51,10 @@ class RecorderParticipant:
         asked: set[str] = set()
         while True:
             while not self._queue:
+                self._idle.set()
                 self._wake.clear()
                 await self._wake.wait()
+            self._idle.clear()
             owner, kind, data, keyframe, pts = self._queue.popleft()
             try:
                 if await self.recorder.write(owner, kind, data, pts_ms=pts, keyframe=keyframe):
@@ -63,10 +66,11 @@ class RecorderParticipant:
                 self.hub.request_keyframe(pid)
             asked = waiting
 
-    async def flush(self, timeout: float = 2.0) -> None:
-        async with asyncio.timeout(timeout):
-            while self._queue:
-                await asyncio.sleep(0.02)
+    async def flush(self, limit: float = 2.0) -> None:
+        """Wait (at most `limit` seconds) until every queued frame has been handed to the writer."""
+        if self._queue:
+            self._idle.clear()
+            await asyncio.wait_for(self._idle.wait(), limit)
 
     async def stop(self, reason: str, *, actor: str) -> dict[str, Any]:
         """Stop receiving, write what is queued, and finalize (signed manifest)."""

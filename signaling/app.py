@@ -10,10 +10,12 @@ from pathlib import Path
 import socketio
 from aiohttp import web
 
-import signaling.events_lobby
-import signaling.events_media
-import signaling.recording_events
-import signaling.events_session  # noqa: F401  (registers handlers)
+from signaling import (  # noqa: F401  (importing these registers their Socket.IO handlers)
+    events_lobby,
+    events_media,
+    events_session,
+    recording_events,
+)
 from signaling.config import Settings
 from signaling.http_api import api
 from signaling.httpkit import errors_middleware, openapi

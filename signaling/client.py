@@ -97,20 +97,20 @@ class SessionClient:
 
     # ---- talking ----
 
-    async def call(self, event: str, payload: Any = None, *, timeout: float = 10) -> dict[str, Any]:
-        ack = await self.sio.call(event, payload if payload is not None else {}, namespace=NS, timeout=timeout)
+    async def call(self, event: str, payload: Any = None, *, limit: float = 10) -> dict[str, Any]:
+        ack = await self.sio.call(event, payload if payload is not None else {}, namespace=NS, timeout=limit)
         if not ack.get("ok"):
             raise ProtocolError(ack["error"])
         return ack
 
-    async def wait(self, pred: Callable[[SessionClient], bool], timeout: float = 10) -> None:
-        async with asyncio.timeout(timeout):
+    async def wait(self, pred: Callable[[SessionClient], bool], limit: float = 10) -> None:
+        async with asyncio.timeout(limit):
             while not pred(self):
                 self._changed.clear()
                 await self._changed.wait()
 
-    async def wait_event(self, event: str, timeout: float = 10) -> Any:
-        await self.wait(lambda c: bool(c.events[event]), timeout)
+    async def wait_event(self, event: str, limit: float = 10) -> Any:
+        await self.wait(lambda c: bool(c.events[event]), limit)
         return self.events[event][-1]
 
     @property

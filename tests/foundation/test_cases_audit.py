@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-import subprocess
 import sys
 
 import pytest
@@ -137,7 +137,10 @@ async def test_audit_verify_cli_finds_deleted_entry(world: World) -> None:
     async with world.services.db.session() as s:
         await s.execute(delete(AuditEntry).where(AuditEntry.seq == 2))
     st = world.services.settings
-    r = subprocess.run([sys.executable, "-m", "signaling.cli", "audit", "verify", "--data-dir", str(st.data_dir),
-                        "--key-dir", str(st.key_dir), "--database-url", st.db_url], capture_output=True, text=True,
-                       timeout=60)
-    assert r.returncode == 1 and "entry 2: missing" in r.stdout, r.stdout + r.stderr
+    # a separate process on purpose: the operator's CLI on the server's data
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "signaling.cli", "audit", "verify", "--data-dir", str(st.data_dir),
+        "--key-dir", str(st.key_dir), "--database-url", st.db_url,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 1 and "entry 2: missing" in out.decode(), out.decode() + err.decode()

@@ -21,9 +21,10 @@ async def admitted_trio(world: World) -> tuple[SessionClient, SessionClient, Ses
     return m, a, b
 
 
-async def _until(pred, timeout: float = 15) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not pred():
+async def _until(pred, limit: float = 15) -> None:  # type: ignore[no-untyped-def]
+    """Bots count in callbacks without an event to wait on: poll their counters."""
+    async with asyncio.timeout(limit):
+        while not pred():  # noqa: ASYNC110
             await asyncio.sleep(0.1)
 
 

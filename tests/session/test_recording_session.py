@@ -19,7 +19,6 @@ from mediation.recording_records import RecordingEvent
 from recordings.export import export
 from signaling.client import ProtocolError
 from tests.conftest import World
-from tests.session.test_media_session import _until
 
 
 def probe(path: Path) -> dict:
