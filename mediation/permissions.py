@@ -51,7 +51,14 @@ class Action(StrEnum):
     USER_CREATE = "user.create"
     AUDIT_READ = "audit.read"
     RECORDING_EXPORT = "recording.export"
+    AGREEMENT_VIEW = "agreement.view"  # the console: the case's agreement, versions, PDFs, application status
+    AGREEMENT_EDIT = "agreement.edit"  # the console: draft from a template, edit, finalize
+    APPLICATION_START = "application.start"  # prepare the joint application for the parties, attach documents
     COURT_QUEUE = "court.queue"
+    COURT_VIEW = "court.view"  # an application sent to the judge's court (each view logged)
+    COURT_DECIDE = "court.decide"  # accept, decline, extend, schedule a questioning
+    COURT_RULE = "court.rule"
+    COURT_BUNDLE = "court.bundle"  # the evidence bundle (only the receiving court's judges; audited)
     # Socket.IO, inside a session
     IDENTITY_SELF = "identity.self"  # start/answer one's own identity check
     IDENTITY_ATTEST = "identity.attest"
@@ -69,7 +76,8 @@ class Action(StrEnum):
     AGREEMENT_DRAFT = "agreement.draft"
     AGREEMENT_READ = "agreement.read"
     AGREEMENT_SIGN_PARTY = "agreement.sign_party"
-    AGREEMENT_SIGN_MEDIATOR = "agreement.sign_mediator"
+    AGREEMENT_SIGN_MEDIATOR = "agreement.sign_mediator"  # in a session: the host; over HTTP: a mediator
+    APPLICATION_SIGN = "application.sign"  # a party or agent signs the joint application with its device key
 
 
 _ADMITTED = frozenset(IN_SESSION)
@@ -85,7 +93,14 @@ TABLE: dict[Action, frozenset[Role]] = {
     Action.USER_CREATE: frozenset({Role.ADMIN}),
     Action.AUDIT_READ: frozenset({Role.ADMIN}),
     Action.RECORDING_EXPORT: frozenset({Role.MEDIATOR, Role.ADMIN, Role.COURT_JUDGE}),
+    Action.AGREEMENT_VIEW: frozenset({Role.MEDIATOR, Role.ADMIN}),
+    Action.AGREEMENT_EDIT: frozenset({Role.MEDIATOR}),
+    Action.APPLICATION_START: frozenset({Role.MEDIATOR}),
     Action.COURT_QUEUE: frozenset({Role.COURT_JUDGE}),
+    Action.COURT_VIEW: frozenset({Role.COURT_JUDGE}),
+    Action.COURT_DECIDE: frozenset({Role.COURT_JUDGE}),
+    Action.COURT_RULE: frozenset({Role.COURT_JUDGE}),
+    Action.COURT_BUNDLE: frozenset({Role.COURT_JUDGE}),
     Action.IDENTITY_SELF: frozenset(SIDES | THIRD_PARTIES),
     Action.IDENTITY_ATTEST: frozenset(MEDIATORS),
     Action.LOBBY_CONSENT: frozenset(SIDES | THIRD_PARTIES),
@@ -100,9 +115,10 @@ TABLE: dict[Action, frozenset[Role]] = {
     Action.RECORDING_CONTROL: frozenset({Role.HOST}),
     Action.SESSION_END: frozenset({Role.HOST}),
     Action.AGREEMENT_DRAFT: frozenset(MEDIATORS),
-    Action.AGREEMENT_READ: frozenset(MEDIATORS | SIDES | {Role.JUDGE}),
+    Action.AGREEMENT_READ: _ADMITTED,  # R15: every participant sees the draft live
     Action.AGREEMENT_SIGN_PARTY: frozenset(SIDES),
-    Action.AGREEMENT_SIGN_MEDIATOR: frozenset({Role.HOST}),
+    Action.AGREEMENT_SIGN_MEDIATOR: frozenset({Role.HOST, Role.MEDIATOR}),
+    Action.APPLICATION_SIGN: frozenset(SIDES),
 }
 
 

@@ -10,7 +10,10 @@ from pathlib import Path
 import socketio
 from aiohttp import web
 
-from signaling import (  # noqa: F401  (importing these registers their Socket.IO handlers)
+from signaling import (  # noqa: F401  (importing these registers their Socket.IO handlers and HTTP routes)
+    agreement_api,
+    court_api,
+    events_agreement,
     events_lobby,
     events_media,
     events_session,

@@ -1,4 +1,5 @@
-"""What a running server holds: settings, database, keys, identity verifiers, live rooms."""
+"""What a running server holds: settings, database, keys, identity verifiers, live rooms, and the agreement
+notary (seal, TSA, mediator keys) and court directory, both loaded from the key directory on first use."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
+from mediation.agreements.courts import CourtDirectory
+from mediation.agreements.notary import AgreementSettings, Notary
 from mediation.db import Database
 from mediation.identity import AttestationVerifier, IdentityVerifier, OtpVerifier
 from mediation.keyring import KeyRing
@@ -30,6 +33,25 @@ class Services:
     rooms: Rooms
     storage: RecordingStorage
     used_challenges: dict[str, float] = field(default_factory=dict)
+    _notary: Notary | None = None
+    _courts: CourtDirectory | None = None
+
+    @property
+    def notary(self) -> Notary:
+        """Loaded lazily so the agreements' verification links use the base URL known once the server listens."""
+        if self._notary is None:
+            assert self.settings.key_dir is not None
+            self._notary = Notary.load(AgreementSettings(key_dir=self.settings.key_dir,
+                                                         base_url=self.settings.public_url), self.keys)
+        return self._notary
+
+    @property
+    def courts(self) -> CourtDirectory:
+        """The court directory: `<key_dir>/courts/courts.json`; development courts are generated when absent."""
+        if self._courts is None:
+            assert self.settings.key_dir is not None
+            self._courts = CourtDirectory.load_or_create_dev(self.settings.key_dir)
+        return self._courts
 
     @classmethod
     def build(cls, settings: Settings) -> Services:

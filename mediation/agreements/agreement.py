@@ -152,14 +152,21 @@ async def _save_version(s: AsyncSession, a: Agreement, content: dict[str, Any], 
     return version
 
 
-async def create_draft(s: AsyncSession, case_id: int, *, template: str, author: str) -> AgreementView:
-    """Start an agreement for a case from one of `templates.TEMPLATES` (version 1)."""
+async def create_draft(
+    s: AsyncSession, case_id: int, *, template: str, author: str, mediator_id: int | None = None
+) -> AgreementView:
+    """Start an agreement for a case from one of `templates.TEMPLATES` (version 1). `mediator_id` (the staff
+    member drafting) becomes the case's mediator if it has none yet: that is who signs for the organization."""
     case = await case_row(s, case_id)
     existing = await agreement_for_case(s, case_id)
     if existing is not None:
         raise Conflict("本案已有调解协议 / this case already has an agreement", code="agreement_exists",
                        agreement_id=existing.id)
     content = templates.instantiate(template, await parties_snapshot(s, case_id))
+    if case.mediator_id is None and mediator_id is not None:
+        case.mediator_id = mediator_id
+        await audit.append(s, actor=author, action="case.mediator", subject=f"case:{case.code}",
+                           detail={"mediator_id": mediator_id})
     a = Agreement(case_id=case_id, template=template, status="draft", created_by=author, current_version=0)
     s.add(a)
     await s.flush()
