@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Integer, String, Text, select, update
+from sqlalchemy import Integer, String, Text, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -93,28 +93,33 @@ async def append(
     detail: dict[str, Any] | None = None,
     reason: str | None = None,
 ) -> AuditEntry:
-    """Append one entry inside the caller's transaction, so the state change and its record commit together."""
+    """Append one entry inside the caller's transaction, so the state change and its record commit together.
+
+    The head row is updated first (taking the write lock) and returns the previous hash in the same statement.
+    """
     res = await s.execute(
-        update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq + 1).returning(AuditHead.seq)
+        update(AuditHead)
+        .where(AuditHead.id == 1)
+        .values(seq=AuditHead.seq + 1)
+        .returning(AuditHead.seq, AuditHead.hash)
     )
-    seq = res.scalar_one_or_none()
-    if seq is None:
-        s.add(AuditHead(id=1, seq=1, hash=GENESIS))
-        await s.flush()
-        seq = 1
-    prev = GENESIS if seq == 1 else (await s.get(AuditEntry, seq - 1, populate_existing=True)).hash  # type: ignore[union-attr]
+    row = res.one_or_none()
+    if row is None:
+        await s.execute(insert(AuditHead).values(id=1, seq=1, hash=GENESIS))
+        seq, prev = 1, GENESIS
+    else:
+        seq, prev = row
     at = utcnow()
     detail = detail or {}
     content_hash = sha256_hex(canonical_json(entry_content(seq, at, actor, action, subject, detail, reason)))
     h = chain_hash(prev, content_hash)
-    entry = AuditEntry(
+    values = dict(
         seq=seq, at=at, actor=actor, action=action, subject=subject, detail=json.dumps(detail, ensure_ascii=False),
         reason=reason, prev_hash=prev, content_hash=content_hash, hash=h,
     )
-    s.add(entry)
+    await s.execute(insert(AuditEntry).values(**values))
     await s.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=h))
-    await s.flush()
-    return entry
+    return AuditEntry(**values)
 
 
 @dataclass
