@@ -124,8 +124,8 @@ export function recordingPanel(view) {
   const btn = (event, label, cls) => h("button", { type: "button", class: cls || "", id: event.replace(":", "-"),
     onclick: () => send(event) }, t(label));
   return h("section", { class: "card", id: "recording" }, h("h2", {}, t("rec.controls")),
-    h("p", { class: "rec " + mode, role: "status" }, t("rec." + mode)),
-    h("label", { for: "rec-reason" }, mode === "off" ? t("rec.reason_start") : t("rec.reason")), reason,
+    h("p", { role: "status" }, h("span", { class: "rec " + mode }, t("rec." + mode))),
+    h("label", { for: "rec-reason", class: "block" }, mode === "off" ? t("rec.reason_start") : t("rec.reason")), reason,
     h("div", { class: "row" },
       mode === "off" ? btn("recording:start", "rec.start", "primary") : null,
       mode === "running" ? btn("recording:pause", "rec.pause") : null,

@@ -96,7 +96,7 @@ function noticesView(app) {
   }
   return h("section", { class: "card step", dataset: { step: "notices" } },
     h("h2", {}, t("notice.title")),
-    h("div", { class: "notices", tabindex: "0", "aria-label": t("notice.title") },
+    h("div", { class: "notices" },
       parts.map((p) => h("section", { class: p === "norec" ? "norec" : "" },
         h("h3", {}, t(`notice.${p}.h`)), h("p", {}, t(`notice.${p}`))))),
     h("form", { onsubmit: submit },
