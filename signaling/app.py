@@ -18,6 +18,7 @@ from signaling import (  # noqa: F401  (importing these registers their Socket.I
     events_media,
     events_session,
     recording_events,
+    recordings_api,
 )
 from signaling.config import Settings
 from signaling.http_api import api

@@ -88,6 +88,23 @@ async def test_consent_gated_recording_with_pause_caucus_and_export(world: World
     assert kinds_out == ["audio", "video"]  # ONE playable file: grid video + mixed audio
     assert abs(float(info["format"]["duration"]) - elapsed) < 1.5, (info["format"]["duration"], elapsed)
     assert res is not None
+    # over HTTP: the mediator exports with a reason; a judge of a court the case was not sent to cannot see it
+    async with m.http.get(f"{world.base_url}/api/recordings/{rid}/export") as r:
+        assert r.status == 422 and (await r.json())["error"]["code"] == "reason_required"
+    async with m.http.get(f"{world.base_url}/api/recordings/{rid}/export?reason=review") as r:
+        assert r.status == 200 and r.headers["Content-Type"] == "video/x-matroska"
+        body = await r.read()
+    (tmp_path / "http.mkv").write_bytes(body)
+    assert sorted(s["codec_type"] for s in probe(tmp_path / "http.mkv")["streams"]) == ["audio", "video"]
+    judge = await world.staff("judge", session=False)
+    async with judge.http.get(f"{world.base_url}/api/recordings/{rid}/export?reason=x") as r:
+        assert r.status == 404
+    listed = await m.api("GET", f"/api/cases/{world.case_code}/recordings")
+    assert [x["id"] for x in listed["recordings"]] == [rid]
+    async with sv.db.session() as s:
+        reads = [e for e in await audit.entries_for(s, f"recording:{rid}") if e.action.startswith("recording.")
+                 and e.actor.startswith("staff-") and e.reason == "review"]
+    assert reads, "the HTTP export is in the audit log with its reason"
     # nothing under the data directory holds a plaintext Matroska header
     for f in sv.settings.data_dir.rglob("*"):
         if f.is_file():
