@@ -28,9 +28,9 @@ INBOUND = """async () => {
     if (s.type !== "inbound-rtp") return;
     const info = od.media.tracks[s.mid];
     if (!info || !info.participant) return;
-    const o = out[info.participant] || (out[info.participant] = {bytes: 0, frames: 0, audio: 0});
+    const o = out[info.participant] || (out[info.participant] = {bytes: 0, frames: 0, audio: 0, video: 0});
     o.bytes += s.bytesReceived || 0;
-    if (s.kind === "video") o.frames += s.framesDecoded || 0;
+    if (s.kind === "video") { o.frames += s.framesDecoded || 0; o.video += s.bytesReceived || 0; }
     else o.audio += s.bytesReceived || 0;
   });
   return out;
@@ -55,11 +55,11 @@ async def wait_frames_grow(page: Page, senders: set[str], within: float = 20) ->
         assert later[p]["frames"] > first[p]["frames"], f"video from {p} stopped"
 
 
-async def growth(page: Page, seconds: float = 1.5) -> dict[str, int]:
+async def growth(page: Page, seconds: float = 1.5, kind: str = "bytes") -> dict[str, int]:
     a = await inbound(page)
     await asyncio.sleep(seconds)
     b = await inbound(page)
-    return {p: b[p]["bytes"] - a.get(p, {}).get("bytes", 0) for p in b}
+    return {p: b[p][kind] - a.get(p, {}).get(kind, 0) for p in b}
 
 
 async def mediator_opens_case(page: Page) -> dict[str, dict[str, str]]:
@@ -141,6 +141,16 @@ async def test_whole_story_in_the_browser(web_world: World, open_page: Opener) -
     await med.click(f"#mute-{pid['赵六']}")
     await expect(b.locator(".session .notice")).to_contain_text("已将您静音")
     await expect(b.locator("#btn-mute")).to_have_text("取消静音")
+
+    # Audio only (P5): A stops receiving video but still hears everyone; switching back brings video back.
+    await a.click("#btn-audio-only")
+    await expect(a.locator("#btn-audio-only")).to_have_attribute("aria-pressed", "true")
+    await asyncio.sleep(1.0)
+    video, audio = await growth(a, kind="video"), await growth(a, seconds=0.8, kind="audio")
+    assert video.get(mediator, 0) == 0 and video.get(pid["赵六"], 0) == 0, video
+    assert audio[mediator] > 0, audio
+    await a.click("#btn-audio-only")
+    await wait_frames_grow(a, {mediator, pid["赵六"]})
 
     # Caucus with side A: B receives nothing from A or the mediator; A still hears the mediator.
     await med.click("#caucus-side-A")

@@ -81,7 +81,10 @@ function onState(st) {
   } else if (app.view === "steps") {
     // Only views that show server state are redrawn; the others keep what the person is typing.
     const guests = JSON.stringify((st.third_parties || []).map((g) => g.id));
-    if (app.step === "lobby" || (app.step === "consents" && guests !== app.guestsShown)) render(false);
+    const lobbyKey = guests + st.mediator_present;
+    if ((app.step === "lobby" && lobbyKey !== app.lobbyShown) || (app.step === "consents" && guests !== app.guestsShown)) {
+      render(false);
+    }
   }
 }
 
@@ -149,6 +152,7 @@ function header() {
 function render(moveFocus) {
   const main = $("#main");
   app.guestsShown = JSON.stringify(((app.state && app.state.third_parties) || []).map((g) => g.id));
+  app.lobbyShown = app.guestsShown + (app.state && app.state.mediator_present);
   paintRecording();
   if (app.view === "session") {
     if (!main.contains(app.session.root)) mount(main, app.session.root);
