@@ -58,10 +58,11 @@ def parser() -> argparse.ArgumentParser:
     db.add_parser("upgrade", parents=[common], help="apply migrations")
     au = sub.add_parser("audit", parents=[common]).add_subparsers(dest="sub", required=True)
     au.add_parser("verify", parents=[common], help="check the hash chain and signed checkpoints")
-    from signaling import cli_records, cli_simulate
+    from signaling import cli_records, cli_simulate, cli_verify
 
     cli_records.add_parsers(sub, common)
     cli_simulate.add_parsers(sub, common)
+    cli_verify.add_parsers(sub, common)
     return p
 
 

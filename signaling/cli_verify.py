@@ -1,0 +1,199 @@
+"""`onedoor verify BUNDLE.zip [--court-key KEY] [--export FILE] [--fingerprint FP | --center-key PEM]`.
+
+Fully offline (docs/bundle.md): checks the bundle against the pinned center key — its fingerprint (printed on every
+agreement), a PEM public key, or by default the center key in the local key directory. Prints a readable report;
+exit 0 when valid, 1 naming the first failing item, 2 for a usage error.
+
+Recordings: the signed recording manifest (same center key) and every stored segment's hash are checked without
+any key. With `--court-key` (the court's X25519 private key, PEM) the data key is unwrapped and every segment is
+decrypted and authenticated; with `--export FILE` too, the recording is written as one playable Matroska file
+(every original track, no transcoding). recordings/export.py exports from the server's storage and database; the
+glue here feeds the same decrypting reader from the bundle's files instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+from mediation.agreements import zipfmt
+from mediation.agreements.verify import averify_bundle
+from mediation.errors import IntegrityError
+from recordings.export import _feed
+from recordings.keys import court_unwrap
+from recordings.manifest import check_stream, verify_manifest
+from recordings.reader import DecryptedStream
+from signaling.cli import command
+from signaling.config import Settings
+
+
+def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
+    v = sub.add_parser("verify", parents=[common], help="verify an evidence bundle offline")
+    v.add_argument("bundle", help="the evidence bundle (zip) a court fetched")
+    pin = v.add_mutually_exclusive_group()
+    pin.add_argument("--fingerprint", help="the center key fingerprint printed on the agreement")
+    pin.add_argument("--center-key", help="PEM file with the center's public key")
+    v.add_argument("--court-key", help="the court's X25519 private key (PEM): decrypts the recordings")
+    v.add_argument("--export", help="with --court-key: write the recording to this file (Matroska)")
+
+
+class _BundleStorage:
+    """The read side of `recordings.storage.RecordingStorage`, over one recording's files in a bundle."""
+
+    def __init__(self, files: dict[str, bytes]) -> None:
+        self.files = files
+
+    async def read_stream(self, recording_id: str, stream_id: str) -> Any:
+        yield self.files[f"{stream_id}.odr"]
+
+
+class Recordings:
+    """The `verify_recording` hook of the bundle verifier, plus decryption and export with the court's key."""
+
+    def __init__(self, bundle: dict[str, bytes], court_key: X25519PrivateKey | None, export: Path | None) -> None:
+        self.center = _bundle_center_key(bundle)
+        manifest = json.loads(bundle.get("manifest.json", b"{}"))
+        self.wrapped = {r["recording_id"]: bundle.get(r["wrapped_key"], b"") for r in manifest.get("recordings", [])}
+        self.court_key, self.export = court_key, export
+        self.count = 0
+
+    def __call__(self, files: dict[str, bytes], doc: dict[str, Any]) -> list[str]:
+        body = verify_manifest(doc, self.center)  # raises IntegrityError
+        names = {f"{st['stream_id']}.odr" for st in body["streams"]}
+        extra = sorted(set(files) - names)
+        if extra or names - set(files):
+            raise IntegrityError(f"stream files differ from the manifest: extra {extra}, "
+                                 f"missing {sorted(names - set(files))}")
+        for st in body["streams"]:
+            problems = check_stream(body, st["stream_id"], files[f"{st['stream_id']}.odr"])
+            if problems:
+                raise IntegrityError("; ".join(problems))
+        lines = [f"manifest signed by the center; {len(body['streams'])} streams, {body['segments_total']} segments, "
+                 f"{(body['duration_ms'] or 0) / 1000:.1f} s, every stored segment matches"]
+        if self.court_key is None:
+            return lines
+        key = court_unwrap(self.court_key, body["recording_id"], self.wrapped.get(body["recording_id"], b""))
+        self.count += 1
+        out = None
+        if self.export is not None:
+            out = self.export if self.count == 1 else self.export.with_stem(f"{self.export.stem}-{self.count}")
+        lines.append(_run(export_recording(files, body, key, out)))
+        return lines
+
+
+def _run(coro: Any) -> Any:
+    """The verifier calls the hook from its event loop; the export needs one of its own (a worker thread)."""
+    import concurrent.futures
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def _bundle_center_key(bundle: dict[str, bytes]) -> bytes | None:
+    """The bundle's center key (the verifier pins it before any recording is looked at)."""
+    try:
+        key = serialization.load_pem_public_key(bundle["center/public-key.pem"])
+    except (KeyError, ValueError):
+        return None
+    if not isinstance(key, Ed25519PublicKey):
+        return None
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+async def export_recording(files: dict[str, bytes], body: dict[str, Any], data_key: bytes, out: Path | None) -> str:
+    """Decrypt and authenticate every segment; with `out`, remux every track into one Matroska file."""
+    rid, streams, storage = body["recording_id"], body["streams"], _BundleStorage(files)
+    readers = [DecryptedStream(storage, data_key, rid, st["stream_id"]) for st in streams]
+    if out is None:
+        for r in readers:
+            async for _ in r:
+                pass
+        _complete(readers)
+        return f"decrypted with the court key: all {len(readers)} streams authentic"
+    labels = {p["source_id"]: p["label"] for p in body.get("participants", [])}
+    pipes = [os.pipe() for _ in streams]
+    args = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-copyts"]
+    for r, _ in pipes:
+        args += ["-thread_queue_size", "1024", "-f", "matroska", "-i", f"pipe:{r}"]
+    k = 0
+    for i, st in enumerate(streams):
+        args += ["-map", str(i)]
+        for _ in st["kinds"]:
+            args += [f"-metadata:s:{k}", f"title={labels.get(st['source_id'], st['source_id'])} ({st['stream_id']})"]
+            k += 1
+    args += ["-c", "copy", "-f", "matroska", str(out)]
+    proc = await asyncio.create_subprocess_exec(*args, pass_fds=[r for r, _ in pipes], stdin=asyncio.subprocess.DEVNULL,
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    for r, _ in pipes:
+        os.close(r)
+    feeders = [asyncio.create_task(_feed(reader, w)) for reader, (_, w) in zip(readers, pipes, strict=True)]
+    try:
+        _, err = await proc.communicate()
+        await asyncio.gather(*feeders)
+    except BaseException:
+        for t in feeders:
+            t.cancel()
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await asyncio.to_thread(out.unlink, missing_ok=True)
+        raise
+    if proc.returncode != 0:
+        await asyncio.to_thread(out.unlink, missing_ok=True)
+        raise IntegrityError(f"ffmpeg could not write the export: {err.decode(errors='replace')[-500:]}")
+    _complete(readers)
+    data = await asyncio.to_thread(out.read_bytes)
+    digest = hashlib.sha256(data).hexdigest()
+    return f"decrypted with the court key and exported to {out} ({len(data)} bytes, sha256 {digest[:16]}…)"
+
+
+def _complete(readers: list[DecryptedStream]) -> None:
+    bad = [f"{r.stream_id}: {r.status.describe()}" for r in readers if not r.status.complete]
+    if bad:
+        raise IntegrityError("decryption failed: " + "; ".join(bad))
+
+
+def _pin(a: argparse.Namespace) -> str | bytes:
+    if a.fingerprint:
+        return str(a.fingerprint)
+    if a.center_key:
+        return Path(a.center_key).read_bytes()
+    key_dir = Settings(data_dir=Path(a.data_dir), key_dir=Path(a.key_dir) if a.key_dir else None).key_dir
+    assert key_dir is not None
+    path = key_dir / "center-signing.pem"
+    if not path.exists():
+        raise SystemExit("pin the center key: --fingerprint FP (printed on the agreement) or --center-key PEM")
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    assert isinstance(key, Ed25519PrivateKey)
+    return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+@command("verify")
+def verify(a: argparse.Namespace) -> int:
+    pinned = _pin(a)
+    if a.export and not a.court_key:
+        raise SystemExit("--export needs --court-key (the recordings are encrypted to the court)")
+    court_key = None
+    if a.court_key:
+        k = serialization.load_pem_private_key(Path(a.court_key).read_bytes(), password=None)
+        if not isinstance(k, X25519PrivateKey):
+            raise SystemExit("--court-key must be the court's X25519 private key (PEM)")
+        court_key = k
+    data = Path(a.bundle).read_bytes()
+    try:
+        members = zipfmt.read(data)
+    except zipfmt.ZipFormatError:
+        members = {}  # the verifier reports it as the first failing item
+    hook = Recordings(members, court_key, Path(a.export) if a.export else None)
+    report = asyncio.run(averify_bundle(data, pinned, verify_recording=hook))
+    print(report.text())
+    return 0 if report.ok else 1
