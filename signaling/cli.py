@@ -29,9 +29,16 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
 
 
 def settings_from(a: argparse.Namespace) -> Settings:
+    secret_file = getattr(a, "turn_secret_file", None)
     return Settings(data_dir=Path(a.data_dir), key_dir=Path(a.key_dir) if a.key_dir else None,
                     database_url=a.database_url, host=getattr(a, "host", "127.0.0.1"),
-                    port=getattr(a, "port", 8080), base_url=a.base_url)
+                    port=getattr(a, "port", 8080), base_url=a.base_url,
+                    redis_url=getattr(a, "redis_url", None),
+                    ice_servers=[{"urls": [u]} for u in getattr(a, "ice_url", [])],
+                    turn_urls=getattr(a, "turn_url", []),
+                    turn_secret=Path(secret_file).read_text().strip() if secret_file else None,
+                    s3_bucket=getattr(a, "s3_bucket", None), s3_endpoint=getattr(a, "s3_endpoint", None),
+                    secure_cookies=getattr(a, "secure_cookies", False))
 
 
 def parser() -> argparse.ArgumentParser:
@@ -45,6 +52,13 @@ def parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", parents=[common], help="run the server")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--redis-url", default=None, help="Socket.IO across nodes (AsyncRedisManager)")
+    s.add_argument("--ice-url", action="append", default=[], help="a STUN/TURN URL offered to clients (repeatable)")
+    s.add_argument("--turn-url", action="append", default=[], help="coturn URL for per-join credentials (repeatable)")
+    s.add_argument("--turn-secret-file", default=None, help="file holding coturn's static-auth-secret")
+    s.add_argument("--s3-bucket", default=None, help="store recordings in this S3-compatible bucket")
+    s.add_argument("--s3-endpoint", default=None)
+    s.add_argument("--secure-cookies", action="store_true", help="behind HTTPS")
     sub.add_parser("demo", parents=[common], help="create a demo center, staff accounts and a case; print links")
     u = sub.add_parser("users", parents=[common], help="manage staff accounts").add_subparsers(dest="sub",
                                                                                                  required=True)
