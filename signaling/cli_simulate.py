@@ -3,7 +3,9 @@
 A server starts in-process on 127.0.0.1 (ephemeral port); a mediator and N-1 parties join over HTTP and
 Socket.IO, pass the identity check (one-time codes from an in-memory sender), consent, are admitted, publish
 pre-encoded VP8 + Opus (media/bots.py), are recorded, hold a caucus with side A, return to the joint session,
-and leave. The JSON summary gives what each bot sent and received per phase, and the recording's export.
+and leave the media. Then they agree, sign, apply, and a judge bot confirms (signaling/simulate_court.py). The
+JSON summary gives what each bot sent and received per phase, the recording's export, the agreement, the ruling,
+the evidence bundle's path (under --out, else the data directory, else var/simulate) and its offline verification.
 """
 
 from __future__ import annotations
@@ -14,20 +16,17 @@ import json
 import logging
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
-from media.bots import Bot
-from media.channels import SocketIOChannel
 from mediation import schema
 from mediation.identity import MemoryCodeSender
-from recordings.export import export
-from signaling.app import create_app
 from signaling.cli import DEMO_PASSWORD, command, make_demo
 from signaling.client import SessionClient
 from signaling.config import Settings
-from signaling.services import SERVICES, Services
+from signaling.services import Services
+
+if TYPE_CHECKING:
+    from media.bots import Bot
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +36,7 @@ def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--participants", type=int, default=3, help="mediator + parties (3..9)")
     s.add_argument("--seconds", type=float, default=12.0, help="length of the media part")
     s.add_argument("--json", action="store_true", help="print only the JSON summary")
+    s.add_argument("--out", default=None, help="where to write the evidence bundle")
 
 
 @command("simulate")
@@ -47,16 +47,28 @@ def simulate(a: argparse.Namespace) -> int:
         logging.getLogger().setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="onedoor-sim-") as tmp:
         data_dir = Path(a.data_dir) if a.data_dir != "var/data" else Path(tmp) / "data"
+        out_dir = Path(a.out) if a.out else data_dir / "bundles" if a.data_dir != "var/data" else Path("var/simulate")
         settings = Settings(data_dir=data_dir, key_dir=Path(a.key_dir) if a.key_dir else None,
                             database_url=a.database_url, code_sender=MemoryCodeSender(), port=0)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         schema.upgrade(settings.db_url)
-        summary = asyncio.run(run(settings, a.participants, a.seconds, Path(tmp)))
+        summary = asyncio.run(run(settings, a.participants, a.seconds, Path(tmp), out_dir))
     print(json.dumps(summary, ensure_ascii=False, indent=None if a.json else 2))
     return 0 if summary["ok"] else 1
 
 
-async def run(settings: Settings, participants: int, seconds: float, workdir: Path) -> dict[str, Any]:
+async def run(settings: Settings, participants: int, seconds: float, workdir: Path, out_dir: Path | None = None
+              ) -> dict[str, Any]:
+    # imported here so that the other commands (`onedoor verify` above all) do not load the server and media stack
+    from aiohttp import web
+
+    from media.bots import Bot
+    from media.channels import SocketIOChannel
+    from recordings.export import export
+    from signaling.app import create_app
+    from signaling.services import SERVICES
+    from signaling.simulate_court import agree_and_confirm
+
     app = create_app(settings)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -92,9 +104,10 @@ async def run(settings: Settings, participants: int, seconds: float, workdir: Pa
             await bot.leave()
         out = workdir / "export.mkv"
         res = await export(sv.db, sv.storage, sv.keys, rec, out, actor="simulate", reason="simulation check")
+        court = await agree_and_confirm(sv, base, demo["case"], mediator, parties, clients, out_dir or workdir)
         await mediator.call("session:end", {"reason": "模拟结束"})
         return {
-            "ok": True, "case": demo["case"], "session": demo["session"],
+            "ok": court["verify"]["ok"], "case": demo["case"], "session": demo["session"], **court,
             "recording": {"id": rec, "export_bytes": res.bytes, "export_seconds": res.duration_ms / 1000,
                           "export_streams": res.streams},
             "caucus": {"members": [mediator.pid, *side_a]},

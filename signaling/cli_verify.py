@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -162,7 +163,8 @@ def _complete(readers: list[DecryptedStream]) -> None:
         raise IntegrityError("decryption failed: " + "; ".join(bad))
 
 
-def _pin(a: argparse.Namespace) -> str | bytes:
+def _pin(a: argparse.Namespace) -> str | bytes | None:
+    """The pinned center key: --fingerprint, --center-key, or the center key in the local key directory."""
     if a.fingerprint:
         return str(a.fingerprint)
     if a.center_key:
@@ -171,22 +173,29 @@ def _pin(a: argparse.Namespace) -> str | bytes:
     assert key_dir is not None
     path = key_dir / "center-signing.pem"
     if not path.exists():
-        raise SystemExit("pin the center key: --fingerprint FP (printed on the agreement) or --center-key PEM")
+        return None
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     assert isinstance(key, Ed25519PrivateKey)
     return key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
+def _usage(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
 @command("verify")
 def verify(a: argparse.Namespace) -> int:
     pinned = _pin(a)
+    if pinned is None:
+        return _usage("pin the center key: --fingerprint FP (printed on the agreement) or --center-key PEM")
     if a.export and not a.court_key:
-        raise SystemExit("--export needs --court-key (the recordings are encrypted to the court)")
+        return _usage("--export needs --court-key (the recordings are encrypted to the court)")
     court_key = None
     if a.court_key:
         k = serialization.load_pem_private_key(Path(a.court_key).read_bytes(), password=None)
         if not isinstance(k, X25519PrivateKey):
-            raise SystemExit("--court-key must be the court's X25519 private key (PEM)")
+            return _usage("--court-key must be the court's X25519 private key (PEM)")
         court_key = k
     data = Path(a.bundle).read_bytes()
     try:

@@ -35,6 +35,18 @@ def test_simulate_runs_a_whole_mediation_and_its_recording_exports(tmp_path: Pat
                 assert (got(who, frm, "caucus_side_a") == 0) == blocked, (who, frm)
     assert outside not in inside
     assert out["recording"]["export_bytes"] > 10_000 and out["recording"]["export_seconds"] > 1
+    # the bots agreed, signed, applied; the judge bot confirmed; the bundle verifies offline, also in its own process
+    assert out["agreement"]["status"] == "sealed" and out["ruling"]["outcome"] == "confirmed"
+    assert out["verify"]["ok"] is True and out["verify"]["failed_item"] is None
+    bundle = Path(out["bundle"])
+    assert bundle.parent == tmp_path / "data" / "bundles" and bundle.stat().st_size > 100_000
+    court_key = tmp_path / "keys" / "courts" / "court-huangzhong-wrap.pem"
+    r = onedoor("verify", str(bundle), "--court-key", str(court_key), "--export", str(tmp_path / "court.mkv"),
+                data=tmp_path)  # the center key is pinned from the local key directory
+    assert r.returncode == 0 and r.stdout.rstrip().endswith("VALID"), r.stdout + r.stderr
+    assert "ruling: 裁定确认调解协议有效" in r.stdout and (tmp_path / "court.mkv").stat().st_size > 10_000
+    r = onedoor("verify", str(bundle), "--fingerprint", "00" * 32, data=tmp_path)
+    assert r.returncode == 1 and "INVALID — center key" in r.stdout
 
 
 def test_demo_users_and_db_commands(tmp_path: Path) -> None:
