@@ -13,11 +13,13 @@ from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import Field
+from sqlalchemy import select
 
 from mediation import audit
 from mediation.agreements import agreement as agreements
 from mediation.agreements import confirmation, package, signing, templates
 from mediation.errors import InvalidInput
+from mediation.models import Case
 from mediation.permissions import Action
 from signaling.agreement_common import (
     agreement_json,
@@ -164,6 +166,20 @@ async def pdf(ctx: Ctx, _: None) -> web.Response:
     name = f"{case.code}-{'sealed' if sealed else 'unsigned'}.pdf"
     return web.Response(body=data, content_type="application/pdf",
                         headers={"Content-Disposition": f'inline; filename="{name}"'})
+
+
+@api.route("GET", "/api/agreements/reminders", action=Action.AGREEMENT_VIEW)
+async def reminders(ctx: Ctx, _: None) -> dict[str, Any]:
+    """Effective agreements of the user's center with no application yet whose 30-day window for judicial
+    confirmation ends within ?within_days= (default 7) or has ended (`expired`: warn, R21)."""
+    assert ctx.user
+    raw = ctx.request.query.get("within_days", "7")
+    days = int(raw) if raw.isdigit() and int(raw) <= 30 else 7
+    async with ctx.services.db.session() as s:
+        due = await confirmation.reminders_due(s, within_days=days)
+        ours = set((await s.scalars(select(Case.id).where(Case.center_id == ctx.user.center_id))).all())
+        await audit.append(s, actor=ctx.actor, action="agreement.reminders", subject=f"center:{ctx.user.center_id}")
+    return {"within_days": days, "reminders": jsonable([r for r in due if r.case_id in ours])}
 
 
 @api.route("POST", "/api/cases/{code}/application", action=Action.APPLICATION_START, body=ApplicationIn)

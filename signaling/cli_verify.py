@@ -21,7 +21,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -34,6 +34,7 @@ from recordings.export import _feed
 from recordings.keys import court_unwrap
 from recordings.manifest import check_stream, verify_manifest
 from recordings.reader import DecryptedStream
+from recordings.storage import RecordingStorage
 from signaling.cli import command
 from signaling.config import Settings
 
@@ -113,19 +114,20 @@ def _bundle_center_key(bundle: dict[str, bytes]) -> bytes | None:
 
 async def export_recording(files: dict[str, bytes], body: dict[str, Any], data_key: bytes, out: Path | None) -> str:
     """Decrypt and authenticate every segment; with `out`, remux every track into one Matroska file."""
-    rid, streams, storage = body["recording_id"], body["streams"], _BundleStorage(files)
+    rid, streams = body["recording_id"], body["streams"]
+    storage = cast(RecordingStorage, _BundleStorage(files))  # DecryptedStream only reads
     readers = [DecryptedStream(storage, data_key, rid, st["stream_id"]) for st in streams]
     if out is None:
-        for r in readers:
-            async for _ in r:
+        for reader in readers:
+            async for _ in reader:
                 pass
         _complete(readers)
         return f"decrypted with the court key: all {len(readers)} streams authentic"
     labels = {p["source_id"]: p["label"] for p in body.get("participants", [])}
     pipes = [os.pipe() for _ in streams]
     args = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-copyts"]
-    for r, _ in pipes:
-        args += ["-thread_queue_size", "1024", "-f", "matroska", "-i", f"pipe:{r}"]
+    for fd, _ in pipes:
+        args += ["-thread_queue_size", "1024", "-f", "matroska", "-i", f"pipe:{fd}"]
     k = 0
     for i, st in enumerate(streams):
         args += ["-map", str(i)]
@@ -133,10 +135,11 @@ async def export_recording(files: dict[str, bytes], body: dict[str, Any], data_k
             args += [f"-metadata:s:{k}", f"title={labels.get(st['source_id'], st['source_id'])} ({st['stream_id']})"]
             k += 1
     args += ["-c", "copy", "-f", "matroska", str(out)]
-    proc = await asyncio.create_subprocess_exec(*args, pass_fds=[r for r, _ in pipes], stdin=asyncio.subprocess.DEVNULL,
-                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-    for r, _ in pipes:
-        os.close(r)
+    proc = await asyncio.create_subprocess_exec(*args, pass_fds=[fd for fd, _ in pipes],
+                                                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                                                stderr=asyncio.subprocess.PIPE)
+    for fd, _ in pipes:
+        os.close(fd)
     feeders = [asyncio.create_task(_feed(reader, w)) for reader, (_, w) in zip(readers, pipes, strict=True)]
     try:
         _, err = await proc.communicate()

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import Field
 
+from mediation import audit
 from mediation.agreements import agreement as agreements
 from mediation.agreements import confirmation, signing
 from mediation.errors import Forbidden, NotFound
@@ -75,8 +76,11 @@ def _author(ctx: Ctx) -> str:
 
 @on("agreement:get", Action.AGREEMENT_READ, Empty, admitted=True)
 async def get(ctx: Ctx, _: Empty) -> dict[str, Any]:
+    """The agreement, the application and the notices sent to the parties (the read is logged)."""
     async with ctx.services.db.session() as s:
         case = await _case(s, ctx)
+        await audit.append(s, actor=ctx.me.pid, action="agreement.view", subject=f"case:{case.code}",
+                           detail={"session": ctx.room.session_id})
         return {**await case_state(s, case), "notifications": await notifications(s, case.code)}
 
 

@@ -126,6 +126,8 @@ async def test_thirty_day_window_and_ineligible_matters(world: World) -> None:
     assert status == 410 and body["error"]["code"] == "confirmation_window_passed"
     got = await med.api("GET", f"/api/cases/{world.case_code}/agreement")
     assert got["deadline"]["expired"] is True and got["deadline"]["days_left"] == 0
+    due = (await med.api("GET", "/api/agreements/reminders"))["reminders"]
+    assert [(r["case_code"], r["expired"]) for r in due] == [(world.case_code, True)]
     async with world.services.db.session() as s:
         await s.execute(update(Agreement).values(effective_at=effective))
     await _case_update(world, personal_status=True)
