@@ -1,12 +1,14 @@
 """Pass-through forwarding: publications (what a participant sends) fan out to slots (a subscriber's senders).
 
-A `Publication` is one source of one participant ("audio", "camera" or "screen"). Its receiver is tapped
-(media/passthrough.py), so each complete encoded frame arrives in `Publication.on_frame`, which pushes it into
-the `ForwardTrack` of every *active* slot bound to it. A `Slot` is one sendonly transceiver on a subscriber's peer
-connection; it is bound to at most one publication at a time and reused when its publication goes away.
+A `Publication` is one source of one participant ("audio", "camera" or "screen"). Its receiver hands every RTP
+packet to `Publication.on_rtp` (media/passthrough.py), which re-sends it at once to every *active* slot bound to
+it through the slot's `RtpForwarder` (header rewritten, payload untouched: media/rtpforward.py). A `Slot` is one
+sendonly transceiver on a subscriber's peer connection; it is bound to at most one publication at a time and
+reused when its publication goes away.
 
-Queues are bounded: audio drops the oldest frame; video drops the whole backlog and waits for the next keyframe
-(asking the publisher for one), so a slow subscriber never sees a broken picture or grows memory.
+There is no queue on the forwarding path: a packet is sent while the publisher's packet is handled, or dropped
+(video then waits for the next keyframe, asking the publisher for one). Complete encoded frames are assembled
+only while the publication has frame sinks (the recorder participant).
 """
 
 from __future__ import annotations
@@ -14,19 +16,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import Any
 
-import av
 from aiortc import RTCRtpReceiver, RTCRtpTransceiver
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtp import RtpPacket
 
 from media import passthrough
+from media.rtpforward import RtpForwarder, vp8_keyframe_start
 
 logger = logging.getLogger(__name__)
 
@@ -34,90 +35,25 @@ CLOCK_RATE = {"audio": 48000, "video": 90000}
 SOURCE_KIND = {"audio": "audio", "camera": "video", "screen": "video"}
 # A frame sink (the recorder participant): (owner, source, encoded frame, RTP timestamp, keyframe). Must not block.
 FrameSink = Callable[[str, str, bytes, int, bool], None]
+NTP_EPOCH = 2208988800  # seconds from 1900-01-01 (NTP) to 1970-01-01 (Unix)
 
 
-def _nothing() -> None:
-    pass
+class SlotTrack(MediaStreamTrack):
+    """The track of a hub sender: yields nothing (packets bypass the sender's loop, see media/rtpforward.py);
+    it only exists so the sender has a track, and it ends the sender's loop when stopped."""
 
-
-class ForwardTrack(MediaStreamTrack):
-    """Sender-side track yielding encoded frames (av.Packet) from a bounded queue."""
-
-    def __init__(self, kind: str, capacity: int) -> None:
+    def __init__(self, kind: str) -> None:
         super().__init__()
         self.kind = kind
-        self._capacity = capacity
-        self._queue: deque[tuple[bytes, int]] = deque()
-        self._wakeup = asyncio.Event()
-        self.on_keyframe_needed: Callable[[], None] = _nothing
-        self._time_base = Fraction(1, CLOCK_RATE[kind])
-        self._clock_rate = CLOCK_RATE[kind]
-        self._source: object = None
-        self._offset = 0
-        self._last_ts: int | None = None
-        self._last_wall = 0.0
-        self.need_keyframe = kind == "video"
-        self.frames = 0
-        self.bytes = 0
-        self.dropped = 0
+        self._stopped = asyncio.Event()
 
-    @property
-    def queued(self) -> int:
-        return len(self._queue)
-
-    def wait_for_keyframe(self) -> None:
-        """Drop the backlog; forward nothing until the next keyframe (video)."""
-        self.dropped += len(self._queue)
-        self._queue.clear()
-        self.need_keyframe = self.kind == "video"
-
-    def push(self, data: bytes, timestamp: int, keyframe: bool, source: object) -> None:
-        if self.readyState != "live":
-            return
-        if source is not self._source:
-            # A new publisher (or a publisher's new receiver): keep our RTP timestamps monotonic.
-            self._source = source
-            if self._last_ts is not None:
-                elapsed = int((time.monotonic() - self._last_wall) * self._clock_rate)
-                self._offset = self._last_ts + max(elapsed, 1) - timestamp
-            else:
-                self._offset = 0
-        if self.need_keyframe:
-            if not keyframe:
-                self.dropped += 1
-                return
-            self.need_keyframe = False
-        if len(self._queue) >= self._capacity:
-            if self.kind == "video":
-                self.wait_for_keyframe()
-                self.on_keyframe_needed()
-                if not keyframe:
-                    self.dropped += 1
-                    return
-                self.need_keyframe = False
-            else:
-                self._queue.popleft()
-                self.dropped += 1
-        ts = timestamp + self._offset
-        self._last_ts, self._last_wall = ts, time.monotonic()
-        self._queue.append((data, ts))
-        self._wakeup.set()
-
-    async def recv(self) -> av.Packet:  # type: ignore[override]
-        while not self._queue:
-            if self.readyState != "live":
-                raise MediaStreamError
-            self._wakeup.clear()
-            await self._wakeup.wait()
-        data, ts = self._queue.popleft()
-        self.frames += 1
-        self.bytes += len(data)
-        return passthrough.encoded_packet(data, ts, self._time_base)
+    async def recv(self) -> Any:
+        await self._stopped.wait()
+        raise MediaStreamError
 
     def stop(self) -> None:
         super().stop()
-        self._queue.clear()
-        self._wakeup.set()
+        self._stopped.set()
 
 
 @dataclass(eq=False)
@@ -127,7 +63,8 @@ class Slot:
     subscriber: str
     kind: str
     transceiver: RTCRtpTransceiver
-    track: ForwardTrack
+    track: SlotTrack
+    forwarder: RtpForwarder
     publication: Publication | None = None
     negotiated: bool = False
     active: bool = False
@@ -163,7 +100,9 @@ class Publication:
     receiver: RTCRtpReceiver | None = None
     live: bool = False
     frames_in: int = 0
+    packets_in: int = 0
     bytes_in: int = 0
+    media_ssrc: int | None = None
     keyframe_requests: int = 0
     plis_sent: int = 0
     _last_pli: float = float("-inf")
@@ -175,20 +114,38 @@ class Publication:
         return SOURCE_KIND[self.source]
 
     def attach(self, receiver: RTCRtpReceiver) -> None:
-        """Take frames from a (new, unstarted) receiver of the owner's current peer connection."""
+        """Take packets from a (new, unstarted) receiver of the owner's current peer connection."""
         self.receiver = receiver
+        self.media_ssrc = None
         self._epoch = object()
-        passthrough.tap_receiver(receiver, self.on_frame)
+        passthrough.forward_receiver(receiver, self.on_rtp, self.on_frame, self.sinks.__len__)
 
-    def on_frame(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
-        data = frame.data
-        self.frames_in += 1
-        self.bytes_in += len(data)
-        keyframe = self.kind == "audio" or passthrough.is_vp8_keyframe(data)
+    def on_rtp(self, packet: RtpPacket) -> None:
+        payload = packet.payload
+        self.packets_in += 1
+        self.bytes_in += len(payload)
+        self.media_ssrc = packet.ssrc
+        now = time.time()
+        ntp = int((now + NTP_EPOCH) * 4294967296) & 0xFFFFFFFFFFFFFFFF
+        if self.kind == "video":
+            self.frames_in += packet.marker
+            start_ok = vp8_keyframe_start(payload)
+            ext: bytes | None = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")  # abs-send-time
+        else:
+            self.frames_in += 1
+            start_ok = True
+            level = packet.extensions.audio_level  # (voice activity, -dBov), passed on as received
+            ext = None if level is None else bytes([(level[0] << 7) | (level[1] & 0x7F)])
+        seq, ts, marker, epoch = packet.sequence_number, packet.timestamp, packet.marker, self._epoch
         for slot in self.slots:
             if slot.active:
-                slot.track.push(data, frame.timestamp, keyframe, self._epoch)
-        for sink in self.sinks.values():
+                slot.forwarder.forward(seq, ts, marker, payload, start_ok, epoch, ext, ntp, now)
+
+    def on_frame(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
+        """A complete encoded frame (assembled only while there are sinks): to the recorder participant."""
+        data = frame.data
+        keyframe = self.kind == "audio" or passthrough.is_vp8_keyframe(data)
+        for sink in list(self.sinks.values()):
             sink(self.owner, self.source, data, frame.timestamp, keyframe)
 
     def request_keyframe(self) -> None:
@@ -208,14 +165,11 @@ class Publication:
         self._pending = None
         if self.receiver is None:
             return
-        # The SSRCs seen lately: the media SSRC, and its RTX SSRC if any (a PLI naming it is ignored).
-        ssrcs = [source.source for source in self.receiver.getSynchronizationSources()]
-        if not ssrcs:
+        if self.media_ssrc is None:
             return  # nothing received yet: the first frames will start with a keyframe anyway
         self._last_pli = time.monotonic()
         self.plis_sent += 1
-        for ssrc in ssrcs:
-            self.spawn(passthrough.send_pli(self.receiver, ssrc))
+        self.spawn(passthrough.send_pli(self.receiver, self.media_ssrc))
 
     def close(self) -> None:
         if self._pending is not None:
@@ -224,7 +178,7 @@ class Publication:
         for slot in list(self.slots):
             slot.publication = None
             slot.active = False
-            slot.track.wait_for_keyframe()
+            slot.forwarder.restart()
         self.slots.clear()
         self.sinks.clear()
         self.receiver = None

@@ -288,7 +288,7 @@ class Hub:
                 and self.routing.may_forward(pub.owner, peer.pid, pub.kind)
             )
             if want != slot.active:
-                slot.track.wait_for_keyframe()
+                slot.forwarder.restart()
                 slot.active = want
                 if want and pub is not None:
                     pub.request_keyframe()
@@ -374,6 +374,7 @@ class Hub:
                     source: {
                         "live": p.live,
                         "frames_in": p.frames_in,
+                        "packets_in": p.packets_in,
                         "bytes_in": p.bytes_in,
                         "keyframe_requests": p.keyframe_requests,
                         "plis_sent": p.plis_sent,
@@ -386,10 +387,12 @@ class Hub:
                     {
                         **slot.describe(),
                         "mid": slot.mid,
-                        "frames_out": slot.track.frames,
-                        "bytes_out": slot.track.bytes,
-                        "dropped": slot.track.dropped,
-                        "queued": slot.track.queued,
+                        "frames_out": slot.forwarder.frames,
+                        "packets_out": slot.forwarder.packets,
+                        "bytes_out": slot.forwarder.bytes,
+                        "dropped": slot.forwarder.dropped,
+                        "retransmitted": slot.forwarder.retransmitted,
+                        "queued": 0,  # nothing queues on the forwarding path (media/forward.py)
                     }
                     for slot in peer.slots
                 ],
@@ -398,7 +401,7 @@ class Hub:
             "session": self.session_id,
             "peer_connections": sum(1 for p in self._peers.values() if p.pc is not None),
             "tasks": len(self._tasks) + (self._monitor is not None),
-            "queued_frames": sum(s.track.queued for p in self._peers.values() for s in p.slots),
+            "queued_frames": 0,
             "routing": self.routing.snapshot(),
             "participants": participants,
         }

@@ -13,6 +13,13 @@ Such a sender ignores PLI/FIR itself (it only sets a flag its encoder would read
 replaces `_send_keyframe` on one sender instance so the request can be forwarded to the publisher, whose
 receiver sends the PLI (`send_pli`).
 
+Forwarding RTP packets (the hub): `forward_receiver` replaces `_handle_rtp_packet` on one receiver instance by a
+lean copy of it that hands every packet to a callback and assembles frames only while someone wants them (the
+recorder); its original is pinned by hash. On the sending side the hub bypasses the sender's packetizer: `RtpOut`
+SRTP-protects already-built packets and sends them on the sender's (bundled) transport, keeping the sender's
+counters right for its RTCP sender reports; `on_negotiated` tells when a sender has started and with which
+parameters; `on_retransmit_request` answers the subscriber's NACKs from the hub's own packet cache.
+
 `drop_incoming_rtp` simulates a lossy downlink on one transport (tests: the DummyConnection loss_pattern idea).
 `check_aiortc_internals` verifies every private name used here; the hub calls it once per process and a test
 calls it too, so an aiortc upgrade fails loudly instead of silently decoding (or dropping) everything.
@@ -21,6 +28,7 @@ calls it too, so an aiortc upgrade fails loudly instead of silently decoding (or
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
 import logging
 import socket
@@ -30,16 +38,21 @@ from fractions import Fraction
 from typing import Any
 
 import aiortc
+import aioice.ice
 import av
+import pylibsrtp
 from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport, RTCPeerConnection
+from aiortc import rtcpeerconnection as _pc_module
 from aiortc import rtcrtpreceiver as _receiver_module
+from aiortc.codecs import depayload
 from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtcdtlstransport import State as _DtlsState
+from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import RtpPacket
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unwrap_rtx
 
 from media.errors import AiortcInternalsChanged
 
@@ -50,7 +63,12 @@ AIORTC_VERSION = "1.16.0"
 FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
 PacketSink = Callable[[RtpPacket], None]
 
-_R = "_RTCRtpReceiver__"  # name-mangling prefix of RTCRtpReceiver's private attributes
+_R = "_RTCRtpReceiver__"  # name-mangling prefixes of private attributes
+_S = "_RTCRtpSender__"
+_D = "_RTCDtlsTransport__"
+# sha256 of the source of RTCRtpReceiver._handle_rtp_packet in aiortc 1.16.0, which forward_receiver replaces
+HANDLE_RTP_SHA256 = "4e54983d021a6336d80c29490f82f9a6dd531c0d3179b2daed818120c5ece238"
+REMB_MIN_INTERVAL_MS = 200
 
 
 class _FrameTap:
@@ -105,6 +123,144 @@ def tap_receiver(
             await original(packet, arrival_time_ms=arrival_time_ms)
 
         receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
+
+
+def forward_receiver(
+    receiver: RTCRtpReceiver,
+    on_rtp: Callable[[RtpPacket], None],
+    on_frame: FrameSink,
+    wants_frames: Callable[[], bool],
+) -> None:
+    """Hub receivers: every RTP packet (RTX unwrapped) goes to `on_rtp`; complete frames go to `on_frame` only
+    while `wants_frames()` is true. Must be called before the receiver starts.
+
+    Kept from aiortc's handler: receiver statistics (for the receiver reports the publisher adapts to), NACKs
+    for lost video packets, REMB (sent at most every 200 ms unless the estimate drops by 10 %). Dropped: the
+    jitter buffer and depayloading while no frame is wanted, the decoder, and the per-packet datetime
+    bookkeeping of getSynchronizationSources (the hub tracks the media SSRC itself).
+    """
+    if getattr(receiver, _R + "started"):
+        raise AiortcInternalsChanged("forward_receiver() called on a receiver that already started")
+    state = vars(receiver)
+    state[_R + "decoder_queue"] = _FrameTap(on_frame)  # its thread only ever gets "stop"
+    codecs, rtx_ssrcs = state[_R + "codecs"], state[_R + "rtx_ssrc"]
+    streams, nacks = state[_R + "remote_streams"], state[_R + "nack_generator"]
+    estimator, mapper = state[_R + "remote_bitrate_estimator"], state[_R + "timestamp_mapper"]
+    video = state[_R + "kind"] == "video"
+    jitter: list[JitterBuffer] = []
+    remb_sent = [-REMB_MIN_INTERVAL_MS, 0]  # when, bitrate
+
+    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+        if not receiver._enabled:
+            return
+        rtcp_ssrc = state[_R + "rtcp_ssrc"]
+        if estimator is not None and packet.extensions.abs_send_time is not None:
+            remb = estimator.add(
+                abs_send_time=packet.extensions.abs_send_time,
+                arrival_time_ms=arrival_time_ms,
+                payload_size=len(packet.payload) + packet.padding_size,
+                ssrc=packet.ssrc,
+            )
+            if remb is not None and rtcp_ssrc is not None and (
+                arrival_time_ms - remb_sent[0] >= REMB_MIN_INTERVAL_MS or remb[0] < remb_sent[1] * 0.9
+            ):
+                remb_sent[:] = arrival_time_ms, remb[0]
+                fci = pack_remb_fci(*remb)
+                await receiver._send_rtcp(RtcpPsfbPacket(RTCP_PSFB_APP, rtcp_ssrc, 0, fci))
+        codec = codecs.get(packet.payload_type)
+        if codec is None:
+            return
+        stream = streams.get(packet.ssrc)
+        if stream is None:
+            stream = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
+        stream.add(packet)
+        if codec.name.lower() == "rtx":
+            original, apt = rtx_ssrcs.get(packet.ssrc), codec.parameters.get("apt")
+            if original is None or len(packet.payload) < 2 or not isinstance(apt, int) or apt not in codecs:
+                return
+            packet, codec = unwrap_rtx(packet, payload_type=apt, ssrc=original), codecs[apt]
+        if nacks is not None and nacks.add(packet):
+            await receiver._send_rtcp_nack(packet.ssrc, sorted(nacks.missing))
+        try:
+            if packet.payload:
+                on_rtp(packet)
+        except Exception:  # a forwarding bug must not kill the publisher's transport
+            logger.exception("RTP forwarding failed")
+        if not wants_frames():
+            jitter.clear()
+            return
+        if not jitter:
+            jitter.append(JitterBuffer(capacity=512, is_video=True) if video else JitterBuffer(16, prefetch=0))
+        try:
+            packet._data = depayload(codec, packet.payload) if packet.payload else b""  # type: ignore[attr-defined]
+        except ValueError:
+            return
+        pli, frame = jitter[0].add(packet)
+        if pli:
+            await receiver._send_rtcp_pli(packet.ssrc)
+        if frame is not None:
+            frame.timestamp = mapper.map(frame.timestamp)
+            state[_R + "decoder_queue"].put((codec, frame))  # the tap: to on_frame, exceptions logged
+
+    receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
+
+
+class RtpOut:
+    """Sends plain RTP packets built by the hub on `sender`'s transport: SRTP protect + sendto, no packetizer.
+
+    `sent()` keeps the sender's counters (packets, octets, last RTP/NTP time) as its own loop would, so its RTCP
+    sender reports and getStats() stay right. `send()` refuses (False) while the transport is not connected or
+    when more than `max_buffered` bytes wait in the socket's userspace buffer: the caller drops, nothing queues.
+    """
+
+    def __init__(self, sender: RTCRtpSender, max_buffered: int = 256 * 1024) -> None:
+        self._sender = vars(sender)
+        self._max = max_buffered
+
+    def send(self, data: bytes) -> bool:
+        dtls = self._sender[_S + "transport"]
+        if dtls._state is not _DtlsState.CONNECTED:
+            return False
+        pair = dtls.transport._connection._nominated.get(1)
+        udp = pair.protocol.transport if pair is not None else None
+        if udp is None or udp.is_closing() or udp.get_write_buffer_size() > self._max:
+            return False
+        try:
+            data = dtls._tx_srtp.protect(data)
+        except pylibsrtp.Error:
+            return False
+        udp.sendto(data, pair.remote_addr)
+        counters = vars(dtls)
+        counters[_D + "tx_bytes"] += len(data)
+        counters[_D + "tx_packets"] += 1
+        return True
+
+    def sent(self, payload_size: int, rtp_timestamp: int, ntp: int) -> None:
+        s = self._sender
+        s[_S + "packet_count"] += 1
+        s[_S + "octet_count"] += payload_size
+        s[_S + "ntp_timestamp"] = ntp
+        s[_S + "rtp_timestamp"] = rtp_timestamp
+
+
+def on_negotiated(sender: RTCRtpSender, callback: Callable[[Any, int, int, RtpOut], None]) -> None:
+    """Call `callback(send_parameters, ssrc, rtx_ssrc, RtpOut(sender))` once `sender` has started."""
+    original = sender.send
+
+    async def send(parameters: Any) -> None:
+        await original(parameters)
+        callback(parameters, sender._ssrc, sender._rtx_ssrc, RtpOut(sender))
+
+    sender.send = send  # type: ignore[method-assign]
+
+
+def on_retransmit_request(sender: RTCRtpSender, callback: Callable[[int], None]) -> None:
+    """Answer the remote side's NACKs of `sender` with `callback(sequence_number)` (instead of its history)."""
+
+    async def retransmit(sequence_number: int) -> None:
+        callback(sequence_number)
+
+    sender._retransmit = retransmit  # type: ignore[method-assign]
 
 
 def tapped_frames(receiver: RTCRtpReceiver) -> int | None:
@@ -212,6 +368,38 @@ def check_aiortc_internals() -> None:
     frame = JitterFrame(data=b"x", timestamp=1)
     expect(frame.data == b"x" and frame.timestamp == 1, "JitterFrame fields")
 
+    # forward_receiver: the handler it replaces, and the receiver state it uses
+    expect(
+        hashlib.sha256(handle_src.encode()).hexdigest() == HANDLE_RTP_SHA256,
+        "RTCRtpReceiver._handle_rtp_packet changed (review forward_receiver)",
+    )
+    expect(_params(RTCRtpReceiver._send_rtcp_nack) == ["self", "media_ssrc", "lost"], "_send_rtcp_nack sig")
+    expect(_params(RTCRtpReceiver._send_rtcp) == ["self", "packet"], "receiver _send_rtcp signature")
+    expect(_params(StreamStatistics) == ["clockrate"], "StreamStatistics signature")
+    expect(_params(RtcpPsfbPacket)[:4] == ["fmt", "ssrc", "media_ssrc", "fci"], "RtcpPsfbPacket fields")
+
+    # RtpOut / on_negotiated / on_retransmit_request: how a sender sends, counts and retransmits
+    sender_init = _source(RTCRtpSender.__init__)
+    for name in ("transport", "packet_count", "octet_count", "ntp_timestamp", "rtp_timestamp"):
+        expect(f"self.__{name} = " in sender_init, f"RTCRtpSender.__{name}")
+    rtcp_src = _source(RTCRtpSender._run_rtcp)
+    for name in ("ntp_timestamp", "rtp_timestamp", "packet_count", "octet_count"):
+        expect(f"{name}=self.__{name}" in rtcp_src, f"sender reports use __{name}")
+    expect("await self._retransmit(seq)" in _source(RTCRtpSender._handle_rtcp_packet), "NACK -> _retransmit")
+    expect(_params(RTCRtpSender._retransmit) == ["self", "sequence_number"], "_retransmit signature")
+    expect(_params(RTCRtpSender.send) == ["self", "parameters"], "RTCRtpSender.send signature")
+    expect("self._ssrc = " in sender_init and "self._rtx_ssrc = " in sender_init, "sender SSRCs")
+    expect("await transceiver.sender.send(" in _source(_pc_module.RTCPeerConnection), "pc starts senders")
+    send_src = _source(RTCDtlsTransport._send_rtp)
+    expect("self._tx_srtp.protect(data)" in send_src, "_send_rtp protects with _tx_srtp")
+    expect("await self.transport._send(data)" in send_src, "_send_rtp sends on the ICE transport")
+    expect("self.__tx_bytes += len(data)" in send_src and "self.__tx_packets += 1" in send_src, "tx counters")
+    expect("self._send = self._connection.send" in _source(RTCIceTransport), "ICE transport sends on _connection")
+    conn_src = _source(aioice.ice.Connection.sendto)
+    expect("self._nominated.get(component)" in conn_src, "aioice Connection._nominated")
+    expect("active_pair.protocol.send_data(data, active_pair.remote_addr)" in conn_src, "aioice send path")
+    expect("self.transport.sendto(data, addr)" in _source(aioice.ice.StunProtocol.send_data), "StunProtocol")
+
     # sender: non-Frame track output is packed, and PLI/FIR end in _send_keyframe()
     next_src = _source(RTCRtpSender._next_encoded_frame)
     expect("isinstance(data, Frame)" in next_src and "self.__encoder.pack(data)" in next_src, "sender packs")
@@ -228,6 +416,9 @@ def check_aiortc_internals() -> None:
     transport = RTCDtlsTransport(
         RTCIceTransport(RTCIceGatherer(iceServers=[])), [RTCCertificate.generateCertificate()]
     )
+    for name in ("_state", "_tx_srtp", _D + "tx_bytes", _D + "tx_packets"):
+        expect(hasattr(transport, name), f"RTCDtlsTransport.{name}")
+    expect(hasattr(transport.transport, "_connection"), "RTCIceTransport._connection")
     for kind in ("audio", "video"):
         receiver = RTCRtpReceiver(kind, transport)
         for name in (
@@ -237,6 +428,12 @@ def check_aiortc_internals() -> None:
             "kind",
             "decoder_thread",
             "remote_bitrate_estimator",
+            "codecs",
+            "rtx_ssrc",
+            "remote_streams",
+            "nack_generator",
+            "timestamp_mapper",
+            "rtcp_ssrc",
         ):
             expect(hasattr(receiver, _R + name), f"RTCRtpReceiver.__{name}")
         expect(getattr(receiver, _R + "kind", None) == kind, "RTCRtpReceiver.__kind value")

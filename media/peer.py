@@ -22,7 +22,8 @@ from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from media import passthrough
 from media.config import MediaConfig
 from media.errors import MalformedSdp, NegotiationConflict, UnsupportedCodec
-from media.forward import ForwardTrack, Publication, Slot
+from media.forward import CLOCK_RATE, Publication, Slot, SlotTrack
+from media.rtpforward import RtpForwarder, SendParams
 from media.weaklink import LossWindow
 
 logger = logging.getLogger(__name__)
@@ -103,15 +104,22 @@ class Peer:
             on_state(pc, pc.connectionState)
 
     def add_slot(self, kind: str, on_keyframe: Callable[[Slot], None]) -> Slot:
-        """A new sendonly transceiver; `on_keyframe(slot)` runs on the subscriber's PLI/FIR or a queue overflow."""
+        """A new sendonly transceiver; `on_keyframe(slot)` runs on the subscriber's PLI/FIR or a dropped packet."""
         assert self.pc is not None
-        capacity = self.config.video_queue_frames if kind == "video" else self.config.audio_queue_frames
-        track = ForwardTrack(kind, capacity)
+        track = SlotTrack(kind)
         transceiver = self.pc.addTransceiver(track, direction="sendonly")
         transceiver.setCodecPreferences(codec_preferences(kind))
-        slot = Slot(subscriber=self.pid, kind=kind, transceiver=transceiver, track=track)
-        track.on_keyframe_needed = functools.partial(on_keyframe, slot)
-        passthrough.on_keyframe_request(transceiver.sender, functools.partial(on_keyframe, slot))
+        forwarder = RtpForwarder(kind, CLOCK_RATE[kind], lambda: None)
+        slot = Slot(subscriber=self.pid, kind=kind, transceiver=transceiver, track=track, forwarder=forwarder)
+        forwarder.on_drop = functools.partial(on_keyframe, slot)
+        sender = transceiver.sender
+
+        def negotiated(parameters: Any, ssrc: int, rtx_ssrc: int, out: passthrough.RtpOut) -> None:
+            forwarder.bind(SendParams.from_parameters(kind, parameters, ssrc, rtx_ssrc), out)
+
+        passthrough.on_negotiated(sender, negotiated)
+        passthrough.on_retransmit_request(sender, forwarder.retransmit)
+        passthrough.on_keyframe_request(sender, functools.partial(on_keyframe, slot))
         self.slots.append(slot)
         return slot
 
@@ -157,6 +165,7 @@ class Peer:
             if slot.publication is not None:
                 slot.publication.slots.discard(slot)
             slot.publication, slot.active = None, False
+            slot.forwarder.clear()
             slot.track.stop()
         self.slots, self.publish = [], {}
         self.offer_outstanding = False

@@ -53,10 +53,12 @@ async def test_three_bots_each_receive_the_other_two_without_any_decoding(make_s
         assert p["publications"]["camera"]["frames_in"] > 0
         assert p["publications"]["camera"]["subscribers"] == 2
         assert {slot["participant"] for slot in p["slots"]} == {"m", "a", "b"} - {pid}
+        assert all(slot["packets_out"] > 0 and slot["frames_out"] > 0 for slot in p["slots"])
         for source in ("audio", "camera"):
             receiver = s.hub._peers[pid].publications[source].receiver
-            assert passthrough.tapped_frames(receiver) > 0  # frames went to the tap...
-            assert receiver.track._queue.qsize() == 0  # ...and never to the decoded-frame queue
+            assert p["publications"][source]["packets_in"] > 0  # packets were forwarded as they came...
+            assert passthrough.tapped_frames(receiver) == 0  # ...no frame assembled (no recorder)...
+            assert receiver.track._queue.qsize() == 0  # ...and nothing went to the decoded-frame queue
     assert decoders == []  # no decoder was ever created on the hub (nor in the bots)
 
 

@@ -1,0 +1,233 @@
+"""Packet-level forwarding to one subscriber's sender: RTP header rewrite, keyframe gating, retransmissions.
+
+The hub does not re-packetize: each RTP packet a publisher sends is re-sent to every subscriber with a new
+header (the subscriber sender's payload type, SSRC, sequence number, timestamp and header extensions) and the
+payload untouched (for VP8 the payload descriptor stays as the publisher wrote it). Per subscriber:
+
+- sequence numbers stay continuous: every time forwarding (re)starts — first packet, new publisher on a reused
+  slot, end of a caucus, video back on — the offset is chosen so the next packet follows the last one sent, and
+  packets older than the restart point are not sent (late retransmissions from before it);
+- RTP timestamps stay monotonic across a change of publisher (offset from the wall-clock time elapsed);
+- video (re)starts only at the first packet of a VP8 keyframe, so a subscriber never gets a broken picture;
+- a bounded ring of the last `CACHE` packets sent answers the subscriber's NACKs (as RTX when negotiated).
+
+No aiortc internals here: `RtpOut` (media/passthrough.py) protects and sends the bytes on the sender's transport.
+"""
+
+from __future__ import annotations
+
+import random
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
+CACHE = 256  # packets kept per video slot for retransmission (~2.5 s at 800 kbit/s); a power of two
+_HEADER = struct.Struct("!BBHII")
+
+
+class Out(Protocol):
+    def send(self, data: bytes) -> bool: ...
+
+    def sent(self, payload_size: int, rtp_timestamp: int, ntp: int) -> None: ...
+
+
+def _one_byte_element(ext_id: int, value: bytes) -> bytes:
+    return bytes([(ext_id << 4) | (len(value) - 1)]) + value
+
+
+def _block(elements: bytes) -> bytes:
+    """RFC 8285 one-byte header extension block (profile 0xBEDE), padded to 32 bits; b'' if empty."""
+    if not elements:
+        return b""
+    elements += b"\x00" * (-len(elements) % 4)
+    return struct.pack("!HH", 0xBEDE, len(elements) // 4) + elements
+
+
+@dataclass(frozen=True)
+class SendParams:
+    """What a subscriber's sender negotiated, and the header extension block templates derived from it."""
+
+    payload_type: int
+    rtx_payload_type: int | None
+    ssrc: int
+    rtx_ssrc: int
+    static_ext: bytes  # the block without the per-packet element (mid only)
+    dynamic_id: int | None  # abs-send-time (video) or audio level (audio) extension id, if negotiated
+    mid_element: bytes
+
+    @classmethod
+    def from_parameters(cls, kind: str, parameters: Any, ssrc: int, rtx_ssrc: int) -> SendParams:
+        """`parameters`: the RTCRtpSendParameters the sender was started with (public aiortc type)."""
+        primary = parameters.codecs[0]
+        rtx = next(
+            (
+                c.payloadType
+                for c in parameters.codecs
+                if c.name.lower() == "rtx" and c.parameters.get("apt") == primary.payloadType
+            ),
+            None,
+        )
+        ids = {ext.uri: ext.id for ext in parameters.headerExtensions}
+        mid = parameters.muxId
+        mid_element = _one_byte_element(ids[MID_URI], mid.encode()) if mid and MID_URI in ids else b""
+        dynamic = ids.get(ABS_SEND_TIME_URI if kind == "video" else AUDIO_LEVEL_URI)
+        return cls(primary.payloadType, rtx, ssrc, rtx_ssrc, _block(mid_element), dynamic, mid_element)
+
+    def ext_block(self, value: bytes | None) -> bytes:
+        if value is None or self.dynamic_id is None:
+            return self.static_ext
+        return _block(self.mid_element + _one_byte_element(self.dynamic_id, value))
+
+
+def _newer(a: int, b: int) -> bool:
+    return a != b and ((a - b) & 0xFFFF) < 0x8000
+
+
+class RtpForwarder:
+    """Rewrites and sends one publication's packets to one subscriber's sender (one per slot)."""
+
+    def __init__(self, kind: str, clock_rate: int, on_drop: Callable[[], None]) -> None:
+        self.kind = kind
+        self._video = kind == "video"
+        self._clock_rate = clock_rate
+        self.on_drop = on_drop  # ask the publisher for a keyframe
+        self.params: SendParams | None = None
+        self._out: Out | None = None
+        self.need_start = True
+        self._source: object = None
+        self._seq_offset = 0
+        self._ts_offset = 0
+        self._base = 0
+        self._last_seq: int | None = None
+        self._last_ts = 0
+        self._last_wall = 0.0
+        self._rtx_seq = random.randrange(1 << 15)
+        self._cache: list[tuple[int, bytes, int] | None] = [None] * CACHE if self._video else []
+        self._ext_cache: tuple[bytes | None, bytes] = (None, b"")
+        self.packets = self.frames = self.bytes = self.dropped = self.retransmitted = 0
+
+    def bind(self, params: SendParams, out: Out) -> None:
+        """The subscriber's sender is negotiated and started: forwarding may begin (video: at a keyframe)."""
+        self.params, self._out = params, out
+        if self._video:
+            self.on_drop()  # what came before was dropped: ask the publisher for a keyframe now
+
+    def restart(self) -> None:
+        """Forward nothing until the next start point (a keyframe's first packet for video)."""
+        self.need_start = True
+
+    def forward(
+        self,
+        seq: int,
+        ts: int,
+        marker: int,
+        payload: bytes,
+        start_ok: bool,
+        source: object,
+        ext: bytes | None,
+        ntp: int,
+        now: float,
+    ) -> None:
+        p, out = self.params, self._out
+        if p is None or out is None:
+            return
+        if self.need_start or source is not self._source:
+            if not start_ok:
+                self.dropped += 1
+                if not self.need_start:  # the publisher's new peer connection: wait for (and ask) a keyframe
+                    self.need_start = True
+                    self.on_drop()
+                return
+            self._start(seq, ts, source, now)
+        elif ((seq - self._base) & 0xFFFF) >= 0x8000:
+            return  # from before this run started (a late retransmission): never sent, never expected
+        out_seq = (seq + self._seq_offset) & 0xFFFF
+        out_ts = (ts + self._ts_offset) & 0xFFFFFFFF
+        cached_ext, block = self._ext_cache
+        if ext != cached_ext:
+            block = p.ext_block(ext)
+            self._ext_cache = (ext, block)
+        data = _HEADER.pack(0x90 if block else 0x80, (marker << 7) | p.payload_type, out_seq, out_ts, p.ssrc)
+        data = b"".join((data, block, payload))
+        if not out.send(data):
+            self.dropped += 1
+            if self._video:  # the socket is backed up: skip to the next keyframe rather than queue
+                self.need_start = True
+                self.on_drop()
+            return
+        out.sent(len(payload), out_ts, ntp)
+        self.packets += 1
+        self.frames += marker
+        self.bytes += len(payload)
+        if self._video:
+            self._cache[out_seq % CACHE] = (out_seq, data, 12 + len(block))
+        if self._last_seq is None or _newer(out_seq, self._last_seq):
+            self._last_seq, self._last_ts, self._last_wall = out_seq, out_ts, now
+
+    def _start(self, seq: int, ts: int, source: object, now: float) -> None:
+        if source is not self._source:
+            # a new publisher (or a publisher's new peer connection): keep our timestamps monotonic
+            if self._last_seq is None:
+                self._ts_offset = (random.randrange(1 << 32) - ts) & 0xFFFFFFFF
+            else:
+                elapsed = max(int((now - self._last_wall) * self._clock_rate), 1)
+                self._ts_offset = (self._last_ts + elapsed - ts) & 0xFFFFFFFF
+            self._source = source
+        first = random.randrange(1 << 15) if self._last_seq is None else self._last_seq + 1
+        self._seq_offset = (first - seq) & 0xFFFF
+        self._base = seq
+        self.need_start = False
+
+    def retransmit(self, seq: int) -> None:
+        """The subscriber NACKed `seq` (one of ours): resend it from the cache, as RTX if negotiated."""
+        p, out = self.params, self._out
+        entry = self._cache[seq % CACHE] if self._cache else None
+        if p is None or out is None or entry is None or entry[0] != seq:
+            return
+        _, data, header_len = entry
+        if p.rtx_payload_type is not None:
+            head = _HEADER.pack(
+                data[0], (data[1] & 0x80) | p.rtx_payload_type, self._rtx_seq, _ts_of(data), p.rtx_ssrc
+            )
+            data = b"".join((head, data[12:header_len], data[2:4], data[header_len:]))
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
+        if out.send(data):
+            self.retransmitted += 1
+
+    def clear(self) -> None:
+        """Forget the packets cached for retransmission (the slot is released)."""
+        if self._cache:
+            self._cache = [None] * CACHE
+        self.need_start = True
+
+
+def _ts_of(data: bytes) -> int:
+    return int.from_bytes(data[4:8], "big")
+
+
+def vp8_keyframe_start(payload: bytes) -> bool:
+    """Is this RTP payload (RFC 7741) the first packet of a VP8 key frame?"""
+    n = len(payload)
+    if n < 2:
+        return False
+    b0 = payload[0]
+    if not b0 & 0x10 or b0 & 0x07:  # S bit set, partition index 0
+        return False
+    i = 1
+    if b0 & 0x80:  # X: extended control bits
+        x = payload[1]
+        i = 2
+        if x & 0x80:  # I: picture id, 7 or 15 bits
+            if i >= n:
+                return False
+            i += 2 if payload[i] & 0x80 else 1
+        if x & 0x40:  # L: TL0PICIDX
+            i += 1
+        if x & 0x30:  # T or K: TID/Y/KEYIDX
+            i += 1
+    # VP8 payload header: P bit (bit 0) is 0 for key frames, which carry the start code 9d 01 2a
+    return i + 6 <= n and not payload[i] & 0x01 and payload[i + 3 : i + 6] == b"\x9d\x01\x2a"
