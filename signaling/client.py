@@ -121,3 +121,33 @@ class SessionClient:
         if self.sio.connected:
             await self.sio.disconnect()
         await self.http.close()
+
+
+async def join_and_attest(base_url: str, mediator: SessionClient, tokens: list[str]) -> list[SessionClient]:
+    """Each invitee joins, acknowledges the notices and consents; the mediator attests their ID and admits all.
+
+    What a mediator and parties do in the lobby, for tests, benchmarks and crash drills against a server process.
+    """
+    parties = []
+    for token in tokens:
+        c = SessionClient(base_url)
+        parties.append(c)
+        await c.join_invite(token)
+        for kind in ("notices", "online", "recording"):
+            await c.call("lobby:consent", {"kind": kind, "granted": True})
+        await mediator.call("identity:attest", {"participant": c.pid, "document": "居民身份证", "matched": True})
+    await mediator.call("lobby:admit-all")
+    return parties
+
+
+async def wait_healthy(base_url: str, limit: float = 30.0) -> None:
+    """Wait until a server process answers /healthz."""
+    async with aiohttp.ClientSession() as http, asyncio.timeout(limit):
+        while True:
+            try:
+                async with http.get(f"{base_url}/healthz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.1)

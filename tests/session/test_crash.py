@@ -14,13 +14,12 @@ import sys
 import time
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from media.bots import Bot
 from media.channels import SocketIOChannel
 from signaling.cli import DEMO_PASSWORD
-from signaling.client import SessionClient
+from signaling.client import SessionClient, join_and_attest, wait_healthy
 from tests.session.test_recording_session import probe
 
 
@@ -35,19 +34,6 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def wait_healthy(url: str) -> None:
-    async with aiohttp.ClientSession() as http:
-        for _ in range(100):
-            try:
-                async with http.get(f"{url}/healthz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.1)
-    raise TimeoutError("server did not start")
-
-
 @pytest.mark.timeout(150)
 async def test_sigkill_during_recording_loses_at_most_the_last_segment(tmp_path: Path) -> None:
     data = tmp_path / "data"
@@ -57,7 +43,8 @@ async def test_sigkill_during_recording_loses_at_most_the_last_segment(tmp_path:
     assert demo.returncode == 0, demo.stderr
     tokens = re.findall(r"/join#(\S+)", demo.stdout)
     session_id = int(re.search(r"session (\d+)", demo.stdout).group(1))  # type: ignore[union-attr]
-    server = subprocess.Popen([sys.executable, "-m", "signaling.cli", "serve", "--data-dir", str(data),
+    server = subprocess.Popen([  # noqa: ASYNC220
+            sys.executable, "-m", "signaling.cli", "serve", "--data-dir", str(data),
                                "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     clients: list[SessionClient] = []
     bots: list[Bot] = []
@@ -67,14 +54,7 @@ async def test_sigkill_during_recording_loses_at_most_the_last_segment(tmp_path:
         clients.append(m)
         await m.login("mediator", DEMO_PASSWORD)
         await m.join_staff(session_id)
-        for token in tokens:
-            c = SessionClient(base)
-            clients.append(c)
-            await c.join_invite(token)
-            for kind in ("notices", "online", "recording"):
-                await c.call("lobby:consent", {"kind": kind, "granted": True})
-            await m.call("identity:attest", {"participant": c.pid, "document": "居民身份证", "matched": True})
-        await m.call("lobby:admit-all")
+        clients += await join_and_attest(base, m, tokens)
         for c in clients:
             bots.append(Bot(c.pid, SocketIOChannel(c.sio)))
             await bots[-1].join()
