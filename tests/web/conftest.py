@@ -3,6 +3,7 @@ driven by Playwright with a fake camera and microphone (media-notes.md)."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -35,8 +36,12 @@ async def web_world(aiohttp_server: Any, settings: Settings) -> AsyncIterator[Wo
     sv = app[SERVICES]
     w = World(str(server.make_url("")).rstrip("/"), sv)
     seeded = await seed(sv)
-    w.case_code, w.session_id, w.tokens, w.invite_ids = (seeded["case"], seeded["session"], seeded["tokens"],
-                                                         seeded["ids"])
+    w.case_code, w.session_id, w.tokens, w.invite_ids = (
+        seeded["case"],
+        seeded["session"],
+        seeded["tokens"],
+        seeded["ids"],
+    )
     yield w
     for c in w.clients:
         await c.close()
@@ -65,6 +70,9 @@ async def open_page(browser: Browser) -> AsyncIterator[Opener]:
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.js_errors = errors  # type: ignore[attr-defined]
+        page.on(
+            "dialog", lambda d: asyncio.ensure_future(d.accept())
+        )  # every "are you sure?" is answered yes
         await page.goto(url)
         return page
 

@@ -5,12 +5,22 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from playwright.async_api import Page
+from playwright.async_api import Page, expect
+
+from tests.conftest import World
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
-         "--disable-quic"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "web"
 WEB_DIR = ROOT / "web"
@@ -22,3 +32,24 @@ async def shot(page: Page, name: str) -> None:
     """Save a full-page screenshot under test-artifacts/web/."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+async def party_through_lobby(page: Page, world: World, who: str, *, attestation: bool = False) -> None:
+    """What a party does on the page: identity check (one-time code, or asking the mediator to attest),
+    notices, consents → waiting in the lobby."""
+    await expect(page.locator("[data-step=identity]")).to_be_visible()
+    if attestation:
+        await page.click("#attest-start")
+    else:
+        await page.click("#otp-start")
+        await expect(page.locator("#otp")).to_be_visible()
+        await page.fill("#otp", world.codes[f"invite:{world.invite_ids[who]}"])
+        await page.get_by_role("button", name="确认", exact=True).click()
+    await expect(page.locator("[data-step=notices]")).to_be_visible()
+    await page.check("#ack")
+    await page.get_by_role("button", name="继续").click()
+    await expect(page.locator("[data-step=consents]")).to_be_visible()
+    await page.locator("[data-consent=online] input[value=yes]").check()
+    await page.locator("[data-consent=recording] input[value=yes]").check()
+    await page.get_by_role("button", name="确认并进入等候").click()
+    await expect(page.locator("[data-step=lobby]")).to_be_visible()

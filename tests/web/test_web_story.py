@@ -7,14 +7,14 @@ network drop B's page rejoins by itself with a new peer connection (P5)."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 from typing import Any
 
 import pytest
 from playwright.async_api import Page, expect
 
 from tests.conftest import PASSWORD, World
-from tests.web.helpers import Opener, shot
-from tests.web.test_web_party import party_through_lobby
+from tests.web.helpers import Opener, party_through_lobby, shot
 
 pytestmark = pytest.mark.browser
 
@@ -76,6 +76,9 @@ async def mediator_opens_case(page: Page) -> dict[str, dict[str, str]]:
     await rows.nth(0).locator("[name=phone]").fill("13900000001")
     await rows.nth(1).locator("[name=name]").fill("赵六")
     await rows.nth(1).locator("[name=phone]").fill("13900000002")
+    for i in range(2):
+        await rows.nth(i).locator("[name=id_number]").fill(f"63012219800101{i:04d}")
+        await rows.nth(i).locator("[name=address]").fill(f"青海省西宁市湟中区鲁沙尔镇和平村{i + 1}号")
     await shot(page, "story-1-intake")
     await page.get_by_role("button", name="登记案件").click()
     await expect(page.locator("#stage")).to_contain_text("受理")
@@ -87,12 +90,81 @@ async def mediator_opens_case(page: Page) -> dict[str, dict[str, str]]:
     for i in range(2):
         inv = invites.nth(i)
         name = (await inv.locator("strong").inner_text()).split(" · ")[0]
-        out[name] = {"link": await inv.locator("a.invite-link").get_attribute("href") or "",
-                     "invite": await inv.get_attribute("data-invite") or ""}
+        out[name] = {
+            "link": await inv.locator("a.invite-link").get_attribute("href") or "",
+            "invite": await inv.get_attribute("data-invite") or "",
+        }
     return out
 
 
-@pytest.mark.timeout(90)
+async def agreement_signed_and_applied(med: Page, a: Page, b: Page) -> None:
+    """R15-R17, R21: drafted in the console from a template, vague wording refused, finalized; each party reads it
+    and signs with its device key; the mediator signs (sealed); the application is signed by both parties."""
+    due = (dt.date.today() + dt.timedelta(days=20)).isoformat()
+    await med.click("#agreement-start")
+    form = med.locator("#agreement form.editor")
+    await form.locator("[name=facts]").fill(
+        "双方系相邻宅基地使用人。2026年3月起，乙方在共用通道堆放建材，致甲方无法通行。"
+    )
+    await form.locator("[name='responsibility.A']").fill("甲方无过错。")
+    await form.locator("[name='responsibility.B']").fill("乙方占用共用通道，应承担全部责任。")
+    await form.locator("[name='terms[0].what']").fill("清除堆放于共用通道的建材，恢复通道畅通")
+    await form.locator("[name='terms[1].amount']").fill("1200.00")
+    for i in (0, 1):
+        await form.locator(f"[name='terms[{i}].place']").fill("湟中区鲁沙尔镇和平村")
+        await form.locator(f"[name='terms[{i}].deadline']").fill(due)
+    await form.locator("[name='performance.place']").fill("湟中区鲁沙尔镇和平村")
+    await form.locator("[name='terms[1].method']").fill("尽快转账")  # vague: refused before signing (R15)
+    await form.locator("[name='performance.deadline']").fill(due)
+    await med.click("#draft-save")
+    await expect(med.locator("#problems")).to_contain_text("尽快")
+    await expect(med.locator("[data-path='terms[1].method']")).to_have_attribute("aria-invalid", "true")
+    await expect(med.locator(".preview")).to_contain_text("1200.00")
+    await form.locator("[name='terms[1].method']").fill("银行转账至甲方账户")
+    await med.click("#agreement-finalize")
+    await expect(med.locator("#agreement-status")).to_have_attribute("data-status", "final")
+    await shot(med, "story-7-agreement-final")
+    for page in (a, b):
+        await expect(page.locator("#agreement .agreement-doc")).to_contain_text("清除堆放于共用通道的建材")
+    await shot(a, "story-7-party-reads-agreement")
+    await a.click("#agreement-sign")
+    await expect(a.locator("#agreement")).to_contain_text("签名成功")
+    await med.click("#mediator-sign")
+    await b.click("#agreement-sign")
+    for page in (a, b, med):
+        await expect(page.locator("#agreement-status")).to_have_attribute("data-status", "sealed")
+    await med.select_option("#court", "court-huangzhong")
+    await med.click("#application-start")
+    await expect(med.locator("#application-status")).to_have_text("待双方签名")
+    for page in (a, b):
+        await page.click("#application-sign")
+    await expect(a.locator("#court-notices")).to_contain_text("司法确认申请已提交")
+    await expect(med.locator("#application-status")).to_have_text("已提交法院")
+    await shot(a, "story-8-party-applied")
+
+
+async def judge_confirms(court: Page) -> None:
+    """The judge logs in to the court portal, opens the application, accepts it and confirms the agreement."""
+    await court.fill("#username", "judge")
+    await court.fill("#password", "not-the-password")
+    await court.get_by_role("button", name="登录").click()
+    await expect(court.get_by_role("alert")).to_have_text("用户名或密码错误。")
+    await court.fill("#password", PASSWORD)
+    await court.get_by_role("button", name="登录").click()
+    row = court.locator("#queue tr[data-application]")
+    await expect(row).to_have_count(1)
+    await row.get_by_role("link", name="查看").click()
+    await expect(court.locator("#integrity")).to_contain_text("签名校验通过")
+    await expect(court.locator("#application-view")).to_contain_text("清除堆放于共用通道的建材")
+    await court.click("#court-accept")
+    await expect(court.locator("#application-status")).to_have_text("法院已受理")
+    await court.fill("#reasoning", "双方自愿达成，内容明确，不违反法律规定。")
+    await court.click("#court-confirm")
+    await expect(court.locator("#application-status")).to_have_text("法院裁定协议有效")
+    await shot(court, "story-9-court-confirmed")
+
+
+@pytest.mark.timeout(150)
 async def test_whole_story_in_the_browser(web_world: World, open_page: Opener) -> None:
     med = await open_page(f"{web_world.base_url}/console")
     invites = await mediator_opens_case(med)
@@ -107,6 +179,7 @@ async def test_whole_story_in_the_browser(web_world: World, open_page: Opener) -
     # A takes the one-time code; B asks the mediator to check an ID document (R5, both built-in verifiers).
     await party_through_lobby(a, web_world, "王五")
     await party_through_lobby(b, web_world, "赵六", attestation=True)
+    await shot(b, "story-3-party-lobby")
     await expect(b.locator("[data-step=lobby] .notice")).to_contain_text("调解员会请您把身份证件对着摄像头")
     b_row = med.locator("#lobby tr", has_text="赵六")
     await expect(b_row).to_have_attribute("data-ready", "false")
@@ -186,13 +259,16 @@ async def test_whole_story_in_the_browser(web_world: World, open_page: Opener) -
     await med.fill("#rec-reason", "当事人撤回录像同意")
     await med.click("#recording-stop")
     await expect(b.locator("#rec")).to_be_hidden()
+
+    await agreement_signed_and_applied(med, a, b)
+
     # The mediator ends the session: both parties are told, with the reason.
-    med.once("dialog", lambda d: asyncio.ensure_future(d.accept()))
     await med.fill("#end-reason", "今日调解结束")
     await med.click("#end-session")
     await expect(med.locator("[data-ended]")).to_be_visible()
     for page in (a, b):
         await expect(page.locator("[data-final=ended]")).to_contain_text("今日调解结束")
     await shot(a, "story-6-ended-party-a")
+    await judge_confirms(await open_page(f"{web_world.base_url}/court"))
     for page in (med, a, b):
         assert page.js_errors == [], page.js_errors  # type: ignore[attr-defined]

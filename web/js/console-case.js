@@ -4,6 +4,7 @@ import { t, getLang } from "./i18n.js";
 import * as http from "./api.js";
 import { explain } from "./errors.js";
 import { clockTags } from "./console-cases.js";
+import { AgreementEditor } from "./agreement-editor.js";
 
 const NEXT = { intake: ["triage"], triage: ["handling"], handling: ["feedback", "triage"], feedback: ["archived", "handling"], archived: [] };
 const REASONS = ["agreement_reached", "party_refused_to_sign", "party_withdrew", "no_agreement", "party_absent",
@@ -37,6 +38,7 @@ export async function caseView(ctx, code) {
         h("ul", {}, c.people.map((p) => h("li", {}, `${t("side." + p.side)} · ${t("role." + p.kind)} · ${p.name}`)))),
       h("section", { class: "card" }, h("h2", {}, t("case.clocks")), clockTags(c.clocks))),
     sessionsCard(ctx, c, data.sessions, base),
+    (await new AgreementEditor(c.code).load()).root,
     h("div", { class: "grid2" }, stageCard(ctx, c, data.history, base), endCard(ctx, c, base)));
 }
 
@@ -106,7 +108,7 @@ function sessionsCard(ctx, c, sessions, base) {
     err);
 }
 
-function invitesList(invites) {
+export function invitesList(invites) {
   if (!invites) return null;
   return h("div", { class: "invites" }, h("p", { class: "notice" }, t("case.invites")),
     invites.map((i) => {

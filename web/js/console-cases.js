@@ -48,6 +48,7 @@ function personRow(list, n) {
     field(t("intake.person_name"), h("input", { type: "text", name: "name", required: true, maxlength: "200" })),
     field(t("intake.phone"), h("input", { type: "tel", name: "phone", maxlength: "40" })),
     field(t("intake.id_number"), h("input", { type: "text", name: "id_number", maxlength: "40" })),
+    field(t("intake.address"), h("input", { type: "text", name: "address", maxlength: "300" })),
     field(t("intake.represents"), h("input", { type: "number", name: "represents", min: "1", max: "50" })),
     n > 1 ? h("button", { type: "button", onclick: () => row.remove() }, t("intake.remove")) : null);
   list.append(row);
@@ -67,7 +68,8 @@ export function intakeView() {
     err.hidden = true;
     const list = [...people.querySelectorAll(".person-row")].map((row) => {
       const v = (n) => row.querySelector(`[name=${n}]`).value.trim();
-      const p = { side: v("side"), kind: v("kind") || "party", name: v("name"), phone: v("phone"), id_number: v("id_number") };
+      const p = { side: v("side"), kind: v("kind") || "party", name: v("name"), phone: v("phone"), id_number: v("id_number"),
+        address: v("address") };
       if (p.kind === "agent" && v("represents")) p.represents = Number(v("represents")) - 1;
       return p;
     });

@@ -9,6 +9,7 @@ const explainWith = (err, names) => explain(err) + " " + names.join(t("list.sep"
 import { MediaClient } from "./media.js";
 import { Tiles } from "./tiles.js";
 import { Chat } from "./chat.js";
+import { AgreementEditor } from "./agreement-editor.js";
 import { lobbyPanel, peoplePanel, caucusPanel, endPanel, recordingPanel } from "./console-panels.js";
 
 export class HostView {
@@ -33,7 +34,7 @@ export class HostView {
     this.root = h("section", { class: "hostview", dataset: { session: String(sessionId) } }, this.title, this.status,
       this.caucusBox, this.errBox,
       h("div", { class: "host" },
-        h("div", {}, this.tiles.el, h("div", { class: "controls", role: "toolbar" }, this.mute, this.camera), this.chat.root),
+        this.mainCol = h("div", {}, this.tiles.el, h("div", { class: "controls", role: "toolbar" }, this.mute, this.camera), this.chat.root),
         this.side));
   }
 
@@ -52,7 +53,8 @@ export class HostView {
     if (this.closed || !this.socket) return;
     this.errBox.hidden = true;
     const s = this.socket;
-    s.on("session:state", (st) => { this.state = st; this.paint(); });
+    s.on("session:state", (st) => { this.state = st; this.paint(); this.ensureEditor(); });
+    s.on("agreement:state", (st) => { if (this.editor) this.editor.onPush(st); });
     s.on("chat:message", (m) => this.chat.add(m));
     s.on("session:ended", () => this.onEnded());
     s.on("session:replaced", () => { this.closed = true; this.showError({ code: "replaced" }); });
@@ -67,6 +69,14 @@ export class HostView {
       await this.media.join(s);
     } catch (err) { this.showError(err); }
     this.paint();
+  }
+
+  /** The agreement editor for this session's case, under the chat (created once the case code is known). */
+  ensureEditor() {
+    if (this.editor || !this.state || !this.state.case) return;
+    this.editor = new AgreementEditor(this.state.case);
+    this.mainCol.append(this.editor.root);
+    this.editor.load();
   }
 
   /** Call an event; show its error in plain words; resolve with the ack or null. */
@@ -142,7 +152,11 @@ export class HostView {
     const keep = document.activeElement && this.side.contains(document.activeElement) ? document.activeElement.id : null;
     this.side.replaceChildren(lobbyPanel(this), peoplePanel(this), recordingPanel(this), caucusPanel(this), endPanel(this));
     if (keep && document.getElementById(keep)) document.getElementById(keep).focus();
-    if (this.lang !== getLang()) { this.lang = getLang(); this.chat.paint(); }
+    if (this.lang !== getLang()) {
+      this.lang = getLang();
+      this.chat.paint();
+      if (this.editor && this.editor.data) this.editor.render();
+    }
     this.paintTiles();
   }
 

@@ -1,6 +1,7 @@
 // Mediator console entry (console.html): login, then a small hash router over the console's views.
 import "./strings-common.js";
 import "./strings-console.js";
+import "./strings-agreement.js";
 import { applyStatic, installSwitch, onLangChange, t } from "./i18n.js";
 import { h, mount, $, field, focusFirst } from "./dom.js";
 import * as http from "./api.js";

@@ -1,11 +1,12 @@
 // Court portal (court.html): judge login and the queue of applications for judicial confirmation (R21-R26).
-// The server has no court API yet (see docs/web.md, "Needs from the server"): the queue says so plainly.
 import "./strings-common.js";
 import "./strings-console.js";
-import { applyStatic, installSwitch, onLangChange, t } from "./i18n.js";
-import { h, mount, $, field, focusFirst } from "./dom.js";
+import "./strings-agreement.js";
+import { applyStatic, installSwitch, onLangChange, t, getLang } from "./i18n.js";
+import { h, mount, $, field, focusFirst, fmtTime } from "./dom.js";
 import * as http from "./api.js";
 import { explain } from "./errors.js";
+import { courtCaseView } from "./court-case.js";
 
 let user = null;
 
@@ -29,19 +30,35 @@ function loginView() {
       h("button", { type: "submit", class: "primary" }, t("common.login"))));
 }
 
-function queueView() {
+async function queueView() {
   if (user.role !== "court_judge") {
     return h("section", { class: "card" }, h("p", { class: "error", role: "alert" }, t("court.not_judge")));
   }
+  const { queue } = await http.get("/api/court/queue");
+  const lang = getLang();
   return h("section", { id: "queue" }, h("h1", {}, t("court.queue")),
-    h("p", { class: "card muted", id: "queue-empty" }, t("court.none")));
+    queue.length ? h("div", { class: "card scroll-x" }, h("table", {},
+      h("thead", {}, h("tr", {}, ["court.case", "court.status", "court.submitted", "court.due", ""].map((k) => h("th", { scope: "col" }, k ? t(k) : "")))),
+      h("tbody", {}, queue.map((q) => h("tr", { dataset: { application: String(q.application_id) } },
+        h("td", {}, q.case_code), h("td", {}, t("app.status." + q.status)), h("td", {}, fmtTime(q.submitted_at, lang)),
+        h("td", { class: "clock" + (q.overdue ? " overdue" : "") }, fmtTime(q.due_at, lang), q.overdue ? " · " + t("clock.overdue") : ""),
+        h("td", {}, h("a", { class: "button", href: "#/app/" + q.application_id }, t("court.open"))))))))
+      : h("p", { class: "card muted", id: "queue-empty" }, t("court.none")));
 }
 
-function render() {
+async function render() {
   $("#who").textContent = user ? `${user.name} · ${t("role." + user.role)}` : "";
   $("#logout").hidden = !user;
   const main = $("#main");
-  mount(main, user ? queueView() : loginView());
+  try {
+    const [, view, id] = (location.hash || "#").split("/");
+    if (!user) mount(main, loginView());
+    else if (view === "app" && id && user.role === "court_judge") mount(main, await courtCaseView(id, render));
+    else mount(main, await queueView());
+  } catch (err) {
+    if (err.code === "login_required") { user = null; render(); return; }
+    mount(main, h("p", { class: "error", role: "alert" }, explain(err)));
+  }
   focusFirst(main);
 }
 
@@ -49,6 +66,7 @@ async function main() {
   applyStatic(document);
   installSwitch();
   onLangChange(render);
+  window.addEventListener("hashchange", render);
   $("#logout").addEventListener("click", async () => {
     try { await http.logout(); } catch { /* logged out anyway */ }
     user = null;

@@ -68,3 +68,10 @@ export async function signChallenge(key, challenge) {
   const sig = await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, key.privateKey, joinMessage(challenge));
   return b64(sig);
 }
+
+/** Sign arbitrary bytes given as base64 (agreement and application payloads, R17); returns raw r||s base64. */
+export async function signPayload(key, payloadB64) {
+  const bytes = Uint8Array.from(atob(payloadB64), (ch) => ch.charCodeAt(0));
+  const sig = await crypto.subtle.sign({ name: "ECDSA", hash: "SHA-256" }, key.privateKey, bytes);
+  return b64(sig);
+}

@@ -16,6 +16,7 @@ function pickLang() {
 }
 
 export function register(strings) {
+  for (const k of Object.keys(strings)) if (k in dict) console.warn("i18n: duplicate key", k);
   Object.assign(dict, strings);
 }
 

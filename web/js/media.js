@@ -57,8 +57,27 @@ export class MediaClient {
     if (iceServers) this.iceServers = iceServers;
     for (const [ev, fn] of Object.entries(this._handlers)) socket.on(ev, fn);
     this._newPc();
+    this._offers = 0;
     const ack = await call(socket, "media:join", {}, 15000);
+    this._watch(socket);
     return ack;
+  }
+
+  /**
+   * Self-healing: if no offer arrives, an answer is refused because the hub lost us, or the connection fails,
+   * join again with a new peer connection (a few times). A rejoin can race the server's clean-up of the old
+   * connection (docs/web.md, "Needs from the server").
+   */
+  _watch(socket) {
+    clearTimeout(this._watchdog);
+    this._watchdog = setTimeout(() => { if (this.socket === socket && !this._offers) this._retry("no offer"); }, 8000);
+  }
+
+  _retry(why) {
+    const socket = this.socket;
+    if (!socket || !socket.connected || (this._retries = (this._retries || 0) + 1) > 3) return;
+    console.warn("media: joining again:", why);
+    this.join(socket).catch((err) => this.onError(err));
   }
 
   /** ICE servers (TURN credentials per join) arrive before the offer: apply them before we gather. */
@@ -82,19 +101,27 @@ export class MediaClient {
       e.track.onunmute = () => this.onChange();
       this.onChange();
     };
-    pc.onconnectionstatechange = () => this.onChange();
+    pc.onconnectionstatechange = () => {
+      if (pc === this.pc && pc.connectionState === "failed") this._retry("connection failed");
+      else if (pc === this.pc && pc.connectionState === "connected") this._retries = 0;
+      this.onChange();
+    };
     this.pc = pc;
     this.onChange();
   }
 
   _queue(fn) {  // offers are handled one at a time, in order
-    this._chain = this._chain.then(fn).catch((err) => this.onError(err));
+    this._chain = this._chain.then(fn).catch((err) => {
+      if (["unknown_participant", "not_joined", "negotiation_conflict"].includes(err && err.code)) this._retry(err.code);
+      else this.onError(err);
+    });
     return this._chain;
   }
 
   async _answer(offer) {
     const pc = this.pc;
     if (!pc || !offer || typeof offer.sdp !== "string") return;
+    this._offers++;
     await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
     Object.assign(this.tracks, offer.tracks || {});
     const publish = {};
@@ -173,6 +200,7 @@ export class MediaClient {
   }
 
   _detach() {
+    clearTimeout(this._watchdog);
     if (this.socket) for (const [ev, fn] of Object.entries(this._handlers)) this.socket.off(ev, fn);
     this.socket = null;
   }

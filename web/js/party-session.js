@@ -7,6 +7,7 @@ import { MediaClient } from "./media.js";
 import { Tiles } from "./tiles.js";
 import { Chat } from "./chat.js";
 import { pendingThirdParties } from "./party-steps.js";
+import { AgreementPanel } from "./party-agreement.js";
 
 export class SessionView {
   constructor(app) {
@@ -25,6 +26,7 @@ export class SessionView {
     this.tilesEl = h("div", { id: "tiles" });
     this.tiles = new Tiles(this.tilesEl);
     this.chat = new Chat(() => this.app.socket);
+    this.agreement = new AgreementPanel(app);
     this.buttons = {
       mute: h("button", { type: "button", id: "btn-mute", onclick: () => this.toggleMute() }),
       camera: h("button", { type: "button", id: "btn-camera", onclick: () => this.toggleCamera() }),
@@ -35,7 +37,7 @@ export class SessionView {
     };
     this.controls = h("div", { class: "controls", role: "toolbar" }, Object.values(this.buttons));
     this.root = h("div", { class: "session" }, this.caucusBox, this.noticeBox, this.errBox, this.thirdBox,
-      this.tilesEl, this.controls, this.chat.root);
+      this.tilesEl, this.controls, this.agreement.root, this.chat.root);
     this.app.socket.on("chat:message", (m) => this.chat.add(m));
     this.app.socket.on("mute:forced", (m) => this.onForcedMute(m));
   }
@@ -44,6 +46,7 @@ export class SessionView {
   async start() {
     this.paint();
     this.say(t("sess.connecting_media"));
+    this.agreement.attach(this.app.socket);
     await this.media.startLocal();
     await this.media.join(this.app.socket);
     this.say("");
@@ -54,6 +57,7 @@ export class SessionView {
   async rejoin() {
     this.app.socket.on("chat:message", (m) => this.chat.add(m));
     this.app.socket.on("mute:forced", (m) => this.onForcedMute(m));
+    this.agreement.attach(this.app.socket);
     try {
       if (this.media.local) await this.media.join(this.app.socket);
       else await this.start();
@@ -157,7 +161,7 @@ export class SessionView {
     this.caucusBox.className = "caucus " + (c.you_inside ? "inside" : "outside");
     this.caucusBox.textContent = c.active ? (c.you_inside ? t("sess.caucus_in", { names }) : t("sess.caucus_out", { names })) : "";
     this.thirdBox.replaceChildren(pendingThirdParties(this.app, () => this.paint()) || "");
-    if (this.lang !== getLang()) { this.lang = getLang(); this.chat.paint(); }
+    if (this.lang !== getLang()) { this.lang = getLang(); this.chat.paint(); this.agreement.render(); }
     this.paintTiles();
   }
 

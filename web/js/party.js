@@ -1,6 +1,7 @@
 // Party page controller (party.html): invite link → device proof → lobby steps → session; rejoin on drops.
 import "./strings-common.js";
 import "./strings-party.js";
+import "./strings-agreement.js";
 import { applyStatic, installSwitch, onLangChange, t } from "./i18n.js";
 import { h, mount, $, focusFirst } from "./dom.js";
 import { post } from "./api.js";
