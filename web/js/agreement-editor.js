@@ -48,6 +48,7 @@ export class AgreementEditor {
 
   /** The server pushed agreement:state: reload unless it is our own save. */
   onPush(state) {
+    if (this.saving) return;  // our own change: the HTTP answer updates us
     const a = state && state.agreement;
     if (!this.data || !a || !this.data.agreement || a.status !== this.data.agreement.status ||
         a.current_version !== this.version || (a.signatures || []).length !== (this.data.agreement.signatures || []).length ||
@@ -83,6 +84,7 @@ export class AgreementEditor {
       body.push(agreementDoc(a.content));
     }
     this.root.replaceChildren(...body);
+    if (a && a.status === "draft") this.markFields(a.problems);
   }
 
   startForm() {
@@ -155,6 +157,10 @@ export class AgreementEditor {
   showProblems(problems) {
     const box = problemList(problems);
     if (this.problemsBox) { this.problemsBox.replaceWith(box); this.problemsBox = box; }
+    this.markFields(problems);
+  }
+
+  markFields(problems) {
     for (const el of this.root.querySelectorAll("[data-path]")) el.removeAttribute("aria-invalid");
     for (const p of problems || []) {
       const el = this.root.querySelector(`[data-path="${CSS.escape(p.field)}"]`);
@@ -163,6 +169,11 @@ export class AgreementEditor {
   }
 
   async save(note = "") {
+    this.saving = true;
+    try { return await this._save(note); } finally { this.saving = false; }
+  }
+
+  _save(note) {
     return this.act(async () => {
       const out = await http.post(this.base + "/draft", { content: this.content, base_version: this.version, note });
       this.version = out.agreement.current_version;
@@ -177,6 +188,9 @@ export class AgreementEditor {
     if (!window.confirm(t("ed.finalize_confirm"))) return;
     const saved = await this.save("定稿前保存");
     if (!saved || saved.agreement.problems.length) return;
-    await this.act(async () => { await http.post(this.base + "/finalize"); this.content = null; await this.load(); });
+    this.saving = true;
+    try {
+      await this.act(async () => { await http.post(this.base + "/finalize"); this.content = null; await this.load(); });
+    } finally { this.saving = false; }
   }
 }
