@@ -118,7 +118,7 @@ class Publication:
         self.receiver = receiver
         self.media_ssrc = None
         self._epoch = object()
-        passthrough.forward_receiver(receiver, self.on_rtp, self.on_frame, self.sinks.__len__)
+        passthrough.forward_receiver(receiver, self.on_rtp, self.on_frame, self.has_sinks)
 
     def on_rtp(self, packet: RtpPacket) -> None:
         payload = packet.payload
@@ -140,6 +140,9 @@ class Publication:
         for slot in self.slots:
             if slot.active:
                 slot.forwarder.forward(seq, ts, marker, payload, start_ok, epoch, ext, ntp, now)
+
+    def has_sinks(self) -> bool:
+        return bool(self.sinks)
 
     def on_frame(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
         """A complete encoded frame (assembled only while there are sinks): to the recorder participant."""

@@ -290,8 +290,8 @@ class Hub:
             if want != slot.active:
                 slot.forwarder.restart()
                 slot.active = want
-                if want and pub is not None:
-                    pub.request_keyframe()
+                if want and pub is not None and slot.forwarder.bound:
+                    pub.request_keyframe()  # (an unbound forwarder asks when its sender starts)
 
     def _keyframe_for(self, slot: Slot) -> None:
         if slot.active and slot.publication is not None:

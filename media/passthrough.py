@@ -37,8 +37,8 @@ from collections.abc import Awaitable, Callable
 from fractions import Fraction
 from typing import Any
 
-import aiortc
 import aioice.ice
+import aiortc
 import av
 import pylibsrtp
 from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport, RTCPeerConnection
@@ -48,8 +48,8 @@ from aiortc.codecs import depayload
 from aiortc.codecs.opus import OpusEncoder
 from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
-from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcdtlstransport import State as _DtlsState
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unwrap_rtx
@@ -161,8 +161,10 @@ def forward_receiver(
                 payload_size=len(packet.payload) + packet.padding_size,
                 ssrc=packet.ssrc,
             )
-            if remb is not None and rtcp_ssrc is not None and (
-                arrival_time_ms - remb_sent[0] >= REMB_MIN_INTERVAL_MS or remb[0] < remb_sent[1] * 0.9
+            if (
+                remb is not None
+                and rtcp_ssrc is not None
+                and (arrival_time_ms - remb_sent[0] >= REMB_MIN_INTERVAL_MS or remb[0] < remb_sent[1] * 0.9)
             ):
                 remb_sent[:] = arrival_time_ms, remb[0]
                 fci = pack_remb_fci(*remb)
@@ -190,7 +192,9 @@ def forward_receiver(
             jitter.clear()
             return
         if not jitter:
-            jitter.append(JitterBuffer(capacity=512, is_video=True) if video else JitterBuffer(16, prefetch=0))
+            jitter.append(
+                JitterBuffer(capacity=512, is_video=True) if video else JitterBuffer(16, prefetch=0)
+            )
         try:
             packet._data = depayload(codec, packet.payload) if packet.payload else b""  # type: ignore[attr-defined]
         except ValueError:
@@ -208,8 +212,8 @@ def forward_receiver(
 class RtpOut:
     """Sends plain RTP packets built by the hub on `sender`'s transport: SRTP protect + sendto, no packetizer.
 
-    `sent()` keeps the sender's counters (packets, octets, last RTP/NTP time) as its own loop would, so its RTCP
-    sender reports and getStats() stay right. `send()` refuses (False) while the transport is not connected or
+    `send()` keeps the sender's counters (packets, octets, last RTP/NTP time) as its own loop would, so its RTCP
+    sender reports and getStats() stay right. It refuses (False) while the transport is not connected or
     when more than `max_buffered` bytes wait in the socket's userspace buffer: the caller drops, nothing queues.
     """
 
@@ -217,7 +221,19 @@ class RtpOut:
         self._sender = vars(sender)
         self._max = max_buffered
 
-    def send(self, data: bytes) -> bool:
+    def send(self, data: bytes, payload_size: int, rtp_timestamp: int, ntp: int) -> bool:
+        """Send a new packet and count it as the sender's own loop would."""
+        if not self.resend(data):
+            return False
+        s = self._sender
+        s[_S + "packet_count"] += 1
+        s[_S + "octet_count"] += payload_size
+        s[_S + "ntp_timestamp"] = ntp
+        s[_S + "rtp_timestamp"] = rtp_timestamp
+        return True
+
+    def resend(self, data: bytes) -> bool:
+        """Send a packet without counting it (a retransmission)."""
         dtls = self._sender[_S + "transport"]
         if dtls._state is not _DtlsState.CONNECTED:
             return False
@@ -234,13 +250,6 @@ class RtpOut:
         counters[_D + "tx_bytes"] += len(data)
         counters[_D + "tx_packets"] += 1
         return True
-
-    def sent(self, payload_size: int, rtp_timestamp: int, ntp: int) -> None:
-        s = self._sender
-        s[_S + "packet_count"] += 1
-        s[_S + "octet_count"] += payload_size
-        s[_S + "ntp_timestamp"] = ntp
-        s[_S + "rtp_timestamp"] = rtp_timestamp
 
 
 def on_negotiated(sender: RTCRtpSender, callback: Callable[[Any, int, int, RtpOut], None]) -> None:
@@ -394,7 +403,9 @@ def check_aiortc_internals() -> None:
     expect("self._tx_srtp.protect(data)" in send_src, "_send_rtp protects with _tx_srtp")
     expect("await self.transport._send(data)" in send_src, "_send_rtp sends on the ICE transport")
     expect("self.__tx_bytes += len(data)" in send_src and "self.__tx_packets += 1" in send_src, "tx counters")
-    expect("self._send = self._connection.send" in _source(RTCIceTransport), "ICE transport sends on _connection")
+    expect(
+        "self._send = self._connection.send" in _source(RTCIceTransport), "ICE transport sends on _connection"
+    )
     conn_src = _source(aioice.ice.Connection.sendto)
     expect("self._nominated.get(component)" in conn_src, "aioice Connection._nominated")
     expect("active_pair.protocol.send_data(data, active_pair.remote_addr)" in conn_src, "aioice send path")

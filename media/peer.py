@@ -129,7 +129,9 @@ class Peer:
         self.offer_outstanding = True
         self.offers += 1
         if not self._buffers_set:
-            self._buffers_set = passthrough.enlarge_receive_buffers(self.pc, self.config.udp_receive_buffer) > 0
+            self._buffers_set = (
+                passthrough.enlarge_receive_buffers(self.pc, self.config.udp_receive_buffer) > 0
+            )
         return {
             "type": "offer",
             "sdp": self.pc.localDescription.sdp,

@@ -30,9 +30,9 @@ _HEADER = struct.Struct("!BBHII")
 
 
 class Out(Protocol):
-    def send(self, data: bytes) -> bool: ...
+    def send(self, data: bytes, payload_size: int, rtp_timestamp: int, ntp: int) -> bool: ...
 
-    def sent(self, payload_size: int, rtp_timestamp: int, ntp: int) -> None: ...
+    def resend(self, data: bytes) -> bool: ...
 
 
 def _one_byte_element(ext_id: int, value: bytes) -> bytes:
@@ -55,9 +55,10 @@ class SendParams:
     rtx_payload_type: int | None
     ssrc: int
     rtx_ssrc: int
-    static_ext: bytes  # the block without the per-packet element (mid only)
-    dynamic_id: int | None  # abs-send-time (video) or audio level (audio) extension id, if negotiated
-    mid_element: bytes
+    static_ext: bytes  # the extension block without the per-packet element (mid only)
+    # the block with the per-packet element (abs-send-time for video, audio level for audio): head + value + tail
+    ext_head: bytes | None
+    ext_tail: bytes
 
     @classmethod
     def from_parameters(cls, kind: str, parameters: Any, ssrc: int, rtx_ssrc: int) -> SendParams:
@@ -74,17 +75,16 @@ class SendParams:
         ids = {ext.uri: ext.id for ext in parameters.headerExtensions}
         mid = parameters.muxId
         mid_element = _one_byte_element(ids[MID_URI], mid.encode()) if mid and MID_URI in ids else b""
-        dynamic = ids.get(ABS_SEND_TIME_URI if kind == "video" else AUDIO_LEVEL_URI)
-        return cls(primary.payloadType, rtx, ssrc, rtx_ssrc, _block(mid_element), dynamic, mid_element)
-
-    def ext_block(self, value: bytes | None) -> bytes:
-        if value is None or self.dynamic_id is None:
-            return self.static_ext
-        return _block(self.mid_element + _one_byte_element(self.dynamic_id, value))
-
-
-def _newer(a: int, b: int) -> bool:
-    return a != b and ((a - b) & 0xFFFF) < 0x8000
+        dynamic_id = ids.get(ABS_SEND_TIME_URI if kind == "video" else AUDIO_LEVEL_URI)
+        head: bytes | None = None
+        tail = b""
+        if dynamic_id is not None:
+            size = 3 if kind == "video" else 1
+            full = _block(mid_element + _one_byte_element(dynamic_id, b"\x00" * size))
+            # the value is the last `size` bytes before the padding
+            end = 4 + len(mid_element) + 1 + size
+            head, tail = full[: end - size], full[end:]
+        return cls(primary.payloadType, rtx, ssrc, rtx_ssrc, _block(mid_element), head, tail)
 
 
 class RtpForwarder:
@@ -107,7 +107,6 @@ class RtpForwarder:
         self._last_wall = 0.0
         self._rtx_seq = random.randrange(1 << 15)
         self._cache: list[tuple[int, bytes, int] | None] = [None] * CACHE if self._video else []
-        self._ext_cache: tuple[bytes | None, bytes] = (None, b"")
         self.packets = self.frames = self.bytes = self.dropped = self.retransmitted = 0
 
     def bind(self, params: SendParams, out: Out) -> None:
@@ -115,6 +114,10 @@ class RtpForwarder:
         self.params, self._out = params, out
         if self._video:
             self.on_drop()  # what came before was dropped: ask the publisher for a keyframe now
+
+    @property
+    def bound(self) -> bool:
+        return self.params is not None
 
     def restart(self) -> None:
         """Forward nothing until the next start point (a keyframe's first packet for video)."""
@@ -147,25 +150,35 @@ class RtpForwarder:
             return  # from before this run started (a late retransmission): never sent, never expected
         out_seq = (seq + self._seq_offset) & 0xFFFF
         out_ts = (ts + self._ts_offset) & 0xFFFFFFFF
-        cached_ext, block = self._ext_cache
-        if ext != cached_ext:
-            block = p.ext_block(ext)
-            self._ext_cache = (ext, block)
-        data = _HEADER.pack(0x90 if block else 0x80, (marker << 7) | p.payload_type, out_seq, out_ts, p.ssrc)
-        data = b"".join((data, block, payload))
-        if not out.send(data):
+        if ext is None or p.ext_head is None:
+            block = p.static_ext
+            data = b"".join(
+                (
+                    _HEADER.pack(
+                        0x90 if block else 0x80, (marker << 7) | p.payload_type, out_seq, out_ts, p.ssrc
+                    ),
+                    block,
+                    payload,
+                )
+            )
+            header_len = 12 + len(block)
+        else:
+            head = _HEADER.pack(0x90, (marker << 7) | p.payload_type, out_seq, out_ts, p.ssrc)
+            data = b"".join((head, p.ext_head, ext, p.ext_tail, payload))
+            header_len = len(data) - len(payload)
+        if not out.send(data, len(payload), out_ts, ntp):
             self.dropped += 1
             if self._video:  # the socket is backed up: skip to the next keyframe rather than queue
                 self.need_start = True
                 self.on_drop()
             return
-        out.sent(len(payload), out_ts, ntp)
         self.packets += 1
         self.frames += marker
         self.bytes += len(payload)
         if self._video:
-            self._cache[out_seq % CACHE] = (out_seq, data, 12 + len(block))
-        if self._last_seq is None or _newer(out_seq, self._last_seq):
+            self._cache[out_seq % CACHE] = (out_seq, data, header_len)
+        last = self._last_seq
+        if last is None or (out_seq != last and ((out_seq - last) & 0xFFFF) < 0x8000):
             self._last_seq, self._last_ts, self._last_wall = out_seq, out_ts, now
 
     def _start(self, seq: int, ts: int, source: object, now: float) -> None:
@@ -195,7 +208,7 @@ class RtpForwarder:
             )
             data = b"".join((head, data[12:header_len], data[2:4], data[header_len:]))
             self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
-        if out.send(data):
+        if out.resend(data):
             self.retransmitted += 1
 
     def clear(self) -> None:
