@@ -30,6 +30,7 @@ class RecorderParticipant:
         self._idle = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.frames = 0
+        self.frames_from: dict[str, int] = {}  # per publisher: what the routing table let through
         self.dropped = 0
         self.written = 0
 
@@ -41,6 +42,7 @@ class RecorderParticipant:
         if source == "screen":
             return  # screen share is not recorded in this version (docs/security.md)
         self.frames += 1
+        self.frames_from[owner] = self.frames_from.get(owner, 0) + 1
         if len(self._queue) >= self._capacity:
             self._queue.popleft()
             self.dropped += 1

@@ -62,7 +62,7 @@ async def sync_routing(room: Room) -> None:
         return
     if CAUCUS in hub.routing.caucuses():
         hub.routing.close_caucus(CAUCUS)
-    members = room.caucus & hub.routing.participants
+    members = (room.caucus | room.caucus_sinks) & hub.routing.participants
     if members:
         hub.routing.open_caucus(CAUCUS, members)
     await hub.apply_routing()

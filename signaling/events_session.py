@@ -10,6 +10,7 @@ from mediation import audit, sessions
 from mediation.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mediation.models import ChatMessage
 from mediation.permissions import MEDIATORS, Action, Role
+from signaling import recording_events
 from signaling.events_media import sync_routing
 from signaling.rooms import Participant
 from signaling.session_ns import push_state, room_name, session_row
@@ -116,8 +117,12 @@ def _check_members(ctx: Ctx, members: list[str]) -> frozenset[str]:
 
 
 async def _set_caucus(ctx: Ctx, members: frozenset[str], kind: str) -> None:
+    if not members:
+        await recording_events.on_caucus_closed(ctx)  # before the group dissolves into the joint session
     ctx.room.caucus, ctx.room.caucus_kind = members, kind
     await sync_routing(ctx.room)
+    if members:
+        await recording_events.on_caucus_opened(ctx)
     async with ctx.services.db.session() as s:
         await audit.append(s, actor=ctx.me.pid, action=f"{kind}.{'open' if members else 'close'}",
                            subject=f"session:{ctx.room.session_id}", detail={"members": sorted(members)})
@@ -158,6 +163,7 @@ async def caucus_close(ctx: Ctx, _: Empty) -> dict[str, Any]:
 @on("session:end", Action.SESSION_END, EndIn, admitted=True)
 async def end(ctx: Ctx, body: EndIn) -> dict[str, Any]:
     room = ctx.room
+    await recording_events.on_caucus_closed(ctx)
     if room.recorder is not None:
         await room.recorder.stop(body.reason or "session ended", actor=ctx.me.pid)
         room.recorder, room.recording = None, "off"

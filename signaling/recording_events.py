@@ -7,21 +7,25 @@ recorder subscribes through the hub (media/recorder.py), so a caucus it is not i
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pydantic import Field
+from sqlalchemy import select
 
 from media.recorder import RecorderParticipant
 from mediation import sessions
 from mediation.errors import Conflict
-from mediation.models import Invite
+from mediation.models import Case, Center, Invite
 from mediation.permissions import Action
 from recordings.recorder import Participant as RecSource
 from recordings.recorder import Recorder
-from signaling.events_media import hub_for
+from signaling.events_media import hub_for, sync_routing
 from signaling.rooms import Participant
 from signaling.session_ns import push_state
 from signaling.sockets import Ctx, Payload, on
+
+log = logging.getLogger(__name__)
 
 
 class Reason(Payload):
@@ -124,6 +128,45 @@ async def on_admitted(ctx: Ctx, p: Participant) -> None:
     if ctx.room.recorder is not None:
         rp: RecorderParticipant = ctx.room.recorder
         await rp.recorder.add_participant(_source(p, await _consented(ctx, p)), actor=ctx.me.pid)
+
+
+CAUCUS_SINK = "recorder-caucus"
+
+
+async def _center_records_caucus(ctx: Ctx) -> bool:
+    async with ctx.services.db.session() as s:
+        q = select(Center.record_caucus).join(Case, Case.center_id == Center.id).where(Case.code == ctx.room.case_code)
+        return bool(await s.scalar(q))
+
+
+async def on_caucus_opened(ctx: Ctx) -> None:
+    """By default a caucus is not recorded: the joint recorder is outside the group. A center may choose to
+    record it separately (Center.record_caucus): a second, privileged recording whose sink is a caucus member."""
+    room = ctx.room
+    if room.recording != "running" or not await _center_records_caucus(ctx):
+        return
+    members = [room.people[m] for m in sorted(room.caucus) if m in room.people]
+    if not all([await _consented(ctx, p) for p in members]):
+        log.info("caucus of session %s not recorded: a member has not consented", room.session_id)
+        return
+    sv = ctx.services
+    rec = await Recorder.start(db=sv.db, storage=sv.storage, keyring=sv.keys, session_id=str(room.session_id),
+                               case_code=room.case_code, participants=[_source(p, True) for p in members],
+                               actor=ctx.me.pid, reason="caucus recorded separately by center policy (R9)",
+                               privileged=True, record_type="caucus_recording")
+    hub = hub_for(ctx)
+    hub.routing.add(CAUCUS_SINK)  # into the caucus group before it receives anything
+    room.caucus_sinks = frozenset({CAUCUS_SINK})
+    await sync_routing(room)
+    room.caucus_recorder = RecorderParticipant(hub, rec, sink_id=CAUCUS_SINK)
+    room.caucus_recorder.start()
+
+
+async def on_caucus_closed(ctx: Ctx) -> None:
+    rp: RecorderParticipant | None = ctx.room.caucus_recorder
+    if rp is not None:
+        await rp.stop("caucus closed", actor=ctx.me.pid)
+    ctx.room.caucus_recorder, ctx.room.caucus_sinks = None, frozenset()
 
 
 async def on_consent_withdrawn(ctx: Ctx) -> None:

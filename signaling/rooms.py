@@ -47,7 +47,9 @@ class Room:
     caucus_kind: str = ""  # "caucus" (mediator with one side) | "private_talk" (psychologist with a party)
     recording: str = "off"  # off | running | paused
     hub: Any = None  # media.hub.Hub once media starts
-    recorder: Any = None
+    recorder: Any = None  # media.recorder.RecorderParticipant of the joint session
+    caucus_recorder: Any = None  # the separate, privileged caucus recording (center policy, R9)
+    caucus_sinks: frozenset[str] = frozenset()  # recorder sinks that are members of the open caucus
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def connected(self) -> list[Participant]:

@@ -109,3 +109,55 @@ async def test_consent_gated_recording_with_pause_caucus_and_export(world: World
     for f in sv.settings.data_dir.rglob("*"):
         if f.is_file():
             assert b"\x1a\x45\xdf\xa3" not in f.read_bytes(), f
+
+
+@pytest.mark.timeout(120)
+async def test_caucus_not_recorded_by_default_and_recorded_privileged_by_center_policy(world: World) -> None:
+    from sqlalchemy import update
+
+    from mediation.models import Center
+    from mediation.recording_records import Recording, RecordingParticipant
+
+    m = await world.staff("mediator")
+    a, b = await world.party("A"), await world.party("B")
+    await world.ready(a, "A")
+    await world.ready(b, "B")
+    await m.call("lobby:admit-all")
+    bots = [Bot(c.pid, SocketIOChannel(c.sio)) for c in (m, a, b)]
+    room = world.services.rooms.get(world.session_id)
+    assert room is not None
+    try:
+        for bot in bots:
+            await bot.join()
+        await m.call("recording:start", {})
+        await asyncio.sleep(1.5)
+        # default policy: during the caucus the joint recorder gets nothing from the caucus members (R9)
+        await m.call("caucus:open", {"members": [m.pid, a.pid]})
+        await asyncio.sleep(0.5)
+        before = dict(room.recorder.frames_from)
+        await asyncio.sleep(1.5)
+        during = dict(room.recorder.frames_from)
+        assert during.get(m.pid, 0) == before.get(m.pid, 0) and during.get(a.pid, 0) == before.get(a.pid, 0)
+        assert during.get(b.pid, 0) > before.get(b.pid, 0)
+        assert room.caucus_recorder is None
+        await m.call("caucus:close")
+        # the center records caucus separately: a privileged recording of the members only
+        async with world.services.db.session() as s:
+            await s.execute(update(Center).values(record_caucus=True))
+        await m.call("caucus:open", {"members": [m.pid, b.pid]})
+        await asyncio.sleep(2.0)
+        crp = room.caucus_recorder
+        assert crp is not None and set(crp.frames_from) == {m.pid, b.pid}
+        await m.call("caucus:close")
+        assert room.caucus_recorder is None
+        await m.call("recording:stop", {"reason": "结束"})
+    finally:
+        for bot in bots:
+            await bot.close()
+    async with world.services.db.session() as s:
+        recs = (await s.scalars(select(Recording).order_by(Recording.started_at))).all()
+        assert [(r.record_type, r.privileged) for r in recs] == [("mediation_recording", False),
+                                                                  ("caucus_recording", True)]
+        who = (await s.scalars(select(RecordingParticipant.source_id)
+                               .where(RecordingParticipant.recording_id == recs[1].id))).all()
+        assert sorted(who) == sorted([m.pid, b.pid])
