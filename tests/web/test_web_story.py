@@ -82,6 +82,10 @@ async def mediator_opens_case(page: Page) -> dict[str, dict[str, str]]:
     await shot(page, "story-1-intake")
     await page.get_by_role("button", name="登记案件").click()
     await expect(page.locator("#stage")).to_contain_text("受理")
+    await page.click("button[data-to=triage]")  # 受理 → 分流 → 处置 (R29)
+    await expect(page.locator("#stage")).to_contain_text("分流")
+    await page.click("button[data-to=handling]")
+    await expect(page.locator("#stage")).to_contain_text("处置")
     await page.get_by_role("button", name="安排并生成邀请").click()
     invites = page.locator(".invite[data-role=party]")
     await expect(invites).to_have_count(2)
@@ -203,6 +207,8 @@ async def test_whole_story_in_the_browser(web_world: World, open_page: Opener) -
     await wait_frames_grow(b, {mediator, pid["王五"]})
     for page, name in ((med, "story-4-mediator"), (a, "story-4-party-a"), (b, "story-4-party-b")):
         await shot(page, name)
+    for page in (a, b):  # the session fits a phone's width too
+        assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
     # Hands, chat, muting others.
     await a.click("#btn-hand")
@@ -269,6 +275,13 @@ async def test_whole_story_in_the_browser(web_world: World, open_page: Opener) -
     for page in (a, b):
         await expect(page.locator("[data-final=ended]")).to_contain_text("今日调解结束")
     await shot(a, "story-6-ended-party-a")
+    # Back in the case: the mediation ended with an agreement (R28), the case moves on to feedback.
+    await med.get_by_role("link", name="返回案件").click()
+    await med.select_option("#term-reason", "agreement_reached")
+    await med.locator("#end-case").get_by_role("button", name="记录调解结束方式").click()
+    await expect(med.get_by_text("结束方式：达成调解协议")).to_be_visible()
+    await med.click("button[data-to=feedback]")
+    await expect(med.locator("#stage")).to_contain_text("反馈")
     await judge_confirms(await open_page(f"{web_world.base_url}/court"))
     for page in (med, a, b):
         assert page.js_errors == [], page.js_errors  # type: ignore[attr-defined]

@@ -57,11 +57,11 @@ function stageCard(ctx, c, history, base) {
 
 function endCard(ctx, c, base) {
   const err = errorBox();
-  const reason = h("select", { required: true }, h("option", { value: "" }, t("intake.choose")),
+  const reason = h("select", { required: true, id: "term-reason" }, h("option", { value: "" }, t("intake.choose")),
     REASONS.map((r) => h("option", { value: r, selected: r === c.termination_reason }, t("term." + r))));
   const note = h("textarea", { maxlength: "5000" });
   const flagNote = h("input", { type: "text", maxlength: "2000" });
-  return h("section", { class: "card" }, h("h2", {}, t("case.terminate")),
+  return h("section", { class: "card", id: "end-case" }, h("h2", {}, t("case.terminate")),
     c.termination_reason ? h("p", { class: "okmsg" }, t("case.terminated", { reason: t("term." + c.termination_reason) })) : null,
     h("form", { onsubmit: (e) => { e.preventDefault(); action(ctx, err, base + "/terminate", { reason: reason.value, note: note.value.trim() }); } },
       field(t("case.reason"), reason), field(t("case.term_note"), note),
