@@ -11,6 +11,7 @@ from mediation.errors import Conflict, InvalidInput, NotFound
 from mediation.models import Invite, Person
 from mediation.permissions import THIRD_PARTIES, Action
 from signaling import recording_events
+from signaling.agreement_common import push_agreement
 from signaling.rooms import Participant
 from signaling.session_ns import party_invite_ids, push_state, session_row
 from signaling.sockets import Ctx, Empty, Payload, on
@@ -140,10 +141,15 @@ async def admit_one(ctx: Ctx, p: Participant) -> None:
     await ctx.emit("session:admitted", {"participant": p.pid}, to=p.sid)
 
 
+async def _after_admission(ctx: Ctx) -> None:
+    await push_state(ctx.services, ctx.sio, ctx.room)
+    await push_agreement(ctx.services, ctx.sio, ctx.room.case_code)  # a late joiner sees the draft at once
+
+
 @on("lobby:admit", Action.LOBBY_ADMIT, Who)
 async def admit(ctx: Ctx, body: Who) -> dict[str, Any]:
     await admit_one(ctx, _target(ctx, body.participant))
-    await push_state(ctx.services, ctx.sio, ctx.room)
+    await _after_admission(ctx)
     return {}
 
 
@@ -156,7 +162,7 @@ async def admit_all(ctx: Ctx, _: Empty) -> dict[str, Any]:
             admitted.append(p.pid)
         except Conflict as e:
             waiting.append({"participant": p.pid, "blocking": e.detail.get("blocking", [])})
-    await push_state(ctx.services, ctx.sio, ctx.room)
+    await _after_admission(ctx)
     return {"admitted": admitted, "not_ready": waiting}
 
 
