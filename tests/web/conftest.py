@@ -9,13 +9,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from signaling.app import create_app
 from signaling.config import Settings
 from signaling.services import SERVICES
 from tests.conftest import World, seed
 from tests.web.helpers import CHROMIUM, FLAGS, WEB_DIR, Opener
+
+expect.set_options(timeout=15_000)  # two shared cores: give the pages time, never a fixed sleep
 
 
 def _free_port() -> int:

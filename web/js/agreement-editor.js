@@ -33,8 +33,11 @@ export class AgreementEditor {
   }
 
   async load() {
+    const seq = (this.seq = (this.seq || 0) + 1);
     try {
-      this.data = await http.get(this.base);
+      const data = await http.get(this.base);
+      if (seq !== this.seq) return this;  // a later load is under way: never draw an older state over it
+      this.data = data;
       const a = this.data.agreement;
       if (a && a.status === "draft" && (!this.content || this.version !== a.current_version)) {
         if (this.content && this.version !== a.current_version) this.say(t("ed.stale"));

@@ -14,8 +14,19 @@ export function clockTags(clocks) {
       : t("clock.due", { due: fmtTime(c.due, getLang()) })));
 }
 
+/** R21: effective agreements whose 30-day window for judicial confirmation ends soon (or has ended). */
+async function remindersBox() {
+  let reminders = [];
+  try { ({ reminders } = await http.get("/api/agreements/reminders")); } catch { return null; }  // not every role may read them
+  if (!reminders.length) return null;
+  return h("section", { class: "card notice", id: "reminders" }, h("h2", {}, t("rem.title")),
+    h("ul", {}, reminders.map((r) => h("li", { class: r.expired ? "clock overdue" : "" },
+      h("a", { href: "#/case/" + encodeURIComponent(r.case_code) }, r.case_code), " ",
+      r.expired ? t("rem.expired", { at: fmtTime(r.deadline_at, getLang()) }) : t("rem.days_left", { n: r.days_left, at: fmtTime(r.deadline_at, getLang()) })))));
+}
+
 export async function casesView() {
-  const { cases } = await http.get("/api/cases");
+  const [{ cases }, reminders] = await Promise.all([http.get("/api/cases"), remindersBox()]);
   const rows = cases.map((c) => {
     const late = (c.clocks || []).filter((k) => k.overdue).length;
     return h("tr", { dataset: { case: c.code } },
@@ -27,7 +38,7 @@ export async function casesView() {
       h("td", {}, late ? h("span", { class: "tag bad" }, t("cases.overdue_n", { n: late })) : null, clockTags(c.clocks)));
   });
   return h("section", {}, h("div", { class: "row" }, h("h1", {}, t("cases.title")),
-    h("a", { class: "button primary", href: "#/new" }, t("nav.new"))),
+    h("a", { class: "button primary", href: "#/new" }, t("nav.new"))), reminders,
   cases.length ? h("div", { class: "card scroll-x" }, h("table", { class: "cases" },
     h("thead", {}, h("tr", {}, ["cases.code", "cases.name", "cases.stage", "cases.channel", "cases.category",
       "cases.clocks"].map((k) => h("th", { scope: "col" }, t(k))))),
