@@ -34,7 +34,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(240)
 async def test_sigkill_during_recording_loses_at_most_the_last_segment(tmp_path: Path) -> None:
     data = tmp_path / "data"
     port = free_port()
