@@ -27,12 +27,14 @@ calls it too, so an aiortc upgrade fails loudly instead of silently decoding (or
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import inspect
 import logging
 import socket
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from fractions import Fraction
 from typing import Any
@@ -69,6 +71,8 @@ _D = "_RTCDtlsTransport__"
 # sha256 of the source of RTCRtpReceiver._handle_rtp_packet in aiortc 1.16.0, which forward_receiver replaces
 HANDLE_RTP_SHA256 = "4e54983d021a6336d80c29490f82f9a6dd531c0d3179b2daed818120c5ece238"
 REMB_MIN_INTERVAL_MS = 200
+NTP_EPOCH = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
+_FAST = "_onedoor_fast_rtp"
 
 
 class _FrameTap:
@@ -149,11 +153,11 @@ def forward_receiver(
     video = state[_R + "kind"] == "video"
     jitter: list[JitterBuffer] = []
     remb_sent = [-REMB_MIN_INTERVAL_MS, 0]  # when, bitrate
+    is_rtx: dict[int, bool] = {}
 
-    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+    def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
         if not receiver._enabled:
             return
-        rtcp_ssrc = state[_R + "rtcp_ssrc"]
         if estimator is not None and packet.extensions.abs_send_time is not None:
             remb = estimator.add(
                 abs_send_time=packet.extensions.abs_send_time,
@@ -161,6 +165,7 @@ def forward_receiver(
                 payload_size=len(packet.payload) + packet.padding_size,
                 ssrc=packet.ssrc,
             )
+            rtcp_ssrc = state[_R + "rtcp_ssrc"]
             if (
                 remb is not None
                 and rtcp_ssrc is not None
@@ -168,21 +173,25 @@ def forward_receiver(
             ):
                 remb_sent[:] = arrival_time_ms, remb[0]
                 fci = pack_remb_fci(*remb)
-                await receiver._send_rtcp(RtcpPsfbPacket(RTCP_PSFB_APP, rtcp_ssrc, 0, fci))
-        codec = codecs.get(packet.payload_type)
+                _background(receiver._send_rtcp(RtcpPsfbPacket(RTCP_PSFB_APP, rtcp_ssrc, 0, fci)))
+        pt = packet.payload_type
+        codec = codecs.get(pt)
         if codec is None:
             return
         stream = streams.get(packet.ssrc)
         if stream is None:
             stream = streams[packet.ssrc] = StreamStatistics(codec.clockRate)
         stream.add(packet)
-        if codec.name.lower() == "rtx":
+        rtx = is_rtx.get(pt)
+        if rtx is None:
+            rtx = is_rtx[pt] = codec.name.lower() == "rtx"
+        if rtx:
             original, apt = rtx_ssrcs.get(packet.ssrc), codec.parameters.get("apt")
             if original is None or len(packet.payload) < 2 or not isinstance(apt, int) or apt not in codecs:
                 return
             packet, codec = unwrap_rtx(packet, payload_type=apt, ssrc=original), codecs[apt]
         if nacks is not None and nacks.add(packet):
-            await receiver._send_rtcp_nack(packet.ssrc, sorted(nacks.missing))
+            _background(receiver._send_rtcp_nack(packet.ssrc, sorted(nacks.missing)))
         try:
             if packet.payload:
                 on_rtp(packet)
@@ -201,12 +210,81 @@ def forward_receiver(
             return
         pli, frame = jitter[0].add(packet)
         if pli:
-            await receiver._send_rtcp_pli(packet.ssrc)
+            _background(receiver._send_rtcp_pli(packet.ssrc))
         if frame is not None:
             frame.timestamp = mapper.map(frame.timestamp)
             state[_R + "decoder_queue"].put((codec, frame))  # the tap: to on_frame, exceptions logged
 
+    async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+        handle(packet, arrival_time_ms)
+
     receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
+    state[_FAST] = handle  # for fast_rtp_path
+
+
+def fast_rtp_path(pc: RTCPeerConnection) -> int:
+    """Hub peer connections: incoming SRTP packets go from the socket callback straight to the receivers.
+
+    aioice tries to parse every datagram as STUN (an exception per media packet), queues the rest for the DTLS
+    transport's task, which unprotects, parses, routes and awaits the receiver. Here, on each of the peer
+    connection's ICE sockets (after gathering), a datagram that is SRTP (not SRTCP) once the DTLS transport is
+    connected is unprotected, parsed, routed and handled at once (receivers set up by `forward_receiver`);
+    everything else (STUN, DTLS, SRTCP, packets before the handshake ends) takes aiortc's path unchanged.
+    Returns the number of sockets hooked.
+    """
+    transceivers = pc.getTransceivers()
+    if not transceivers:
+        return 0
+    dtls = transceivers[0].receiver.transport
+    counters = vars(dtls)
+    connected = _DtlsState.CONNECTED
+    parse, extension_map, router = RtpPacket.parse, dtls._rtp_header_extensions_map, dtls._rtp_router
+
+    def fast(data: bytes) -> bool:
+        srtp = dtls._rx_srtp
+        if srtp is None or dtls._state is not connected or 192 <= data[1] <= 208:
+            return False
+        counters[_D + "rx_bytes"] += len(data)
+        counters[_D + "rx_packets"] += 1
+        try:
+            packet = parse(srtp.unprotect(data), extension_map)
+        except (pylibsrtp.Error, ValueError):
+            return True
+        receiver = router.route_rtp(packet)
+        if receiver is None:
+            return True
+        arrival_ms = int((time.time() + NTP_EPOCH) * 1000)  # as aiortc.clock.current_ms()
+        handle = vars(receiver).get(_FAST)
+        if handle is not None:
+            handle(packet, arrival_ms)
+        else:
+            _background(receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_ms))
+        return True
+
+    hooked = 0
+    for protocol in dtls.transport._connection._protocols:
+        if getattr(protocol, _FAST, False):
+            continue
+        original = protocol.datagram_received
+
+        def datagram_received(data: Any, addr: Any, original: Any = original) -> None:
+            if not (len(data) > 12 and 127 < data[0] < 192 and fast(data)):
+                original(data, addr)
+
+        protocol.datagram_received = datagram_received  # type: ignore[method-assign]
+        setattr(protocol, _FAST, True)
+        hooked += 1
+    return hooked
+
+
+_tasks: set[asyncio.Future[Any]] = set()
+
+
+def _background(coro: Awaitable[Any]) -> None:
+    """Run an RTCP send (NACK, PLI, REMB) from synchronous packet handling; keeps a reference until done."""
+    task = asyncio.ensure_future(coro)
+    _tasks.add(task)
+    task.add_done_callback(_tasks.discard)
 
 
 class RtpOut:
@@ -219,7 +297,13 @@ class RtpOut:
 
     def __init__(self, sender: RTCRtpSender, max_buffered: int = 256 * 1024) -> None:
         self._sender = vars(sender)
+        self._dtls = sender.transport  # fixed once the sender has started
+        self._counters = vars(self._dtls)
+        self._nominated = self._dtls.transport._connection._nominated
         self._max = max_buffered
+        self._pair: Any = None
+        self._udp: Any = None
+        self._addr: Any = None
 
     def send(self, data: bytes, payload_size: int, rtp_timestamp: int, ntp: int) -> bool:
         """Send a new packet and count it as the sender's own loop would."""
@@ -234,19 +318,23 @@ class RtpOut:
 
     def resend(self, data: bytes) -> bool:
         """Send a packet without counting it (a retransmission)."""
-        dtls = self._sender[_S + "transport"]
+        dtls = self._dtls
         if dtls._state is not _DtlsState.CONNECTED:
             return False
-        pair = dtls.transport._connection._nominated.get(1)
-        udp = pair.protocol.transport if pair is not None else None
-        if udp is None or udp.is_closing() or udp.get_write_buffer_size() > self._max:
+        pair = self._nominated.get(1)
+        if pair is not self._pair:
+            if pair is None:
+                return False
+            self._pair, self._udp, self._addr = pair, pair.protocol.transport, pair.remote_addr
+        udp = self._udp
+        if udp is None or udp.get_write_buffer_size() > self._max:
             return False
         try:
             data = dtls._tx_srtp.protect(data)
         except pylibsrtp.Error:
             return False
-        udp.sendto(data, pair.remote_addr)
-        counters = vars(dtls)
+        udp.sendto(data, self._addr)
+        counters = self._counters
         counters[_D + "tx_bytes"] += len(data)
         counters[_D + "tx_packets"] += 1
         return True

@@ -75,6 +75,7 @@ class Peer:
         self.offer_outstanding = False
         self.offers = 0
         self._buffers_set = False
+        self.fast_sockets = 0
         self.sent_tracks: dict[str, Any] | None = None
         self.audio_only_reason: str | None = None
         self.loss = LossWindow(config)
@@ -128,10 +129,11 @@ class Peer:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         self.offer_outstanding = True
         self.offers += 1
-        if not self._buffers_set:
+        if not self._buffers_set:  # after the first offer: the ICE sockets exist (gathering is done)
             self._buffers_set = (
                 passthrough.enlarge_receive_buffers(self.pc, self.config.udp_receive_buffer) > 0
             )
+            self.fast_sockets = passthrough.fast_rtp_path(self.pc)
         return {
             "type": "offer",
             "sdp": self.pc.localDescription.sdp,

@@ -54,6 +54,7 @@ async def test_three_bots_each_receive_the_other_two_without_any_decoding(make_s
         assert p["publications"]["camera"]["subscribers"] == 2
         assert {slot["participant"] for slot in p["slots"]} == {"m", "a", "b"} - {pid}
         assert all(slot["packets_out"] > 0 and slot["frames_out"] > 0 for slot in p["slots"])
+        assert s.hub._peers[pid].fast_sockets > 0  # SRTP taken straight from the socket callback
         for source in ("audio", "camera"):
             receiver = s.hub._peers[pid].publications[source].receiver
             assert p["publications"][source]["packets_in"] > 0  # packets were forwarded as they came...
