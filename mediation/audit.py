@@ -93,33 +93,48 @@ async def append(
     detail: dict[str, Any] | None = None,
     reason: str | None = None,
 ) -> AuditEntry:
-    """Append one entry inside the caller's transaction, so the state change and its record commit together.
+    """Append one entry inside the caller's transaction, so the state change and its record commit together."""
+    (entry,) = await append_many(
+        s, [{"actor": actor, "action": action, "subject": subject, "detail": detail, "reason": reason}]
+    )
+    return entry
 
-    The head row is updated first (taking the write lock) and returns the previous hash in the same statement.
+
+async def append_many(s: AsyncSession, items: list[dict[str, Any]]) -> list[AuditEntry]:
+    """Append several entries (dicts of actor, action, subject, detail?, reason?) with three statements in all.
+
+    The head row is updated first, reserving the sequence numbers and taking the write lock (SQLite) or row lock
+    (PostgreSQL), and returns the previous hash in the same statement.
     """
+    n = len(items)
     res = await s.execute(
         update(AuditHead)
         .where(AuditHead.id == 1)
-        .values(seq=AuditHead.seq + 1)
+        .values(seq=AuditHead.seq + n)
         .returning(AuditHead.seq, AuditHead.hash)
     )
     row = res.one_or_none()
     if row is None:
-        await s.execute(insert(AuditHead).values(id=1, seq=1, hash=GENESIS))
-        seq, prev = 1, GENESIS
+        await s.execute(insert(AuditHead).values(id=1, seq=n, hash=GENESIS))
+        last, prev = n, GENESIS
     else:
-        seq, prev = row
+        last, prev = row
     at = utcnow()
-    detail = detail or {}
-    content_hash = sha256_hex(canonical_json(entry_content(seq, at, actor, action, subject, detail, reason)))
-    h = chain_hash(prev, content_hash)
-    values = dict(
-        seq=seq, at=at, actor=actor, action=action, subject=subject, detail=json.dumps(detail, ensure_ascii=False),
-        reason=reason, prev_hash=prev, content_hash=content_hash, hash=h,
-    )
-    await s.execute(insert(AuditEntry).values(**values))
-    await s.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=h))
-    return AuditEntry(**values)
+    rows = []
+    for seq, it in enumerate(items, start=last - n + 1):
+        detail = it.get("detail") or {}
+        content = entry_content(seq, at, it["actor"], it["action"], it["subject"], detail, it.get("reason"))
+        content_hash = sha256_hex(canonical_json(content))
+        h = chain_hash(prev, content_hash)
+        rows.append(dict(
+            seq=seq, at=at, actor=it["actor"], action=it["action"], subject=it["subject"],
+            detail=json.dumps(detail, ensure_ascii=False), reason=it.get("reason"), prev_hash=prev,
+            content_hash=content_hash, hash=h,
+        ))
+        prev = h
+    await s.execute(insert(AuditEntry), rows)
+    await s.execute(update(AuditHead).where(AuditHead.id == 1).values(hash=prev))
+    return [AuditEntry(**r) for r in rows]
 
 
 @dataclass

@@ -4,8 +4,9 @@
 bytes the muxer emitted (whole Matroska clusters, at most ~1 s of media each); each call becomes one segment (or
 several when a chunk exceeds 1 MiB). A single worker task seals (AES-GCM, in a worker thread), stores through the
 storage backend (flush + fsync, in a worker thread), then appends the segment's SHA-256 to the audit log, in
-that order: an audit entry always names a segment that is already durable. Segments already waiting when the
-worker wakes (several streams) are written back to back and audited in one transaction.
+that order: an audit entry always names a segment that is already durable. Audit entries of segments stored
+within `audit_delay` (0.5 s) of each other, typically one per stream per second, are committed in one
+transaction (three statements in all): the database work, not the crypto, was the cost of recording.
 
 Back-pressure, not loss: the queue between `put()` and the worker is bounded (`max_pending` segments). When it is
 full, `put()` waits until the worker catches up, which slows the recorder participant's own consumption (the
@@ -69,11 +70,13 @@ class SegmentWriter:
         data_key: bytes,
         actor: str = "recorder",
         max_pending: int = 16,
+        audit_delay: float = 0.5,
     ) -> None:
         self.db, self.storage = db, storage
         self.recording_id, self.session_id, self.key_id = recording_id, session_id, key_id
         self._data_key = data_key
         self.actor = actor
+        self.audit_delay = audit_delay
         self.streams: dict[str, _Stream] = {}
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=max_pending)
         self._worker = asyncio.create_task(self._run(), name=f"recording-writer-{recording_id}")
@@ -152,25 +155,49 @@ class SegmentWriter:
             raise RecordingFailed("recording storage failed", recording=self.recording_id) from self.error
 
     async def _run(self) -> None:
+        """Store each segment as soon as it comes; audit stored segments together, at the latest `audit_delay`
+        after the first of them (several streams' segments then share one transaction), at once for a stream's
+        last segment, at `_BATCH`, and at close. A queue item counts as done (drain()) only once audited."""
+        stored: list[tuple[_Job, int, str, int]] = []
+        owed = 0
         while True:
-            batch = [await self._queue.get()]
+            try:
+                first = await (asyncio.wait_for(self._queue.get(), self.audit_delay) if stored
+                               else self._queue.get())
+            except TimeoutError:
+                owed = await self._flush(stored, owed)
+                continue
+            batch = [first]
             while len(batch) < _BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            owed += len(batch)
+            jobs = [j for j in batch if j is not None]
             try:
-                jobs = [j for j in batch if j is not None]
                 if jobs and self.error is None:
-                    await self._write(jobs)
-            except Exception as e:  # storage/database errors: stop writing, surface on the next put()
+                    stored += await self._store(jobs)
+            except Exception as e:  # storage errors: stop writing, surface on the next put()
                 log.exception("recording %s: segment write failed", self.recording_id)
                 self.error = e
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
+            if None in batch or len(stored) >= _BATCH or any(j.last for j in jobs) or self.error is not None:
+                owed = await self._flush(stored, owed)
             if None in batch:
                 return
 
-    async def _write(self, jobs: list[_Job]) -> None:
-        """Seal and store each job (durable), then audit them all in one transaction."""
+    async def _flush(self, stored: list[tuple[_Job, int, str, int]], owed: int) -> int:
+        try:
+            if stored and self.error is None:
+                await self._audit(stored)
+        except Exception as e:  # database errors: stop writing, surface on the next put()
+            log.exception("recording %s: segment audit failed", self.recording_id)
+            self.error = e
+        finally:
+            stored.clear()
+            for _ in range(owed):
+                self._queue.task_done()
+        return 0
+
+    async def _store(self, jobs: list[_Job]) -> list[tuple[_Job, int, str, int]]:
+        """Seal and store each job: durable (fsynced) before anything else happens."""
         done = []
         for job in jobs:
             st = self.streams[job.stream_id]
@@ -180,22 +207,18 @@ class SegmentWriter:
             digest = frame_sha256(frame)
             st.hashes.append(digest)
             done.append((job, index, digest, len(frame)))
+        return done
+
+    async def _audit(self, done: list[tuple[_Job, int, str, int]]) -> None:
+        """Every stored segment's SHA-256 into the audit log, in one transaction."""
         async with self.db.session() as s:
-            for job, index, digest, size in done:
-                detail = {
-                    "stream": job.stream_id,
-                    "index": index,
-                    "sha256": digest,
-                    "bytes": size,
-                    "last": job.last,
-                }
-                await audit.append(
-                    s,
-                    actor=self.actor,
-                    action="recording.segment",
-                    subject=f"recording:{self.recording_id}",
-                    detail=detail,
-                )
+            await audit.append_many(s, [
+                {"actor": self.actor, "action": "recording.segment", "subject": f"recording:{self.recording_id}",
+                 "detail": {"stream": job.stream_id, "index": index, "sha256": digest, "bytes": size,
+                            "last": job.last}}
+                for job, index, digest, size in done
+            ])
+            for job, index, _digest, _size in done:
                 if job.last:  # the running count is in the audit log; the row is settled when the stream ends
                     await s.execute(
                         update(RecordingStream)

@@ -82,11 +82,13 @@ async def test_sigkill_then_recover(
     body = verify_manifest(rec.manifest or "", keyring.public_key)
     assert body["status"] == "truncated" and body["streams"][0]["status"] == "truncated"
     audited = actions.count("recording.segment")
-    assert body["streams"][0]["segments"] == audited  # every audited segment survived and verifies
+    # every audited segment survived and verifies; a segment stored within the writer's audit delay (0.5 s) of the
+    # kill is durable but not yet audited, and recovery keeps it
+    assert audited <= body["streams"][0]["segments"] <= audited + 1
 
     out = tmp_path / "alice.mkv"
     status = await decrypt_to(db, storage, keyring, rid, "alice.0", out)
-    assert not status.complete and status.segments == audited
+    assert not status.complete and status.segments == body["streams"][0]["segments"]
     probe = ffprobe_json(str(out))
     assert sorted(st["codec_name"] for st in probe["streams"]) == ["opus", "vp8"]  # type: ignore[index]
     duration = decoded_duration(str(out))
