@@ -41,6 +41,8 @@ class ClipTrack(MediaStreamTrack):
         self._count = 0
         self._start: float | None = None
         self._keyframe_wanted = False
+        self._running = asyncio.Event()
+        self._running.set()
         self.frames_sent = 0
         self.bytes_sent = 0
         self.keyframe_requests = 0
@@ -49,8 +51,18 @@ class ClipTrack(MediaStreamTrack):
         self.keyframe_requests += 1
         self._keyframe_wanted = True
 
+    def pause(self, paused: bool) -> None:
+        """Stop (or resume) sending, without a burst on resume (benchmarks drain the path with this)."""
+        if paused:
+            self._running.clear()
+        else:
+            self._running.set()
+
     async def recv(self) -> Any:
         clip = self._clip
+        if not self._running.is_set():
+            await self._running.wait()
+            self._start = time.monotonic() - self._count * clip.frame_seconds
         if self._start is None:
             self._start = time.monotonic()
         else:
@@ -287,6 +299,11 @@ class Bot:
                 before = a.get(participant, {}).get(source, {})
                 out.setdefault(participant, {})[source] = {k: v - before.get(k, 0) for k, v in counts.items()}
         return out
+
+    def pause(self, paused: bool) -> None:
+        for track in (self.audio_track, self.video_track):
+            if track is not None:
+                track.pause(paused)
 
     def sent(self) -> dict[str, dict[str, int]]:
         return {
