@@ -113,6 +113,18 @@ async def invite_by_token(s: AsyncSession, token: str) -> Invite:
     return inv
 
 
+async def reissue(s: AsyncSession, inv: Invite, *, actor: str, ttl: dt.timedelta = INVITE_TTL) -> str:
+    """A new link for the same invite (lost phone, forwarded link): the old token stops working and the device
+    binding is reset, so the next first use binds the new device. Identity and consents of this session stay."""
+    token = secrets.token_urlsafe(24)
+    old = inv.device_fingerprint
+    inv.token_hash, inv.expires_at, inv.revoked = hash_token(token), utcnow() + ttl, False
+    inv.device_key = inv.device_fingerprint = inv.bound_at = None
+    await audit.append(s, actor=actor, action="invite.reissue", subject=f"invite:{inv.id}",
+                       detail={"previous_device": old})
+    return token
+
+
 def invite_name(inv: Invite, person: Person | None, guest: Guest | None) -> str:
     return person.name if person else guest.name if guest else "?"
 
@@ -210,6 +222,7 @@ async def consents_of(s: AsyncSession, invite_ids: list[int]) -> dict[int, dict[
 class Readiness:
     identity: bool
     notices: bool
+    online: bool  # R1: consented to mediate online
     recording: bool | None  # None: not answered yet
     third_party_ok: bool  # for third parties: every party consented to them
 
@@ -219,6 +232,8 @@ class Readiness:
             why.append("identity_check")
         if not self.notices:
             why.append("notices")
+        if not self.online:
+            why.append("online_consent")
         if self.recording is None or (recording_running and self.recording is False):
             why.append("recording_consent")
         if not self.third_party_ok:
@@ -232,7 +247,8 @@ async def readiness(s: AsyncSession, inv: Invite, party_invite_ids: list[int]) -
     tp_ok = True
     if Role(inv.role) in (Role.JUDGE, Role.PSYCHOLOGIST, Role.INTERPRETER, Role.OBSERVER):
         tp_ok = _all_consented(c, participant_id(inv), party_invite_ids)
-    return Readiness(await identity.passed(s, inv), bool(mine.get("notices")), mine.get("recording"), tp_ok)
+    return Readiness(await identity.passed(s, inv), bool(mine.get("notices")), mine.get("online") is True,
+                     mine.get("recording"), tp_ok)
 
 
 def _all_consented(c: dict[int, dict[str, Any]], pid: str, party_invite_ids: list[int]) -> bool:

@@ -39,7 +39,12 @@ class SessionClient:
         self._changed = asyncio.Event()
         self.sio.on("*", self._on_any, namespace=NS)
         self.sio.on("connect_error", self._on_connect_error, namespace=NS)
+        self.sio.on("disconnect", self._on_disconnect, namespace=NS)
         self._refusal: dict[str, Any] | None = None
+
+    async def _on_disconnect(self, *_: Any) -> None:
+        self.events["disconnect"].append(None)
+        self._changed.set()
 
     async def _on_connect_error(self, data: Any = None) -> None:
         if isinstance(data, dict) and isinstance(data.get("data"), dict):

@@ -31,7 +31,7 @@ from signaling.agreement_common import (
     recording_parts,
     sio_of,
 )
-from signaling.http_api import Strict, _int, _session, api, qr_data_url
+from signaling.http_api import Strict, _int, _session, api, base_url, qr_data_url
 from signaling.httpkit import Ctx
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ async def questioning(ctx: Ctx, body: QuestioningIn) -> dict[str, Any]:
     link per person of the case (shown only now)."""
     app_id, judge_id = _app_id(ctx), _judge_id(ctx)
     at = body.at or utcnow()
-    base = ctx.services.settings.public_url
+    base = base_url(ctx)
     async with ctx.services.db.session() as s:
         app = await confirmation.application_row(s, app_id)
         await judging.record_view(s, app_id, judge_id=judge_id, what="application")  # the court check

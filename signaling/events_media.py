@@ -18,6 +18,7 @@ from media.turn import turn_credentials
 from mediation.permissions import Action
 from signaling.rooms import Room
 from signaling.services import Services
+from signaling.session_ns import push_state
 from signaling.sockets import NS, Ctx, on
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,13 @@ def hub_for(ctx: Ctx) -> Hub:
 
         async def send(pid: str, event: str, payload: dict[str, Any]) -> None:
             p = room.people.get(pid)
-            if p is not None and p.sid is not None:
+            if p is None:
+                return
+            if p.sid is not None:
                 await sio.emit(event, payload, to=p.sid, namespace=NS)
+            if event == "media:audio-only":  # the hub switched a weak link: everyone's view shows it (P5)
+                p.audio_only = bool(payload.get("enabled"))
+                await push_state(sv, sio, room)
 
         room.hub = Hub(str(room.session_id), MediaConfig(ice_servers=sv.settings.ice_servers), send)
     hub: Hub = room.hub

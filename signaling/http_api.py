@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from mediation import accounts, audit, cases, sessions
 from mediation.db import utcnow
-from mediation.errors import Forbidden, NotFound
+from mediation.errors import Conflict, Forbidden, NotFound
 from mediation.models import Case, Center, Guest, Invite, MediationSession, Person
 from mediation.permissions import Action
 from signaling.httpkit import COOKIE, Api, Ctx
@@ -85,6 +85,12 @@ class UserIn(Strict):
     role: str = Field(max_length=30)
     display_name: str = Field(max_length=200)
     court_id: str | None = Field(None, max_length=50)
+
+
+def base_url(ctx: Ctx) -> str:
+    """Links use the configured public URL, else the address this request came in on."""
+    configured = ctx.services.settings.base_url
+    return (configured or f"{ctx.request.scheme}://{ctx.request.host}").rstrip("/")
 
 
 def qr_data_url(text: str) -> str:
@@ -166,7 +172,7 @@ async def create_case(ctx: Ctx, body: CaseIn) -> dict[str, Any]:
             created_by=ctx.user.id, summary=body.summary, referring_court_id=body.referring_court_id,
             personal_status=body.personal_status,
         )
-        return {"case": cases.case_to_dict(case), "link": f"{ctx.services.settings.public_url}/c/{case.code}"}
+        return {"case": cases.case_to_dict(case), "link": f"{base_url(ctx)}/c/{case.code}"}
 
 
 @api.route("GET", "/api/cases/{code}", action=Action.CASE_READ)
@@ -198,7 +204,7 @@ async def case_qr(ctx: Ctx, _: None) -> web.Response:
     async with ctx.services.db.session() as s:
         case = await _case_for(s, ctx, ctx.request.match_info["code"])
     buf = io.BytesIO()
-    qrcode.make(f"{ctx.services.settings.public_url}/c/{case.code}", box_size=8, border=2).save(buf)
+    qrcode.make(f"{base_url(ctx)}/c/{case.code}", box_size=8, border=2).save(buf)
     return web.Response(body=buf.getvalue(), content_type="image/png")
 
 
@@ -242,7 +248,7 @@ async def schedule(ctx: Ctx, body: SessionIn) -> dict[str, Any]:
             s, case, host_id=ctx.user.id, at=body.scheduled_at or utcnow(), actor=ctx.actor, kind=kind,
             guests=[(g.role, g.name) for g in body.guests],
         )
-        base = ctx.services.settings.public_url
+        base = base_url(ctx)
         return {"session": _session(sess),
                 "invites": [{"id": i.invite_id, "role": i.role, "name": i.name, "link": i.link(base),
                              "qr": qr_data_url(i.link(base))} for i in issued]}
@@ -270,6 +276,30 @@ async def read_session(ctx: Ctx, _: None) -> dict[str, Any]:
         return {"session": _session(sess), "case": case.code, "invites": out}
 
 
+@api.route("POST", "/api/sessions/{id}/invites/{invite}/reissue", action=Action.SESSION_CREATE)
+async def reissue_invite(ctx: Ctx, _: None) -> dict[str, Any]:
+    """A new link for a lost or forwarded one: the old link stops working; the next first use binds a device."""
+    assert ctx.user
+    async with ctx.services.db.session() as s:
+        sess = await sessions.get_session(s, _int(ctx.request.match_info["id"]))
+        case = await s.get(Case, sess.case_id)
+        inv = await s.get(Invite, _int(ctx.request.match_info["invite"]))
+        if case is None or case.center_id != ctx.user.center_id or inv is None or inv.session_id != sess.id:
+            raise NotFound("no such invite", code="invite_not_found")
+        if sess.state == sessions.SessionState.ENDED:
+            raise Conflict("the session has ended", code="session_ended")
+        token = await sessions.reissue(s, inv, actor=ctx.actor)
+        who = await s.get(Person, inv.person_id) if inv.person_id else await s.get(Guest, inv.guest_id)
+        link = sessions.IssuedInvite(inv.id, inv.role, who.name if who else "?", token).link(base_url(ctx))
+    room = ctx.services.rooms.get(sess.id)
+    p = room.people.get(f"inv-{inv.id}") if room else None
+    if p is not None and p.sid is not None:  # whoever holds the old link is disconnected
+        from signaling.app import NAMESPACE
+
+        await ctx.request.app[NAMESPACE].disconnect(p.sid)
+    return {"invite": {"id": inv.id, "role": inv.role, "link": link, "qr": qr_data_url(link)}}
+
+
 def _int(v: str) -> int:
     if not v.isdigit() or len(v) > 12:
         raise NotFound("no such session", code="session_not_found")
@@ -292,6 +322,7 @@ async def join(ctx: Ctx, body: JoinIn) -> dict[str, Any]:
             "challenge": sessions.make_challenge(ctx.services.challenge_secret, inv.id),
             "bound": inv.device_key is not None,
             "participant": f"inv-{inv.id}", "role": inv.role, "name": who.name if who else "?",
+            "person_id": inv.person_id,
             "case": {"code": case.code, "title": case.title}, "session": _session(sess),
             "notices_version": sessions.NOTICES_VERSION,
         }

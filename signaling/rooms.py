@@ -20,6 +20,7 @@ class Participant:
     name: str
     sid: str | None = None
     invite_id: int | None = None
+    person_id: int | None = None  # parties and agents: the case's person (agreement and application signing)
     staff_id: int | None = None
     side: str | None = None
     admitted: bool = False
@@ -33,6 +34,7 @@ class Participant:
 
     def public(self) -> dict[str, Any]:
         return {"id": self.pid, "role": self.role.value, "name": self.name, "side": self.side,
+                "person_id": self.person_id,
                 "admitted": self.admitted, "connected": self.sid is not None, "muted": self.muted,
                 "hand": self.hand, "audio_only": self.audio_only}
 

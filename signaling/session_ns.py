@@ -66,7 +66,7 @@ class SessionNamespace(socketio.AsyncNamespace):
         await self.enter_room(sid, room_name(room.session_id))
         if old is not None:  # the same person on a new connection (network change, reload): drop the old one
             self.conns.pop(old, None)
-            self._spawn(self._replace(old, room, p))
+            self._spawn(self._replace(old))
         self._spawn(push_state(self.services, self.server, room))
         return True
 
@@ -97,7 +97,8 @@ class SessionNamespace(socketio.AsyncNamespace):
         p = room.people.get(pid)
         if p is None:
             p = room.people[pid] = Participant(pid, Role(inv.role), sessions.invite_name(inv, person, guest),
-                                               invite_id=inv.id, side=person.side if person else None)
+                                               invite_id=inv.id, side=person.side if person else None,
+                                               person_id=inv.person_id)
         return room, p
 
     async def _join_staff(self, auth: dict[str, Any], environ: dict[str, Any]) -> tuple[Room, Participant]:
@@ -129,10 +130,11 @@ class SessionNamespace(socketio.AsyncNamespace):
         p.admitted = p.admitted or p.is_mediator  # mediators never wait in the lobby (P3)
         return room, p
 
-    async def _replace(self, old_sid: str, room: Room, p: Participant) -> None:
+    async def _replace(self, old_sid: str) -> None:
+        """The old connection goes; the participant's media stays until the new connection's `media:join`
+        replaces its peer connection (removing it here could race with, and remove, the new one)."""
         await self.emit("session:replaced", {"message": "you joined from another connection"}, to=old_sid)
         await self.disconnect(old_sid)
-        await on_leave_media(room, p, keep=True)
 
     # ---- disconnect -----------------------------------------------------------------------------------------
 
@@ -147,7 +149,7 @@ class SessionNamespace(socketio.AsyncNamespace):
         if p is not None and p.sid == sid:
             p.sid = None
             p.hand = False
-            await on_leave_media(room, p, keep=False)
+            await on_leave_media(room, p)
             self._spawn(push_state(self.services, self.server, room))
 
     def _spawn(self, coro: Any) -> None:
@@ -156,7 +158,7 @@ class SessionNamespace(socketio.AsyncNamespace):
         t.add_done_callback(self.tasks.discard)
 
 
-async def on_leave_media(room: Room, p: Participant, *, keep: bool) -> None:
+async def on_leave_media(room: Room, p: Participant) -> None:
     """Drop the participant's peer connection (a rejoin makes a new one, P5)."""
     if room.hub is not None:
         try:
@@ -183,11 +185,17 @@ async def push_state(services: Services, sio: Any, room: Room) -> None:
               if p.role in THIRD_PARTIES]
     visible = [p.public() for p in room.admitted()]
     names = [room.people[m].name for m in sorted(room.caucus) if m in room.people]
+    mine = {x["id"]: x for x in lobby}
     for p in room.connected():
+        you = p.public()
+        if p.pid in mine:  # a person in the lobby sees their own progress (restored after a reload)
+            you["readiness"] = {k: mine[p.pid][k] for k in ("identity", "notices", "online_consent",
+                                                              "recording_consent", "third_party_ok", "blocking")}
         state: dict[str, Any] = {
-            "session": room.session_id, "case": room.case_code, "you": p.public(),
+            "session": room.session_id, "case": room.case_code, "you": you,
             "mediator_present": room.mediator_present(), "recording": room.recording,
             "caucus": {"active": bool(room.caucus), "kind": room.caucus_kind, "members": names,
+                       "member_ids": sorted(m for m in room.caucus if m in room.people),
                        "you_inside": p.pid in room.caucus},
             "participants": visible if p.admitted else [],
         }
@@ -205,14 +213,16 @@ async def lobby_view(services: Services, room: Room) -> list[dict[str, Any]]:
         for p in room.lobby():
             if p.invite_id is None:
                 ok = await sessions.parties_consented(s, p.pid, party_ids)
-                out.append({**p.public(), "identity": True, "notices": True, "recording_consent": None,
+                out.append({**p.public(), "identity": True, "notices": True, "online_consent": True,
+                            "recording_consent": None,
                             "third_party_ok": ok, "blocking": [] if ok else ["party_consent_to_third_party"]})
                 continue
             inv = await s.get(Invite, p.invite_id)
             assert inv
             r = await sessions.readiness(s, inv, party_ids)
-            out.append({**p.public(), "identity": r.identity, "notices": r.notices, "recording_consent": r.recording,
-                        "third_party_ok": r.third_party_ok, "blocking": r.blocking(room.recording != "off")})
+            out.append({**p.public(), "identity": r.identity, "notices": r.notices, "online_consent": r.online,
+                        "recording_consent": r.recording, "third_party_ok": r.third_party_ok,
+                        "blocking": r.blocking(room.recording != "off")})
     return out
 
 

@@ -18,7 +18,8 @@ from tests.conftest import STAFF, World
 
 
 def _path(path: str, w: World) -> str:
-    return path.replace("{code}", w.case_code).replace("{id}", str(w.session_id))
+    return (path.replace("{code}", w.case_code).replace("{id}", str(w.session_id))
+            .replace("{invite}", str(w.invite_ids["B"])))
 
 
 async def _status(c: SessionClient, method: str, path: str) -> int:

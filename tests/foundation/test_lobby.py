@@ -27,7 +27,8 @@ async def test_lobby_flow_mediator_and_two_parties(world: World) -> None:
     with pytest.raises(ProtocolError) as e:
         await m.call("lobby:admit", {"participant": b.pid})
     assert e.value.code == "not_ready"
-    assert set(e.value.error["detail"]["blocking"]) == {"identity_check", "notices", "recording_consent"}
+    assert set(e.value.error["detail"]["blocking"]) == {"identity_check", "notices", "online_consent",
+                                                         "recording_consent"}
 
     # A wrong code is refused, the right one passes.
     await b.call("identity:start", {"method": "otp"})
@@ -36,6 +37,7 @@ async def test_lobby_flow_mediator_and_two_parties(world: World) -> None:
     assert e.value.code == "wrong_code"
     await b.call("identity:answer", {"code": world.codes[f"invite:{world.invite_ids['B']}"]})
     await b.call("lobby:consent", {"kind": "notices", "granted": True})
+    await b.call("lobby:consent", {"kind": "online", "granted": True})
     await b.call("lobby:consent", {"kind": "recording", "granted": True})
 
     res = await m.call("lobby:admit-all")
@@ -50,7 +52,7 @@ async def test_lobby_flow_mediator_and_two_parties(world: World) -> None:
     actions = [e["action"] for e in log["entries"]]
     assert actions[:2] == ["invite.bind", "identity.start"]
     assert "identity.wrong_code" in actions and "identity.passed" in actions
-    assert actions.count("consent") == 2
+    assert actions.count("consent") == 3
     assert (await admin.api("GET", "/api/audit/verify"))["ok"] is True
 
 
@@ -134,3 +136,36 @@ async def test_end_session(world: World) -> None:
     with pytest.raises(ProtocolError) as e:
         await again.join_invite(world.tokens["B"])
     assert e.value.code == "session_ended"
+
+
+async def test_lobby_person_sees_own_progress_and_online_consent_is_required(world: World) -> None:
+    m = await world.staff("mediator")
+    a = await world.party("A")
+    await a.call("identity:start", {"method": "otp"})
+    await a.call("identity:answer", {"code": world.codes[f"invite:{world.invite_ids['A']}"]})
+    await a.call("lobby:consent", {"kind": "notices", "granted": True})
+    await a.call("lobby:consent", {"kind": "recording", "granted": True})
+    await a.call("lobby:consent", {"kind": "online", "granted": False})  # R1: prefers in person
+    await a.wait(lambda c: c.state["you"].get("readiness", {}).get("identity") is True
+                 and c.state["you"]["readiness"]["blocking"] == ["online_consent"])
+    assert a.state["you"]["person_id"] == a.info["person_id"] and a.info["person_id"]
+    with pytest.raises(ProtocolError) as e:
+        await m.call("lobby:admit", {"participant": a.pid})
+    assert e.value.error["detail"]["blocking"] == ["online_consent"]
+
+
+async def test_reissued_link_replaces_a_lost_or_forwarded_one(world: World) -> None:
+    a = await world.party("A")  # the link is bound to A's first device
+    m = await world.staff("mediator", session=False)
+    out = await m.api("POST", f"/api/sessions/{world.session_id}/invites/{world.invite_ids['A']}/reissue")
+    link = out["invite"]["link"]
+    assert link.startswith(world.base_url + "/join#") and out["invite"]["qr"].startswith("data:image/png")
+    await a.wait_event("disconnect")  # the old holder is disconnected
+    with pytest.raises(ProtocolError) as e:
+        await world.client().join_invite(world.tokens["A"])
+    assert e.value.code == "bad_invite"  # the old link no longer works
+    new_device = await world.client().join_invite(link.split("#", 1)[1])  # and binds a new device
+    assert new_device["bound"] is False
+    admin = await world.staff("admin", session=False)
+    log = await admin.api("GET", f"/api/audit?subject=invite:{world.invite_ids['A']}")
+    assert [e["action"] for e in log["entries"]].count("invite.reissue") == 1
