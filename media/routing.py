@@ -24,6 +24,8 @@ class RoutingTable:
         self._caucus_of: dict[str, str] = {}
         self._audio_only: set[str] = set()
         self._muted: set[str] = set()  # publishers whose audio is not forwarded (mediator's mute, self-mute)
+        self._lobby: set[str] = set()  # not admitted yet: publish to viewers only (ID check), receive nothing
+        self._viewers: set[str] = set()  # who may see people in the lobby (mediators)
         self.version = 0  # bumped on every change, so callers can tell whether to re-apply
 
     # participants -----------------------------------------------------------------------------
@@ -36,6 +38,8 @@ class RoutingTable:
         self._participants.discard(participant_id)
         self._audio_only.discard(participant_id)
         self._muted.discard(participant_id)
+        self._lobby.discard(participant_id)
+        self._viewers.discard(participant_id)
         name = self._caucus_of.pop(participant_id, None)
         if name is not None:
             members = self._caucuses[name] - {participant_id}
@@ -109,11 +113,27 @@ class RoutingTable:
         self.version += 1
         return True
 
+    # lobby ----------------------------------------------------------------------------------------
+    def set_lobby(self, participant_id: str, waiting: bool) -> bool:
+        """A person waiting in the lobby reaches only the viewers (the mediator checking an ID on camera, R5)
+        and receives nothing; admission clears the flag."""
+        if waiting == (participant_id in self._lobby):
+            return False
+        (self._lobby.add if waiting else self._lobby.discard)(participant_id)
+        self.version += 1
+        return True
+
+    def set_viewer(self, participant_id: str, viewer: bool) -> None:
+        (self._viewers.add if viewer else self._viewers.discard)(participant_id)
+        self.version += 1
+
     # the decision -------------------------------------------------------------------------------
     def may_forward(self, publisher_id: str, subscriber_id: str, kind: str = AUDIO) -> bool:
         """May media of `kind` ("audio" or "video") from publisher reach subscriber?"""
-        if publisher_id == subscriber_id:
+        if publisher_id == subscriber_id or subscriber_id in self._lobby:
             return False
+        if publisher_id in self._lobby:
+            return subscriber_id in self._viewers and (kind == AUDIO or subscriber_id not in self._audio_only)
         if self._caucus_of.get(publisher_id) != self._caucus_of.get(subscriber_id):
             return False
         if kind == AUDIO:
@@ -125,4 +145,5 @@ class RoutingTable:
             "caucuses": {name: sorted(m) for name, m in self._caucuses.items()},
             "audio_only": sorted(self._audio_only),
             "muted": sorted(self._muted),
+            "lobby": sorted(self._lobby),
         }

@@ -10,7 +10,7 @@ from mediation import audit, sessions
 from mediation.errors import Conflict, InvalidInput, NotFound
 from mediation.models import Invite, Person
 from mediation.permissions import THIRD_PARTIES, Action
-from signaling import recording_events
+from signaling import events_media, recording_events
 from signaling.agreement_common import push_agreement
 from signaling.rooms import Participant
 from signaling.session_ns import party_invite_ids, push_state, session_row
@@ -137,6 +137,7 @@ async def admit_one(ctx: Ctx, p: Participant) -> None:
         await audit.append(s, actor=ctx.me.pid, action="lobby.admit", subject=f"session:{ctx.room.session_id}",
                            detail={"participant": p.pid, "role": p.role.value})
     p.admitted = True
+    await events_media.on_admitted(ctx.room, p.pid)
     await recording_events.on_admitted(ctx, p)
     await ctx.emit("session:admitted", {"participant": p.pid}, to=p.sid)
 

@@ -79,6 +79,8 @@ async def _media(ctx: Ctx, event: str, body: MediaPayload) -> dict[str, Any]:
     me = ctx.me
     if event == "media:join":
         await hub.add(me.pid, {"name": me.name, "role": me.role.value, "side": me.side})
+        hub.routing.set_lobby(me.pid, not me.admitted)
+        hub.routing.set_viewer(me.pid, me.is_mediator)
         await ctx.emit("media:ice", {"ice_servers": ice_servers(ctx.services, me.pid)})
         if me.pid in ctx.room.caucus:
             await sync_routing(ctx.room)
@@ -89,11 +91,19 @@ async def _media(ctx: Ctx, event: str, body: MediaPayload) -> dict[str, Any]:
     return ack
 
 
+async def on_admitted(room: Room, pid: str) -> None:
+    """Admission ends the lobby preview: the person joins the joint session's routing."""
+    hub: Hub | None = room.hub
+    if hub is not None and pid in hub.routing.participants and hub.routing.set_lobby(pid, False):
+        await hub.apply_routing()
+
+
 def _register(event: str) -> None:
     async def handler(ctx: Ctx, body: MediaPayload) -> dict[str, Any]:
         return await _media(ctx, event, body)
 
-    on(event, Action.MEDIA, MediaPayload, admitted=True)(handler)
+    # People in the lobby may connect media too: the routing table shows them to mediators only (ID check).
+    on(event, Action.MEDIA, MediaPayload, admitted=event == "media:audio-only")(handler)
 
 
 for _event in MEDIA_EVENTS:

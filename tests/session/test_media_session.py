@@ -97,11 +97,45 @@ async def test_three_party_media_and_caucus_through_the_server(world: World) -> 
     assert world.services.rooms.get(world.session_id) is None
 
 
-async def test_media_refused_before_admission_and_bad_sdp_survives(world: World) -> None:
+@pytest.mark.timeout(90)
+async def test_lobby_camera_reaches_mediators_only_for_the_id_check(world: World) -> None:
+    """R5 by online document comparison: a person in the lobby may show an ID on camera to the mediators; the
+    lobby person receives nothing, and nobody else (parties, the recorder) sees them before admission."""
+    m, b = await world.staff("mediator"), await world.party("B")
+    await world.ready(b, "B")
+    await m.call("lobby:admit", {"participant": b.pid})
+    a = await world.party("A")
+    bm, bb, ba = (Bot(c.pid, SocketIOChannel(c.sio)) for c in (m, b, a))
+    try:
+        for bot in (bm, bb, ba):
+            await bot.join()
+        await _until(lambda: bm.receiving_from(a.pid) and bm.receiving_from(b.pid) and bb.receiving_from(m.pid))
+        for bot in (bm, bb, ba):
+            bot.mark("lobby")
+        await asyncio.sleep(1.5)
+        for bot in (bm, bb, ba):
+            bot.mark("lobby-end")
+
+        def got(bot: Bot, frm: str) -> int:
+            return sum(v.get("packets", 0) for v in bot.delta("lobby", "lobby-end").get(frm, {}).values())
+
+        assert got(bm, a.pid) > 0  # the mediator sees the ID shown on camera
+        assert got(bb, a.pid) == 0 and got(ba, m.pid) == 0 and got(ba, b.pid) == 0
+        await m.call("identity:attest", {"participant": a.pid, "document": "居民身份证", "matched": True})
+        for kind in ("notices", "online", "recording"):
+            await a.call("lobby:consent", {"kind": kind, "granted": True})
+        await m.call("lobby:admit", {"participant": a.pid})
+        await _until(lambda: bb.receiving_from(a.pid) and ba.receiving_from(m.pid) and ba.receiving_from(b.pid))
+    finally:
+        for bot in (bm, bb, ba):
+            await bot.close()
+
+
+async def test_bad_sdp_and_unknown_media_events_leave_the_session_working(world: World) -> None:
     m = await world.staff("mediator")
     a = await world.party("A")
     with pytest.raises(ProtocolError) as e:
-        await a.call("media:join", {})
+        await a.call("media:audio-only", {"enabled": True})
     assert e.value.code == "not_admitted"
     await world.ready(a, "A")
     await m.call("lobby:admit", {"participant": a.pid})
