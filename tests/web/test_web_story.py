@@ -185,6 +185,11 @@ async def test_whole_story_in_the_browser(web_world: World, open_page: Opener) -
     await party_through_lobby(b, web_world, "赵六", attestation=True)
     await shot(b, "story-3-party-lobby")
     await expect(b.locator("[data-step=lobby] .notice")).to_contain_text("调解员会请您把身份证件对着摄像头")
+    # B shows the ID on camera from the lobby: only the mediators receive it (routing table), B receives nothing
+    await b.click("#id-camera")
+    b_pid = await b.evaluate("window.__onedoor.state.you.id")
+    await wait_frames_grow(med, {b_pid})
+    await shot(med, "story-3-id-on-camera")
     b_row = med.locator("#lobby tr", has_text="赵六")
     await expect(b_row).to_have_attribute("data-ready", "false")
     await b_row.get_by_role("button", name="证件与本人一致").click()

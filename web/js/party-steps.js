@@ -3,6 +3,7 @@ import { h } from "./dom.js";
 import { t } from "./i18n.js";
 import { call } from "./socket.js";
 import { explain } from "./errors.js";
+import { MediaClient } from "./media.js";
 
 const STEPS = ["identity", "notices", "consents", "lobby"];
 
@@ -170,6 +171,36 @@ export function pendingThirdParties(app, onDone) {
     err);
 }
 
+// R5 by online document comparison: before admission, the camera reaches the mediators only (the server's
+// routing table), so the mediator can compare the ID document; this page receives nothing while waiting.
+function idCameraView(app) {
+  const video = h("video", { id: "id-preview", autoplay: true, muted: true, playsinline: true,
+    "aria-label": t("id.camera_preview") });
+  const err = h("p", { class: "error", role: "alert", hidden: true });
+  if (app.preview && app.preview.local) video.srcObject = app.preview.local;
+  const button = h("button", { type: "button", id: "id-camera", hidden: Boolean(app.preview),
+    onclick: async () => {
+      err.hidden = true;
+      try {
+        app.preview = new MediaClient();
+        await app.preview.startLocal();
+        video.srcObject = app.preview.local;
+        button.hidden = true;
+        await app.preview.join(app.socket);
+      } catch (e) { err.textContent = explain(e); err.hidden = false; }
+    } }, t("id.camera_start"));
+  return h("div", { class: "stack" }, button, video, err);
+}
+
+/** Admission ends the lobby preview; the session makes its own connection to the hub. */
+export function stopPreview(app) {
+  if (!app.preview) return;
+  app.preview._detach();
+  if (app.preview.pc) app.preview.pc.close();
+  app.preview.stopLocal();
+  app.preview = null;
+}
+
 function lobbyView(app) {
   const st = app.state || {};
   const here = st.mediator_present;
@@ -179,6 +210,7 @@ function lobbyView(app) {
     h("p", { class: here ? "okmsg" : "muted", id: "lobby-status", role: "status" },
       here ? t("lobby.mediator_here") : t("lobby.no_mediator")),
     app.progress.identity === "attestation" ? h("p", { class: "notice" }, t("id.attest_wait")) : null,
+    app.progress.identity === "attestation" ? idCameraView(app) : null,
     pendingThirdParties(app, () => app.render(false)),
     h("button", { type: "button", onclick: () => app.goStep("consents") }, t("lobby.change")));
 }

@@ -8,7 +8,7 @@ import { post } from "./api.js";
 import { deviceKeyFor, signChallenge } from "./devicekey.js";
 import { connectSession } from "./socket.js";
 import { explain, codeOf, ServerError } from "./errors.js";
-import { stepView, nextStep } from "./party-steps.js";
+import { stepView, nextStep, stopPreview } from "./party-steps.js";
 import { SessionView } from "./party-session.js";
 
 // Errors after which retrying cannot help: show them and stop.
@@ -90,6 +90,7 @@ function onState(st) {
 }
 
 function enterSession() {
+  stopPreview(app);
   app.view = "session";
   if (!app.session) app.session = new SessionView(app);
   render(true);
