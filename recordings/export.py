@@ -118,7 +118,10 @@ def grid_filter(
         parts.append(f"[{i}:a]aresample=48000:async=1:first_pts=0[a{i}]")
     if audio:
         ins = "".join(f"[a{i}]" for i in audio)
-        parts.append(f"{ins}amix=inputs={len(audio)}:duration=longest:normalize=0,apad[aout]")
+        # apad to a fixed length, not forever: a truncated stream (crash) may end in packets without timestamps,
+        # and then `-t` alone never stops the audio
+        parts.append(f"{ins}amix=inputs={len(audio)}:duration=longest:normalize=0,"
+                     f"apad=whole_dur={duration_s:.3f},atrim=end={duration_s:.3f}[aout]")
     else:
         parts.append("anullsrc=r=48000:cl=stereo[aout]")
     return ";".join(parts)
