@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import hashlib
 import logging
 import math
 import os
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,6 +127,14 @@ def grid_filter(
     else:
         parts.append("anullsrc=r=48000:cl=stereo[aout]")
     return ";".join(parts)
+
+
+def _die_with_parent() -> None:
+    """Linux: ffmpeg gets SIGKILL if the exporting process dies, instead of running on as an orphan."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
 
 
 class _PipeProtocol(asyncio.Protocol):
@@ -267,6 +277,7 @@ async def export(
     env = {**os.environ, **({"TZ": tz} if tz else {})}
     proc = await asyncio.create_subprocess_exec(
         *args,
+        preexec_fn=_die_with_parent,
         pass_fds=[r for r, _ in pipes],
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
