@@ -64,7 +64,8 @@ async def main(a: argparse.Namespace) -> None:
                 bots.append(Bot(c.pid, SocketIOChannel(c.sio)))
                 await bots[-1].join()
             await asyncio.sleep(2)
-            plain, recorded = [], []
+            plain: list[float] = []
+            recorded: list[float] = []
             for _ in range(a.rounds):
                 plain.append(await window(server.pid, a.window))
                 await m.call("recording:start", {})

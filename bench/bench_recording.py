@@ -64,7 +64,7 @@ def busy_video(
         rows = (b"".join(bytes([c]) * 8 for c in blocks[r * bw : (r + 1) * bw]) + pad for r in range(bh))
         y.update(b"".join(row * 8 for row in rows))
         frame.pts, frame.time_base = int(i * 1000 / fps), fractions.Fraction(1, 1000)
-        out += [Pkt("video", int(p.pts), bool(p.is_keyframe), bytes(p)) for p in enc.encode(frame)]
+        out += [Pkt("video", int(p.pts or 0), bool(p.is_keyframe), bytes(p)) for p in enc.encode(frame)]
     return out
 
 

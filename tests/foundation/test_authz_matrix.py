@@ -50,8 +50,8 @@ async def test_http_matrix(world: World) -> None:
     assert checked >= len(STAFF) * (len(api.routes) - 1)
     # CSRF: a staff POST without the token is refused even for an allowed role.
     m = clients["mediator"]
-    async with m.http.post(f"{m.base_url}/api/cases/{world.case_code}/stage", json={"to": "triage"}) as r:
-        assert r.status == 403 and (await r.json())["error"]["code"] == "csrf"
+    async with m.http.post(f"{m.base_url}/api/cases/{world.case_code}/stage", json={"to": "triage"}) as resp:
+        assert resp.status == 403 and (await resp.json())["error"]["code"] == "csrf"
     assert await _status(m, "POST", "/api/auth/logout") == 200
     assert await _status(m, "GET", "/api/auth/me") == 401
 
@@ -92,9 +92,9 @@ async def test_event_matrix(world: World) -> None:
     assert checked == (len(HANDLERS) - 1) * len(by_role)
     for role, c in by_role.items():
         if role is not Role.HOST:
-            with pytest.raises(ProtocolError) as e:
+            with pytest.raises(ProtocolError) as refused:
                 await c.call("session:end", {})
-            assert e.value.code == "forbidden"
+            assert refused.value.code == "forbidden"
     await by_role[Role.HOST].call("session:end", {})
 
 

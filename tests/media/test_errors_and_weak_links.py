@@ -24,7 +24,7 @@ class RawClient:
         self.pc = RTCPeerConnection(session.config.rtc_configuration())
 
     async def answer_sdp(self) -> str:
-        await wait_until(lambda: self.offers)
+        await wait_until(lambda: bool(self.offers))
         await self.pc.setRemoteDescription(RTCSessionDescription(self.offers[-1]["sdp"], "offer"))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         return self.pc.localDescription.sdp

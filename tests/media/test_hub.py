@@ -2,6 +2,7 @@
 
 import asyncio
 import threading
+from typing import Any
 
 import aiortc.rtcrtpreceiver
 import av
@@ -30,11 +31,14 @@ def assert_silent(got, publishers):
 
 
 async def test_three_bots_each_receive_the_other_two_without_any_decoding(make_session, monkeypatch):
-    decoders = []
+    decoders: list[object] = []
     real_get_decoder = aiortc.rtcrtpreceiver.get_decoder
-    monkeypatch.setattr(
-        aiortc.rtcrtpreceiver, "get_decoder", lambda codec: decoders.append(codec) or real_get_decoder(codec)
-    )
+
+    def counting_get_decoder(codec: Any) -> Any:  # counts decoders made; still makes them
+        decoders.append(codec)
+        return real_get_decoder(codec)
+
+    monkeypatch.setattr(aiortc.rtcrtpreceiver, "get_decoder", counting_get_decoder)
     s = make_session()
     for pid in ("m", "a", "b"):
         await s.join(pid)

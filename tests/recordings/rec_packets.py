@@ -52,9 +52,9 @@ def vp8_packets(
         frame.pts = int(i * 1000 / fps)
         frame.time_base = fractions.Fraction(1, 1000)
         for p in enc.encode(frame):
-            out.append(Pkt("video", int(p.pts), bool(p.is_keyframe), bytes(p)))
+            out.append(Pkt("video", int(p.pts or 0), bool(p.is_keyframe), bytes(p)))
     for p in enc.encode(None):
-        out.append(Pkt("video", int(p.pts), bool(p.is_keyframe), bytes(p)))
+        out.append(Pkt("video", int(p.pts or 0), bool(p.is_keyframe), bytes(p)))
     return out
 
 
@@ -74,7 +74,7 @@ def opus_packets(seconds: float, *, freq: float = 440.0) -> list[Pkt]:
         fr.sample_rate, fr.pts, fr.time_base = 48000, t, fractions.Fraction(1, 48000)
         t += n
         for p in enc.encode(fr):
-            out.append(Pkt("audio", max(0, int(p.pts * 1000 / 48000)), True, bytes(p)))
+            out.append(Pkt("audio", max(0, int((p.pts or 0) * 1000 / 48000)), True, bytes(p)))
     return out
 
 

@@ -31,7 +31,7 @@ FRAME1_HEX = "00000010056272e816ed84ac74b6d3dd873e71e5"
 
 def build(plaintexts: list[bytes], header: Header = HEADER, key: bytes = KEY) -> tuple[bytes, list[bytes]]:
     sealer = SegmentSealer(key, header)
-    frames = [sealer.seal(p, last=i == len(plaintexts) - 1) for i, p in enumerate(plaintexts)]
+    frames = [bytes(sealer.seal(p, last=i == len(plaintexts) - 1)) for i, p in enumerate(plaintexts)]
     return header.to_bytes(), frames
 
 

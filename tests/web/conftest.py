@@ -65,7 +65,8 @@ async def open_page(browser: Browser) -> AsyncIterator[Opener]:
     contexts: list[BrowserContext] = []
 
     async def open_(url: str, *, viewport: dict[str, int] | None = None, name: str = "") -> Page:
-        ctx = await browser.new_context(viewport=viewport or {"width": 1000, "height": 760}, locale="zh-CN")
+        size = viewport or {"width": 1000, "height": 760}
+        ctx = await browser.new_context(viewport={"width": size["width"], "height": size["height"]}, locale="zh-CN")
         contexts.append(ctx)
         page = await ctx.new_page()
         page.set_default_timeout(15_000)
