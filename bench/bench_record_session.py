@@ -13,9 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +20,7 @@ from pathlib import Path
 from media.bots import Bot
 from media.channels import SocketIOChannel
 from signaling.cli import DEMO_PASSWORD
-from signaling.client import SessionClient, join_and_attest, wait_healthy
+from signaling.client import SessionClient, join_and_attest, start_demo_server
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -41,25 +38,16 @@ async def window(pid: int, seconds: float) -> float:
 
 async def main(a: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        data, port = Path(tmp) / "data", 18000 + os.getpid() % 1000
-        base = f"http://127.0.0.1:{port}"
-        demo = subprocess.run([  # noqa: ASYNC221
-            sys.executable, "-m", "signaling.cli", "demo", "--data-dir", str(data),
-                               "--base-url", base], capture_output=True, text=True, check=True)
-        tokens = re.findall(r"/join#(\S+)", demo.stdout)
-        sid = int(re.search(r"session (\d+)", demo.stdout).group(1))  # type: ignore[union-attr]
-        server = subprocess.Popen([  # noqa: ASYNC220
-            sys.executable, "-m", "signaling.cli", "serve", "--data-dir", str(data),
-                                   "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        srv = await start_demo_server(Path(tmp) / "data", 18000 + os.getpid() % 1000)
+        base, server = srv.base_url, srv.process
         clients: list[SessionClient] = []
         bots: list[Bot] = []
         try:
-            await wait_healthy(base)
             m = SessionClient(base)
             clients.append(m)
             await m.login("mediator", DEMO_PASSWORD)
-            await m.join_staff(sid)
-            clients += await join_and_attest(base, m, tokens)
+            await m.join_staff(srv.session_id)
+            clients += await join_and_attest(base, m, srv.tokens)
             for c in clients:
                 bots.append(Bot(c.pid, SocketIOChannel(c.sio)))
                 await bots[-1].join()
@@ -87,7 +75,7 @@ async def main(a: argparse.Namespace) -> None:
             for c in clients:
                 await c.close()
             server.kill()
-            server.wait()
+            await server.wait()
     p, r = sorted(plain)[len(plain) // 2], sorted(recorded)[len(recorded) // 2]
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
     print(f"server CPU, 3-party session unrecorded: {p * 100:.1f}% of a core (median of {a.rounds} x {a.window}s)")

@@ -7,8 +7,12 @@ Staff: POST /api/auth/login → cookie; connect with {"session": id} and the coo
 from __future__ import annotations
 
 import asyncio
+import re
+import sys
 from collections import defaultdict
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -156,3 +160,30 @@ async def wait_healthy(base_url: str, limit: float = 30.0) -> None:
             except aiohttp.ClientError:
                 pass
             await asyncio.sleep(0.1)
+
+
+@dataclass
+class DemoServer:
+    """`onedoor demo` then `onedoor serve` as separate processes on one data directory (crash drills, benches)."""
+
+    process: asyncio.subprocess.Process
+    base_url: str
+    tokens: list[str]
+    session_id: int
+
+
+async def start_demo_server(data_dir: Path, port: int) -> DemoServer:
+    base = f"http://127.0.0.1:{port}"
+    cli = [sys.executable, "-m", "signaling.cli"]
+    demo = await asyncio.create_subprocess_exec(*cli, "demo", "--data-dir", str(data_dir), "--base-url", base,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await demo.communicate()
+    if demo.returncode != 0:
+        raise RuntimeError(f"onedoor demo failed: {err.decode()[-2000:]}")
+    text = out.decode()
+    found = re.search(r"session (\d+)", text)
+    assert found is not None, text
+    serve = await asyncio.create_subprocess_exec(*cli, "serve", "--data-dir", str(data_dir), "--port", str(port),
+                                                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    await wait_healthy(base)
+    return DemoServer(serve, base, re.findall(r"/join#(\S+)", text), int(found.group(1)))

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
 import signal
 import socket
 import subprocess
@@ -19,7 +17,7 @@ import pytest
 from media.bots import Bot
 from media.channels import SocketIOChannel
 from signaling.cli import DEMO_PASSWORD
-from signaling.client import SessionClient, join_and_attest, wait_healthy
+from signaling.client import SessionClient, join_and_attest, start_demo_server
 from tests.session.test_recording_session import probe
 
 
@@ -37,40 +35,33 @@ def free_port() -> int:
 @pytest.mark.timeout(240)
 async def test_sigkill_during_recording_loses_at_most_the_last_segment(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    demo = await asyncio.to_thread(cli, "demo", "--base-url", base, data=data)
-    assert demo.returncode == 0, demo.stderr
-    tokens = re.findall(r"/join#(\S+)", demo.stdout)
-    session_id = int(re.search(r"session (\d+)", demo.stdout).group(1))  # type: ignore[union-attr]
-    server = subprocess.Popen([  # noqa: ASYNC220
-            sys.executable, "-m", "signaling.cli", "serve", "--data-dir", str(data),
-                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    srv = await start_demo_server(data, free_port())
+    base, server = srv.base_url, srv.process
     clients: list[SessionClient] = []
     bots: list[Bot] = []
     try:
-        await wait_healthy(base)
         m = SessionClient(base)
         clients.append(m)
         await m.login("mediator", DEMO_PASSWORD)
-        await m.join_staff(session_id)
-        clients += await join_and_attest(base, m, tokens)
+        await m.join_staff(srv.session_id)
+        clients += await join_and_attest(base, m, srv.tokens)
         for c in clients:
             bots.append(Bot(c.pid, SocketIOChannel(c.sio)))
             await bots[-1].join()
         rid = (await m.call("recording:start", {}))["recording"]
         started = time.monotonic()
         await asyncio.sleep(4.0)
-        os.kill(server.pid, signal.SIGKILL)
+        server.send_signal(signal.SIGKILL)
         recorded = time.monotonic() - started
-        server.wait(timeout=10)
+        await asyncio.wait_for(server.wait(), 10)
     finally:
         for b in bots:
             await b.close()
         for c in clients:
             await c.close()
-        if server.poll() is None:
+        if server.returncode is None:
             server.kill()
+            await server.wait()
     rec = await asyncio.to_thread(cli, "recordings", "recover", data=data)
     reports = json.loads(rec.stdout)
     assert rec.returncode == 0, rec.stdout + rec.stderr
