@@ -8,11 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.async_api import Page, expect
+from sqlalchemy import select
 
+from mediation.recording_records import Recording, RecordingStream
+from recordings.export import export
 from tests.conftest import PASSWORD, World
 from tests.web.helpers import Opener, party_through_lobby, shot
 
@@ -169,7 +175,30 @@ async def judge_confirms(court: Page) -> None:
 
 
 @pytest.mark.timeout(150)
-async def test_whole_story_in_the_browser(web_world: World, open_page: Opener) -> None:
+async def recording_has_every_page(world: World, tmp_path: Path, pages: set[str]) -> None:
+    """The Chromium session's recording exports: the raw tracks hold video from every page, the court copy plays."""
+    sv = world.services
+    async with sv.db.session() as s:
+        (rid,) = (await s.scalars(select(Recording.id))).all()
+        sources = set((await s.scalars(select(RecordingStream.source_id)
+                                       .where(RecordingStream.recording_id == rid))).all())
+    assert sources == pages
+    raw, grid = tmp_path / "raw.mkv", tmp_path / "grid.mp4"
+    await export(sv.db, sv.storage, sv.keys, rid, raw, actor="test", reason="story check", raw=True)
+    await export(sv.db, sv.storage, sv.keys, rid, grid, actor="test", reason="story check")
+    streams = probe(raw)["streams"]
+    videos = [x for x in streams if x["codec_type"] == "video"]
+    assert len(videos) == len(pages) and all(int(x.get("nb_read_packets", 0)) > 0 for x in videos), videos
+    assert sorted(x["codec_type"] for x in probe(grid)["streams"]) == ["audio", "video"]
+
+
+def probe(path: Path) -> dict[str, Any]:
+    out = subprocess.run(["ffprobe", "-v", "error", "-count_packets", "-show_streams", "-of", "json", str(path)],
+                         capture_output=True, text=True, check=True, timeout=60)
+    return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+
+async def test_whole_story_in_the_browser(web_world: World, open_page: Opener, tmp_path: Path) -> None:
     med = await open_page(f"{web_world.base_url}/console")
     invites = await mediator_opens_case(med)
     assert set(invites) == {"王五", "赵六"}
@@ -270,6 +299,7 @@ async def test_whole_story_in_the_browser(web_world: World, open_page: Opener) -
     await med.fill("#rec-reason", "当事人撤回录像同意")
     await med.click("#recording-stop")
     await expect(b.locator("#rec")).to_be_hidden()
+    await recording_has_every_page(web_world, tmp_path, {mediator, pid["王五"], pid["赵六"]})
 
     await agreement_signed_and_applied(med, a, b)
 
