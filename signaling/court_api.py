@@ -184,7 +184,7 @@ async def questioning(ctx: Ctx, body: QuestioningIn) -> dict[str, Any]:
         out = {"questioning": qid, "session": _session(sess),
                "invites": [{"id": i.invite_id, "role": i.role, "name": i.name, "link": i.link(base),
                             "qr": qr_data_url(i.link(base))} for i in issued]}
-    await _notify(ctx, app_id, "questioning_scheduled", {"at": at.isoformat(), "session": sess.id})
+    await _notify(ctx, app_id, "questioning_scheduled", {"scheduled_at": at.isoformat(), "session": sess.id})
     return out
 
 
