@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from mediation import audit, sessions
+from mediation import audit, identity, sessions
 from mediation.errors import Conflict, InvalidInput, NotFound
 from mediation.models import Invite, Person
 from mediation.permissions import THIRD_PARTIES, Action
@@ -65,19 +65,13 @@ def _target(ctx: Ctx, pid: str) -> Participant:
 async def identity_start(ctx: Ctx, body: IdentityStart) -> dict[str, Any]:
     async with ctx.services.db.session() as s:
         inv = await _invite(s, ctx.me)
-        if await sessions_identity_passed(s, inv):
+        if await identity.passed(s, inv):
             return {"passed": True}
         person = await s.get(Person, inv.person_id) if inv.person_id else None
         out = await ctx.services.verifiers[body.method].start(s, inv, phone=person.phone if person else "",
                                                               actor=ctx.me.pid)
     await push_state(ctx.services, ctx.sio, ctx.room)
     return out
-
-
-async def sessions_identity_passed(s: Any, inv: Invite) -> bool:
-    from mediation import identity
-
-    return await identity.passed(s, inv)
 
 
 @on("identity:answer", Action.IDENTITY_SELF, IdentityAnswer)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from mediation import accounts, audit, cases, sessions
 from mediation.db import utcnow
 from mediation.errors import Conflict, Forbidden, NotFound
-from mediation.models import Case, Center, Guest, Invite, MediationSession, Person
+from mediation.models import Case, Center, Guest, Invite, MediationSession, Person, StageChange
 from mediation.permissions import Action
 from signaling.httpkit import COOKIE, Api, Ctx
 
@@ -180,8 +180,6 @@ async def read_case(ctx: Ctx, _: None) -> dict[str, Any]:
     """One case with its people, clocks, stage history and sessions. The read is logged (R10)."""
     async with ctx.services.db.session() as s:
         case = await _case_for(s, ctx, ctx.request.match_info["code"])
-        from mediation.models import StageChange
-
         history = (await s.scalars(select(StageChange).where(StageChange.case_id == case.id)
                                    .order_by(StageChange.id))).all()
         sess = (await s.scalars(select(MediationSession).where(MediationSession.case_id == case.id)

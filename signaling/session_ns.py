@@ -9,6 +9,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import socketio
+from sqlalchemy import select
 
 from mediation import accounts, audit, sessions
 from mediation.errors import Forbidden, OneDoorError, Unauthenticated
@@ -227,8 +228,6 @@ async def lobby_view(services: Services, room: Room) -> list[dict[str, Any]]:
 
 
 async def party_invite_ids(s: Any, session_id: int) -> list[int]:
-    from sqlalchemy import select
-
     q = select(Invite.id).where(Invite.session_id == session_id, Invite.role == "party")
     return list((await s.scalars(q)).all())
 
