@@ -18,9 +18,7 @@ import time
 from pathlib import Path
 
 from media.bots import Bot
-from media.channels import SocketIOChannel
-from signaling.cli import DEMO_PASSWORD
-from signaling.client import SessionClient, join_and_attest, start_demo_server
+from signaling.client import SessionClient, join_everyone, start_demo_server
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -39,18 +37,11 @@ async def window(pid: int, seconds: float) -> float:
 async def main(a: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         srv = await start_demo_server(Path(tmp) / "data", 18000 + os.getpid() % 1000)
-        base, server = srv.base_url, srv.process
+        server = srv.process
         clients: list[SessionClient] = []
         bots: list[Bot] = []
         try:
-            m = SessionClient(base)
-            clients.append(m)
-            await m.login("mediator", DEMO_PASSWORD)
-            await m.join_staff(srv.session_id)
-            clients += await join_and_attest(base, m, srv.tokens)
-            for c in clients:
-                bots.append(Bot(c.pid, SocketIOChannel(c.sio)))
-                await bots[-1].join()
+            m = await join_everyone(srv, clients, bots)
             await asyncio.sleep(2)
             plain: list[float] = []
             recorded: list[float] = []

@@ -187,3 +187,21 @@ async def start_demo_server(data_dir: Path, port: int) -> DemoServer:
                                                  stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     await wait_healthy(base)
     return DemoServer(serve, base, re.findall(r"/join#(\S+)", text), int(found.group(1)))
+
+
+async def join_everyone(srv: DemoServer, clients: list[SessionClient], bots: list[Any]) -> SessionClient:
+    """The demo's mediator and every party join and are admitted; each publishes as a bot. Returns the mediator;
+    every client and bot made is appended to the caller's lists, so the caller's `finally` closes them."""
+    from media.bots import Bot
+    from media.channels import SocketIOChannel
+    from signaling.cli import DEMO_PASSWORD
+
+    m = SessionClient(srv.base_url)
+    clients.append(m)
+    await m.login("mediator", DEMO_PASSWORD)
+    await m.join_staff(srv.session_id)
+    clients += await join_and_attest(srv.base_url, m, srv.tokens)
+    for c in clients:
+        bots.append(Bot(c.pid, SocketIOChannel(c.sio)))
+        await bots[-1].join()
+    return m

@@ -15,9 +15,7 @@ from pathlib import Path
 import pytest
 
 from media.bots import Bot
-from media.channels import SocketIOChannel
-from signaling.cli import DEMO_PASSWORD
-from signaling.client import SessionClient, join_and_attest, start_demo_server
+from signaling.client import SessionClient, join_everyone, start_demo_server
 from tests.session.test_recording_session import probe
 
 
@@ -36,18 +34,11 @@ def free_port() -> int:
 async def test_sigkill_during_recording_loses_at_most_the_last_segment(tmp_path: Path) -> None:
     data = tmp_path / "data"
     srv = await start_demo_server(data, free_port())
-    base, server = srv.base_url, srv.process
+    server = srv.process
     clients: list[SessionClient] = []
     bots: list[Bot] = []
     try:
-        m = SessionClient(base)
-        clients.append(m)
-        await m.login("mediator", DEMO_PASSWORD)
-        await m.join_staff(srv.session_id)
-        clients += await join_and_attest(base, m, srv.tokens)
-        for c in clients:
-            bots.append(Bot(c.pid, SocketIOChannel(c.sio)))
-            await bots[-1].join()
+        m = await join_everyone(srv, clients, bots)
         rid = (await m.call("recording:start", {}))["recording"]
         started = time.monotonic()
         await asyncio.sleep(4.0)
