@@ -170,6 +170,56 @@ async def _feed(stream: DecryptedStream, fd: int) -> None:
         log.warning("export of %s/%s: %s", stream.recording_id, stream.stream_id, stream.status.describe())
 
 
+def raw_output_args(streams: list[tuple[str, str, list[str]]], labels: dict[str, str], out: Path) -> list[str]:
+    """ffmpeg output arguments that copy every track of every (source, stream id, kinds) input, titled."""
+    args: list[str] = []
+    k = 0
+    for i, (source, stream_id, kinds) in enumerate(streams):
+        args += ["-map", f"{i}"]
+        for _ in kinds:
+            args += [f"-metadata:s:{k}", f"title={labels.get(source, source)} ({stream_id})"]
+            k += 1
+    return [*args, "-c", "copy", "-f", "matroska", str(out)]
+
+
+async def run_ffmpeg(readers: list[DecryptedStream], output_args: list[str], out: Path, *, ffmpeg: str = "ffmpeg",
+                     env: dict[str, str] | None = None) -> None:
+    """Feed each decrypted stream to ffmpeg through its own pipe (no plaintext temp files) and write `out`.
+
+    ffmpeg dies with this process; on any failure `out` is removed and `ExportFailed` raised.
+    """
+    pipes = [os.pipe() for _ in readers]
+    args = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-copyts"]
+    for r, _ in pipes:
+        args += ["-thread_queue_size", "1024", "-f", "matroska", "-i", f"pipe:{r}"]
+    proc = await asyncio.create_subprocess_exec(
+        *args, *output_args,
+        preexec_fn=_die_with_parent,
+        pass_fds=[r for r, _ in pipes],
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    for r, _ in pipes:
+        os.close(r)
+    feeders = [asyncio.create_task(_feed(reader, w)) for reader, (_, w) in zip(readers, pipes, strict=True)]
+    try:
+        _, stderr = await proc.communicate()
+        await asyncio.gather(*feeders)
+    except BaseException:
+        for t in feeders:
+            t.cancel()
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+        await asyncio.to_thread(out.unlink, missing_ok=True)
+        raise
+    if proc.returncode != 0:
+        await asyncio.to_thread(out.unlink, missing_ok=True)
+        raise ExportFailed("ffmpeg failed", detail=stderr.decode(errors="replace")[-2000:])
+
+
 async def export(
     db: Database,
     storage: RecordingStorage,
@@ -219,91 +269,17 @@ async def export(
         detail={"raw": raw, "file": out.name},
     )
     duration_s = max(0.04, (rec.duration_ms or 0) / 1000)
-    pipes = [os.pipe() for _ in streams]
-    args = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-copyts"]
-    for r, _ in pipes:
-        args += ["-thread_queue_size", "1024", "-f", "matroska", "-i", f"pipe:{r}"]
+    readers = [DecryptedStream(storage, key, recording_id, s.stream_id) for s in streams]
     if raw:
-        k = 0
-        for i, st in enumerate(streams):
-            args += ["-map", f"{i}"]
-            for _ in st.kinds.split(","):
-                args += [
-                    f"-metadata:s:{k}",
-                    f"title={labels.get(st.source_id, st.source_id)} ({st.stream_id})",
-                ]
-                k += 1
-        args += ["-c", "copy", "-f", "matroska", str(out)]
+        tail = raw_output_args([(s.source_id, s.stream_id, s.kinds.split(",")) for s in streams], labels, out)
     else:
-        graph = grid_filter(
-            streams,
-            labels,
-            case_code=rec.case_code,
-            epoch=rec.started_at.timestamp(),
-            duration_s=duration_s,
-            font=_font(fontfile),
-            tile=tile,
-            fps=fps,
-        )
-        args += [
-            "-filter_complex",
-            graph,
-            "-map",
-            "[vout]",
-            "-map",
-            "[aout]",
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-crf",
-            "26",
-            "-pix_fmt",
-            "yuv420p",
-            "-r",
-            str(fps),
-            "-c:a",
-            "aac",
-            "-b:a",
-            "128k",
-            "-t",
-            f"{duration_s:.3f}",
-            "-movflags",
-            "+faststart",
-            "-f",
-            "mp4",
-            str(out),
-        ]
-    env = {**os.environ, **({"TZ": tz} if tz else {})}
-    proc = await asyncio.create_subprocess_exec(
-        *args,
-        preexec_fn=_die_with_parent,
-        pass_fds=[r for r, _ in pipes],
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    for r, _ in pipes:
-        os.close(r)
-    feeders = [
-        asyncio.create_task(_feed(DecryptedStream(storage, key, recording_id, s.stream_id), w))
-        for s, (_, w) in zip(streams, pipes, strict=True)
-    ]
-    try:
-        _, stderr = await proc.communicate()
-        await asyncio.gather(*feeders)
-    except BaseException:
-        for t in feeders:
-            t.cancel()
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
-        await asyncio.to_thread(out.unlink, missing_ok=True)
-        raise
-    if proc.returncode != 0:
-        await asyncio.to_thread(out.unlink, missing_ok=True)
-        raise ExportFailed("ffmpeg failed", detail=stderr.decode(errors="replace")[-2000:])
+        graph = grid_filter(streams, labels, case_code=rec.case_code, epoch=rec.started_at.timestamp(),
+                            duration_s=duration_s, font=_font(fontfile), tile=tile, fps=fps)
+        tail = ["-filter_complex", graph, "-map", "[vout]", "-map", "[aout]",
+                "-c:v", "libx264", "-preset", "veryfast", "-crf", "26", "-pix_fmt", "yuv420p", "-r", str(fps),
+                "-c:a", "aac", "-b:a", "128k", "-t", f"{duration_s:.3f}", "-movflags", "+faststart",
+                "-f", "mp4", str(out)]
+    await run_ffmpeg(readers, tail, out, ffmpeg=ffmpeg, env={**os.environ, **({"TZ": tz} if tz else {})})
     digest, size = await asyncio.to_thread(_hash_file, out)
     async with db.session() as s:
         await audit.append(

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, cast
@@ -30,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from mediation.agreements import zipfmt
 from mediation.agreements.verify import averify_bundle
 from mediation.errors import IntegrityError
-from recordings.export import _feed
+from recordings.export import ExportFailed, raw_output_args, run_ffmpeg
 from recordings.keys import court_unwrap
 from recordings.manifest import check_stream, verify_manifest
 from recordings.reader import DecryptedStream
@@ -124,36 +122,11 @@ async def export_recording(files: dict[str, bytes], body: dict[str, Any], data_k
         _complete(readers)
         return f"decrypted with the court key: all {len(readers)} streams authentic"
     labels = {p["source_id"]: p["label"] for p in body.get("participants", [])}
-    pipes = [os.pipe() for _ in streams]
-    args = ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-copyts"]
-    for fd, _ in pipes:
-        args += ["-thread_queue_size", "1024", "-f", "matroska", "-i", f"pipe:{fd}"]
-    k = 0
-    for i, st in enumerate(streams):
-        args += ["-map", str(i)]
-        for _ in st["kinds"]:
-            args += [f"-metadata:s:{k}", f"title={labels.get(st['source_id'], st['source_id'])} ({st['stream_id']})"]
-            k += 1
-    args += ["-c", "copy", "-f", "matroska", str(out)]
-    proc = await asyncio.create_subprocess_exec(*args, pass_fds=[fd for fd, _ in pipes],
-                                                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                                                stderr=asyncio.subprocess.PIPE)
-    for fd, _ in pipes:
-        os.close(fd)
-    feeders = [asyncio.create_task(_feed(reader, w)) for reader, (_, w) in zip(readers, pipes, strict=True)]
+    tail = raw_output_args([(st["source_id"], st["stream_id"], st["kinds"]) for st in streams], labels, out)
     try:
-        _, err = await proc.communicate()
-        await asyncio.gather(*feeders)
-    except BaseException:
-        for t in feeders:
-            t.cancel()
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await asyncio.to_thread(out.unlink, missing_ok=True)
-        raise
-    if proc.returncode != 0:
-        await asyncio.to_thread(out.unlink, missing_ok=True)
-        raise IntegrityError(f"ffmpeg could not write the export: {err.decode(errors='replace')[-500:]}")
+        await run_ffmpeg(readers, tail, out)
+    except ExportFailed as e:
+        raise IntegrityError(f"ffmpeg could not write the export: {e.detail.get('detail', '')[-500:]}") from None
     _complete(readers)
     data = await asyncio.to_thread(out.read_bytes)
     digest = hashlib.sha256(data).hexdigest()
