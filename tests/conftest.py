@@ -92,6 +92,18 @@ class World:
         await c.call("lobby:consent", {"kind": "recording", "granted": recording})
 
 
+    async def trio(self) -> tuple[SessionClient, SessionClient, SessionClient]:
+        """The mediator (host) and both parties, identity-checked, consented and admitted."""
+        m = await self.staff("mediator")
+        a, b = await self.party("A"), await self.party("B")
+        await self.ready(a, "A")
+        await self.ready(b, "B")
+        await m.call("lobby:admit-all")
+        for c in (a, b):
+            await c.wait(lambda c: c.state.get("you", {}).get("admitted") is True)
+        return m, a, b
+
+
 STAFF = {"mediator": "mediator", "mediator2": "mediator", "clerk": "intake_clerk", "admin": "admin",
          "judge": "court_judge", "psych": "staff_psychologist"}
 

@@ -30,18 +30,6 @@ async def complete_people(world: World) -> dict[str, int]:
         return {p.side: p.id for p in people}
 
 
-async def in_session(world: World) -> tuple[SessionClient, SessionClient, SessionClient]:
-    """The mediator (host) and both parties, identity-checked, consented and admitted."""
-    m = await world.staff("mediator")
-    a, b = await world.party("A"), await world.party("B")
-    await world.ready(a, "A")
-    await world.ready(b, "B")
-    await m.call("lobby:admit-all")
-    for c in (a, b):
-        await c.wait(lambda c: c.state.get("you", {}).get("admitted") is True)
-    return m, a, b
-
-
 def filled(content: dict[str, Any], people: dict[str, int], *, vague: bool = False) -> dict[str, Any]:
     """The neighbours template with every blank filled with definite terms (or one vague deadline)."""
     c = copy.deepcopy(content)
@@ -77,7 +65,7 @@ async def party_sign(c: SessionClient, event: str = "agreement") -> dict[str, An
 async def sealed(world: World) -> tuple[SessionClient, SessionClient, SessionClient, dict[str, int]]:
     """In session, drafted, finalized, signed by both parties and the mediator: sealed."""
     people = await complete_people(world)
-    m, a, b = await in_session(world)
+    m, a, b = await world.trio()
     await draft_and_finalize(m, people)
     await party_sign(a)
     await m.call("agreement:sign-mediator")

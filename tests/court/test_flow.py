@@ -26,7 +26,7 @@ from recordings.manifest import check_stream, verify_manifest
 from signaling.client import ProtocolError
 from tests.conftest import PASSWORD, World
 
-from .helpers import COURT, complete_people, draft_and_finalize, http_status, in_session, party_sign
+from .helpers import COURT, complete_people, draft_and_finalize, http_status, party_sign
 
 
 def latest(c: Any, event: str) -> dict[str, Any]:
@@ -54,7 +54,7 @@ async def record_briefly(world: World, clients: list[Any]) -> str:
 async def test_draft_to_ruling_and_bundle(world: World, tmp_path: Path) -> None:
     sv = world.services
     people = await complete_people(world)
-    m, a, b = await in_session(world)
+    m, a, b = await world.trio()
     rid = await record_briefly(world, [m, a, b])
 
     # --- R15: drafted live, every admitted participant sees each version ---

@@ -22,7 +22,6 @@ from .helpers import (
     draft_and_finalize,
     filled,
     http_status,
-    in_session,
     party_sign,
     sealed,
 )
@@ -36,7 +35,7 @@ async def _case_update(world: World, **values: object) -> None:
 @pytest.mark.timeout(120)
 async def test_vague_terms_other_keys_and_edits_after_signing(world: World) -> None:
     people = await complete_people(world)
-    m, a, b = await in_session(world)
+    m, a, b = await world.trio()
     d = (await m.call("agreement:draft", {"template": "neighbours"}))["agreement"]
     assert {p["code"] for p in d["problems"]} >= {"placeholder", "missing_amount", "missing_deadline"}
     with pytest.raises(ProtocolError) as e:
@@ -93,7 +92,7 @@ async def test_vague_terms_other_keys_and_edits_after_signing(world: World) -> N
 @pytest.mark.timeout(120)
 async def test_personal_status_is_paper_only_and_a_refusal_ends_the_mediation(world: World) -> None:
     people = await complete_people(world)
-    m, a, _b = await in_session(world)
+    m, a, _b = await world.trio()
     await draft_and_finalize(m, people)
     await _case_update(world, personal_status=True)
     for event, payload in (("agreement:payload", {}), ("agreement:sign", {"signature": "AAAA"})):

@@ -8,17 +8,8 @@ import pytest
 
 from media.bots import Bot
 from media.channels import SocketIOChannel
-from signaling.client import ProtocolError, SessionClient
+from signaling.client import ProtocolError
 from tests.conftest import World
-
-
-async def admitted_trio(world: World) -> tuple[SessionClient, SessionClient, SessionClient]:
-    m = await world.staff("mediator")
-    a, b = await world.party("A"), await world.party("B")
-    await world.ready(a, "A")
-    await world.ready(b, "B")
-    await m.call("lobby:admit-all")
-    return m, a, b
 
 
 async def _until(pred, limit: float = 15) -> None:  # type: ignore[no-untyped-def]
@@ -30,7 +21,7 @@ async def _until(pred, limit: float = 15) -> None:  # type: ignore[no-untyped-de
 
 @pytest.mark.timeout(90)
 async def test_three_party_media_and_caucus_through_the_server(world: World) -> None:
-    m, a, b = await admitted_trio(world)
+    m, a, b = await world.trio()
     bots = {c.pid: Bot(c.pid, SocketIOChannel(c.sio)) for c in (m, a, b)}
     try:
         for bot in bots.values():

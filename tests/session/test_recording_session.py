@@ -118,11 +118,7 @@ async def test_caucus_not_recorded_by_default_and_recorded_privileged_by_center_
     from mediation.models import Center
     from mediation.recording_records import Recording, RecordingParticipant
 
-    m = await world.staff("mediator")
-    a, b = await world.party("A"), await world.party("B")
-    await world.ready(a, "A")
-    await world.ready(b, "B")
-    await m.call("lobby:admit-all")
+    m, a, b = await world.trio()
     bots = [Bot(c.pid, SocketIOChannel(c.sio)) for c in (m, a, b)]
     room = world.services.rooms.get(world.session_id)
     assert room is not None
