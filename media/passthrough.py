@@ -1,4 +1,5 @@
-"""The ONE module that touches aiortc internals (aiortc is pinned exactly: see AIORTC_VERSION).
+"""The ONE module that touches aiortc/aioice internals; every private name it uses comes from the table in
+media/internals.py (aiortc and aioice are pinned exactly there and in pyproject.toml).
 
 Receiving without decoding: `RTCRtpReceiver._handle_rtp_packet` assembles complete encoded frames in its jitter
 buffer and puts `(codec, JitterFrame)` on a `queue.Queue` read by a decoder thread. `tap_receiver` swaps that
@@ -21,16 +22,16 @@ counters right for its RTCP sender reports; `on_negotiated` tells when a sender 
 parameters; `on_retransmit_request` answers the subscriber's NACKs from the hub's own packet cache.
 
 `drop_incoming_rtp` simulates a lossy downlink on one transport (tests: the DummyConnection loss_pattern idea).
-`check_aiortc_internals` verifies every private name used here; the hub calls it once per process and a test
-calls it too, so an aiortc upgrade fails loudly instead of silently decoding (or dropping) everything.
+`check_aiortc_internals` verifies every entry of that table; the hub calls it once per process and a test
+calls it too, so an aiortc/aioice upgrade fails loudly instead of silently decoding (or dropping) everything.
+Hooks read names at set-up time through `internals.get/put/replace`, which also fail loudly; per packet they
+use dict lookups keyed by the table's names.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
-import inspect
 import logging
 import socket
 import threading
@@ -39,16 +40,10 @@ from collections.abc import Awaitable, Callable
 from fractions import Fraction
 from typing import Any
 
-import aioice.ice
-import aiortc
 import av
 import pylibsrtp
-from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport, RTCPeerConnection
-from aiortc import rtcpeerconnection as _pc_module
-from aiortc import rtcrtpreceiver as _receiver_module
+from aiortc import RTCDtlsTransport, RTCPeerConnection
 from aiortc.codecs import depayload
-from aiortc.codecs.opus import OpusEncoder
-from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcdtlstransport import State as _DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -56,23 +51,19 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unwrap_rtx
 
+from media import internals as ix
 from media.errors import AiortcInternalsChanged
+from media.internals import AIOICE_VERSION, AIORTC_VERSION, NTP_EPOCH
+
+__all__ = ["AIOICE_VERSION", "AIORTC_VERSION"]  # re-exported: the pins live in media/internals.py
 
 logger = logging.getLogger(__name__)
-
-AIORTC_VERSION = "1.16.0"
 
 FrameSink = Callable[[RTCRtpCodecParameters, JitterFrame], None]
 PacketSink = Callable[[RtpPacket], None]
 
-_R = "_RTCRtpReceiver__"  # name-mangling prefixes of private attributes
-_S = "_RTCRtpSender__"
-_D = "_RTCDtlsTransport__"
-# sha256 of the source of RTCRtpReceiver._handle_rtp_packet in aiortc 1.16.0, which forward_receiver replaces
-HANDLE_RTP_SHA256 = "4e54983d021a6336d80c29490f82f9a6dd531c0d3179b2daed818120c5ece238"
 REMB_MIN_INTERVAL_MS = 200
-NTP_EPOCH = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
-_FAST = "_onedoor_fast_rtp"
+_FAST = "_onedoor_fast_rtp"  # our own attribute on receivers (the lean handler) and protocols (hooked flag)
 
 
 class _FrameTap:
@@ -112,21 +103,23 @@ def tap_receiver(
     `on_packet`, if given, sees every RTP packet first (counting); it must not block.
     `estimate_bandwidth=False` drops the receiver's REMB estimator (bots: nobody adapts to it anyway).
     """
-    if getattr(receiver, _R + "started"):
+    if ix.get(receiver, ix.RECEIVER_STARTED):
         raise AiortcInternalsChanged("tap_receiver() called on a receiver that already started")
-    setattr(receiver, _R + "decoder_queue", _FrameTap(on_frame))
+    ix.put(receiver, ix.RECEIVER_DECODER_QUEUE, _FrameTap(on_frame))
     if not estimate_bandwidth:
-        setattr(receiver, _R + "remote_bitrate_estimator", None)
-    if getattr(receiver, _R + "kind") == "audio":
-        setattr(receiver, _R + "jitter_buffer", JitterBuffer(capacity=16, prefetch=0))
+        ix.put(receiver, ix.RECEIVER_BITRATE_ESTIMATOR, None)
+    if ix.get(receiver, ix.RECEIVER_KIND) == "audio":
+        ix.put(receiver, ix.RECEIVER_JITTER_BUFFER, JitterBuffer(capacity=16, prefetch=0))
     if on_packet is not None:
-        original = receiver._handle_rtp_packet
 
-        async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
-            on_packet(packet)
-            await original(packet, arrival_time_ms=arrival_time_ms)
+        def wrap(original: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+            async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
+                on_packet(packet)
+                await original(packet, arrival_time_ms=arrival_time_ms)
 
-        receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
+            return handle_rtp_packet
+
+        ix.replace(receiver, ix.RECEIVER_HANDLE_RTP, wrap)
 
 
 def forward_receiver(
@@ -143,20 +136,31 @@ def forward_receiver(
     jitter buffer and depayloading while no frame is wanted, the decoder, and the per-packet datetime
     bookkeeping of getSynchronizationSources (the hub tracks the media SSRC itself).
     """
-    if getattr(receiver, _R + "started"):
+    if ix.get(receiver, ix.RECEIVER_STARTED):
         raise AiortcInternalsChanged("forward_receiver() called on a receiver that already started")
     state = vars(receiver)
-    state[_R + "decoder_queue"] = _FrameTap(on_frame)  # its thread only ever gets "stop"
-    codecs, rtx_ssrcs = state[_R + "codecs"], state[_R + "rtx_ssrc"]
-    streams, nacks = state[_R + "remote_streams"], state[_R + "nack_generator"]
-    estimator, mapper = state[_R + "remote_bitrate_estimator"], state[_R + "timestamp_mapper"]
-    video = state[_R + "kind"] == "video"
+    tap = _FrameTap(on_frame)  # its thread only ever gets "stop"
+    ix.put(receiver, ix.RECEIVER_DECODER_QUEUE, tap)
+    codecs, rtx_ssrcs = ix.get(receiver, ix.RECEIVER_CODECS), ix.get(receiver, ix.RECEIVER_RTX_SSRC)
+    streams, nacks = (
+        ix.get(receiver, ix.RECEIVER_REMOTE_STREAMS),
+        ix.get(receiver, ix.RECEIVER_NACK_GENERATOR),
+    )
+    estimator = ix.get(receiver, ix.RECEIVER_BITRATE_ESTIMATOR)
+    mapper = ix.get(receiver, ix.RECEIVER_TIMESTAMP_MAPPER)
+    video = ix.get(receiver, ix.RECEIVER_KIND) == "video"
+    enabled, rtcp_ssrc_key = ix.RECEIVER_ENABLED.attr, ix.RECEIVER_RTCP_SSRC.attr
+    for entry in (ix.RECEIVER_ENABLED, ix.RECEIVER_RTCP_SSRC):  # read per packet from the receiver's __dict__
+        if entry.attr not in state:
+            raise ix.changed(entry, "not in the receiver's __dict__")
+    send_rtcp, send_nack = ix.get(receiver, ix.RECEIVER_SEND_RTCP), ix.get(receiver, ix.RECEIVER_SEND_NACK)
+    send_pli, data_attr = ix.get(receiver, ix.RECEIVER_SEND_PLI), ix.PACKET_DATA.attr
     jitter: list[JitterBuffer] = []
     remb_sent = [-REMB_MIN_INTERVAL_MS, 0]  # when, bitrate
     is_rtx: dict[int, bool] = {}
 
     def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
-        if not receiver._enabled:
+        if not state[enabled]:
             return
         if estimator is not None and packet.extensions.abs_send_time is not None:
             remb = estimator.add(
@@ -165,7 +169,7 @@ def forward_receiver(
                 payload_size=len(packet.payload) + packet.padding_size,
                 ssrc=packet.ssrc,
             )
-            rtcp_ssrc = state[_R + "rtcp_ssrc"]
+            rtcp_ssrc = state[rtcp_ssrc_key]
             if (
                 remb is not None
                 and rtcp_ssrc is not None
@@ -173,7 +177,7 @@ def forward_receiver(
             ):
                 remb_sent[:] = arrival_time_ms, remb[0]
                 fci = pack_remb_fci(*remb)
-                _background(receiver._send_rtcp(RtcpPsfbPacket(RTCP_PSFB_APP, rtcp_ssrc, 0, fci)))
+                _background(send_rtcp(RtcpPsfbPacket(RTCP_PSFB_APP, rtcp_ssrc, 0, fci)))
         pt = packet.payload_type
         codec = codecs.get(pt)
         if codec is None:
@@ -191,7 +195,7 @@ def forward_receiver(
                 return
             packet, codec = unwrap_rtx(packet, payload_type=apt, ssrc=original), codecs[apt]
         if nacks is not None and nacks.add(packet):
-            _background(receiver._send_rtcp_nack(packet.ssrc, sorted(nacks.missing)))
+            _background(send_nack(packet.ssrc, sorted(nacks.missing)))
         try:
             if packet.payload:
                 on_rtp(packet)
@@ -205,20 +209,20 @@ def forward_receiver(
                 JitterBuffer(capacity=512, is_video=True) if video else JitterBuffer(16, prefetch=0)
             )
         try:
-            packet._data = depayload(codec, packet.payload) if packet.payload else b""  # type: ignore[attr-defined]
+            setattr(packet, data_attr, depayload(codec, packet.payload) if packet.payload else b"")
         except ValueError:
             return
         pli, frame = jitter[0].add(packet)
         if pli:
-            _background(receiver._send_rtcp_pli(packet.ssrc))
+            _background(send_pli(packet.ssrc))
         if frame is not None:
             frame.timestamp = mapper.map(frame.timestamp)
-            state[_R + "decoder_queue"].put((codec, frame))  # the tap: to on_frame, exceptions logged
+            tap.put((codec, frame))  # to on_frame, exceptions logged
 
     async def handle_rtp_packet(packet: RtpPacket, arrival_time_ms: int) -> None:
         handle(packet, arrival_time_ms)
 
-    receiver._handle_rtp_packet = handle_rtp_packet  # type: ignore[method-assign]
+    ix.replace(receiver, ix.RECEIVER_HANDLE_RTP, lambda _original: handle_rtp_packet)
     state[_FAST] = handle  # for fast_rtp_path
 
 
@@ -238,19 +242,28 @@ def fast_rtp_path(pc: RTCPeerConnection) -> int:
     dtls = transceivers[0].receiver.transport
     counters = vars(dtls)
     connected = _DtlsState.CONNECTED
-    parse, extension_map, router = RtpPacket.parse, dtls._rtp_header_extensions_map, dtls._rtp_router
+    parse, extension_map = RtpPacket.parse, ix.get(dtls, ix.DTLS_HEADER_EXTENSIONS)
+    router = ix.get(dtls, ix.DTLS_RTP_ROUTER)
+    route = router.route_rtp
+    handle_key = ix.RECEIVER_HANDLE_RTP.attr
+    # read per packet from the transport's __dict__ (present now; values change when DTLS connects)
+    rx_srtp, state_key = ix.DTLS_RX_SRTP.attr, ix.DTLS_STATE.attr
+    rx_bytes, rx_packets = ix.DTLS_RX_BYTES.attr, ix.DTLS_RX_PACKETS.attr
+    for entry in (ix.DTLS_RX_SRTP, ix.DTLS_STATE, ix.DTLS_RX_BYTES, ix.DTLS_RX_PACKETS):
+        if entry.attr not in counters:
+            raise ix.changed(entry, "not in the transport's __dict__")
 
     def fast(data: bytes) -> bool:
-        srtp = dtls._rx_srtp
-        if srtp is None or dtls._state is not connected or 192 <= data[1] <= 208:
+        srtp = counters[rx_srtp]
+        if srtp is None or counters[state_key] is not connected or 192 <= data[1] <= 208:
             return False
-        counters[_D + "rx_bytes"] += len(data)
-        counters[_D + "rx_packets"] += 1
+        counters[rx_bytes] += len(data)
+        counters[rx_packets] += 1
         try:
             packet = parse(srtp.unprotect(data), extension_map)
         except (pylibsrtp.Error, ValueError):
             return True
-        receiver = router.route_rtp(packet)
+        receiver = route(packet)
         if receiver is None:
             return True
         arrival_ms = int((time.time() + NTP_EPOCH) * 1000)  # as aiortc.clock.current_ms()
@@ -258,20 +271,21 @@ def fast_rtp_path(pc: RTCPeerConnection) -> int:
         if handle is not None:
             handle(packet, arrival_ms)
         else:
-            _background(receiver._handle_rtp_packet(packet, arrival_time_ms=arrival_ms))
+            _background(getattr(receiver, handle_key)(packet, arrival_time_ms=arrival_ms))
         return True
 
-    hooked = 0
-    for protocol in dtls.transport._connection._protocols:
-        if getattr(protocol, _FAST, False):
-            continue
-        original = protocol.datagram_received
-
-        def datagram_received(data: Any, addr: Any, original: Any = original) -> None:
+    def wrap(original: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
+        def datagram_received(data: Any, addr: Any) -> None:
             if not (len(data) > 12 and 127 < data[0] < 192 and fast(data)):
                 original(data, addr)
 
-        protocol.datagram_received = datagram_received  # type: ignore[method-assign]
+        return datagram_received
+
+    hooked = 0
+    for protocol in ix.get(ix.get(dtls.transport, ix.ICE_CONNECTION), ix.CONNECTION_PROTOCOLS):
+        if getattr(protocol, _FAST, False):
+            continue
+        ix.replace(protocol, ix.STUN_DATAGRAM_RECEIVED, wrap)
         setattr(protocol, _FAST, True)
         hooked += 1
     return hooked
@@ -299,7 +313,19 @@ class RtpOut:
         self._sender = vars(sender)
         self._dtls = sender.transport  # fixed once the sender has started
         self._counters = vars(self._dtls)
-        self._nominated = self._dtls.transport._connection._nominated
+        self._nominated = ix.get(ix.get(self._dtls.transport, ix.ICE_CONNECTION), ix.CONNECTION_NOMINATED)
+        for entry, obj in (
+            (ix.SENDER_PACKET_COUNT, sender),
+            (ix.SENDER_OCTET_COUNT, sender),
+            (ix.SENDER_NTP_TIMESTAMP, sender),
+            (ix.SENDER_RTP_TIMESTAMP, sender),
+            (ix.DTLS_STATE, self._dtls),
+            (ix.DTLS_TX_SRTP, self._dtls),
+            (ix.DTLS_TX_BYTES, self._dtls),
+            (ix.DTLS_TX_PACKETS, self._dtls),
+        ):
+            if entry.attr not in vars(obj):
+                raise ix.changed(entry, "not in the instance's __dict__")
         self._max = max_buffered
         self._pair: Any = None
         self._udp: Any = None
@@ -310,45 +336,56 @@ class RtpOut:
         if not self.resend(data):
             return False
         s = self._sender
-        s[_S + "packet_count"] += 1
-        s[_S + "octet_count"] += payload_size
-        s[_S + "ntp_timestamp"] = ntp
-        s[_S + "rtp_timestamp"] = rtp_timestamp
+        s[_PACKET_COUNT] += 1
+        s[_OCTET_COUNT] += payload_size
+        s[_NTP_TIMESTAMP] = ntp
+        s[_RTP_TIMESTAMP] = rtp_timestamp
         return True
 
     def resend(self, data: bytes) -> bool:
         """Send a packet without counting it (a retransmission)."""
-        dtls = self._dtls
-        if dtls._state is not _DtlsState.CONNECTED:
+        counters = self._counters
+        if counters[_DTLS_STATE] is not _DtlsState.CONNECTED:
             return False
         pair = self._nominated.get(1)
         if pair is not self._pair:
             if pair is None:
                 return False
-            self._pair, self._udp, self._addr = pair, pair.protocol.transport, pair.remote_addr
+            protocol = ix.get(pair, ix.PAIR_PROTOCOL)
+            self._pair, self._udp = pair, ix.get(protocol, ix.STUN_TRANSPORT)
+            self._addr = ix.get(pair, ix.PAIR_REMOTE_ADDR)
         udp = self._udp
         if udp is None or udp.get_write_buffer_size() > self._max:
             return False
         try:
-            data = dtls._tx_srtp.protect(data)
+            data = counters[_TX_SRTP].protect(data)
         except pylibsrtp.Error:
             return False
         udp.sendto(data, self._addr)
-        counters = self._counters
-        counters[_D + "tx_bytes"] += len(data)
-        counters[_D + "tx_packets"] += 1
+        counters[_TX_BYTES] += len(data)
+        counters[_TX_PACKETS] += 1
         return True
+
+
+# RtpOut's per-packet keys (instance __dict__ names from the table; RtpOut.__init__ checks they exist)
+_PACKET_COUNT, _OCTET_COUNT = ix.SENDER_PACKET_COUNT.attr, ix.SENDER_OCTET_COUNT.attr
+_NTP_TIMESTAMP, _RTP_TIMESTAMP = ix.SENDER_NTP_TIMESTAMP.attr, ix.SENDER_RTP_TIMESTAMP.attr
+_DTLS_STATE, _TX_SRTP = ix.DTLS_STATE.attr, ix.DTLS_TX_SRTP.attr
+_TX_BYTES, _TX_PACKETS = ix.DTLS_TX_BYTES.attr, ix.DTLS_TX_PACKETS.attr
 
 
 def on_negotiated(sender: RTCRtpSender, callback: Callable[[Any, int, int, RtpOut], None]) -> None:
     """Call `callback(send_parameters, ssrc, rtx_ssrc, RtpOut(sender))` once `sender` has started."""
-    original = sender.send
 
-    async def send(parameters: Any) -> None:
-        await original(parameters)
-        callback(parameters, sender._ssrc, sender._rtx_ssrc, RtpOut(sender))
+    def wrap(original: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
+        async def send(parameters: Any) -> None:
+            await original(parameters)
+            ssrc, rtx_ssrc = ix.get(sender, ix.SENDER_SSRC), ix.get(sender, ix.SENDER_RTX_SSRC)
+            callback(parameters, ssrc, rtx_ssrc, RtpOut(sender))
 
-    sender.send = send  # type: ignore[method-assign]
+        return send
+
+    ix.replace(sender, ix.SENDER_SEND, wrap)
 
 
 def on_retransmit_request(sender: RTCRtpSender, callback: Callable[[int], None]) -> None:
@@ -357,23 +394,24 @@ def on_retransmit_request(sender: RTCRtpSender, callback: Callable[[int], None])
     async def retransmit(sequence_number: int) -> None:
         callback(sequence_number)
 
-    sender._retransmit = retransmit  # type: ignore[method-assign]
+    ix.replace(sender, ix.SENDER_RETRANSMIT, lambda _original: retransmit)
 
 
 def tapped_frames(receiver: RTCRtpReceiver) -> int | None:
     """Frames delivered by the tap of `receiver`, or None if it is not tapped (it decodes)."""
-    queue = getattr(receiver, _R + "decoder_queue", None)
+    queue = getattr(receiver, ix.RECEIVER_DECODER_QUEUE.attr, None)
     return queue.frames if isinstance(queue, _FrameTap) else None
 
 
 def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> Awaitable[None]:
     """Ask the remote publisher of `receiver` for a keyframe (RTCP PLI)."""
-    return receiver._send_rtcp_pli(media_ssrc)
+    send: Callable[[int], Awaitable[None]] = ix.get(receiver, ix.RECEIVER_SEND_PLI)
+    return send(media_ssrc)
 
 
 def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:
     """Call `callback` when the remote side of `sender` sends PLI or FIR (instead of flagging the encoder)."""
-    sender._send_keyframe = callback  # type: ignore[method-assign]
+    ix.replace(sender, ix.SENDER_SEND_KEYFRAME, lambda _original: callback)
 
 
 def encoded_packet(data: bytes, timestamp: int, time_base: Fraction) -> av.Packet:
@@ -391,13 +429,15 @@ def is_vp8_keyframe(data: bytes) -> bool:
 
 def drop_incoming_rtp(transport: RTCDtlsTransport, should_drop: Callable[[], bool]) -> None:
     """Simulate a lossy downlink: drop incoming (decrypted) RTP packets for which `should_drop()` is True."""
-    original = transport._handle_rtp_data
 
-    async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
-        if not should_drop():
-            await original(data, arrival_time_ms=arrival_time_ms)
+    def wrap(original: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+        async def handle_rtp_data(data: bytes, arrival_time_ms: int) -> None:
+            if not should_drop():
+                await original(data, arrival_time_ms=arrival_time_ms)
 
-    transport._handle_rtp_data = handle_rtp_data  # type: ignore[method-assign]
+        return handle_rtp_data
+
+    ix.replace(transport, ix.DTLS_HANDLE_RTP_DATA, wrap)
 
 
 def enlarge_receive_buffers(pc: RTCPeerConnection, size: int) -> int:
@@ -408,134 +448,17 @@ def enlarge_receive_buffers(pc: RTCPeerConnection, size: int) -> int:
     """
     changed = 0
     for transceiver in pc.getTransceivers()[:1]:
-        connection = transceiver.receiver.transport.transport.iceGatherer._connection
-        for protocol in connection._protocols:
-            sock = protocol.transport.get_extra_info("socket") if protocol.transport else None
+        connection = ix.get(transceiver.receiver.transport.transport.iceGatherer, ix.GATHERER_CONNECTION)
+        for protocol in ix.get(connection, ix.CONNECTION_PROTOCOLS):
+            udp = getattr(protocol, ix.STUN_TRANSPORT.attr, None)  # None: its socket is gone
+            sock = udp.get_extra_info("socket") if udp else None
             if sock is not None:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
                 changed += 1
     return changed
 
 
-# --------------------------------------------------------------------------------------------------
-def _params(func: Any) -> list[str]:
-    return list(inspect.signature(func).parameters)
-
-
-def _source(obj: Any) -> str:
-    return inspect.getsource(obj)
-
-
 @functools.cache
 def check_aiortc_internals() -> None:
-    """Raise AiortcInternalsChanged unless every internal this module relies on is as in aiortc 1.16.0."""
-    problems: list[str] = []
-
-    def expect(ok: bool, what: str) -> None:
-        if not ok:
-            problems.append(what)
-
-    expect(
-        aiortc.__version__ == AIORTC_VERSION,
-        f"aiortc {aiortc.__version__} installed, {AIORTC_VERSION} pinned",
-    )
-
-    # receiver: decoder queue fed with (codec, JitterFrame), thread started with that queue in receive()
-    worker = _receiver_module.decoder_worker
-    expect(_params(worker) == ["loop", "input_q", "output_q", "decode_error"], "decoder_worker signature")
-    worker_src = _source(worker)
-    expect("task = input_q.get()" in worker_src and "if task is None:" in worker_src, "decoder_worker loop")
-    expect(
-        worker_src.index("if task is None:") < worker_src.index("get_decoder(codec)"),
-        "decoder created after get",
-    )
-    handle_src = _source(RTCRtpReceiver._handle_rtp_packet)
-    expect("self.__jitter_buffer.add(packet)" in handle_src, "_handle_rtp_packet uses __jitter_buffer.add")
-    expect("if self.__remote_bitrate_estimator is not None:" in handle_src, "REMB estimator is optional")
-    expect("self.__decoder_queue.put((codec, encoded_frame))" in handle_src, "frames put on __decoder_queue")
-    expect(
-        _params(RTCRtpReceiver._handle_rtp_packet) == ["self", "packet", "arrival_time_ms"], "rtp handler sig"
-    )
-    receive_src = _source(RTCRtpReceiver.receive)
-    expect(
-        "self.__decoder_queue," in receive_src and "target=decoder_worker" in receive_src, "receive() thread"
-    )
-    expect(_params(RTCRtpReceiver._send_rtcp_pli) == ["self", "media_ssrc"], "_send_rtcp_pli signature")
-    expect(_params(JitterBuffer) == ["capacity", "prefetch", "is_video"], "JitterBuffer signature")
-    frame = JitterFrame(data=b"x", timestamp=1)
-    expect(frame.data == b"x" and frame.timestamp == 1, "JitterFrame fields")
-
-    # forward_receiver: the handler it replaces, and the receiver state it uses
-    expect(
-        hashlib.sha256(handle_src.encode()).hexdigest() == HANDLE_RTP_SHA256,
-        "RTCRtpReceiver._handle_rtp_packet changed (review forward_receiver)",
-    )
-    expect(_params(RTCRtpReceiver._send_rtcp_nack) == ["self", "media_ssrc", "lost"], "_send_rtcp_nack sig")
-    expect(_params(RTCRtpReceiver._send_rtcp) == ["self", "packet"], "receiver _send_rtcp signature")
-    expect(_params(StreamStatistics) == ["clockrate"], "StreamStatistics signature")
-    expect(_params(RtcpPsfbPacket)[:4] == ["fmt", "ssrc", "media_ssrc", "fci"], "RtcpPsfbPacket fields")
-
-    # RtpOut / on_negotiated / on_retransmit_request: how a sender sends, counts and retransmits
-    sender_init = _source(RTCRtpSender.__init__)
-    for name in ("transport", "packet_count", "octet_count", "ntp_timestamp", "rtp_timestamp"):
-        expect(f"self.__{name} = " in sender_init, f"RTCRtpSender.__{name}")
-    rtcp_src = _source(RTCRtpSender._run_rtcp)
-    for name in ("ntp_timestamp", "rtp_timestamp", "packet_count", "octet_count"):
-        expect(f"{name}=self.__{name}" in rtcp_src, f"sender reports use __{name}")
-    expect("await self._retransmit(seq)" in _source(RTCRtpSender._handle_rtcp_packet), "NACK -> _retransmit")
-    expect(_params(RTCRtpSender._retransmit) == ["self", "sequence_number"], "_retransmit signature")
-    expect(_params(RTCRtpSender.send) == ["self", "parameters"], "RTCRtpSender.send signature")
-    expect("self._ssrc = " in sender_init and "self._rtx_ssrc = " in sender_init, "sender SSRCs")
-    expect("await transceiver.sender.send(" in _source(_pc_module.RTCPeerConnection), "pc starts senders")
-    send_src = _source(RTCDtlsTransport._send_rtp)
-    expect("self._tx_srtp.protect(data)" in send_src, "_send_rtp protects with _tx_srtp")
-    expect("await self.transport._send(data)" in send_src, "_send_rtp sends on the ICE transport")
-    expect("self.__tx_bytes += len(data)" in send_src and "self.__tx_packets += 1" in send_src, "tx counters")
-    expect(
-        "self._send = self._connection.send" in _source(RTCIceTransport), "ICE transport sends on _connection"
-    )
-    conn_src = _source(aioice.ice.Connection.sendto)
-    expect("self._nominated.get(component)" in conn_src, "aioice Connection._nominated")
-    expect("active_pair.protocol.send_data(data, active_pair.remote_addr)" in conn_src, "aioice send path")
-    expect("self.transport.sendto(data, addr)" in _source(aioice.ice.StunProtocol.send_data), "StunProtocol")
-
-    # sender: non-Frame track output is packed, and PLI/FIR end in _send_keyframe()
-    next_src = _source(RTCRtpSender._next_encoded_frame)
-    expect("isinstance(data, Frame)" in next_src and "self.__encoder.pack(data)" in next_src, "sender packs")
-    expect("self._send_keyframe()" in _source(RTCRtpSender._handle_rtcp_packet), "PLI calls _send_keyframe")
-    expect(_params(RTCRtpSender._send_keyframe) == ["self"], "_send_keyframe signature")
-    for encoder in (Vp8Encoder, OpusEncoder):
-        expect(_params(encoder.pack) == ["self", "packet"], f"{encoder.__name__}.pack signature")
-
-    # transport: decrypted RTP goes through _handle_rtp_data
-    expect(_params(RTCDtlsTransport._handle_rtp_data) == ["self", "data", "arrival_time_ms"], "rtp data sig")
-    expect("await self._handle_rtp_data(" in _source(RTCDtlsTransport._recv_next), "_recv_next dispatch")
-
-    # the private attributes exist on a real (unstarted) receiver
-    transport = RTCDtlsTransport(
-        RTCIceTransport(RTCIceGatherer(iceServers=[])), [RTCCertificate.generateCertificate()]
-    )
-    for name in ("_state", "_tx_srtp", _D + "tx_bytes", _D + "tx_packets"):
-        expect(hasattr(transport, name), f"RTCDtlsTransport.{name}")
-    expect(hasattr(transport.transport, "_connection"), "RTCIceTransport._connection")
-    for kind in ("audio", "video"):
-        receiver = RTCRtpReceiver(kind, transport)
-        for name in (
-            "decoder_queue",
-            "jitter_buffer",
-            "started",
-            "kind",
-            "decoder_thread",
-            "remote_bitrate_estimator",
-            "codecs",
-            "rtx_ssrc",
-            "remote_streams",
-            "nack_generator",
-            "timestamp_mapper",
-            "rtcp_ssrc",
-        ):
-            expect(hasattr(receiver, _R + name), f"RTCRtpReceiver.__{name}")
-        expect(getattr(receiver, _R + "kind", None) == kind, "RTCRtpReceiver.__kind value")
-
-    if problems:
-        raise AiortcInternalsChanged("aiortc internals changed: " + "; ".join(problems))
+    """Raise AiortcInternalsChanged unless every entry of media/internals.py's table holds (cached per process)."""
+    ix.check()
