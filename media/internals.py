@@ -57,7 +57,9 @@ class Internal:
     relies: str  # what we rely on
     on: tuple[str, ...] = ()  # ATTRIBUTE: sample objects (see _build_samples) that must carry it
     params: tuple[str, ...] | None = None  # callables: the exact parameter names
-    calls: tuple[tuple[str, str], ...] = ()  # (dotted path of code, text it must contain)
+    # (dotted path of a function or method, text its source must contain); never a class: inspect.getsource
+    # of a class parses the module with ast, which trips a CPython 3.11.7 bug when run from a test
+    calls: tuple[tuple[str, str], ...] = ()
     sha256: str | None = None  # source of owner.name pinned exactly (we copy that code)
     fields: tuple[str, ...] = ()  # attributes of a sample value (see _VALUE_FIELDS)
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
@@ -94,6 +96,7 @@ _GATHERER = "aiortc.rtcicetransport.RTCIceGatherer"
 _CONN = "aioice.ice.Connection"
 _STUN = "aioice.ice.StunProtocol"
 _PAIR = "aioice.ice.CandidatePair"
+_PC = "aiortc.rtcpeerconnection.RTCPeerConnection"
 _RECEIVERS = ("receiver_audio", "receiver_video")
 _TAP = "passthrough.tap_receiver"
 _FWD = "passthrough.forward_receiver"
@@ -376,7 +379,7 @@ PACKET_DATA = _add(
         _FWD,
         "the depayloaded bytes the jitter buffer joins into a frame; set by us as the receiver does",
         calls=(
-            ("aiortc.jitterbuffer.JitterBuffer", "x._data for x in packets"),
+            ("aiortc.jitterbuffer.JitterBuffer._remove_frame", "x._data for x in packets"),
             (f"{_RECV}._handle_rtp_packet", "packet._data = depayload(codec, packet.payload)"),
         ),
     )
@@ -489,7 +492,7 @@ DTLS_RX_SRTP = _add(
         _FAST,
         "None until the handshake ends, then a pylibsrtp.Session (unprotect)",
         on=("dtls",),
-        calls=((_DTLS, "self._rx_srtp = Session(rx_policy)"),),
+        calls=((f"{_DTLS}._setup_srtp", "self._rx_srtp = Session(rx_policy)"),),
     )
 )
 DTLS_TX_SRTP = _add(
@@ -500,7 +503,7 @@ DTLS_TX_SRTP = _add(
         _OUT,
         "None until the handshake ends, then a pylibsrtp.Session (protect)",
         on=("dtls",),
-        calls=((_DTLS, "self._tx_srtp = Session(tx_policy)"),),
+        calls=((f"{_DTLS}._setup_srtp", "self._tx_srtp = Session(tx_policy)"),),
     )
 )
 DTLS_RTP_ROUTER = _add(
@@ -710,7 +713,7 @@ SENDER_SEND = _add(
         "passthrough.on_negotiated",
         "coroutine send(parameters), looked up on the sender instance by the peer connection",
         params=("self", "parameters"),
-        calls=(("aiortc.rtcpeerconnection.RTCPeerConnection", "await transceiver.sender.send("),),
+        calls=((f"{_PC}._RTCPeerConnection__connect", "await transceiver.sender.send("),),
     )
 )
 SENDER_RETRANSMIT = _add(
@@ -873,14 +876,23 @@ def _build_samples() -> dict[str, Any]:
         )
         connection = aioice.Connection(ice_controlling=True, components=1)
         result["connection"] = connection
-        # host candidates only: binds real UDP sockets, no network traffic
-        await connection.gather_candidates()
-        protocols = getattr(connection, CONNECTION_PROTOCOLS.attr, None) or []
-        if protocols:
-            result["protocol"] = protocols[0]
-            result["pair"] = CandidatePair(protocols[0], protocols[0].local_candidate)
-            result["protocol_is_dispatched_to"] = protocols[0].transport.get_protocol() is protocols[0]
-        await connection.close()
+        try:
+            # host candidates only: binds real UDP sockets, no network traffic
+            await connection.gather_candidates()
+            protocols = getattr(connection, CONNECTION_PROTOCOLS.attr, None) or []
+            if protocols:
+                result["protocol"] = protocols[0]
+                result["pair"] = CandidatePair(protocols[0], protocols[0].local_candidate)
+                result["protocol_is_dispatched_to"] = protocols[0].transport.get_protocol() is protocols[0]
+        except (
+            Exception
+        ) as exc:  # reported per entry: the samples that need a gathered connection are missing
+            result["gather_error"] = exc
+        finally:
+            try:
+                await connection.close()
+            except Exception as exc:
+                result.setdefault("gather_error", exc)
 
     def run() -> None:
         try:
@@ -927,7 +939,7 @@ def _check(entry: Internal, samples: dict[str, Any]) -> list[str]:
     for sample in entry.on:
         obj = samples.get(sample)
         if obj is None:
-            out.append(f"no sample {sample!r} could be built")
+            out.append(f"no sample {sample!r} could be built ({samples.get('gather_error')!r})")
         elif not isinstance(obj, owner) or not hasattr(obj, entry.attr):
             out.append(f"missing on a new {type(obj).__name__} ({sample})")
     if entry.params is not None:
