@@ -19,10 +19,9 @@ from sqlalchemy import Integer, String, Text, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
+from mediation.audit_chain import GENESIS, chain_hash, checkpoint_message, entry_content
 from mediation.canonical import canonical_json, sha256_hex
 from mediation.db import Base, UTCDateTime, utcnow
-
-GENESIS = "0" * 64
 
 
 class AuditEntry(Base):
@@ -60,28 +59,6 @@ class AuditCheckpoint(Base):
     hash: Mapped[str] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
     signature: Mapped[str] = mapped_column(Text)  # base64 Ed25519 over canonical {"seq","hash"}
-
-
-def entry_content(
-    seq: int, at: dt.datetime, actor: str, action: str, subject: str, detail: dict[str, Any], reason: str | None
-) -> dict[str, Any]:
-    return {
-        "seq": seq,
-        "at": at.astimezone(dt.UTC).isoformat(timespec="microseconds"),
-        "actor": actor,
-        "action": action,
-        "subject": subject,
-        "detail": detail,
-        "reason": reason,
-    }
-
-
-def chain_hash(prev_hash: str, content_hash: str) -> str:
-    return sha256_hex(f"{prev_hash}:{content_hash}".encode())
-
-
-def checkpoint_message(seq: int, hash_: str) -> bytes:
-    return canonical_json({"type": "onedoor-audit-checkpoint", "seq": seq, "hash": hash_})
 
 
 async def append(

@@ -30,6 +30,11 @@ def _write_secret(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def default_key_dir(data_dir: Path) -> Path:
+    """Where keys live when no key directory is given: next to the data directory, never inside it (R14)."""
+    return Path(data_dir).resolve().parent / "keys"
+
+
 def public_key_fingerprint(pub: Ed25519PublicKey) -> str:
     raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     h = sha256_hex(raw)[:32]

@@ -26,8 +26,9 @@ from mediation.errors import OneDoorError
 from mediation.keyring import KeyRing
 from mediation.recording_records import Recording, RecordingEvent, RecordingStream
 from recordings import keys
-from recordings.manifest import finalize, verify_manifest
-from recordings.reader import verify_stream
+from recordings.decrypt import verify_stream
+from recordings.manifest import finalize
+from recordings.manifest_format import verify_manifest
 from recordings.segment import ReadStatus
 from recordings.storage import RecordingStorage
 

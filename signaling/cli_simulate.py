@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from mediation import schema
 from mediation.identity import MemoryCodeSender
-from signaling.cli import DEMO_PASSWORD, command, make_demo
+from signaling.cli_server import DEMO_PASSWORD, make_demo
 from signaling.client import SessionClient
 from signaling.config import Settings
 from signaling.services import Services
@@ -31,15 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    s = sub.add_parser("simulate", parents=[common], help="run a mediation with synthetic participants")
-    s.add_argument("--participants", type=int, default=3, help="mediator + parties (3..9)")
-    s.add_argument("--seconds", type=float, default=12.0, help="length of the media part")
-    s.add_argument("--json", action="store_true", help="print only the JSON summary")
-    s.add_argument("--out", default=None, help="where to write the evidence bundle")
-
-
-@command("simulate")
 def simulate(a: argparse.Namespace) -> int:
     if not 3 <= a.participants <= 9:
         raise SystemExit("--participants must be between 3 and 9")

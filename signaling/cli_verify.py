@@ -8,7 +8,11 @@ Recordings: the signed recording manifest (same center key) and every stored seg
 any key. With `--court-key` (the court's X25519 private key, PEM) the data key is unwrapped and every segment is
 decrypted and authenticated; with `--export FILE` too, the recording is written as one playable Matroska file
 (every original track, no transcoding). recordings/export.py exports from the server's storage and database; the
-glue here feeds the same decrypting reader from the bundle's files instead.
+glue here feeds the same decrypting reader and ffmpeg runner (`recordings.decrypt`, `recordings.ffmpeg`) from the
+bundle's files instead.
+
+Dispatched by `signaling.cli`; like everything it imports, this module loads no database, web, Socket.IO or media
+library (tests/cli/test_verify_standalone.py), so a court can run it without the server's stack.
 """
 
 from __future__ import annotations
@@ -18,8 +22,9 @@ import asyncio
 import hashlib
 import json
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -28,32 +33,20 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from mediation.agreements import zipfmt
 from mediation.agreements.verify import averify_bundle
 from mediation.errors import IntegrityError
-from recordings.export import ExportFailed, raw_output_args, run_ffmpeg
-from recordings.keys import court_unwrap
-from recordings.manifest import check_stream, verify_manifest
-from recordings.reader import DecryptedStream
-from recordings.storage import RecordingStorage
-from signaling.cli import command
-from signaling.config import Settings
-
-
-def add_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
-    v = sub.add_parser("verify", parents=[common], help="verify an evidence bundle offline")
-    v.add_argument("bundle", help="the evidence bundle (zip) a court fetched")
-    pin = v.add_mutually_exclusive_group()
-    pin.add_argument("--fingerprint", help="the center key fingerprint printed on the agreement")
-    pin.add_argument("--center-key", help="PEM file with the center's public key")
-    v.add_argument("--court-key", help="the court's X25519 private key (PEM): decrypts the recordings")
-    v.add_argument("--export", help="with --court-key: write the recording to this file (Matroska)")
+from mediation.keyring import default_key_dir
+from recordings.decrypt import DecryptedStream
+from recordings.ffmpeg import ExportFailed, raw_output_args, run_ffmpeg
+from recordings.keywrap import court_unwrap
+from recordings.manifest_format import check_stream, verify_manifest
 
 
 class _BundleStorage:
-    """The read side of `recordings.storage.RecordingStorage`, over one recording's files in a bundle."""
+    """A `recordings.decrypt.StreamSource` over one recording's files in a bundle."""
 
     def __init__(self, files: dict[str, bytes]) -> None:
         self.files = files
 
-    async def read_stream(self, recording_id: str, stream_id: str) -> Any:
+    async def read_stream(self, recording_id: str, stream_id: str) -> AsyncIterator[bytes]:
         yield self.files[f"{stream_id}.odr"]
 
 
@@ -113,7 +106,7 @@ def _bundle_center_key(bundle: dict[str, bytes]) -> bytes | None:
 async def export_recording(files: dict[str, bytes], body: dict[str, Any], data_key: bytes, out: Path | None) -> str:
     """Decrypt and authenticate every segment; with `out`, remux every track into one Matroska file."""
     rid, streams = body["recording_id"], body["streams"]
-    storage = cast(RecordingStorage, _BundleStorage(files))  # DecryptedStream only reads
+    storage = _BundleStorage(files)
     readers = [DecryptedStream(storage, data_key, rid, st["stream_id"]) for st in streams]
     if out is None:
         for reader in readers:
@@ -145,8 +138,7 @@ def _pin(a: argparse.Namespace) -> str | bytes | None:
         return str(a.fingerprint)
     if a.center_key:
         return Path(a.center_key).read_bytes()
-    key_dir = Settings(data_dir=Path(a.data_dir), key_dir=Path(a.key_dir) if a.key_dir else None).key_dir
-    assert key_dir is not None
+    key_dir = Path(a.key_dir) if a.key_dir else default_key_dir(Path(a.data_dir))
     path = key_dir / "center-signing.pem"
     if not path.exists():
         return None
@@ -160,7 +152,6 @@ def _usage(message: str) -> int:
     return 2
 
 
-@command("verify")
 def verify(a: argparse.Namespace) -> int:
     pinned = _pin(a)
     if pinned is None:

@@ -194,7 +194,7 @@ async def join_everyone(srv: DemoServer, clients: list[SessionClient], bots: lis
     every client and bot made is appended to the caller's lists, so the caller's `finally` closes them."""
     from media.bots import Bot
     from media.channels import SocketIOChannel
-    from signaling.cli import DEMO_PASSWORD
+    from signaling.cli_server import DEMO_PASSWORD
 
     m = SessionClient(srv.base_url)
     clients.append(m)

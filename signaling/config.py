@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from mediation.identity import CodeSender, LogCodeSender
+from mediation.keyring import default_key_dir
 
 
 @dataclass
@@ -34,7 +35,7 @@ class Settings:
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
         if self.key_dir is None:
-            self.key_dir = self.data_dir.resolve().parent / "keys"
+            self.key_dir = default_key_dir(self.data_dir)
         self.key_dir = Path(self.key_dir)
 
     @property

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from mediation.agreements import zipfmt
 from mediation.agreements.verify import averify_bundle
 from mediation.models import Case, Person
-from signaling.cli import DEMO_PASSWORD
+from signaling.cli_server import DEMO_PASSWORD
 from signaling.cli_verify import Recordings
 from signaling.client import ProtocolError, SessionClient
 from signaling.services import Services

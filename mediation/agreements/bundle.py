@@ -18,6 +18,7 @@ from mediation import audit
 from mediation.agreements import zipfmt
 from mediation.agreements._load import agreement_row, case_row, version_row
 from mediation.agreements.agreement import signature_rows
+from mediation.agreements.bundle_format import FORMAT, MANIFEST, MANIFEST_SIG, subject_matches
 from mediation.agreements.confirmation import app_subject, application_row
 from mediation.agreements.courts import CourtDirectory
 from mediation.agreements.judging import _judge, ruling_for
@@ -30,8 +31,6 @@ from mediation.db import utcnow
 from mediation.errors import Conflict
 
 log = logging.getLogger(__name__)
-FORMAT = "onedoor-evidence-bundle/1"
-MANIFEST, MANIFEST_SIG = "manifest.json", "manifest.sig"
 
 
 @dataclass
@@ -56,10 +55,6 @@ def _pem(der: bytes) -> bytes:
     from cryptography import x509
 
     return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)
-
-
-def subject_matches(subject: str, prefixes: list[str]) -> bool:
-    return any(subject == p or subject.startswith(p + "/") for p in prefixes)
 
 
 async def audit_extract(s: AsyncSession, prefixes: list[str]) -> dict[str, Any]:

@@ -13,15 +13,10 @@ import dataclasses
 import io
 import json
 import logging
-from dataclasses import dataclass
 
-from asn1crypto import x509 as asn1_x509
 from pyhanko.pdf_utils.embed import EmbeddedFileObject, FileSpec, embed_file
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign import fields, signers
-from pyhanko.sign.validation import async_validate_pdf_signature
-from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -38,16 +33,11 @@ from mediation.agreements.agreement import (
 )
 from mediation.agreements.notary import Notary
 from mediation.agreements.pdf import render
+from mediation.agreements.seal_check import SEAL_FIELD, validate_seal, validation_context  # noqa: F401 (tests)
 from mediation.db import utcnow
 from mediation.errors import Conflict, IntegrityError
 
 log = logging.getLogger(__name__)
-SEAL_FIELD = "CenterSeal"
-
-
-def _vc(roots: list[bytes]) -> ValidationContext:
-    return ValidationContext(trust_roots=[asn1_x509.Certificate.load(r) for r in roots], allow_fetching=False,
-                             revocation_mode="soft-fail")
 
 
 async def seal_pdf(pdf: bytes, notary: Notary, attachments: dict[str, bytes], *, reason: str = "") -> bytes:
@@ -64,46 +54,11 @@ async def seal_pdf(pdf: bytes, notary: Notary, attachments: dict[str, bytes], *,
     meta = signers.PdfSignatureMetadata(
         field_name=SEAL_FIELD, md_algorithm="sha256", subfilter=fields.SigSeedSubFilter.PADES,
         reason=reason or "调解组织电子印章 / seal of the mediation organization", name=notary.settings.center_name,
-        embed_validation_info=True, validation_context=_vc([pki.root.cert_der, *notary.tsa.roots]),
+        embed_validation_info=True, validation_context=validation_context([pki.root.cert_der, *notary.tsa.roots]),
     )
     pdf_signer = signers.PdfSigner(meta, signer=signer, timestamper=notary.tsa.stamper)
     out = await pdf_signer.async_sign_pdf(w)
     return bytes(out.getvalue())
-
-
-@dataclass
-class SealStatus:
-    ok: bool
-    summary: str
-    signer: str = ""
-    timestamp: str = ""
-    pades_level: str = ""
-
-
-async def validate_seal(pdf: bytes, seal_roots: list[bytes], tsa_roots: list[bytes]) -> SealStatus:
-    """Validate the center's seal offline: intact, trusted (chains to `seal_roots`), timestamped (`tsa_roots`),
-    covering the whole document (only validation-data updates after it)."""
-    try:
-        r = PdfFileReader(io.BytesIO(pdf))
-        sigs = r.embedded_signatures
-    except Exception as e:  # a foreign or damaged file
-        return SealStatus(False, f"PDF unreadable: {e}")
-    if len(sigs) != 1 or sigs[0].field_name != SEAL_FIELD:
-        return SealStatus(False, f"expected exactly the center seal, found {[x.field_name for x in sigs]}")
-    try:
-        st = await async_validate_pdf_signature(sigs[0], signer_validation_context=_vc(seal_roots),
-                                                ts_validation_context=_vc(tsa_roots))
-    except Exception as e:
-        return SealStatus(False, f"seal validation error: {e}")
-    if not st.bottom_line:
-        return SealStatus(False, "seal invalid: " + st.summary())
-    if st.timestamp_validity is None:
-        return SealStatus(False, "seal has no signature timestamp")
-    level = st.modification_level.name if st.modification_level else ""
-    if level not in ("NONE", "LTA_UPDATES"):
-        return SealStatus(False, f"document modified after sealing ({level})")
-    return SealStatus(True, st.summary(), st.signing_cert.subject.human_friendly,
-                      st.timestamp_validity.timestamp.isoformat(), "B-LT" if r.root.get("/DSS") else "B-T")
 
 
 async def seal_agreement(s: AsyncSession, agreement_id: int, *, notary: Notary) -> AgreementView:

@@ -2,6 +2,9 @@
 pinned by the caller (the center key or its fingerprint, printed on every agreement) or covered by the manifest
 that the pinned key signed (TSA and seal roots, party keys, the court key).
 
+Imports no database, web or media library (tests/cli/test_verify_standalone.py); docs/bundle.md lists the
+modules of the offline verifier.
+
 Checks run in order and stop at the FIRST failing item, which the report names. `verify_recording`, if given, is
 called per recording with its files (relative names -> bytes) and parsed manifest and returns readable lines; it
 signals failure by raising.
@@ -21,10 +24,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from mediation.agreements import payloads, zipfmt
-from mediation.agreements.bundle import FORMAT, MANIFEST, MANIFEST_SIG, subject_matches
-from mediation.agreements.seal import validate_seal
+from mediation.agreements.bundle_format import FORMAT, MANIFEST, MANIFEST_SIG, subject_matches
+from mediation.agreements.seal_check import validate_seal
 from mediation.agreements.tsa import check_token
-from mediation.audit import chain_hash, entry_content
+from mediation.audit_chain import chain_hash, entry_content
 from mediation.canonical import canonical_json, sha256_hex
 from mediation.keyring import public_key_fingerprint
 

@@ -1,0 +1,159 @@
+"""The server-side commands of `onedoor` (dispatched by `signaling.cli`): serve, demo, users add, db upgrade,
+audit verify; and the helpers the other server commands share (`settings_from`, `run_with_services`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from mediation import accounts, audit, cases, schema, sessions
+from mediation.db import utcnow
+from mediation.models import Center, StaffUser
+from signaling.config import Settings
+from signaling.services import Services
+
+log = logging.getLogger("onedoor")
+DEMO_PASSWORD = "onedoor-demo-2026"
+DEMO_NAMES = ["张三", "李四", "王五", "赵六", "孙七", "周八", "吴九", "郑十"]  # development only; printed by `onedoor demo`
+
+
+def settings_from(a: argparse.Namespace) -> Settings:
+    secret_file = getattr(a, "turn_secret_file", None)
+    return Settings(data_dir=Path(a.data_dir), key_dir=Path(a.key_dir) if a.key_dir else None,
+                    database_url=a.database_url, host=getattr(a, "host", "127.0.0.1"),
+                    port=getattr(a, "port", 8080), base_url=a.base_url,
+                    redis_url=getattr(a, "redis_url", None),
+                    ice_servers=[{"urls": [u]} for u in getattr(a, "ice_url", [])],
+                    turn_urls=getattr(a, "turn_url", []),
+                    turn_secret=Path(secret_file).read_text().strip() if secret_file else None,
+                    s3_bucket=getattr(a, "s3_bucket", None), s3_endpoint=getattr(a, "s3_endpoint", None),
+                    secure_cookies=getattr(a, "secure_cookies", False))
+
+
+def run_with_services(a: argparse.Namespace, fn: Callable[[Services], Any]) -> Any:
+    settings = settings_from(a)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    schema.upgrade(settings.db_url)
+
+    async def go() -> Any:
+        sv = Services.build(settings)
+        try:
+            return await fn(sv)
+        finally:
+            await sv.db.close()
+    return asyncio.run(go())
+
+
+def db_upgrade(a: argparse.Namespace) -> int:
+    settings = settings_from(a)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    schema.upgrade(settings.db_url)
+    print("database is at the latest schema")
+    return 0
+
+
+def serve(a: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from signaling.app import create_app
+
+    settings = settings_from(a)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.db_url.startswith("sqlite"):
+        schema.upgrade(settings.db_url)
+    asyncio.run(_recover_at_start(settings))
+    app = create_app(settings)
+    print(f"OneDoor serving on {settings.public_url}  (mediator console: {settings.public_url}/console)",
+          flush=True)
+    web.run_app(app, host=settings.host, port=settings.port, print=None)
+    return 0
+
+
+async def _recover_at_start(settings: Settings) -> None:
+    """Recordings interrupted by a crash are verified and finalized before serving (issue 4)."""
+    from recordings.recover import recover
+
+    sv = Services.build(settings)
+    try:
+        for r in await recover(sv.db, sv.storage, sv.keys, actor="startup", only_interrupted=True):
+            log.warning("recording %s recovered: %s %s", r.recording_id, r.status, "; ".join(r.problems))
+    finally:
+        await sv.db.close()
+
+
+def users_add(a: argparse.Namespace) -> int:
+    async def go(sv: Services) -> int:
+        async with sv.db.session() as s:
+            center = await ensure_center(s)
+            u = await accounts.create_user(s, center, username=a.username, password=a.password, role=a.role,
+                                           display_name=a.name, actor="cli", court_id=a.court_id)
+            print(f"created {u.username} ({u.role})")
+        return 0
+    return int(run_with_services(a, go))
+
+
+def audit_verify(a: argparse.Namespace) -> int:
+    async def go(sv: Services) -> int:
+        async with sv.db.session() as s:
+            rep = await audit.verify(s, sv.keys.public_key)
+        print(json.dumps({"ok": rep.ok, "entries": rep.entries, "checkpoints": rep.checkpoints,
+                          "problems": rep.problems}, ensure_ascii=False, indent=2))
+        return 0 if rep.ok else 1
+    return int(run_with_services(a, go))
+
+
+async def ensure_center(s: Any) -> Center:
+    center = await s.scalar(select(Center).order_by(Center.id).limit(1))
+    if center is None:
+        center = Center(code="QH-HX", name="湟中区社会治理综合服务中心 (demo)", address="西宁市湟中区")
+        s.add(center)
+        await s.flush()
+    return center
+
+
+async def ensure_user(s: Any, center: Center, username: str, role: str, name: str, **kw: Any) -> StaffUser:
+    u = await s.scalar(select(StaffUser).where(StaffUser.username == username))
+    if u is None:
+        u = await accounts.create_user(s, center, username=username, password=DEMO_PASSWORD, role=role,
+                                       display_name=name, actor="demo", **kw)
+    return u
+
+
+async def make_demo(sv: Services, parties: int = 2) -> dict[str, Any]:
+    base = sv.settings.public_url
+    async with sv.db.session() as s:
+        center = await ensure_center(s)
+        mediator = await ensure_user(s, center, "mediator", "mediator", "王调解员")
+        await ensure_user(s, center, "judge", "court_judge", "李法官", court_id="court-huangzhong")
+        await ensure_user(s, center, "admin", "admin", "管理员")
+        case = await cases.create_case(
+            s, center=center, title="邻里漏水纠纷 (demo)", category="neighbours", channel="walk_in",
+            summary="楼上住户卫生间漏水, 楼下天花板受损", actor="demo", created_by=mediator.id,
+            people=[cases.PersonIn("AB"[i % 2], name, phone=f"1380000{i + 1:04d}", address="湟中区鲁沙尔镇")
+                    for i, name in enumerate(DEMO_NAMES[:parties])],
+        )
+        sess, issued = await sessions.schedule(s, case, host_id=mediator.id, at=utcnow() + dt.timedelta(minutes=5),
+                                               actor="demo")
+        return {"center": center.name, "case": case.code, "session": sess.id,
+                "console": f"{base}/console", "staff_password": DEMO_PASSWORD,
+                "staff": ["mediator", "judge", "admin"],
+                "invites": [{"name": i.name, "role": i.role, "link": i.link(base), "token": i.token,
+                             "invite_id": i.invite_id} for i in issued]}
+
+
+def demo(a: argparse.Namespace) -> int:
+    out = run_with_services(a, make_demo)
+    print(f"\nDemo case {out['case']} at {out['center']}, session {out['session']}")
+    print(f"  Mediator console: {out['console']}  (user 'mediator', password '{out['staff_password']}')")
+    for i in out["invites"]:
+        print(f"  {i['role']:<7} {i['name']}: {i['link']}")
+    print("  One-time identity codes are written to the server log (development sender).\n")
+    return 0
