@@ -5,7 +5,7 @@ API (the signaling layer owns one Hub per live session)::
     hub = Hub(session_id, MediaConfig(...), send)   # send(participant_id, event, payload) -> Awaitable[None]
     await hub.add(participant_id, label)             # label: public dict shown to others (name, role, side...)
     ack = await hub.handle(participant_id, event, payload)   # client -> server media events; returns the ack
-    hub.routing.open_caucus("side-a", [...]); await hub.apply_routing()   # after any routing change
+    await hub.set_caucus(members); await hub.set_lobby(pid, waiting); await hub.set_muted(pid, muted)  # intents
     await hub.remove(participant_id); await hub.close()
     hub.stats()                                      # counters, slots, queues, tasks (for tests and /metrics)
 
@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 from aiortc import RTCPeerConnection
 
@@ -37,20 +37,31 @@ from mediation.errors import Conflict, InvalidInput
 logger = logging.getLogger(__name__)
 
 Send = Callable[[str, str, dict[str, Any]], Awaitable[None]]
+CAUCUS = "caucus"
+
+
+class HubObserver(Protocol):
+    """What the hub tells the session's owner (mediation.live.LiveSession implements it)."""
+
+    async def audio_only_changed(self, pid: str, enabled: bool, reason: str) -> None: ...
+    async def peer_gone(self, pid: str) -> None: ...
 Handler = Callable[[Peer, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
 class Hub:
-    def __init__(self, session_id: str, config: MediaConfig, send: Send) -> None:
+    def __init__(self, session_id: str, config: MediaConfig, send: Send, observer: HubObserver | None = None
+                 ) -> None:
         passthrough.check_aiortc_internals()
         self.session_id = session_id
         self.config = config
         self.routing = RoutingTable()
         self._send = send
+        self.observer = observer
         self._peers: dict[str, Peer] = {}
         self._sinks: dict[str, FrameSink] = {}
         self._tasks: set[asyncio.Future[Any]] = set()
         self._monitor: asyncio.Task[None] | None = None
+        self._caucus: frozenset[str] = frozenset()
         self._closed = False
         self._handlers: dict[str, Handler] = {
             "media:join": self._on_join,
@@ -71,6 +82,8 @@ class Hub:
             return
         self._peers[participant_id] = Peer(participant_id, dict(label or {}), self.config)
         self.routing.add(participant_id)
+        if participant_id in self._caucus:
+            await self.set_caucus(self._caucus)
         if self._monitor is None:
             self._monitor = asyncio.create_task(self._watch_links(), name=f"hub-{self.session_id}-links")
 
@@ -119,6 +132,21 @@ class Hub:
             self._update_activity(peer)
         for peer in list(self._peers.values()):
             await self._send_tracks(peer)
+
+    async def set_caucus(self, members: frozenset[str]) -> None:
+        """The one caucus group (empty: the joint session); members not yet in the hub join it when they do."""
+        if CAUCUS in self.routing.caucuses():
+            self.routing.close_caucus(CAUCUS)
+        self._caucus = frozenset(members)
+        present = self._caucus & self.routing.participants
+        if present:
+            self.routing.open_caucus(CAUCUS, present)
+        await self.apply_routing()
+
+    async def set_lobby(self, participant_id: str, waiting: bool) -> None:
+        """A person in the lobby publishes to mediators only and receives nothing (R5 ID check on camera)."""
+        if participant_id in self.routing.participants and self.routing.set_lobby(participant_id, waiting):
+            await self.apply_routing()
 
     async def set_muted(self, participant_id: str, muted: bool) -> None:
         """Stop (or resume) forwarding a participant's audio to everyone, the recorder included."""
@@ -205,6 +233,13 @@ class Hub:
         await self._set_audio_only(peer, enabled, "request", notify=False)
         return {"ok": True, "audio_only": enabled}
 
+    async def _observe_audio_only(self, pid: str, enabled: bool, reason: str) -> None:
+        if self.observer is not None:
+            try:
+                await self.observer.audio_only_changed(pid, enabled, reason)
+            except Exception:
+                logger.exception("observer failed on audio-only of %s", pid)
+
     async def _on_keyframe(self, peer: Peer, payload: dict[str, Any]) -> dict[str, Any]:
         mid = payload.get("mid")
         slot = next((s for s in peer.slots if s.mid == mid), None)
@@ -278,6 +313,8 @@ class Hub:
         logger.debug("session %s participant %s: connection %s", self.session_id, peer.pid, state)
         if state == "failed" and peer.pc is pc:
             self._spawn(self._on_leave(peer, {}))
+            if self.observer is not None:
+                self._spawn(self.observer.peer_gone(peer.pid))
 
     def _update_activity(self, peer: Peer) -> None:
         for slot in peer.slots:
@@ -313,6 +350,7 @@ class Hub:
         loss = peer.loss.last_loss
         peer.loss.reset()
         await self.apply_routing()
+        await self._observe_audio_only(peer.pid, enabled, reason)
         if notify:
             await self._emit(
                 peer.pid, "media:audio-only", {"enabled": enabled, "reason": reason, "loss": loss}

@@ -76,3 +76,10 @@ async def logout(s: AsyncSession, token: str) -> None:
     row = await s.get(StaffLogin, hash_token(token))
     if row is not None:
         await s.delete(row)
+
+
+async def user(s: AsyncSession, user_id: int) -> StaffUser:
+    u = await s.get(StaffUser, user_id)
+    if u is None or not u.active:
+        raise Unauthenticated("please log in", code="login_required")
+    return u

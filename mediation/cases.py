@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation import audit
-from mediation.db import utcnow
+from mediation.db import Database, utcnow
 from mediation.errors import Conflict, InvalidInput, NotFound
 from mediation.models import Case, Center, Person, StageChange
 
@@ -231,3 +231,13 @@ def case_to_dict(case: Case, now: dt.datetime | None = None) -> dict[str, Any]:
                    for p in case.people],
         "clocks": [c.to_dict(now) for c in clocks(case)],
     }
+
+
+async def fill_demo_identities(db: Database, case_code: str) -> None:
+    """Development only (`onedoor simulate`): synthetic, clearly fake ID numbers and an address for the demo
+    case's people, which an agreement needs (R15, R23)."""
+    async with db.session() as s:
+        case = await get_case(s, case_code)
+        for i, p in enumerate((await s.scalars(select(Person).where(Person.case_id == case.id))).all()):
+            p.id_number = p.id_number or f"63012219900101{i:04d}"
+            p.address = p.address or "青海省西宁市湟中区鲁沙尔镇"

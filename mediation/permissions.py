@@ -6,13 +6,15 @@ inside one mediation session). A staff member joining a session gets a session r
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 from mediation.errors import Forbidden
 
 
-class Role(StrEnum):
-    # session roles
+class SessionRole(StrEnum):
+    """What a person is inside one mediation session."""
+
     HOST = "host"  # the mediator hosting (or the judge hosting a questioning session)
     CO_MEDIATOR = "co_mediator"
     PARTY = "party"
@@ -21,20 +23,26 @@ class Role(StrEnum):
     PSYCHOLOGIST = "psychologist"
     INTERPRETER = "interpreter"
     OBSERVER = "observer"
-    # staff roles (accounts)
+    OUTSIDER = "outsider"  # nobody: may not join
+
+
+class StaffRole(StrEnum):
+    """An account's role: staff of one center, or a judge of one court, or the system administrator."""
+
     INTAKE_CLERK = "intake_clerk"
     MEDIATOR = "mediator"
-    ADMIN = "admin"
+    ADMIN = "admin"  # a center's administrator: its own staff, its own audit log
     COURT_JUDGE = "court_judge"  # a judge's staff account (court portal)
     STAFF_PSYCHOLOGIST = "staff_psychologist"
-    # nobody
-    OUTSIDER = "outsider"
+    SYSTEM_ADMIN = "system_admin"  # above centers: creates courts' judges (issue 10)
 
 
-STAFF_ROLES = {Role.INTAKE_CLERK, Role.MEDIATOR, Role.ADMIN, Role.COURT_JUDGE, Role.STAFF_PSYCHOLOGIST}
-MEDIATORS = {Role.HOST, Role.CO_MEDIATOR}
-SIDES = {Role.PARTY, Role.AGENT}
-THIRD_PARTIES = {Role.JUDGE, Role.PSYCHOLOGIST, Role.INTERPRETER, Role.OBSERVER}
+Role = SessionRole | StaffRole
+
+STAFF_ROLES = set(StaffRole)
+MEDIATORS = {SessionRole.HOST, SessionRole.CO_MEDIATOR}
+SIDES = {SessionRole.PARTY, SessionRole.AGENT}
+THIRD_PARTIES = {SessionRole.JUDGE, SessionRole.PSYCHOLOGIST, SessionRole.INTERPRETER, SessionRole.OBSERVER}
 IN_SESSION = MEDIATORS | SIDES | THIRD_PARTIES
 
 
@@ -48,6 +56,8 @@ class Action(StrEnum):
     CASE_FLAG = "case.flag"
     SESSION_CREATE = "session.create"
     SESSION_READ = "session.read"
+    SESSION_JOIN = "session.join"  # a staff member connects to a session (host, co-mediator, judge, psychologist)
+    INVITE_REISSUE = "invite.reissue"  # only the host mediator or an admin of the center (issue 10)
     USER_CREATE = "user.create"
     AUDIT_READ = "audit.read"
     RECORDING_EXPORT = "recording.export"
@@ -80,46 +90,70 @@ class Action(StrEnum):
     APPLICATION_SIGN = "application.sign"  # a party or agent signs the joint application with its device key
 
 
+class Scope(StrEnum):
+    """Which object an action is checked against, beside the role (mediation.access.check)."""
+
+    NONE = "none"  # the role decides; the query itself is scoped to the actor (own center's list, own court's queue)
+    CENTER = "center"  # the object belongs to the actor's center
+    COURT = "court"  # the case was sent to the actor's court
+    CENTER_OR_COURT = "center_or_court"  # center staff, or a judge of a court the case went to (never privileged, R9)
+    HOST = "host"  # the session's host, or an admin of the session's center
+    SESSION = "session"  # a participant of that session (the Socket.IO connection is bound to it)
+
+
+@dataclass(frozen=True)
+class Rule:
+    roles: frozenset[Role]
+    scope: Scope
+
+
 _ADMITTED = frozenset(IN_SESSION)
-TABLE: dict[Action, frozenset[Role]] = {
-    Action.CASE_CREATE: frozenset({Role.INTAKE_CLERK, Role.MEDIATOR, Role.ADMIN}),
-    Action.CASE_READ: frozenset({Role.INTAKE_CLERK, Role.MEDIATOR, Role.ADMIN}),
-    Action.CASE_LIST: frozenset({Role.INTAKE_CLERK, Role.MEDIATOR, Role.ADMIN}),
-    Action.CASE_STAGE: frozenset({Role.INTAKE_CLERK, Role.MEDIATOR, Role.ADMIN}),
-    Action.CASE_TERMINATE: frozenset({Role.MEDIATOR, Role.ADMIN}),
-    Action.CASE_FLAG: frozenset({Role.MEDIATOR}),
-    Action.SESSION_CREATE: frozenset({Role.MEDIATOR, Role.COURT_JUDGE}),
-    Action.SESSION_READ: frozenset({Role.MEDIATOR, Role.ADMIN, Role.COURT_JUDGE}),
-    Action.USER_CREATE: frozenset({Role.ADMIN}),
-    Action.AUDIT_READ: frozenset({Role.ADMIN}),
-    Action.RECORDING_EXPORT: frozenset({Role.MEDIATOR, Role.ADMIN, Role.COURT_JUDGE}),
-    Action.AGREEMENT_VIEW: frozenset({Role.MEDIATOR, Role.ADMIN}),
-    Action.AGREEMENT_EDIT: frozenset({Role.MEDIATOR}),
-    Action.APPLICATION_START: frozenset({Role.MEDIATOR}),
-    Action.COURT_QUEUE: frozenset({Role.COURT_JUDGE}),
-    Action.COURT_VIEW: frozenset({Role.COURT_JUDGE}),
-    Action.COURT_DECIDE: frozenset({Role.COURT_JUDGE}),
-    Action.COURT_RULE: frozenset({Role.COURT_JUDGE}),
-    Action.COURT_BUNDLE: frozenset({Role.COURT_JUDGE}),
-    Action.IDENTITY_SELF: frozenset(SIDES | THIRD_PARTIES),
-    Action.IDENTITY_ATTEST: frozenset(MEDIATORS),
-    Action.LOBBY_CONSENT: frozenset(SIDES | THIRD_PARTIES),
-    Action.LOBBY_ADMIT: frozenset(MEDIATORS),
-    Action.MEDIA: _ADMITTED,
-    Action.CAUCUS_OPEN: frozenset({Role.HOST}),
-    Action.PRIVATE_TALK: frozenset({Role.PSYCHOLOGIST, Role.HOST}),
-    Action.MUTE_SELF: _ADMITTED,
-    Action.MUTE_OTHER: frozenset(MEDIATORS),
-    Action.HAND: frozenset(SIDES | THIRD_PARTIES),
-    Action.CHAT: _ADMITTED - {Role.OBSERVER},
-    Action.RECORDING_CONTROL: frozenset({Role.HOST}),
-    Action.SESSION_END: frozenset({Role.HOST}),
-    Action.AGREEMENT_DRAFT: frozenset(MEDIATORS),
-    Action.AGREEMENT_READ: _ADMITTED,  # R15: every participant sees the draft live
-    Action.AGREEMENT_SIGN_PARTY: frozenset(SIDES),
-    Action.AGREEMENT_SIGN_MEDIATOR: frozenset({Role.HOST, Role.MEDIATOR}),
-    Action.APPLICATION_SIGN: frozenset(SIDES),
+RULES: dict[Action, Rule] = {
+    Action.CASE_CREATE: Rule(frozenset({StaffRole.INTAKE_CLERK, StaffRole.MEDIATOR, StaffRole.ADMIN}), Scope.NONE),
+    Action.CASE_READ: Rule(frozenset({StaffRole.INTAKE_CLERK, StaffRole.MEDIATOR, StaffRole.ADMIN}), Scope.CENTER),
+    Action.CASE_LIST: Rule(frozenset({StaffRole.INTAKE_CLERK, StaffRole.MEDIATOR, StaffRole.ADMIN}), Scope.NONE),
+    Action.CASE_STAGE: Rule(frozenset({StaffRole.INTAKE_CLERK, StaffRole.MEDIATOR, StaffRole.ADMIN}), Scope.CENTER),
+    Action.CASE_TERMINATE: Rule(frozenset({StaffRole.MEDIATOR, StaffRole.ADMIN}), Scope.CENTER),
+    Action.CASE_FLAG: Rule(frozenset({StaffRole.MEDIATOR}), Scope.CENTER),
+    Action.SESSION_CREATE: Rule(frozenset({StaffRole.MEDIATOR, StaffRole.COURT_JUDGE}), Scope.CENTER),
+    Action.SESSION_READ: Rule(frozenset({StaffRole.MEDIATOR, StaffRole.ADMIN, StaffRole.COURT_JUDGE}), Scope.CENTER),
+    Action.USER_CREATE: Rule(frozenset({StaffRole.ADMIN, StaffRole.SYSTEM_ADMIN}), Scope.NONE),
+    Action.AUDIT_READ: Rule(frozenset({StaffRole.ADMIN}), Scope.NONE),
+    Action.RECORDING_EXPORT: Rule(frozenset({StaffRole.MEDIATOR, StaffRole.ADMIN, StaffRole.COURT_JUDGE}), Scope.CENTER_OR_COURT),
+    Action.SESSION_JOIN: Rule(frozenset({StaffRole.MEDIATOR, StaffRole.COURT_JUDGE, StaffRole.STAFF_PSYCHOLOGIST}),
+                              Scope.CENTER_OR_COURT),
+    Action.INVITE_REISSUE: Rule(frozenset({StaffRole.MEDIATOR, StaffRole.ADMIN, StaffRole.COURT_JUDGE}), Scope.HOST),
+    Action.AGREEMENT_VIEW: Rule(frozenset({StaffRole.MEDIATOR, StaffRole.ADMIN}), Scope.CENTER),
+    Action.AGREEMENT_EDIT: Rule(frozenset({StaffRole.MEDIATOR}), Scope.CENTER),
+    Action.APPLICATION_START: Rule(frozenset({StaffRole.MEDIATOR}), Scope.CENTER),
+    Action.COURT_QUEUE: Rule(frozenset({StaffRole.COURT_JUDGE}), Scope.NONE),
+    Action.COURT_VIEW: Rule(frozenset({StaffRole.COURT_JUDGE}), Scope.COURT),
+    Action.COURT_DECIDE: Rule(frozenset({StaffRole.COURT_JUDGE}), Scope.COURT),
+    Action.COURT_RULE: Rule(frozenset({StaffRole.COURT_JUDGE}), Scope.COURT),
+    Action.COURT_BUNDLE: Rule(frozenset({StaffRole.COURT_JUDGE}), Scope.COURT),
+    Action.IDENTITY_SELF: Rule(frozenset(SIDES | THIRD_PARTIES), Scope.SESSION),
+    Action.IDENTITY_ATTEST: Rule(frozenset(MEDIATORS), Scope.SESSION),
+    Action.LOBBY_CONSENT: Rule(frozenset(SIDES | THIRD_PARTIES), Scope.SESSION),
+    Action.LOBBY_ADMIT: Rule(frozenset(MEDIATORS), Scope.SESSION),
+    Action.MEDIA: Rule(_ADMITTED, Scope.SESSION),
+    Action.CAUCUS_OPEN: Rule(frozenset({SessionRole.HOST}), Scope.SESSION),
+    Action.PRIVATE_TALK: Rule(frozenset({SessionRole.PSYCHOLOGIST, SessionRole.HOST}), Scope.SESSION),
+    Action.MUTE_SELF: Rule(_ADMITTED, Scope.SESSION),
+    Action.MUTE_OTHER: Rule(frozenset(MEDIATORS), Scope.SESSION),
+    Action.HAND: Rule(frozenset(SIDES | THIRD_PARTIES), Scope.SESSION),
+    Action.CHAT: Rule(_ADMITTED - {SessionRole.OBSERVER}, Scope.SESSION),
+    Action.RECORDING_CONTROL: Rule(frozenset({SessionRole.HOST}), Scope.SESSION),
+    Action.SESSION_END: Rule(frozenset({SessionRole.HOST}), Scope.SESSION),
+    Action.AGREEMENT_DRAFT: Rule(frozenset(MEDIATORS), Scope.SESSION),
+    Action.AGREEMENT_READ: Rule(_ADMITTED, Scope.SESSION),  # R15: every participant sees the draft live
+    Action.AGREEMENT_SIGN_PARTY: Rule(frozenset(SIDES), Scope.SESSION),
+    # in a session: the host; over HTTP: a mediator of the case's center
+    Action.AGREEMENT_SIGN_MEDIATOR: Rule(frozenset({SessionRole.HOST, StaffRole.MEDIATOR}), Scope.SESSION),
+    Action.APPLICATION_SIGN: Rule(frozenset(SIDES), Scope.SESSION),
 }
+
+
+TABLE: dict[Action, frozenset[Role]] = {a: r.roles for a, r in RULES.items()}  # roles only, for the matrix tests
 
 
 def allowed(role: Role | str, action: Action) -> bool:
@@ -131,12 +165,12 @@ def require(role: Role | str, action: Action) -> None:
         raise Forbidden(f"role {role!s} may not {action.value}", code="forbidden", action=action.value)
 
 
-def session_role_for_staff(staff_role: str, staff_id: int, host_id: int) -> Role:
+def session_role_for_staff(staff_role: str, staff_id: int, host_id: int) -> SessionRole:
     """What a logged-in staff member is inside a session; OUTSIDER means they may not join."""
     if staff_id == host_id:
-        return Role.HOST
+        return SessionRole.HOST
     return {
-        Role.MEDIATOR: Role.CO_MEDIATOR,
-        Role.COURT_JUDGE: Role.JUDGE,
-        Role.STAFF_PSYCHOLOGIST: Role.PSYCHOLOGIST,
-    }.get(Role(staff_role), Role.OUTSIDER)
+        StaffRole.MEDIATOR: SessionRole.CO_MEDIATOR,
+        StaffRole.COURT_JUDGE: SessionRole.JUDGE,
+        StaffRole.STAFF_PSYCHOLOGIST: SessionRole.PSYCHOLOGIST,
+    }.get(StaffRole(staff_role), SessionRole.OUTSIDER)

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mediation.db import Base, UTCDateTime, utcnow
@@ -95,3 +96,11 @@ class RetentionPolicy(Base):
     record_type: Mapped[str] = mapped_column(String(64), primary_key=True)
     retain_days: Mapped[int] = mapped_column(Integer)
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+async def court_bound(s: AsyncSession, case_code: str) -> list[Recording]:
+    """Finished recordings of the case that go to a court. Caucus recordings are privileged (R9) and stay out."""
+    q = select(Recording).where(Recording.case_code == case_code, Recording.privileged.is_(False),
+                                Recording.status.in_(("stopped", "truncated")),
+                                Recording.keys_destroyed_at.is_(None))
+    return list((await s.scalars(q.order_by(Recording.started_at))).all())

@@ -10,14 +10,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation import audit, devicekeys, identity
 from mediation.db import utcnow
 from mediation.errors import Conflict, Expired, Forbidden, InvalidInput, NotFound, Unauthenticated
-from mediation.models import Case, Consent, Guest, Invite, MediationSession, Person
-from mediation.permissions import Role
+from mediation.models import Case, Consent, Guest, IdentityCheck, Invite, MediationSession, Person
+from mediation.permissions import THIRD_PARTIES, SessionRole
 
 INVITE_TTL = dt.timedelta(days=7)
 CHALLENGE_TTL = dt.timedelta(seconds=120)
@@ -115,11 +115,14 @@ async def invite_by_token(s: AsyncSession, token: str) -> Invite:
 
 async def reissue(s: AsyncSession, inv: Invite, *, actor: str, ttl: dt.timedelta = INVITE_TTL) -> str:
     """A new link for the same invite (lost phone, forwarded link): the old token stops working and the device
-    binding is reset, so the next first use binds the new device. Identity and consents of this session stay."""
+    binding is reset, so the next first use binds the new device, and the identity check is taken again (whoever
+    holds the new link proves who they are before admission; issue 10). Consents of this session stay."""
     token = secrets.token_urlsafe(24)
     old = inv.device_fingerprint
     inv.token_hash, inv.expires_at, inv.revoked = hash_token(token), utcnow() + ttl, False
     inv.device_key = inv.device_fingerprint = inv.bound_at = None
+    await s.execute(update(IdentityCheck).where(IdentityCheck.invite_id == inv.id, IdentityCheck.state == "passed")
+                    .values(state="superseded"))
     await audit.append(s, actor=actor, action="invite.reissue", subject=f"invite:{inv.id}",
                        detail={"previous_device": old})
     return token
@@ -245,7 +248,7 @@ async def readiness(s: AsyncSession, inv: Invite, party_invite_ids: list[int]) -
     c = (await consents_of(s, [inv.id, *party_invite_ids]))
     mine = c[inv.id]
     tp_ok = True
-    if Role(inv.role) in (Role.JUDGE, Role.PSYCHOLOGIST, Role.INTERPRETER, Role.OBSERVER):
+    if SessionRole(inv.role) in THIRD_PARTIES:
         tp_ok = _all_consented(c, participant_id(inv), party_invite_ids)
     return Readiness(await identity.passed(s, inv), bool(mine.get("notices")), mine.get("online") is True,
                      mine.get("recording"), tp_ok)

@@ -10,26 +10,40 @@ from pathlib import Path
 import socketio
 from aiohttp import web
 
-from signaling import (  # noqa: F401  (importing these registers their Socket.IO handlers and HTTP routes)
+from signaling import (
     agreement_api,
     court_api,
     events_agreement,
     events_lobby,
     events_media,
     events_session,
+    http_api,
     recording_events,
     recordings_api,
 )
 from signaling.config import Settings
-from signaling.http_api import api
-from signaling.httpkit import errors_middleware, openapi
+from signaling.http_api import PUBLISHER
+from signaling.httpkit import Api, errors_middleware, openapi
+from signaling.publish import Publisher
 from signaling.services import SERVICES, Services
-from signaling.session_ns import SessionNamespace
+from signaling.session_ns import NAMESPACE, SessionNamespace
+from signaling.sockets import SIO, EventSpec, EventTable, merge
 from web import WEB_DIR
 
 log = logging.getLogger(__name__)
-SIO = web.AppKey("sio", socketio.AsyncServer)
-NAMESPACE = web.AppKey("namespace", SessionNamespace)
+
+# Every route table and event table the server answers, handed to the app factory (nothing registers on import).
+ROUTES: list[Api] = [http_api.api, agreement_api.api, court_api.api, recordings_api.api]
+EVENTS: list[EventTable] = [events_lobby.events, events_session.events, events_media.events,
+                            recording_events.events, events_agreement.events]
+
+
+def api_routes() -> Api:
+    return Api.merge(ROUTES)
+
+
+def event_handlers() -> dict[str, EventSpec]:
+    return merge(EVENTS)
 PAGES = {"/join": "party.html", "/console": "console.html", "/court": "court.html"}
 CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self' ws: wss:; "
        "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
@@ -49,17 +63,20 @@ async def security_headers(request: web.Request, handler: Callable[[web.Request]
     return resp
 
 
-def create_app(settings: Settings, services: Services | None = None) -> web.Application:
+def create_app(settings: Settings, services: Services | None = None, routes: list[Api] | None = None,
+               events: list[EventTable] | None = None) -> web.Application:
     services = services or Services.build(settings)
     app = web.Application(middlewares=[security_headers, errors_middleware], client_max_size=1024 * 1024)
     app[SERVICES] = services
     mgr = socketio.AsyncRedisManager(settings.redis_url) if settings.redis_url else None
     sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=mgr, max_http_buffer_size=256 * 1024,
                                ping_interval=10, ping_timeout=10, json=_Json)
-    ns = SessionNamespace(services)
+    publisher = Publisher(sio, services)
+    ns = SessionNamespace(services, publisher, merge(events or EVENTS))
     sio.register_namespace(ns)
     sio.attach(app)
-    app[SIO], app[NAMESPACE] = sio, ns
+    app[SIO], app[NAMESPACE], app[PUBLISHER] = sio, ns, publisher
+    api = Api.merge(routes or ROUTES)
     api.install(app)
     spec = openapi(api)
     async def openapi_json(_r: web.Request) -> web.Response:
@@ -84,11 +101,8 @@ class _Json:
 
 async def _healthz(request: web.Request) -> web.Response:
     sv = request.app[SERVICES]
-    async with sv.db.session() as s:
-        from sqlalchemy import text
-
-        await s.execute(text("SELECT 1"))
-    return web.json_response({"ok": True, "rooms": len(sv.rooms.all())})
+    await sv.db.ping()
+    return web.json_response({"ok": True, "rooms": len(sv.live.all())})
 
 
 def _static(app: web.Application, web_dir: Path) -> None:
@@ -115,9 +129,12 @@ def _page(file: Path) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     yield
     sv = app[SERVICES]
-    for room in sv.rooms.all():
-        if room.recorder is not None:
-            await room.recorder.stop("server shutdown", actor="server")
-        if room.hub is not None:
-            await room.hub.close()
+    await app[PUBLISHER].close()
+    for live in sv.live.all():
+        if live.recorder is not None:
+            await live.recorder.stop("server shutdown", actor="server")
+        if live.caucus_recorder is not None:
+            await live.caucus_recorder.stop("server shutdown", actor="server")
+        if live.media is not None:
+            await live.media.close()
     await sv.db.close()

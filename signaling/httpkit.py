@@ -14,10 +14,11 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from mediation import accounts
+from mediation.access import PUBLIC, Actor, check_role
 from mediation.errors import Forbidden, InvalidInput, OneDoorError, TooLarge
-from mediation.models import StaffLogin, StaffUser
-from mediation.permissions import Action, require
+from mediation.models import StaffLogin
+from mediation.permissions import Action
+from mediation.resources import login_actor
 from signaling.services import SERVICES, Services
 
 log = logging.getLogger(__name__)
@@ -29,12 +30,11 @@ MAX_BODY = 256 * 1024
 class Ctx:
     services: Services
     request: web.Request
-    user: StaffUser | None = None
+    actor: Actor = PUBLIC
     login: StaffLogin | None = None
 
-    @property
-    def actor(self) -> str:
-        return f"staff-{self.user.id}" if self.user else "public"
+    def param(self, name: str) -> str:
+        return self.request.match_info[name]
 
 
 Handler = Callable[[Ctx, Any], Awaitable[Any]]
@@ -52,8 +52,14 @@ class Route:
 
 
 class Api:
-    def __init__(self) -> None:
-        self.routes: list[Route] = []
+    """A module's route table; the app factory installs the tables it is given (signaling.app)."""
+
+    def __init__(self, routes: list[Route] | None = None) -> None:
+        self.routes: list[Route] = list(routes or [])
+
+    @classmethod
+    def merge(cls, tables: list[Api]) -> Api:
+        return cls([r for t in tables for r in t.routes])
 
     def route(self, method: str, path: str, *, action: Action | None = None, body: type[BaseModel] | None = None,
               staff: bool = True, summary: str = "") -> Callable[[Handler], Handler]:
@@ -72,9 +78,9 @@ def _wrap(r: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         ctx = Ctx(request.app[SERVICES], request)
         if r.staff:
             async with ctx.services.db.session() as s:
-                ctx.user, ctx.login = await accounts.by_cookie(s, request.cookies.get(COOKIE))
+                ctx.actor, ctx.login = await login_actor(s, request.cookies.get(COOKIE))
             if r.action is not None:
-                require(ctx.user.role, r.action)
+                check_role(ctx.actor, r.action)  # the object half is checked by the use case
             if r.method not in ("GET", "HEAD") and request.headers.get("X-CSRF-Token") != ctx.login.csrf_token:
                 raise Forbidden("missing or wrong CSRF token", code="csrf")
         body = None

@@ -14,46 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
 
-from mediation.agreements.models import ConfirmationApplication
-from mediation.errors import InvalidInput, NotFound
-from mediation.models import Case
-from mediation.permissions import Action, Role
-from mediation.recording_records import Recording
+from mediation import evidence
+from mediation.errors import InvalidInput
+from mediation.permissions import Action
 from recordings.export import export
-from signaling.http_api import api
-from signaling.httpkit import Ctx
+from signaling.httpkit import Api, Ctx
 
-
-async def readable_recording(s: Any, ctx: Ctx, recording_id: str) -> Recording:
-    assert ctx.user is not None
-    rec = await s.get(Recording, recording_id[:64])
-    case = await s.scalar(select(Case).where(Case.code == rec.case_code)) if rec else None
-    if rec is None or case is None:
-        raise NotFound("no such recording", code="recording_not_found")
-    if ctx.user.role == Role.COURT_JUDGE:
-        sent = await s.scalar(select(ConfirmationApplication.id).where(
-            ConfirmationApplication.case_id == case.id, ConfirmationApplication.court_id == ctx.user.court_id))
-        if sent is None:
-            raise NotFound("no such recording", code="recording_not_found")
-    elif case.center_id != ctx.user.center_id:
-        raise NotFound("no such recording", code="recording_not_found")
-    return rec
+api = Api()
 
 
 @api.route("GET", "/api/cases/{code}/recordings", action=Action.RECORDING_EXPORT)
 async def list_recordings(ctx: Ctx, _: None) -> dict[str, Any]:
-    """The recordings of a case with their state and duration."""
-    async with ctx.services.db.session() as s:
-        rows = (await s.scalars(select(Recording).where(Recording.case_code == ctx.request.match_info["code"])
-                                .order_by(Recording.started_at))).all()
-        out = []
-        for r in rows:
-            await readable_recording(s, ctx, r.id)
-            out.append({"id": r.id, "session_id": r.session_id, "status": r.status, "privileged": r.privileged,
-                        "duration_ms": r.duration_ms, "started_at": r.started_at.isoformat() if r.started_at else None})
-        return {"recordings": out}
+    """The recordings of a case this user may read (a court never sees privileged caucus recordings, R9)."""
+    return {"recordings": await evidence.list_recordings(ctx.services.db, ctx.actor, ctx.param("code"))}
 
 
 @api.route("GET", "/api/recordings/{id}/export", action=Action.RECORDING_EXPORT)
@@ -63,13 +37,11 @@ async def export_recording(ctx: Ctx, _: None) -> web.StreamResponse:
     if not reason:
         raise InvalidInput("say why the recording is read (logged)", code="reason_required")
     raw = ctx.request.query.get("raw") == "1"
-    rid = ctx.request.match_info["id"]
-    async with ctx.services.db.session() as s:
-        await readable_recording(s, ctx, rid)
+    rid = await evidence.readable_recording(ctx.services.db, ctx.actor, ctx.param("id"))
     sv = ctx.services
     with tempfile.TemporaryDirectory(prefix="onedoor-export-") as tmp:
         out = Path(tmp) / f"{rid}.mkv"
-        await export(sv.db, sv.storage, sv.keys, rid, out, actor=ctx.actor, reason=reason, raw=raw)
+        await export(sv.db, sv.storage, sv.keys, rid, out, actor=ctx.actor.id, reason=reason, raw=raw)
         resp = web.StreamResponse(headers={"Content-Type": "video/x-matroska",
                                            "Content-Disposition": f'attachment; filename="{rid}.mkv"'})
         await resp.prepare(ctx.request)

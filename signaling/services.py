@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
@@ -16,11 +15,11 @@ from mediation.agreements.notary import AgreementSettings, Notary
 from mediation.db import Database
 from mediation.identity import AttestationVerifier, IdentityVerifier, OtpVerifier
 from mediation.keyring import KeyRing
+from mediation.live import LiveSessions
+from mediation.workflow import Workflow
+from recordings.court_share import CourtShare
 from recordings.storage import LocalStorage, RecordingStorage, S3Storage
 from signaling.config import Settings
-
-if TYPE_CHECKING:
-    from signaling.rooms import Rooms
 
 
 @dataclass
@@ -30,7 +29,7 @@ class Services:
     keys: KeyRing
     verifiers: dict[str, IdentityVerifier]
     challenge_secret: bytes
-    rooms: Rooms
+    live: LiveSessions
     storage: RecordingStorage
     used_challenges: dict[str, float] = field(default_factory=dict)
     _notary: Notary | None = None
@@ -46,6 +45,15 @@ class Services:
         return self._notary
 
     @property
+    def workflow(self) -> Workflow:
+        """The agreement workflow facade (mediation.workflow) both transports call."""
+        return Workflow(self.db, lambda: self.notary, lambda: self.courts)
+
+    @property
+    def court_share(self) -> CourtShare:
+        return CourtShare(self.db, self.keys, self.storage, self.courts)
+
+    @property
     def courts(self) -> CourtDirectory:
         """The court directory: `<key_dir>/courts/courts.json`; development courts are generated when absent."""
         if self._courts is None:
@@ -55,8 +63,6 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
-        from signaling.rooms import Rooms
-
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         assert settings.key_dir is not None
         keys = KeyRing.load_or_create(settings.key_dir)
@@ -69,7 +75,7 @@ class Services:
             keys=keys,
             verifiers={"otp": OtpVerifier(settings.code_sender), "attestation": AttestationVerifier()},
             challenge_secret=hashlib.sha256(b"onedoor-join-challenge:" + raw).digest(),
-            rooms=Rooms(),
+            live=LiveSessions(),
             storage=recording_storage(settings),
         )
 

@@ -14,11 +14,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
-
+from mediation import cases
 from mediation.agreements import zipfmt
 from mediation.agreements.verify import averify_bundle
-from mediation.models import Case, Person
 from signaling.cli_server import DEMO_PASSWORD
 from signaling.cli_verify import Recordings
 from signaling.client import ProtocolError, SessionClient
@@ -32,12 +30,7 @@ SIGN_TIMEOUT = 60.0  # the last signature seals the PDF (PAdES + timestamp): all
 async def complete_people(sv: Services, case_code: str) -> None:
     """The demo case has names, phones and addresses; an agreement also needs ID numbers (R15, R23), which the
     intake clerk records. Synthetic, clearly fake numbers."""
-    async with sv.db.session() as s:
-        case = await s.scalar(select(Case).where(Case.code == case_code))
-        assert case
-        for i, p in enumerate((await s.scalars(select(Person).where(Person.case_id == case.id))).all()):
-            p.id_number = p.id_number or f"63012219900101{i:04d}"
-            p.address = p.address or "青海省西宁市湟中区鲁沙尔镇"
+    await cases.fill_demo_identities(sv.db, case_code)
 
 
 def definite_terms(content: dict[str, Any]) -> dict[str, Any]:

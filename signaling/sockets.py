@@ -1,8 +1,11 @@
 """Dispatch for the `/session` Socket.IO namespace: schema, size, rate and permission checks in one place.
 
-Handlers register with `@on(event, action, schema)` and receive (Ctx, payload model). Every client event gets an
-ack `{"ok": true, ...}` or `{"ok": false, "error": {"code", "message"}}`, and errors are also emitted as an
-`error` event so clients without acks see them. Nothing a client sends can raise out of here.
+Each events module builds an `EventTable` with `@events.on(event, action, schema)`; the app factory hands the
+tables to the namespace (no registration as a side effect of importing). Handlers receive (Ctx, payload model),
+call a use case and return the ack. Every client event gets an ack `{"ok": true, ...}` or
+`{"ok": false, "error": {"code", "message"}}`, and errors are also emitted as an `error` event so clients
+without acks see them. After every event the live session's state is pushed if it changed (signaling.publish).
+Nothing a client sends can raise out of here.
 """
 
 from __future__ import annotations
@@ -10,20 +13,24 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import socketio
+from aiohttp import web
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from mediation.access import Actor, check_role
 from mediation.errors import Forbidden, InvalidInput, OneDoorError, RateLimited, TooLarge
-from mediation.permissions import Action, require
-from signaling.rooms import Participant, Room
+from mediation.live import LiveSession, Presence
+from mediation.permissions import Action
+from signaling.publish import NS, Publisher
 from signaling.services import Services
 
 log = logging.getLogger(__name__)
-NS = "/session"
+
+SIO = web.AppKey("sio", socketio.AsyncServer)
 
 
 class Payload(BaseModel):
@@ -41,6 +48,7 @@ class Conn:
     sid: str
     session_id: int
     pid: str
+    actor: Actor
     tokens: float
     last: float = field(default_factory=time.monotonic)
 
@@ -48,13 +56,18 @@ class Conn:
 @dataclass
 class Ctx:
     services: Services
-    sio: socketio.AsyncServer
+    publisher: Publisher
     conn: Conn
-    room: Room
-    me: Participant
+    live: LiveSession
+    me: Presence
+
+    @property
+    def actor(self) -> Actor:
+        return self.conn.actor
 
     async def emit(self, event: str, data: Any, to: str | None = None) -> None:
-        await self.sio.emit(event, data, to=to or self.conn.sid, namespace=NS)
+        """To one participant id of this session (default: this person)."""
+        await self.publisher.to_person(self.live, to or self.me.pid, event, data)
 
 
 HandlerFn = Callable[[Ctx, Any], Awaitable[dict[str, Any] | None]]
@@ -68,30 +81,44 @@ class EventSpec:
     admitted: bool  # only after admission (media, chat, ...)
 
 
-HANDLERS: dict[str, EventSpec] = {}
+class EventTable:
+    def __init__(self) -> None:
+        self.specs: dict[str, EventSpec] = {}
+
+    def on(self, event: str, action: Action, schema: type[BaseModel] = Empty, *, admitted: bool = False
+           ) -> Callable[[HandlerFn], HandlerFn]:
+        def deco(fn: HandlerFn) -> HandlerFn:
+            self.add(event, EventSpec(action, schema, fn, admitted))
+            return fn
+        return deco
+
+    def add(self, event: str, spec: EventSpec) -> None:
+        assert event not in self.specs, event
+        self.specs[event] = spec
 
 
-def on(event: str, action: Action, schema: type[BaseModel] = Empty, *, admitted: bool = False
-       ) -> Callable[[HandlerFn], HandlerFn]:
-    def deco(fn: HandlerFn) -> HandlerFn:
-        assert event not in HANDLERS, event
-        HANDLERS[event] = EventSpec(action, schema, fn, admitted)
-        return fn
-    return deco
+def merge(tables: Iterable[EventTable]) -> dict[str, EventSpec]:
+    out: dict[str, EventSpec] = {}
+    for t in tables:
+        for name, spec in t.specs.items():
+            assert name not in out, name
+            out[name] = spec
+    return out
 
 
 def fail(e: OneDoorError) -> dict[str, Any]:
     return {"ok": False, "error": e.to_dict()}
 
 
-async def dispatch(services: Services, sio: socketio.AsyncServer, conns: dict[str, Conn], event: str, sid: str,
-                   args: tuple[Any, ...]) -> dict[str, Any]:
+async def dispatch(services: Services, publisher: Publisher, handlers: dict[str, EventSpec],
+                   conns: dict[str, Conn], event: str, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
+    live = None
     try:
         conn = conns.get(sid)
         if conn is None:
             raise Forbidden("not connected to a session", code="not_connected")
         _take_token(services, conn)
-        spec = HANDLERS.get(event)
+        spec = handlers.get(event)
         if spec is None:
             raise InvalidInput(f"unknown event {event[:50]!r}", code="unknown_event")
         if len(args) > 1:
@@ -101,15 +128,16 @@ async def dispatch(services: Services, sio: socketio.AsyncServer, conns: dict[st
             raise InvalidInput("the payload must be a JSON object", code="bad_payload")
         if len(json.dumps(raw, ensure_ascii=False)) > services.settings.max_event_bytes:
             raise TooLarge("message too large", code="too_large")
-        room = services.rooms.get(conn.session_id)
-        me = room.people.get(conn.pid) if room else None
-        if room is None or me is None or me.sid != sid:
+        live = services.live.get(conn.session_id)
+        me = live.people.get(conn.pid) if live else None
+        if live is None or me is None or not me.connected or conns.get(sid) is not conn:
             raise Forbidden("this connection was replaced or the session ended", code="not_connected")
-        require(me.role, spec.action)
+        check_role(conn.actor, spec.action)  # the object (this session) is the connection's own
         if spec.admitted and not me.admitted:
             raise Forbidden("wait until the mediator admits you", code="not_admitted")
         payload = spec.schema.model_validate(raw)
-        result = await spec.fn(Ctx(services, sio, conn, room, me), payload)
+        result = await spec.fn(Ctx(services, publisher, conn, live, me), payload)
+        await publisher.flush(live)
         return {"ok": True, **(result or {})}
     except ValidationError as e:
         err: OneDoorError = InvalidInput("the message does not match the schema", code="invalid_input",
@@ -119,7 +147,9 @@ async def dispatch(services: Services, sio: socketio.AsyncServer, conns: dict[st
     except Exception:
         log.exception("handler for %s failed", event)
         err = OneDoorError("internal error", code="internal")
-    await sio.emit("error", {**err.to_dict(), "event": event[:50]}, to=sid, namespace=NS)
+    if live is not None:
+        await publisher.flush(live)  # what changed before the error is still shown
+    await publisher.sio.emit("error", {**err.to_dict(), "event": event[:50]}, to=sid, namespace=NS)
     return fail(err)
 
 

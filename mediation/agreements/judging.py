@@ -25,7 +25,7 @@ from mediation.canonical import canonical_json, sha256_hex
 from mediation.db import utcnow
 from mediation.errors import Conflict, Forbidden, InvalidInput
 from mediation.models import StaffUser
-from mediation.permissions import Role
+from mediation.permissions import StaffRole
 
 log = logging.getLogger(__name__)
 RULE_WITHIN = dt.timedelta(days=15)
@@ -80,7 +80,7 @@ class RulingView:
 
 async def _judge(s: AsyncSession, judge_id: int, court_id: str | None = None) -> StaffUser:
     u = await s.get(StaffUser, judge_id)
-    if u is None or u.role != Role.COURT_JUDGE or not u.active or not u.court_id:
+    if u is None or u.role != StaffRole.COURT_JUDGE or not u.active or not u.court_id:
         raise Forbidden("仅限法官 / judges only", code="not_a_judge")
     if court_id is not None and u.court_id != court_id:
         raise Forbidden("该申请不是向您所在法院提出的 / this application was sent to another court",

@@ -10,10 +10,9 @@ import pytest
 from sqlalchemy import update
 
 from mediation.models import Invite
-from mediation.permissions import MEDIATORS, TABLE, Action, Role
+from mediation.permissions import MEDIATORS, TABLE, Action, SessionRole
 from signaling.client import ProtocolError, SessionClient
-from signaling.http_api import api
-from signaling.sockets import HANDLERS
+from signaling.app import api_routes, event_handlers
 from tests.conftest import STAFF, World
 
 
@@ -32,7 +31,7 @@ async def test_http_matrix(world: World) -> None:
     clients = {name: await world.staff(name, session=False) for name in STAFF}
     outsider = world.client()
     checked = 0
-    for r in api.routes:
+    for r in api_routes().routes:
         path = _path(r.path, world)
         if r.path in ("/api/auth/logout",):
             continue  # would end the login used for the other cells; covered below
@@ -47,7 +46,7 @@ async def test_http_matrix(world: World) -> None:
             else:
                 assert got == 403, (r.method, r.path, role, got)
             checked += 1
-    assert checked >= len(STAFF) * (len(api.routes) - 1)
+    assert checked >= len(STAFF) * (len(api_routes().routes) - 1)
     # CSRF: a staff POST without the token is refused even for an allowed role.
     m = clients["mediator"]
     async with m.http.post(f"{m.base_url}/api/cases/{world.case_code}/stage", json={"to": "triage"}) as resp:
@@ -56,7 +55,7 @@ async def test_http_matrix(world: World) -> None:
     assert await _status(m, "GET", "/api/auth/me") == 401
 
 
-async def _admitted_everyone(world: World) -> dict[Role, SessionClient]:
+async def _admitted_everyone(world: World) -> dict[SessionRole, SessionClient]:
     host = await world.staff("mediator")
     co = await world.staff("mediator2")
     a, b, psy = await world.party("A"), await world.party("B"), await world.party("psychologist")
@@ -69,13 +68,13 @@ async def _admitted_everyone(world: World) -> dict[Role, SessionClient]:
     await host.call("lobby:admit-all")
     for c in (a, b, psy, judge, co):
         await c.wait(lambda c: c.state.get("you", {}).get("admitted") is True)
-    return {Role.HOST: host, Role.CO_MEDIATOR: co, Role.PARTY: a, Role.PSYCHOLOGIST: psy, Role.JUDGE: judge}
+    return {SessionRole.HOST: host, SessionRole.CO_MEDIATOR: co, SessionRole.PARTY: a, SessionRole.PSYCHOLOGIST: psy, SessionRole.JUDGE: judge}
 
 
 async def test_event_matrix(world: World) -> None:
     by_role = await _admitted_everyone(world)
     checked = 0
-    for event, spec in sorted(HANDLERS.items()):
+    for event, spec in sorted(event_handlers().items()):
         if event == "session:end":
             continue
         for role, c in by_role.items():
@@ -89,20 +88,20 @@ async def test_event_matrix(world: World) -> None:
             else:
                 assert outcome == "forbidden", (event, role, outcome)
             checked += 1
-    assert checked == (len(HANDLERS) - 1) * len(by_role)
+    assert checked == (len(event_handlers()) - 1) * len(by_role)
     for role, c in by_role.items():
-        if role is not Role.HOST:
+        if role is not SessionRole.HOST:
             with pytest.raises(ProtocolError) as refused:
                 await c.call("session:end", {})
             assert refused.value.code == "forbidden"
-    await by_role[Role.HOST].call("session:end", {})
+    await by_role[SessionRole.HOST].call("session:end", {})
 
 
 async def test_lobby_people_cannot_use_session_events(world: World) -> None:
     await world.staff("mediator")
     a = await world.party("A")
-    for event, spec in HANDLERS.items():
-        if spec.admitted and Role.PARTY in TABLE[spec.action]:
+    for event, spec in event_handlers().items():
+        if spec.admitted and SessionRole.PARTY in TABLE[spec.action]:
             with pytest.raises(ProtocolError) as e:
                 await a.call(event, {})
             assert e.value.code in ("not_admitted", "invalid_input"), event
@@ -134,5 +133,5 @@ async def test_outsiders_expired_and_forwarded_invites_cannot_connect(world: Wor
 
 def test_permission_table_denies_by_default() -> None:
     assert all(TABLE.get(a) for a in Action), "every action has an explicit entry"
-    assert Role.OUTSIDER not in set().union(*TABLE.values())
+    assert SessionRole.OUTSIDER not in set().union(*TABLE.values())
     assert TABLE[Action.LOBBY_ADMIT] == frozenset(MEDIATORS)

@@ -14,7 +14,7 @@ from signaling.app import SIO, create_app
 from signaling.client import SessionClient
 from signaling.config import Settings
 from signaling.services import SERVICES
-from signaling.session_ns import room_name
+from signaling.publish import session_room
 from tests.conftest import PASSWORD, World, seed
 
 REDIS = "redis://127.0.0.1:6379/0"
@@ -50,7 +50,7 @@ async def test_room_emit_crosses_nodes(aiohttp_server: Any, settings: Settings) 
         await m.join_staff(w2.session_id)
         await m.wait(lambda c: bool(c.state))
         # node 1 emits to the session's room; the client on node 2 receives it through Redis
-        await app1[SIO].emit("session:ended", {"reason": "cross-node"}, room=room_name(w2.session_id),
+        await app1[SIO].emit("session:ended", {"reason": "cross-node"}, room=session_room(w2.session_id),
                              namespace="/session")
         got = await m.wait_event("session:ended", limit=10)
         assert got == {"reason": "cross-node"}

@@ -8,6 +8,7 @@ import pytest
 
 from media.bots import Bot
 from media.channels import SocketIOChannel
+from media.hub import Hub
 from signaling.client import ProtocolError
 from tests.conftest import World
 
@@ -77,15 +78,15 @@ async def test_three_party_media_and_caucus_through_the_server(world: World) -> 
     finally:
         for bot in bots.values():
             await bot.close()
-    room = world.services.rooms.get(world.session_id)
-    assert room is not None and room.hub is not None
-    hub = room.hub
+    room = world.services.live.get(world.session_id)
+    assert room is not None and isinstance(room.media, Hub)
+    hub = room.media
     assert hub.stats()["peer_connections"] == 3
     assert all(p["publications"]["camera"]["decoded_frames"] == 0 for p in hub.stats()["participants"].values())
     await m.call("session:end")
     st = hub.stats()
     assert (st["peer_connections"], st["tasks"], st["queued_frames"]) == (0, 0, 0)
-    assert world.services.rooms.get(world.session_id) is None
+    assert world.services.live.get(world.session_id) is None
 
 
 @pytest.mark.timeout(90)

@@ -120,7 +120,7 @@ async def test_caucus_not_recorded_by_default_and_recorded_privileged_by_center_
 
     m, a, b = await world.trio()
     bots = [Bot(c.pid, SocketIOChannel(c.sio)) for c in (m, a, b)]
-    room = world.services.rooms.get(world.session_id)
+    room = world.services.live.get(world.session_id)
     assert room is not None
     try:
         for bot in bots:

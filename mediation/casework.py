@@ -1,0 +1,255 @@
+"""The console's case work as use cases: cases, sessions and invites, staff accounts, the audit log.
+
+Every function takes the database (its own unit of work) and the acting staff member, checks role AND object
+through mediation.access, and returns plain data. The HTTP routes (signaling/http_api.py) only parse and call.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from mediation import accounts, audit, cases, sessions
+from mediation.access import Actor, Resource, check
+from mediation.agreements.courts import CourtDirectory
+from mediation.db import Database, utcnow
+from mediation.errors import Conflict, Forbidden, InvalidInput, NotFound
+from mediation.keyring import KeyRing
+from mediation.models import Case, Center, Guest, Invite, MediationSession, Person, StaffUser, StageChange
+from mediation.permissions import Action, StaffRole
+from mediation.recording_records import Recording
+from mediation.resources import case_by_code, case_resource, session_and_case, session_resource
+
+
+def session_json(x: MediationSession) -> dict[str, Any]:
+    return {"id": x.id, "kind": x.kind, "state": x.state, "scheduled_at": x.scheduled_at.isoformat(),
+            "host_id": x.host_id}
+
+
+def user_json(u: StaffUser) -> dict[str, Any]:
+    return {"id": u.id, "username": u.username, "name": u.display_name, "role": u.role, "court_id": u.court_id}
+
+
+async def own_case(s: AsyncSession, actor: Actor, code: str, action: Action) -> Case:
+    """A case this actor may act on (other centers' cases do not exist for them)."""
+    case = await case_by_code(s, code)
+    check(actor, action, await case_resource(s, case))
+    return case
+
+
+# ---- cases ------------------------------------------------------------------------------------------------------
+
+async def list_cases(db: Database, actor: Actor) -> list[dict[str, Any]]:
+    async with db.session() as s:
+        rows = (await s.scalars(select(Case).where(Case.center_id == actor.center_id).order_by(Case.id.desc())
+                                .limit(500))).all()
+        await audit.append(s, actor=actor.id, action="case.list", subject=f"center:{actor.center_id}")
+        return [cases.case_to_dict(c) for c in rows]
+
+
+async def overdue(db: Database, actor: Actor) -> list[dict[str, Any]]:
+    async with db.session() as s:
+        late = await cases.overdue_cases(s, actor.center_id or 0)
+        return [{"code": c.code, "title": c.title, "overdue": [k.name for k in ks]} for c, ks in late]
+
+
+async def create_case(db: Database, actor: Actor, *, people: list[cases.PersonIn], **fields: Any) -> dict[str, Any]:
+    async with db.session() as s:
+        center = await s.get(Center, actor.center_id)
+        if center is None:
+            raise Forbidden("only staff of a center open cases", code="forbidden")
+        case = await cases.create_case(s, center=center, people=people, actor=actor.id, created_by=actor.staff_id,
+                                       **fields)
+        return cases.case_to_dict(case)
+
+
+async def read_case(db: Database, actor: Actor, code: str) -> dict[str, Any]:
+    """One case with its people, clocks, stage history and sessions. The read is logged (R10)."""
+    async with db.session() as s:
+        case = await own_case(s, actor, code, Action.CASE_READ)
+        history = (await s.scalars(select(StageChange).where(StageChange.case_id == case.id)
+                                   .order_by(StageChange.id))).all()
+        sess = (await s.scalars(select(MediationSession).where(MediationSession.case_id == case.id)
+                                .order_by(MediationSession.id))).all()
+        await audit.append(s, actor=actor.id, action="case.read", subject=f"case:{case.code}")
+        return {"case": cases.case_to_dict(case),
+                "history": [{"from": h.from_stage, "to": h.to_stage, "by": h.by, "at": h.at.isoformat(),
+                             "note": h.note} for h in history],
+                "sessions": [session_json(x) for x in sess]}
+
+
+async def case_code(db: Database, actor: Actor, code: str, action: Action) -> str:
+    async with db.session() as s:
+        return (await own_case(s, actor, code, action)).code
+
+
+async def move_stage(db: Database, actor: Actor, code: str, to: str, note: str) -> dict[str, Any]:
+    async with db.session() as s:
+        case = await own_case(s, actor, code, Action.CASE_STAGE)
+        await cases.move_stage(s, case, to, actor=actor.id, note=note)
+        return cases.case_to_dict(case)
+
+
+async def terminate(db: Database, actor: Actor, code: str, reason: str, note: str) -> dict[str, Any]:
+    async with db.session() as s:
+        case = await own_case(s, actor, code, Action.CASE_TERMINATE)
+        await cases.terminate(s, case, reason, actor=actor.id, note=note)
+        return cases.case_to_dict(case)
+
+
+async def flag_violence(db: Database, actor: Actor, code: str, note: str) -> dict[str, Any]:
+    """Flag a dispute that may escalate to violence, for the police (R31)."""
+    async with db.session() as s:
+        case = await own_case(s, actor, code, Action.CASE_FLAG)
+        case.flagged_violence = True
+        await audit.append(s, actor=actor.id, action="case.flag_violence", subject=f"case:{case.code}", reason=note)
+        return cases.case_to_dict(case)
+
+
+# ---- sessions and invites -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Scheduled:
+    session: dict[str, Any]
+    invites: list[sessions.IssuedInvite]
+
+
+async def schedule(db: Database, actor: Actor, code: str, at: dt.datetime | None,
+                   guests: list[tuple[str, str]]) -> Scheduled:
+    """A mediation session (a mediator of the case's center), or a judge's questioning (court_api)."""
+    async with db.session() as s:
+        case = await case_by_code(s, code)
+        check(actor, Action.SESSION_CREATE, await case_resource(s, case))
+        kind = "questioning" if actor.role == StaffRole.COURT_JUDGE else "mediation"
+        sess, issued = await sessions.schedule(s, case, host_id=actor.staff_id or 0, at=at or utcnow(),
+                                               actor=actor.id, kind=kind, guests=guests)
+        return Scheduled(session_json(sess), list(issued))
+
+
+async def read_session(db: Database, actor: Actor, session_id: int) -> dict[str, Any]:
+    """A session with its invites (never the tokens), binding, identity and consent status."""
+    async with db.session() as s:
+        sess, case = await session_and_case(s, session_id)
+        check(actor, Action.SESSION_READ, await session_resource(s, sess, case))
+        invs = (await s.scalars(select(Invite).where(Invite.session_id == sess.id).order_by(Invite.id))).all()
+        consents = await sessions.consents_of(s, [i.id for i in invs])
+        out = []
+        for i in invs:
+            who = await s.get(Person, i.person_id) if i.person_id else await s.get(Guest, i.guest_id)
+            out.append({"id": i.id, "participant": f"inv-{i.id}", "role": i.role, "name": who.name if who else "?",
+                        "bound": i.device_key is not None, "expires_at": i.expires_at.isoformat(),
+                        "consents": consents[i.id]})
+        await audit.append(s, actor=actor.id, action="session.read", subject=f"session:{sess.id}")
+        return {"session": session_json(sess), "case": case.code, "invites": out}
+
+
+async def reissue(db: Database, actor: Actor, session_id: int, invite_id: int) -> sessions.IssuedInvite:
+    """A new link for a lost or forwarded one: only the host (or an admin of the center). The old link stops
+    working, the device binding is reset, and the person starts over: identity check and admission again."""
+    async with db.session() as s:
+        sess, case = await session_and_case(s, session_id)
+        inv = await s.get(Invite, invite_id)
+        r = await session_resource(s, sess, case)
+        if inv is None or inv.session_id != sess.id:
+            r = Resource("invite")  # no such invite in this session: the same answer as for another center's
+        try:
+            check(actor, Action.INVITE_REISSUE, Resource("invite", center_id=r.center_id, host_id=r.host_id,
+                                                         session_id=r.session_id))
+        except NotFound:
+            raise NotFound("no such invite", code="invite_not_found") from None
+        assert inv is not None
+        if sess.state == sessions.SessionState.ENDED:
+            raise Conflict("the session has ended", code="session_ended")
+        token = await sessions.reissue(s, inv, actor=actor.id)
+        who = await s.get(Person, inv.person_id) if inv.person_id else await s.get(Guest, inv.guest_id)
+        return sessions.IssuedInvite(inv.id, inv.role, who.name if who else "?", token)
+
+
+async def join_info(db: Database, token: str, secret: bytes) -> dict[str, Any]:
+    """First step of opening an invite link: who it is for, and a fresh challenge for the device proof."""
+    async with db.session() as s:
+        inv = await sessions.invite_by_token(s, token)
+        sess, case = await session_and_case(s, inv.session_id)
+        who = await s.get(Person, inv.person_id) if inv.person_id else await s.get(Guest, inv.guest_id)
+        if sess.state == "ended":
+            raise Forbidden("this session has ended", code="session_ended")
+        return {
+            "challenge": sessions.make_challenge(secret, inv.id),
+            "bound": inv.device_key is not None,
+            "participant": f"inv-{inv.id}", "role": inv.role, "name": who.name if who else "?",
+            "person_id": inv.person_id,
+            "case": {"code": case.code, "title": case.title}, "session": session_json(sess),
+            "notices_version": sessions.NOTICES_VERSION,
+        }
+
+
+# ---- staff and the audit log ------------------------------------------------------------------------------------
+
+async def add_user(db: Database, actor: Actor, courts: CourtDirectory, *, username: str, password: str, role: str,
+                   display_name: str, court_id: str | None) -> dict[str, Any]:
+    """A center admin creates staff of its own center; only the system administrator creates judges (of a court
+    in the directory) and other system administrators (issue 10)."""
+    system = actor.role == StaffRole.SYSTEM_ADMIN
+    if role in (StaffRole.COURT_JUDGE, StaffRole.SYSTEM_ADMIN) and not system:
+        raise Forbidden("only the system administrator creates judges and administrators", code="forbidden")
+    if role == StaffRole.COURT_JUDGE:
+        if not court_id:
+            raise InvalidInput("a judge belongs to a court", code="court_required")
+        courts.get(court_id)  # 404 no_court for a court not in the directory
+    elif court_id:
+        raise InvalidInput("only judges belong to a court", code="bad_court")
+    async with db.session() as s:
+        center = await s.get(Center, actor.center_id)
+        assert center is not None
+        u = await accounts.create_user(s, center, username=username, password=password, role=role,
+                                       display_name=display_name, actor=actor.id, court_id=court_id)
+        return user_json(u)
+
+
+@dataclass(frozen=True)
+class _CenterSubjects:
+    """The audit subjects that belong to one center: its cases (and what hangs under them), sessions, invites,
+    recordings, staff accounts and the center itself."""
+
+    center_id: int
+    ids: dict[str, frozenset[str]]
+
+    def __contains__(self, subject: str) -> bool:
+        kind, _, rest = subject.partition(":")
+        if kind == "center":
+            return rest == str(self.center_id)
+        return rest.split("/")[0] in self.ids.get(kind, frozenset())
+
+
+async def _center_subjects(s: AsyncSession, center_id: int) -> _CenterSubjects:
+    codes = frozenset((await s.scalars(select(Case.code).where(Case.center_id == center_id))).all())
+    sessions_q = select(MediationSession.id).join(Case, Case.id == MediationSession.case_id).where(
+        Case.center_id == center_id)
+    sids = frozenset(str(x) for x in (await s.scalars(sessions_q)).all())
+    invites = frozenset(str(x) for x in (await s.scalars(
+        select(Invite.id).where(Invite.session_id.in_(sessions_q)))).all())
+    recs = frozenset((await s.scalars(select(Recording.id).where(Recording.case_code.in_(codes)))).all())
+    users = frozenset((await s.scalars(select(StaffUser.username).where(StaffUser.center_id == center_id))).all())
+    return _CenterSubjects(center_id, {"case": codes, "session": sids, "invite": invites, "recording": recs,
+                                       "user": users})
+
+
+async def audit_entries(db: Database, actor: Actor, subject: str) -> list[dict[str, Any]]:
+    """Audit entries whose subject starts with `subject`, limited to the admin's own center (its cases, sessions
+    and the center itself); reading the log is itself logged."""
+    async with db.session() as s:
+        ours = await _center_subjects(s, actor.center_id or 0)
+        rows = [e for e in await audit.entries_for(s, subject) if e.subject in ours]
+        await audit.append(s, actor=actor.id, action="audit.read", subject=f"audit:{subject}")
+        return [e.to_dict() for e in rows[-1000:]]
+
+
+async def audit_verify(db: Database, keys: KeyRing) -> dict[str, Any]:
+    """Walk the whole hash chain and the signed checkpoints."""
+    async with db.session() as s:
+        rep = await audit.verify(s, keys.public_key)
+        return {"ok": rep.ok, "entries": rep.entries, "checkpoints": rep.checkpoints, "problems": rep.problems}

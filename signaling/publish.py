@@ -1,0 +1,148 @@
+"""Delivering what happened: the live session's state to each client whenever it changes, and the domain events
+the use cases return (agreement state, notices to the parties, a submission to the court).
+
+Every participant has a Socket.IO room of their own (`s<session>:<participant id>`), so the live session and
+this publisher address people by ids, never by socket ids (and across nodes through the Redis manager).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import socketio
+
+from mediation import lobby
+from mediation.agreements.confirmation import app_subject
+from mediation.live import LiveSession
+from mediation.notices import AgreementChanged, ApplicationSubmitted, Event, Notice, record_notice
+from signaling.services import Services
+
+log = logging.getLogger(__name__)
+NS = "/session"
+
+
+def session_room(session_id: int) -> str:
+    return f"s{session_id}"
+
+
+def person_room(session_id: int, pid: str) -> str:
+    return f"s{session_id}:{pid}"
+
+
+class Publisher:
+    def __init__(self, sio: socketio.AsyncServer, services: Services) -> None:
+        self.sio = sio
+        self.services = services
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # ---- the live session's state ----------------------------------------------------------------------------
+    def watch(self, live: LiveSession) -> None:
+        live.on_change = self._changed
+
+    def _changed(self, live: LiveSession) -> None:
+        """A change outside an event's dispatch (a connection, the hub, an HTTP route): push soon, once."""
+        if any(t.get_name() == f"push-{live.session_id}" for t in self._tasks):
+            return
+        t = asyncio.get_running_loop().create_task(self.flush(live), name=f"push-{live.session_id}")
+        self._tasks.add(t)
+        t.add_done_callback(self._done)
+
+    def _done(self, t: asyncio.Task[Any]) -> None:
+        self._tasks.discard(t)
+        if not t.cancelled() and t.exception() is not None:
+            log.error("state push failed", exc_info=t.exception())
+
+    async def flush(self, live: LiveSession) -> None:
+        if live.dirty:
+            live.dirty = False
+            await self.push_state(live)
+
+    async def close(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def push_state(self, live: LiveSession) -> None:
+        """Each connected participant gets the state they may see; mediators also get the lobby with readiness."""
+        waiting = await lobby.lobby_view(self.services.db, live)
+        guests = [{"id": p.pid, "role": p.role.value, "name": p.name} for p in live.third_parties()]
+        visible = [p.public() for p in live.admitted()]
+        names = [live.people[m].name for m in sorted(live.caucus) if m in live.people]
+        mine = {x["id"]: x for x in waiting}
+        for p in live.connected():
+            you = p.public()
+            if p.pid in mine:  # a person in the lobby sees their own progress (restored after a reload)
+                you["readiness"] = {k: mine[p.pid][k] for k in ("identity", "notices", "online_consent",
+                                                                  "recording_consent", "third_party_ok", "blocking")}
+            state: dict[str, Any] = {
+                "session": live.session_id, "case": live.case_code, "you": you,
+                "mediator_present": live.mediator_present(), "recording": live.recording,
+                "caucus": {"active": bool(live.caucus), "kind": live.caucus_kind, "members": names,
+                           "member_ids": sorted(m for m in live.caucus if m in live.people),
+                           "you_inside": p.pid in live.caucus},
+                "participants": visible if p.admitted else [],
+            }
+            if p.is_side:
+                state["third_parties"] = guests
+            if p.is_mediator:
+                state["lobby"] = waiting
+            await self.to_person(live, p.pid, "session:state", state)
+
+    # ---- addressing ------------------------------------------------------------------------------------------
+    async def to_person(self, live: LiveSession, pid: str, event: str, data: Any) -> None:
+        await self.sio.emit(event, data, to=person_room(live.session_id, pid), namespace=NS)
+
+    async def to_session(self, live: LiveSession, event: str, data: Any) -> None:
+        await self.sio.emit(event, data, room=session_room(live.session_id), namespace=NS)
+
+    async def drop(self, live: LiveSession, pid: str, *, keep: str | None = None) -> None:
+        """Close a participant's connections (refused, link reissued, session ended), except `keep`."""
+        room = person_room(live.session_id, pid)
+        for sid, _ in list(self.sio.manager.get_participants(NS, room)):
+            if sid != keep:
+                await self.sio.disconnect(sid, namespace=NS)
+
+    # ---- domain events ---------------------------------------------------------------------------------------
+    async def deliver(self, events: Iterable[Event]) -> None:
+        for ev in events:
+            if isinstance(ev, AgreementChanged):
+                await self._agreement(ev.case_code)
+            elif isinstance(ev, Notice):
+                await self._notice(ev)
+            elif isinstance(ev, ApplicationSubmitted):
+                await self._submitted(ev)
+
+    async def _agreement(self, case_code: str) -> None:
+        """`agreement:state` to every admitted participant of the case's live sessions."""
+        lives = self.services.live.of_case(case_code)
+        if not lives:
+            return
+        state = await self.services.workflow.state(case_code)
+        if state is None:
+            return
+        for live in lives:
+            for p in live.admitted():
+                await self.to_person(live, p.pid, "agreement:state", state)
+
+    async def _notice(self, notice: Notice) -> None:
+        """A `court:notice` to each connected party or agent of the case; what was sent to whom is recorded."""
+        body = notice.body()
+        delivered = []
+        for live in self.services.live.of_case(notice.case_code):
+            for p in live.connected():
+                if p.is_side:
+                    await self.to_person(live, p.pid, "court:notice", body)
+                    delivered.append(p.pid)
+        await record_notice(self.services.db, notice, body, delivered)
+
+    async def _submitted(self, ev: ApplicationSubmitted) -> None:
+        """The case goes to the court: its recordings' keys are wrapped to the court, the parties are told."""
+        wrapped = await self.services.court_share.wrap_case(ev.case_code, ev.court_id, actor="system")
+        await self._notice(Notice(ev.case_code, app_subject(ev.case_code, ev.application_id),
+                                  "application_submitted",
+                                  {"application_id": ev.application_id, "court_id": ev.court_id,
+                                   "court": self.services.courts.get(ev.court_id).name,
+                                   "recordings_shared": len(wrapped)}))
