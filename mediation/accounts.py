@@ -1,9 +1,18 @@
-"""Staff accounts: argon2 password hashes, login sessions (hashed cookie token + CSRF token)."""
+"""Staff accounts: argon2 password hashes, login sessions (hashed cookie token + CSRF token).
+
+Password checks run off the event loop (argon2 in a worker thread, at most `VERIFY_CONCURRENCY` at a time, so a
+login flood cannot take every core), and failed logins are throttled per account and per address with
+exponential backoff; the start of each lockout is an audit entry (issue 10).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -11,8 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation import audit
-from mediation.db import utcnow
-from mediation.errors import Conflict, InvalidInput, Unauthenticated
+from mediation.db import Database, utcnow
+from mediation.errors import Conflict, InvalidInput, RateLimited, Unauthenticated
 from mediation.models import Center, StaffLogin, StaffUser
 from mediation.permissions import STAFF_ROLES
 from mediation.sessions import hash_token
@@ -20,6 +29,69 @@ from mediation.sessions import hash_token
 LOGIN_TTL = dt.timedelta(hours=12)
 _ph = PasswordHasher()
 _DUMMY = _ph.hash("timing-equalizer")
+VERIFY_CONCURRENCY = 2
+_verifying: asyncio.Semaphore | None = None
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_ph.hash, password)
+
+
+async def _verify(stored: str, password: str) -> bool:
+    global _verifying
+    if _verifying is None:
+        _verifying = asyncio.Semaphore(VERIFY_CONCURRENCY)
+    async with _verifying:
+        try:
+            return await asyncio.to_thread(_ph.verify, stored, password)
+        except (VerificationError, InvalidHashError):
+            return False
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    locked_until: float = 0.0
+
+
+@dataclass
+class LoginThrottle:
+    """Failed logins per key ("user:<name>", "addr:<ip>"): after `free` failures (more for an address) each further
+    one locks the key for base * 2^(n - free - 1) seconds, capped at `cap`; a success clears the account's key.
+    Kept in the node's memory (docs/security.md says what that means with several nodes)."""
+
+    free: int = 5  # per account
+    free_per_address: int = 20  # an address may be a whole office behind one NAT
+    base: float = 1.0
+    cap: float = 900.0
+    keys: dict[str, _Failures] = field(default_factory=dict)
+    clock: Callable[[], float] = time.monotonic
+
+    def now(self) -> float:
+        return self.clock()
+
+    def retry_after(self, *keys: str) -> float:
+        now = self.now()
+        return max([0.0, *(f.locked_until - now for k in keys if (f := self.keys.get(k)) is not None)])
+
+    def failed(self, *keys: str) -> list[str]:
+        """Count a failure; returns the keys that became locked now."""
+        now, locked = self.now(), []
+        if len(self.keys) > 100_000:  # bounded: forget keys whose lock has long expired
+            self.keys = {k: f for k, f in self.keys.items() if f.locked_until > now - self.cap}
+        for k in keys:
+            f = self.keys.setdefault(k, _Failures())
+            f.count += 1
+            free = self.free_per_address if k.startswith("addr:") else self.free
+            if f.count > free:
+                f.locked_until = now + min(self.cap, self.base * 2 ** min(f.count - free - 1, 20))
+                locked.append(k)
+        return locked
+
+    def succeeded(self, key: str) -> None:
+        self.keys.pop(key, None)
+
+
 
 
 async def create_user(
@@ -35,29 +107,39 @@ async def create_user(
     if await s.scalar(select(StaffUser.id).where(StaffUser.username == username)):
         raise Conflict(f"user {username} exists", code="user_exists")
     u = StaffUser(center_id=center.id, username=username, display_name=display_name, role=role,
-                  password_hash=_ph.hash(password), court_id=court_id)
+                  password_hash=await hash_password(password), court_id=court_id)
     s.add(u)
     await s.flush()
     await audit.append(s, actor=actor, action="user.create", subject=f"user:{username}", detail={"role": role})
     return u
 
 
-async def login(s: AsyncSession, username: str, password: str) -> tuple[StaffUser, str, StaffLogin]:
-    u = await s.scalar(select(StaffUser).where(StaffUser.username == username, StaffUser.active.is_(True)))
-    try:
-        _ph.verify(u.password_hash if u else _DUMMY, password)
-        ok = u is not None
-    except (VerificationError, InvalidHashError):
-        ok = False
+async def login(db: Database, throttle: LoginThrottle, username: str, password: str, *, address: str = ""
+                ) -> tuple[StaffUser, str, StaffLogin]:
+    keys = (f"user:{username[:100]}", f"addr:{address[:64]}")
+    wait = throttle.retry_after(*keys)
+    if wait > 0:
+        raise RateLimited("too many failed logins; try again later", code="login_throttled",
+                          retry_after=int(wait) + 1)
+    async with db.session() as s:
+        u = await s.scalar(select(StaffUser).where(StaffUser.username == username, StaffUser.active.is_(True)))
+        stored = u.password_hash if u else _DUMMY
+    ok = await _verify(stored, password) and u is not None
     if not ok or u is None:
-        await audit.append(s, actor="outsider", action="login.failed", subject=f"user:{username[:100]}")
+        async with db.session() as s:  # committed: the failure is on record even though the request fails
+            await audit.append(s, actor="outsider", action="login.failed", subject=f"user:{username[:100]}")
+            for k in throttle.failed(*keys):
+                await audit.append(s, actor="system", action="login.locked", subject=k.replace("addr:", "address:"),
+                                   detail={"seconds": int(throttle.retry_after(k)) + 1})
         raise Unauthenticated("wrong user name or password", code="bad_credentials")
-    token = secrets.token_urlsafe(32)
-    row = StaffLogin(token_hash=hash_token(token), user_id=u.id, csrf_token=secrets.token_urlsafe(24),
-                     expires_at=utcnow() + LOGIN_TTL)
-    s.add(row)
-    await audit.append(s, actor=f"staff-{u.id}", action="login", subject=f"user:{u.username}")
-    return u, token, row
+    async with db.session() as s:
+        throttle.succeeded(keys[0])
+        token = secrets.token_urlsafe(32)
+        row = StaffLogin(token_hash=hash_token(token), user_id=u.id, csrf_token=secrets.token_urlsafe(24),
+                         expires_at=utcnow() + LOGIN_TTL)
+        s.add(row)
+        await audit.append(s, actor=f"staff-{u.id}", action="login", subject=f"user:{u.username}")
+        return u, token, row
 
 
 async def by_cookie(s: AsyncSession, token: str | None) -> tuple[StaffUser, StaffLogin]:
