@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator, event, text
-from sqlalchemy.engine import Dialect
+from sqlalchemy import DateTime, MetaData, Table, TypeDecorator, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
 
@@ -52,6 +56,7 @@ class Database:
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
+        secure_sqlite_file(url)
         kwargs: dict[str, object] = {"echo": echo}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"timeout": 30}
@@ -85,3 +90,45 @@ def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+# ---- at rest: the data directory is private (issue 10) -------------------------------------------------------------
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and missing parents) as 0700, and make it 0700 if it already existed."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def secure_sqlite_file(url: str) -> None:
+    """A SQLite database file is created 0600 in a 0700 directory before SQLite opens it; SQLite gives its -wal and
+    -shm files the mode of the database file. Existing files are narrowed to 0600. Other backends: nothing to do."""
+    u = make_url(url)
+    if not u.drivername.startswith("sqlite") or not u.database or u.database == ":memory:":
+        return
+    db = Path(u.database)
+    private_dir(db.parent)
+    os.close(os.open(db, os.O_WRONLY | os.O_CREAT, 0o600))
+    for f in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm"), db.with_name(db.name + "-journal")):
+        if f.exists():
+            os.chmod(f, 0o600)
+
+
+# ---- atomic writes: one statement decides, not a read before it (issue 10) ------------------------------------------
+
+async def insert_or_ignore(s: AsyncSession, table: Table, values: Mapping[str, Any]) -> bool:
+    """INSERT ... ON CONFLICT DO NOTHING: True when this call inserted the row, False when a row with the same key
+    was already there (or is being inserted by a concurrent transaction that then commits)."""
+    ins = (postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
+    res = await s.execute(ins.values(**values).on_conflict_do_nothing())
+    return bool(res.rowcount)  # type: ignore[attr-defined]
+
+
+async def upsert(s: AsyncSession, table: Table, values: Mapping[str, Any], key: list[str],
+                 update: Mapping[str, Any]) -> None:
+    """INSERT ... ON CONFLICT (key) DO UPDATE SET update: one statement, so two concurrent writers cannot both
+    insert (and the second never fails on the unique constraint)."""
+    ins = (postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert)(table)
+    await s.execute(ins.values(**values).on_conflict_do_update(index_elements=key, set_=dict(update)))

@@ -14,6 +14,7 @@ import logging
 import secrets
 from typing import Any, Protocol
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation import audit
@@ -94,17 +95,24 @@ class OtpVerifier:
         if utcnow() > check.expires_at:
             check.state = "failed"
             raise Expired("the code has expired; request a new one", code="code_expired")
-        check.attempts += 1
-        if check.attempts > MAX_ATTEMPTS:
-            check.state = "failed"
+        # one conditional UPDATE counts the attempt: concurrent answers cannot share one count (issue 10), and
+        # none counts once the check is no longer pending
+        attempts = await s.scalar(
+            update(IdentityCheck).where(IdentityCheck.id == check.id, IdentityCheck.state == "pending")
+            .values(attempts=IdentityCheck.attempts + 1).returning(IdentityCheck.attempts)
+            .execution_options(synchronize_session=False))
+        if attempts is None:
+            raise Conflict("no identity check is waiting; request a code first", code="no_pending_check")
+        if attempts > MAX_ATTEMPTS:
+            await _finish(s, check.id, "failed")
             await audit.append(s, actor=actor, action="identity.failed", subject=f"invite:{invite.id}",
                                detail={"method": self.method, "why": "too many attempts"})
             raise RateLimited("too many wrong codes; request a new one", code="too_many_attempts")
         ok = hmac.compare_digest(check.secret_hash or "", sha256_hex(f"{invite.id}:{code}".encode()))
         if ok:
-            check.state, check.done_at = "passed", utcnow()
+            ok = await _finish(s, check.id, "passed")
         await audit.append(s, actor=actor, action="identity.passed" if ok else "identity.wrong_code",
-                           subject=f"invite:{invite.id}", detail={"method": self.method, "attempt": check.attempts})
+                           subject=f"invite:{invite.id}", detail={"method": self.method, "attempt": attempts})
         return ok
 
 
@@ -129,6 +137,13 @@ class AttestationVerifier:
         await audit.append(s, actor=actor, action="identity.attested" if matched else "identity.attest_failed",
                            subject=f"invite:{invite.id}", detail={"method": self.method, "document": document})
         return matched
+
+
+async def _finish(s: AsyncSession, check_id: int, state: str) -> bool:
+    """pending -> passed | failed, only from pending (True when this call made the change)."""
+    res = await s.execute(update(IdentityCheck).where(IdentityCheck.id == check_id, IdentityCheck.state == "pending")
+                          .values(state=state, done_at=utcnow()).execution_options(synchronize_session=False))
+    return bool(res.rowcount)  # type: ignore[attr-defined]
 
 
 def _mask(phone: str) -> str:

@@ -50,9 +50,12 @@ class KeyRing:
 
     @classmethod
     def load_or_create(cls, key_dir: Path) -> KeyRing:
-        key_dir.mkdir(parents=True, exist_ok=True)
+        key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(key_dir, 0o700)
         sk_path = key_dir / "center-signing.pem"
+        for f in (sk_path, key_dir / "master-keys.json"):  # keys written by an older version or by hand: 0600
+            if f.exists():
+                os.chmod(f, 0o600)
         if sk_path.exists():
             sk = serialization.load_pem_private_key(sk_path.read_bytes(), password=None)
             assert isinstance(sk, Ed25519PrivateKey)

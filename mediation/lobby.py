@@ -4,7 +4,7 @@ consents, the one readiness rule, admission and refusal. Transports call these a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,8 +37,7 @@ def _text(v: Any) -> bool:
     return isinstance(v, str) and len(v) < 400
 
 
-async def join_by_invite(db: Database, auth: Mapping[str, Any], *, secret: bytes,
-                         spend_challenge: Callable[[str], bool]) -> Joined:
+async def join_by_invite(db: Database, auth: Mapping[str, Any], *, secret: bytes) -> Joined:
     """A party, agent or invited guest connects: the invite token, and the device proof over a fresh challenge."""
     token, challenge, signature, public_key = (auth.get(k) for k in ("invite", "challenge", "signature", "public_key"))
     if not (_text(token) and _text(challenge) and _text(signature)) or not (public_key is None or _text(public_key)):
@@ -46,8 +45,6 @@ async def join_by_invite(db: Database, auth: Mapping[str, Any], *, secret: bytes
     assert isinstance(token, str) and isinstance(challenge, str) and isinstance(signature, str)
     async with db.session() as s:
         inv = await sessions.invite_by_token(s, token)
-        if not spend_challenge(challenge):
-            raise Unauthenticated("this join challenge was already used", code="challenge_used")
         await sessions.prove_device(s, inv, challenge=challenge, signature=signature,
                                     public_key=public_key if isinstance(public_key, str) else None, secret=secret)
         sess, case = await session_and_case(s, inv.session_id)

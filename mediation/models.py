@@ -175,3 +175,21 @@ class ChatMessage(Base):
     caucus: Mapped[str | None] = mapped_column(String(50), nullable=True)  # private to that caucus (R9)
     text: Mapped[str] = mapped_column(Text)
     at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SpentChallenge(Base):
+    """A join challenge that a successful join used (R17): inserting its hash is the single-use check, so every
+    process and node, and the server after a restart, sees it. Rows are pruned once the challenge has expired."""
+
+    __tablename__ = "spent_challenges"
+    challenge_hash: Mapped[str] = mapped_column(String(64), primary_key=True)  # SHA-256 of the challenge
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class Counter(Base):
+    """Named sequences that must not hand out a number twice (case codes: `<center>-<year>-`): incremented by one
+    UPDATE ... RETURNING, never read-then-written."""
+
+    __tablename__ = "counters"
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer)

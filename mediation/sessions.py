@@ -10,13 +10,22 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation import audit, devicekeys, identity
-from mediation.db import utcnow
+from mediation.db import insert_or_ignore, upsert, utcnow
 from mediation.errors import Conflict, Expired, Forbidden, InvalidInput, NotFound, Unauthenticated
-from mediation.models import Case, Consent, Guest, IdentityCheck, Invite, MediationSession, Person
+from mediation.models import (
+    Case,
+    Consent,
+    Guest,
+    IdentityCheck,
+    Invite,
+    MediationSession,
+    Person,
+    SpentChallenge,
+)
 from mediation.permissions import THIRD_PARTIES, SessionRole
 
 INVITE_TTL = dt.timedelta(days=7)
@@ -135,14 +144,15 @@ def invite_name(inv: Invite, person: Person | None, guest: Guest | None) -> str:
 # ---- device binding (R17) ---------------------------------------------------------------------------------------
 
 def make_challenge(secret: bytes, invite_id: int, now: dt.datetime | None = None) -> str:
-    """A stateless, expiring, invite-bound challenge; the caller keeps used nonces to make it single-use."""
+    """A stateless, expiring, invite-bound challenge; `spend_challenge` makes it single-use (in the database)."""
     exp = int(((now or utcnow()) + CHALLENGE_TTL).timestamp())
     body = f"{invite_id}.{exp}.{secrets.token_urlsafe(16)}"
     mac = hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()[:32]
     return f"{body}.{mac}"
 
 
-def check_challenge(secret: bytes, invite_id: int, challenge: str, now: dt.datetime | None = None) -> None:
+def check_challenge(secret: bytes, invite_id: int, challenge: str, now: dt.datetime | None = None) -> dt.datetime:
+    """Check the MAC, the invite and the freshness of a challenge; returns when it expires."""
     try:
         inv_s, exp_s, nonce, mac = challenge.split(".")
         body = f"{inv_s}.{exp_s}.{nonce}"
@@ -155,28 +165,52 @@ def check_challenge(secret: bytes, invite_id: int, challenge: str, now: dt.datet
         raise Unauthenticated("device proof failed", code="bad_challenge")
     if not fresh:
         raise Expired("the join challenge expired; reload the page", code="challenge_expired")
+    return dt.datetime.fromtimestamp(int(exp_s), dt.UTC)
+
+
+async def spend_challenge(s: AsyncSession, challenge: str, expires_at: dt.datetime) -> bool:
+    """Single use, seen by every process, node and restart: inserting the challenge's hash is the check (False:
+    already spent). Runs in the join's transaction, so a join that fails leaves the challenge unspent, and of two
+    concurrent joins with one challenge at most one commits. Expired rows are pruned here."""
+    expired = (select(SpentChallenge.challenge_hash).where(SpentChallenge.expires_at < utcnow()).limit(500)
+               .with_for_update(skip_locked=True))  # PostgreSQL: no waiting on (or deadlock with) another pruner
+    await s.execute(delete(SpentChallenge).where(SpentChallenge.challenge_hash.in_(expired)))
+    return await insert_or_ignore(s, SpentChallenge.__table__,  # type: ignore[arg-type]
+                                  {"challenge_hash": hash_token(challenge), "expires_at": expires_at})
 
 
 async def prove_device(
     s: AsyncSession, inv: Invite, *, challenge: str, signature: str, public_key: str | None, secret: bytes
 ) -> bool:
-    """Check the device proof; bind the key on first use. Returns True when this call bound the invite."""
-    check_challenge(secret, inv.id, challenge)
+    """Check the device proof (the challenge is single-use) and bind the key on first use. Returns True when this
+    call bound the invite. The binding is one conditional UPDATE (`WHERE device_key IS NULL`), so of many devices
+    opening an unbound link at the same moment exactly one is bound; the others get `device_mismatch`."""
+    expires_at = check_challenge(secret, inv.id, challenge)
+    if not await spend_challenge(s, challenge, expires_at):
+        raise Unauthenticated("this join challenge was already used", code="challenge_used")
     if inv.device_key is None:
         if not public_key:
             raise Unauthenticated("first use of this link must register a device key", code="device_key_required")
         if not devicekeys.verify_raw(public_key, signature, devicekeys.join_message(challenge)):
             raise Unauthenticated("device proof failed", code="bad_signature")
-        inv.device_key, inv.device_fingerprint = public_key, devicekeys.fingerprint(public_key)
-        inv.bound_at = utcnow()
-        await audit.append(s, actor=f"inv-{inv.id}", action="invite.bind", subject=f"invite:{inv.id}",
-                           detail={"fingerprint": inv.device_fingerprint})
-        return True
+        fingerprint = devicekeys.fingerprint(public_key)
+        bound = await s.execute(
+            update(Invite).where(Invite.id == inv.id, Invite.device_key.is_(None))
+            .values(device_key=public_key, device_fingerprint=fingerprint, bound_at=utcnow())
+            .execution_options(synchronize_session=False))
+        await s.refresh(inv)
+        if bound.rowcount == 1:  # type: ignore[attr-defined]
+            await audit.append(s, actor=f"inv-{inv.id}", action="invite.bind", subject=f"invite:{inv.id}",
+                               detail={"fingerprint": fingerprint})
+            return True
+        if inv.device_key == public_key:  # the same device, twice at once: bound by the other call
+            return False
     if public_key and public_key != inv.device_key:
         await audit.append(s, actor="outsider", action="invite.device_mismatch", subject=f"invite:{inv.id}",
                            detail={"fingerprint": devicekeys.fingerprint(public_key)})
         raise Forbidden("this link is already in use on another device; ask the mediation center for help",
                         code="device_mismatch")
+    assert inv.device_key is not None
     if not devicekeys.verify_raw(inv.device_key, signature, devicekeys.join_message(challenge)):
         raise Unauthenticated("device proof failed", code="bad_signature")
     return False
@@ -197,17 +231,17 @@ async def record_consent(
         raise InvalidInput("a third-party consent names the third party, others do not", code="bad_consent")
     if k is ConsentKind.THIRD_PARTY and inv.role not in ("party", "agent"):
         raise Forbidden("only parties consent to third parties", code="forbidden")
-    row = await s.scalar(select(Consent).where(Consent.invite_id == inv.id, Consent.kind == k.value,
-                                               Consent.subject == subject))
-    if row is None:
-        row = Consent(invite_id=inv.id, kind=k.value, subject=subject, granted=granted)
-        s.add(row)
-    else:  # a choice may change (R1: consent per stage); every change is logged
-        row.granted, row.at = granted, utcnow()
+    # one upsert: a choice may change (R1: consent per stage), and two at once leave one row, never a 500
+    now = utcnow()
+    await upsert(s, Consent.__table__,  # type: ignore[arg-type]
+                 {"invite_id": inv.id, "kind": k.value, "subject": subject, "granted": granted, "at": now},
+                 key=["invite_id", "kind", "subject"], update={"granted": granted, "at": now})
     await audit.append(s, actor=actor, action="consent", subject=f"invite:{inv.id}",
                        detail={"kind": k.value, "subject": subject, "granted": granted,
                                "notices_version": NOTICES_VERSION if k is ConsentKind.NOTICES else None})
-    await s.flush()
+    row = await s.scalar(select(Consent).where(Consent.invite_id == inv.id, Consent.kind == k.value,
+                                               Consent.subject == subject).execution_options(populate_existing=True))
+    assert row is not None
     return row
 
 

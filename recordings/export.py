@@ -8,9 +8,11 @@
 
 Plaintext handling (`recordings.ffmpeg`): the system `ffmpeg` reads each decrypted stream from its own anonymous
 pipe (`pipe:N`, inherited file descriptors) that this process fills from the decrypting reader with non-blocking
-writes; no decrypted byte is written to a file except the requested output itself, which the caller places (outside the
-data directory; it is the deliverable). On failure the partial output is removed. Both the read (before
-decrypting) and the result (with the output's SHA-256) are audit entries.
+writes. `export` writes the requested output file, which the caller places (outside the data directory; it is the
+deliverable; on failure the partial output is removed). `export_stream` (the HTTP export) has ffmpeg write
+Matroska to its stdout and yields the bytes: no decrypted byte is ever written to a file, so nothing is left
+behind if the process dies (issue 10). Both the read (before decrypting) and the result (with the output's
+SHA-256) are audit entries.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import asyncio
 import hashlib
 import math
 import os
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,7 +33,7 @@ from mediation.errors import NotFound
 from mediation.keyring import KeyRing
 from mediation.recording_records import Recording, RecordingParticipant, RecordingStream
 from recordings.decrypt import DecryptedStream
-from recordings.ffmpeg import ExportFailed, raw_output_args, run_ffmpeg
+from recordings.ffmpeg import ExportFailed, raw_output_args, run_ffmpeg, stream_ffmpeg
 from recordings.reader import authorize_read
 from recordings.storage import RecordingStorage
 
@@ -120,6 +123,52 @@ def grid_filter(
     return ";".join(parts)
 
 
+@dataclass
+class _Plan:
+    readers: list[DecryptedStream]
+    args: list[str]  # ffmpeg output arguments, ending in the output
+    duration_s: float
+    stream_ids: list[str]
+
+
+async def _plan(
+    db: Database, storage: RecordingStorage, keyring: KeyRing, recording_id: str, target: str, *, actor: str,
+    reason: str, raw: bool, fmt: str, file: str, fontfile: str | None, tile: tuple[int, int], fps: int,
+) -> _Plan:
+    """Load the recording's streams, log the read (authorize_read) and build the ffmpeg output arguments."""
+    async with db.session() as s:
+        rec = await s.get(Recording, recording_id)
+        if rec is None:
+            raise NotFound("no such recording", recording=recording_id)
+        q = select(RecordingStream).where(RecordingStream.recording_id == recording_id).order_by(RecordingStream.id)
+        streams = list((await s.scalars(q)).all())
+        q2 = select(RecordingParticipant).where(RecordingParticipant.recording_id == recording_id)
+        labels = {p.source_id: p.label for p in (await s.scalars(q2)).all()}
+    if not streams:
+        raise NotFound("the recording has no media", recording=recording_id)
+    key = await authorize_read(db, keyring, recording_id, actor=actor, reason=reason, action="recording.export",
+                               detail={"raw": raw, "file": file})
+    duration_s = max(0.04, (rec.duration_ms or 0) / 1000)
+    readers = [DecryptedStream(storage, key, recording_id, s.stream_id) for s in streams]
+    if raw:
+        args = raw_output_args([(s.source_id, s.stream_id, s.kinds.split(",")) for s in streams], labels, target)
+    else:
+        graph = grid_filter(streams, labels, case_code=rec.case_code, epoch=rec.started_at.timestamp(),
+                            duration_s=duration_s, font=_font(fontfile), tile=tile, fps=fps)
+        args = ["-filter_complex", graph, "-map", "[vout]", "-map", "[aout]",
+                "-c:v", "libx264", "-preset", "veryfast", "-crf", "26", "-pix_fmt", "yuv420p", "-r", str(fps),
+                "-c:a", "aac", "-b:a", "128k", "-t", f"{duration_s:.3f}",
+                *(["-movflags", "+faststart"] if fmt == "mp4" else []), "-f", fmt, target]
+    return _Plan(readers, args, duration_s, [s.stream_id for s in streams])
+
+
+async def _exported(db: Database, recording_id: str, *, actor: str, reason: str, raw: bool, file: str, digest: str,
+                    size: int) -> None:
+    async with db.session() as s:
+        await audit.append(s, actor=actor, action="recording.exported", subject=f"recording:{recording_id}",
+                           detail={"raw": raw, "file": file, "sha256": digest, "bytes": size}, reason=reason)
+
+
 async def export(
     db: Database,
     storage: RecordingStorage,
@@ -136,61 +185,47 @@ async def export(
     tile: tuple[int, int] = (640, 360),
     fps: int = 15,
 ) -> ExportResult:
-    async with db.session() as s:
-        rec = await s.get(Recording, recording_id)
-        if rec is None:
-            raise NotFound("no such recording", recording=recording_id)
-        streams = list(
-            (
-                await s.scalars(
-                    select(RecordingStream)
-                    .where(RecordingStream.recording_id == recording_id)
-                    .order_by(RecordingStream.id)
-                )
-            ).all()
-        )
-        labels = {
-            p.source_id: p.label
-            for p in (
-                await s.scalars(
-                    select(RecordingParticipant).where(RecordingParticipant.recording_id == recording_id)
-                )
-            ).all()
-        }
-    if not streams:
-        raise NotFound("the recording has no media", recording=recording_id)
-    key = await authorize_read(
-        db,
-        keyring,
-        recording_id,
-        actor=actor,
-        reason=reason,
-        action="recording.export",
-        detail={"raw": raw, "file": out.name},
-    )
-    duration_s = max(0.04, (rec.duration_ms or 0) / 1000)
-    readers = [DecryptedStream(storage, key, recording_id, s.stream_id) for s in streams]
-    if raw:
-        tail = raw_output_args([(s.source_id, s.stream_id, s.kinds.split(",")) for s in streams], labels, out)
-    else:
-        graph = grid_filter(streams, labels, case_code=rec.case_code, epoch=rec.started_at.timestamp(),
-                            duration_s=duration_s, font=_font(fontfile), tile=tile, fps=fps)
-        tail = ["-filter_complex", graph, "-map", "[vout]", "-map", "[aout]",
-                "-c:v", "libx264", "-preset", "veryfast", "-crf", "26", "-pix_fmt", "yuv420p", "-r", str(fps),
-                "-c:a", "aac", "-b:a", "128k", "-t", f"{duration_s:.3f}", "-movflags", "+faststart",
-                "-f", "mp4", str(out)]
-    await run_ffmpeg(readers, tail, out, ffmpeg=ffmpeg, env={**os.environ, **({"TZ": tz} if tz else {})})
+    """Write the export to `out`: MP4 (grid) or Matroska (raw). The caller chose `out`; it is the deliverable."""
+    plan = await _plan(db, storage, keyring, recording_id, str(out), actor=actor, reason=reason, raw=raw,
+                       fmt="matroska" if raw else "mp4", file=out.name, fontfile=fontfile, tile=tile, fps=fps)
+    await run_ffmpeg(plan.readers, plan.args, out, ffmpeg=ffmpeg, env={**os.environ, **({"TZ": tz} if tz else {})})
     digest, size = await asyncio.to_thread(_hash_file, out)
-    async with db.session() as s:
-        await audit.append(
-            s,
-            actor=actor,
-            action="recording.exported",
-            subject=f"recording:{recording_id}",
-            detail={"raw": raw, "file": out.name, "sha256": digest, "bytes": size},
-            reason=reason,
-        )
-    return ExportResult(out, raw, int(duration_s * 1000), [s.stream_id for s in streams], digest, size)
+    await _exported(db, recording_id, actor=actor, reason=reason, raw=raw, file=out.name, digest=digest, size=size)
+    return ExportResult(out, raw, int(plan.duration_s * 1000), plan.stream_ids, digest, size)
+
+
+async def export_stream(
+    db: Database,
+    storage: RecordingStorage,
+    keyring: KeyRing,
+    recording_id: str,
+    *,
+    actor: str,
+    reason: str,
+    raw: bool = False,
+    tz: str | None = None,
+    fontfile: str | None = None,
+    ffmpeg: str = "ffmpeg",
+    tile: tuple[int, int] = (640, 360),
+    fps: int = 15,
+) -> AsyncGenerator[bytes, None]:
+    """The export as Matroska bytes (grid: H.264 + AAC; raw: the original tracks), straight from ffmpeg's stdout:
+    no plaintext file exists at any moment. Errors before the first chunk (not found, no key, ffmpeg refusing)
+    raise before anything is yielded; the audit entry with the SHA-256 is written once the last byte is out."""
+    file = f"{recording_id}.mkv"
+    plan = await _plan(db, storage, keyring, recording_id, "pipe:1", actor=actor, reason=reason, raw=raw,
+                       fmt="matroska", file=file, fontfile=fontfile, tile=tile, fps=fps)
+    h, size = hashlib.sha256(), 0
+    chunks = stream_ffmpeg(plan.readers, plan.args, ffmpeg=ffmpeg, env={**os.environ, **({"TZ": tz} if tz else {})})
+    try:
+        async for chunk in chunks:
+            h.update(chunk)
+            size += len(chunk)
+            yield chunk
+    finally:
+        await chunks.aclose()
+    await _exported(db, recording_id, actor=actor, reason=reason, raw=raw, file=file, digest=h.hexdigest(),
+                    size=size)
 
 
 def _hash_file(path: Path) -> tuple[str, int]:

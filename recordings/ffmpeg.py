@@ -1,7 +1,9 @@
 """Running the system `ffmpeg` over decrypted streams (no database): each stream reaches ffmpeg through its own
 anonymous pipe (`pipe:N`, inherited file descriptors) filled from the decrypting reader with non-blocking
-writes, so no decrypted byte touches a file except the requested output. Used by `recordings.export` (from the
-server's storage) and by the court's offline verifier (`onedoor verify --export`, from a bundle).
+writes, so no decrypted byte touches a file except the requested output. `run_ffmpeg` writes that output to a
+file the caller chose (`onedoor verify --export`, `onedoor recordings export`); `stream_ffmpeg` has ffmpeg write
+it to its stdout (`pipe:1`, a non-seekable container such as Matroska) and yields the bytes, so an HTTP export
+never has a plaintext file at all (issue 10).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import ctypes
 import logging
 import os
 import signal
+from collections.abc import AsyncGenerator
 from pathlib import Path
 
 from mediation.errors import OneDoorError
@@ -66,7 +69,7 @@ async def _feed(stream: DecryptedStream, fd: int) -> None:
         log.warning("export of %s/%s: %s", stream.recording_id, stream.stream_id, stream.status.describe())
 
 
-def raw_output_args(streams: list[tuple[str, str, list[str]]], labels: dict[str, str], out: Path) -> list[str]:
+def raw_output_args(streams: list[tuple[str, str, list[str]]], labels: dict[str, str], out: Path | str) -> list[str]:
     """ffmpeg output arguments that copy every track of every (source, stream id, kinds) input, titled."""
     args: list[str] = []
     k = 0
@@ -78,39 +81,79 @@ def raw_output_args(streams: list[tuple[str, str, list[str]]], labels: dict[str,
     return [*args, "-c", "copy", "-f", "matroska", str(out)]
 
 
+async def _start(readers: list[DecryptedStream], output_args: list[str], *, ffmpeg: str, env: dict[str, str] | None,
+                 stdout: int) -> tuple[asyncio.subprocess.Process, list[asyncio.Task[None]]]:
+    pipes = [os.pipe() for _ in readers]
+    args = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-copyts"]
+    for r, _ in pipes:
+        args += ["-thread_queue_size", "1024", "-f", "matroska", "-i", f"pipe:{r}"]
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *args, *output_args,
+            preexec_fn=_die_with_parent,
+            pass_fds=[r for r, _ in pipes],
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=stdout,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+    except BaseException:
+        for r, w in pipes:
+            os.close(r)
+            os.close(w)
+        raise
+    for r, _ in pipes:
+        os.close(r)
+    return proc, [asyncio.create_task(_feed(reader, w)) for reader, (_, w) in zip(readers, pipes, strict=True)]
+
+
+async def _abort(proc: asyncio.subprocess.Process, tasks: list[asyncio.Task[None]]) -> None:
+    for t in tasks:
+        t.cancel()
+    with contextlib.suppress(ProcessLookupError):
+        proc.kill()
+    await proc.wait()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
 async def run_ffmpeg(readers: list[DecryptedStream], output_args: list[str], out: Path, *, ffmpeg: str = "ffmpeg",
                      env: dict[str, str] | None = None) -> None:
     """Feed each decrypted stream to ffmpeg through its own pipe (no plaintext temp files) and write `out`.
 
     ffmpeg dies with this process; on any failure `out` is removed and `ExportFailed` raised.
     """
-    pipes = [os.pipe() for _ in readers]
-    args = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-copyts"]
-    for r, _ in pipes:
-        args += ["-thread_queue_size", "1024", "-f", "matroska", "-i", f"pipe:{r}"]
-    proc = await asyncio.create_subprocess_exec(
-        *args, *output_args,
-        preexec_fn=_die_with_parent,
-        pass_fds=[r for r, _ in pipes],
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    for r, _ in pipes:
-        os.close(r)
-    feeders = [asyncio.create_task(_feed(reader, w)) for reader, (_, w) in zip(readers, pipes, strict=True)]
+    proc, feeders = await _start(readers, output_args, ffmpeg=ffmpeg, env=env, stdout=asyncio.subprocess.DEVNULL)
     try:
         _, stderr = await proc.communicate()
         await asyncio.gather(*feeders)
     except BaseException:
-        for t in feeders:
-            t.cancel()
-        with contextlib.suppress(ProcessLookupError):
-            proc.kill()
-        await proc.wait()
+        await _abort(proc, feeders)
         await asyncio.to_thread(out.unlink, missing_ok=True)
         raise
     if proc.returncode != 0:
         await asyncio.to_thread(out.unlink, missing_ok=True)
+        raise ExportFailed("ffmpeg failed", detail=stderr.decode(errors="replace")[-2000:])
+
+
+async def stream_ffmpeg(readers: list[DecryptedStream], output_args: list[str], *, ffmpeg: str = "ffmpeg",
+                        env: dict[str, str] | None = None, chunk: int = 1 << 16) -> AsyncGenerator[bytes, None]:
+    """Feed each decrypted stream to ffmpeg through its own pipe and yield what ffmpeg writes to its stdout
+    (`output_args` end in `pipe:1`). Nothing is written to any file. Close the generator (`contextlib.aclosing`)
+    if you stop early: ffmpeg is killed. A failure raises `ExportFailed` after the bytes already yielded."""
+    proc, feeders = await _start(readers, output_args, ffmpeg=ffmpeg, env=env, stdout=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    errors = asyncio.create_task(proc.stderr.read())
+    tasks: list[asyncio.Task[None]] = [*feeders, errors]  # type: ignore[list-item]
+    done = False
+    try:
+        while data := await proc.stdout.read(chunk):
+            yield data
+        await proc.wait()
+        await asyncio.gather(*feeders)
+        stderr = await errors
+        done = True
+    finally:
+        if not done:
+            await _abort(proc, tasks)
+    if proc.returncode != 0:
         raise ExportFailed("ffmpeg failed", detail=stderr.decode(errors="replace")[-2000:])

@@ -76,6 +76,7 @@ class LocalStorage:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.root, 0o700)  # also when it existed, or was made before the mode was applied
 
     def _dir(self, recording_id: str) -> Path:
         return self.root / check_name(recording_id)

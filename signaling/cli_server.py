@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 
 from mediation import accounts, audit, cases, schema, sessions
-from mediation.db import utcnow
+from mediation.db import private_dir, utcnow
 from mediation.models import Center, StaffUser
 from signaling.config import Settings
 from signaling.services import Services
@@ -40,7 +40,7 @@ def settings_from(a: argparse.Namespace) -> Settings:
 
 def run_with_services(a: argparse.Namespace, fn: Callable[[Services], Any]) -> Any:
     settings = settings_from(a)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     schema.upgrade(settings.db_url)
 
     async def go() -> Any:
@@ -54,7 +54,7 @@ def run_with_services(a: argparse.Namespace, fn: Callable[[Services], Any]) -> A
 
 def db_upgrade(a: argparse.Namespace) -> int:
     settings = settings_from(a)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     schema.upgrade(settings.db_url)
     print("database is at the latest schema")
     return 0
@@ -66,7 +66,7 @@ def serve(a: argparse.Namespace) -> int:
     from signaling.app import create_app
 
     settings = settings_from(a)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     if settings.db_url.startswith("sqlite"):
         schema.upgrade(settings.db_url)
     asyncio.run(_recover_at_start(settings))

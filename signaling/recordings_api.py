@@ -2,15 +2,13 @@
 
 Who may read a recording: staff of the center that made it (mediator, admin), and judges of a court the case was
 sent to for confirmation. Everyone else gets 404 (the recording does not exist for them). Every export is an
-audit entry with the reason given (R10, R14). The export is written to a private temporary directory outside
-the data directory, streamed, and deleted.
+audit entry with the reason given (R10, R14). The export is streamed from ffmpeg's output to the response: no
+decrypted file exists on disk at any moment (issue 10).
 """
 
 from __future__ import annotations
 
-import asyncio
-import tempfile
-from pathlib import Path
+import contextlib
 from typing import Any
 
 from aiohttp import web
@@ -18,7 +16,7 @@ from aiohttp import web
 from mediation import evidence
 from mediation.errors import InvalidInput
 from mediation.permissions import Action
-from recordings.export import export
+from recordings.export import export_stream
 from signaling.httpkit import Api, Ctx
 
 api = Api()
@@ -39,17 +37,15 @@ async def export_recording(ctx: Ctx, _: None) -> web.StreamResponse:
     raw = ctx.request.query.get("raw") == "1"
     rid = await evidence.readable_recording(ctx.services.db, ctx.actor, ctx.param("id"))
     sv = ctx.services
-    with tempfile.TemporaryDirectory(prefix="onedoor-export-") as tmp:
-        out = Path(tmp) / f"{rid}.mkv"
-        await export(sv.db, sv.storage, sv.keys, rid, out, actor=ctx.actor.id, reason=reason, raw=raw)
-        resp = web.StreamResponse(headers={"Content-Type": "video/x-matroska",
-                                           "Content-Disposition": f'attachment; filename="{rid}.mkv"'})
+    chunks = export_stream(sv.db, sv.storage, sv.keys, rid, actor=ctx.actor.id, reason=reason, raw=raw)
+    resp = web.StreamResponse(headers={"Content-Type": "video/x-matroska",
+                                       "Content-Disposition": f'attachment; filename="{rid}.mkv"'})
+    async with contextlib.aclosing(chunks):
+        async for chunk in chunks:  # errors before the first byte are answered as usual, not as a cut download
+            if not resp.prepared:
+                await resp.prepare(ctx.request)
+            await resp.write(chunk)
+    if not resp.prepared:
         await resp.prepare(ctx.request)
-        f = await asyncio.to_thread(out.open, "rb")
-        try:
-            while chunk := await asyncio.to_thread(f.read, 1 << 20):
-                await resp.write(chunk)
-        finally:
-            f.close()
-        await resp.write_eof()
-        return resp
+    await resp.write_eof()
+    return resp

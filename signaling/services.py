@@ -4,15 +4,14 @@ notary (seal, TSA, mediator keys) and court directory, both loaded from the key 
 from __future__ import annotations
 
 import hashlib
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
 from mediation.agreements.courts import CourtDirectory
 from mediation.agreements.notary import AgreementSettings, Notary
-from mediation.db import Database
+from mediation.db import Database, private_dir
 from mediation.identity import AttestationVerifier, IdentityVerifier, OtpVerifier
 from mediation.keyring import KeyRing
 from mediation.live import LiveSessions
@@ -31,7 +30,6 @@ class Services:
     challenge_secret: bytes
     live: LiveSessions
     storage: RecordingStorage
-    used_challenges: dict[str, float] = field(default_factory=dict)
     _notary: Notary | None = None
     _courts: CourtDirectory | None = None
 
@@ -63,7 +61,7 @@ class Services:
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)  # 0700: the database, recordings and everything else are the center's alone
         assert settings.key_dir is not None
         keys = KeyRing.load_or_create(settings.key_dir)
         raw = keys.signing_key.private_bytes(
@@ -78,16 +76,6 @@ class Services:
             live=LiveSessions(),
             storage=recording_storage(settings),
         )
-
-    def use_challenge(self, challenge: str) -> bool:
-        """Single use: False if this challenge was already spent. Expired entries are pruned."""
-        now = time.monotonic()
-        if len(self.used_challenges) > 10_000:
-            self.used_challenges = {c: t for c, t in self.used_challenges.items() if now - t < 300}
-        if challenge in self.used_challenges:
-            return False
-        self.used_challenges[challenge] = now
-        return True
 
 
 def recording_storage(settings: Settings) -> RecordingStorage:

@@ -45,8 +45,7 @@ class SessionNamespace(socketio.AsyncNamespace):
             if not isinstance(auth, dict):
                 raise Unauthenticated("missing credentials", code="auth_required")
             if "invite" in auth:
-                joined = await lobby.join_by_invite(sv.db, auth, secret=sv.challenge_secret,
-                                                    spend_challenge=sv.use_challenge)
+                joined = await lobby.join_by_invite(sv.db, auth, secret=sv.challenge_secret)
             elif "session" in auth:
                 sid_raw = auth.get("session")
                 if not isinstance(sid_raw, int) or isinstance(sid_raw, bool):

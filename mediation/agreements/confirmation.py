@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation import audit
@@ -161,6 +162,15 @@ async def application_row(s: AsyncSession, application_id: int) -> ConfirmationA
     return app
 
 
+async def _locked_application(s: AsyncSession, application_id: int) -> ConfirmationApplication:
+    q = (select(ConfirmationApplication).where(ConfirmationApplication.id == application_id).with_for_update()
+         .execution_options(populate_existing=True))
+    app = (await s.scalars(q)).first()
+    if app is None:
+        raise NotFound("司法确认申请不存在 / no such application", code="no_application")
+    return app
+
+
 async def get_application(s: AsyncSession, application_id: int) -> ApplicationView:
     app = await application_row(s, application_id)
     doc, sigs = json.loads(app.document), await _sigs(s, app.id)
@@ -241,7 +251,9 @@ async def sign_application(
 ) -> ApplicationView:
     """A party (or agent) signs the joint application; the last one submits it. Late signatures are refused."""
     now = now or utcnow()
-    app = await application_row(s, application_id)
+    # the row lock (PostgreSQL) serializes the signers of one application, so the last of two concurrent
+    # signatures sees the other and submits; SQLite serializes at the first write
+    app = await _locked_application(s, application_id)
     case = await case_row(s, app.case_id)
     if app.status != "draft":
         raise Conflict("申请已提交 / the application was already submitted", code="already_submitted")
@@ -260,7 +272,10 @@ async def sign_application(
         application_id=app.id, signer=signer, role=person.kind, person_id=person.id, invite_id=invite_id,
         name=person.name, side=person.side, algorithm=payloads.ECDSA_P256, public_key=base64.b64encode(spki).decode(),
         key_fingerprint=payloads.key_fingerprint(spki), signature=base64.b64encode(sig).decode(), signed_at=now))
-    await s.flush()
+    try:  # the unique (application, signer) constraint decides between two concurrent signatures of one signer
+        await s.flush()
+    except IntegrityError:  # the transaction is rolled back with the Conflict
+        raise Conflict("您已签署申请 / already signed", code="already_signed") from None
     await audit.append(s, actor=signer, action="application.sign", subject=app_subject(case.code, app.id),
                        detail={"key_fingerprint": payloads.key_fingerprint(spki)})
     await try_submit(s, app.id, now=now)

@@ -16,6 +16,7 @@ import logging
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import serialization
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation import audit
@@ -103,8 +104,13 @@ async def _bound_key(s: AsyncSession, case: Case, person: Person, invite_id: int
 
 
 async def _store(s: AsyncSession, a: Agreement, case: Case, row: AgreementSignature) -> None:
+    """The unique (agreement, signer) constraint decides: of two concurrent signatures by one signer (SQLite has no
+    row lock to serialize them) one row is stored and the other gets `already_signed`, never a 500."""
     s.add(row)
-    await s.flush()
+    try:
+        await s.flush()
+    except IntegrityError:  # the transaction is rolled back with the Conflict
+        raise Conflict("已签署 / already signed", code="already_signed") from None
     await audit.append(s, actor=row.signer, action="agreement.sign", subject=subject(case.code, a.id),
                        detail={"role": row.role, "key_fingerprint": row.key_fingerprint,
                                "signature_sha256": payloads.sha256_hex(base64.b64decode(row.signature))})

@@ -4,6 +4,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from mediation.db import secure_sqlite_file
 from mediation.schema import metadata
 
 config = context.config
@@ -16,7 +17,9 @@ def _run(conn: Connection) -> None:
 
 
 async def _main() -> None:
-    engine = create_async_engine(config.get_main_option("sqlalchemy.url") or "")
+    url = config.get_main_option("sqlalchemy.url") or ""
+    secure_sqlite_file(url)  # a new SQLite file is created 0600 in a 0700 directory (issue 10)
+    engine = create_async_engine(url)
     async with engine.connect() as conn:
         await conn.run_sync(_run)
         await conn.commit()
