@@ -5,6 +5,10 @@ on their own and drifted (mediation-only rules on one side only, the mediator id
 now call these methods with an `Actor`: a staff member over HTTP (object check: the case's center), or a session
 participant (the case is the session's; drafting and the mediator's signature only in a mediation session).
 Each method returns its result and the domain events (mediation.notices) for the transport to deliver.
+
+The order people act in is free: every change ends with `lifecycle.settle`, which completes whatever step has
+become possible (the seal, the application's submission), and every state carries the lifecycle's `next_actions`
+(mediation/agreements/lifecycle.py) so the pages show each person exactly what they can do now.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mediation import audit
 from mediation.access import Actor, check
 from mediation.agreements import agreement as agreements
-from mediation.agreements import confirmation, judging, package, signing, templates
+from mediation.agreements import confirmation, judging, lifecycle, package, signing, templates
 from mediation.agreements.courts import CourtDirectory
 from mediation.agreements.models import Agreement, ConfirmationApplication
 from mediation.agreements.notary import Notary
@@ -85,14 +89,29 @@ async def application_json(s: AsyncSession, application_id: int) -> dict[str, An
     return dict(out)
 
 
+async def workflow_json(s: AsyncSession, case: Case) -> dict[str, Any]:
+    """The lifecycle's stage and each person's next actions (docs/protocol.md, "The workflow state machine")."""
+    st = (await lifecycle.state_of(s, case.id)).to_dict()
+    return {"workflow": {k: v for k, v in st.items() if k != "next_actions"}, "next_actions": st["next_actions"]}
+
+
 async def case_state(s: AsyncSession, case: Case) -> dict[str, Any]:
-    """What every admitted participant sees: the agreement (with its problems while a draft) and the application."""
+    """What every admitted participant sees: the agreement (with its problems while a draft), the application,
+    the workflow stage and everyone's next actions."""
     view = await latest_agreement(s, case.id)
+    flow = await workflow_json(s, case)
     if view is None:
-        return {"case": case.code, "agreement": None, "application": None}
+        return {"case": case.code, "agreement": None, "application": None, **flow}
     app = await latest_application(s, view.id)
     return {"case": case.code, "agreement": await agreement_json(s, view),
-            "application": await application_json(s, app.id) if app else None}
+            "application": await application_json(s, app.id) if app else None, **flow}
+
+
+async def _drafts(s: AsyncSession, case_id: int) -> set[int]:
+    """The case's applications still collecting signatures or documents."""
+    q = select(ConfirmationApplication.id).where(ConfirmationApplication.case_id == case_id,
+                                                 ConfirmationApplication.status == "draft")
+    return set((await s.scalars(q)).all())
 
 
 class Workflow:
@@ -118,6 +137,19 @@ class Workflow:
         check(actor, action, await case_resource(s, case))
         return case
 
+    async def _settle(self, s: AsyncSession, case: Case, drafts: set[int]) -> list[Event]:
+        """After any change: complete whatever step became possible (lifecycle.settle), whichever condition was
+        met last, and announce the applications this change submitted (of `drafts`, read before the change)."""
+        view = await agreements.agreement_for_case(s, case.id)
+        if view is not None:
+            await lifecycle.settle(s, view.id, notary=self._notary())
+        events: list[Event] = []
+        for app_id in sorted(drafts):
+            app = await s.get(ConfirmationApplication, app_id)
+            if app is not None and app.status == "submitted":
+                events.append(ApplicationSubmitted(case.code, app.id, app.court_id))
+        return [*events, AgreementChanged(case.code)]
+
     async def _person_id(self, s: AsyncSession, actor: Actor) -> tuple[int, int]:
         """The person (and invite) this participant's invite is for (parties and agents always join by invite)."""
         inv = await s.get(Invite, int(actor.id[4:])) if actor.id.startswith("inv-") else None
@@ -141,12 +173,14 @@ class Workflow:
             return {**await case_state(s, case), "notifications": await notifications(s, case.code)}
 
     async def read_console(self, actor: Actor, code: str) -> dict[str, Any]:
-        """The console's view: problems, signatures, integrity, eligibility, deadline, courts (R22). Logged."""
+        """The console's view: problems, signatures, integrity, eligibility, deadline, courts (R22), the workflow
+        stage and everyone's next actions. Logged."""
         async with self.db.session() as s:
             case = await self._case(s, actor, code, Action.AGREEMENT_VIEW)
             view = await latest_agreement(s, case.id)
             out: dict[str, Any] = {"case": case.code, "templates": templates.template_names(), "agreement": None,
-                                   "application": None, "notifications": await notifications(s, case.code)}
+                                   "application": None, "notifications": await notifications(s, case.code),
+                                   **await workflow_json(s, case)}
             await audit.append(s, actor=actor.id, action="agreement.view", subject=f"case:{case.code}")
             if view is None:
                 return out
@@ -229,21 +263,29 @@ class Workflow:
         async with self.db.session() as s:
             case = await self._case(s, actor, None, Action.AGREEMENT_SIGN_PARTY)
             person_id, invite_id = await self._person_id(s, actor)
+            drafts = await _drafts(s, case.id)
             out = await signing.sign_as_party(s, await live_agreement_id(s, case.id), person_id=person_id,
                                               invite_id=invite_id, signature_b64=signature, notary=self._notary())
-        return ({"effective": out.effective, "sealed": out.sealed, "status": out.agreement.status,
-                 "key_fingerprint": out.signature.key_fingerprint}, [AgreementChanged(case.code)])
+            events = await self._settle(s, case, drafts)
+            view = await agreements.get_agreement(s, out.agreement.id)
+        return ({"effective": view.status in ("effective", "sealed"), "sealed": view.status == "sealed",
+                 "status": view.status, "key_fingerprint": out.signature.key_fingerprint}, events)
 
     async def sign_mediator(self, actor: Actor, code: str | None) -> Result:
+        """The mediator may sign before, between or after the parties; the last of them completes the seal, and
+        an application the parties already signed is submitted then (ApplicationSubmitted)."""
         if actor.staff_id is None:
             raise Forbidden("only the case's mediator signs here", code="not_the_mediator")
         async with self.db.session() as s:
             case = await self._case(s, actor, code, Action.AGREEMENT_SIGN_MEDIATOR, mediation_only=True)
+            drafts = await _drafts(s, case.id)
             res = await signing.sign_as_mediator(s, await live_agreement_id(s, case.id), staff_id=actor.staff_id,
                                                  notary=self._notary())
-            out = await agreement_json(s, res.agreement)
-        return ({"agreement": out, "effective": res.effective, "sealed": res.sealed, "status": res.agreement.status},
-                [AgreementChanged(case.code)])
+            events = await self._settle(s, case, drafts)
+            view = await agreements.get_agreement(s, res.agreement.id)
+            out = await agreement_json(s, view)
+        return ({"agreement": out, "effective": view.status in ("effective", "sealed"),
+                 "sealed": view.status == "sealed", "status": view.status}, events)
 
     async def refuse(self, actor: Actor, note: str) -> Result:
         """A party refuses to sign: the agreement is refused and the mediation ends (R16, R28)."""
@@ -262,22 +304,22 @@ class Workflow:
             a_id = await live_agreement_id(s, case.id)
             view = await confirmation.start_application(s, a_id, court_id=court_id, courts=self._courts(),
                                                         actor=actor.id)
+            events = await self._settle(s, case, {view.id})
             out = await application_json(s, view.id)
             deadline = jsonable(await confirmation.application_deadline(s, a_id))
             courts = jsonable(await confirmation.suggest_court(s, a_id, self._courts()))
-        return {"application": out, "deadline": deadline, "courts": courts}, [AgreementChanged(case.code)]
+        return {"application": out, "deadline": deadline, "courts": courts}, events
 
     async def add_document(self, actor: Actor, code: str, *, kind: str, filename: str, data: bytes,
                            person_id: int | None) -> Result:
         async with self.db.session() as s:
             case = await self._case(s, actor, code, Action.APPLICATION_START)
             app = await self._application(s, case)
+            drafts = await _drafts(s, case.id)
             doc = await package.add_document(s, app.id, kind=kind, filename=filename, data=data, actor=actor.id,
                                              person_id=person_id)
+            events = await self._settle(s, case, drafts)
             out = await application_json(s, app.id)
-        events: list[Event] = [AgreementChanged(case.code)]
-        if out["status"] == "submitted":
-            events.insert(0, ApplicationSubmitted(case.code, app.id, out["court_id"]))
         return {"document": doc, "application": out}, events
 
     async def _application(self, s: AsyncSession, case: Case) -> ConfirmationApplication:
@@ -300,16 +342,16 @@ class Workflow:
                 "payload": base64.b64encode(data).decode()}
 
     async def sign_application(self, actor: Actor, signature: str) -> Result:
-        """The last party signature submits the application to the court."""
+        """The last of the party signatures, powers of attorney and the seal submits the application."""
         async with self.db.session() as s:
             case = await self._case(s, actor, None, Action.APPLICATION_SIGN)
             app = await self._application(s, case)
             person_id, invite_id = await self._person_id(s, actor)
-            view = await confirmation.sign_application(s, app.id, person_id=person_id, invite_id=invite_id,
-                                                       signature_b64=signature)
-        events: list[Event] = [AgreementChanged(case.code)]
-        if view.status == "submitted":
-            events.insert(0, ApplicationSubmitted(case.code, app.id, view.court_id))
+            drafts = await _drafts(s, case.id)
+            await confirmation.sign_application(s, app.id, person_id=person_id, invite_id=invite_id,
+                                                signature_b64=signature)
+            events = await self._settle(s, case, drafts)
+            view = await confirmation.get_application(s, app.id)
         return {"application_id": app.id, "status": view.status}, events
 
 

@@ -78,7 +78,10 @@ export class AgreementEditor {
     else {
       body.push(agreementStatus(a), h("p", {}, h("a", { href: this.base + "/pdf" + (a.status === "sealed" ? "?sealed=1" : ""),
         target: "_blank", rel: "noopener" }, a.status === "sealed" ? t("ag.pdf_sealed") : t("ag.pdf"))));
-      if (a.status === "final" && !a.mediator_signed) {
+      // the lifecycle's next actions say when the mediator may sign: final or effective, in any order with the parties
+      const canSign = d.next_actions ? d.next_actions.some((x) => x.action === "sign_as_mediator" && x.ready)
+        : ["final", "effective"].includes(a.status) && !a.mediator_signed;
+      if (canSign) {
         body.push(h("button", { type: "button", class: "primary", id: "mediator-sign", onclick: () => this.act(async () => {
           await http.post(this.base + "/sign"); await this.load();
         }) }, t("ed.sign_mediator")));
