@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -24,7 +23,8 @@ from signaling import (
 from signaling.config import Settings
 from signaling.http_api import PUBLISHER
 from signaling.httpkit import Api, errors_middleware, openapi
-from signaling.publish import Publisher
+from signaling.limits import GuardedServer, install_log_filter
+from signaling.publish import NS, Publisher
 from signaling.services import SERVICES, Services
 from signaling.session_ns import NAMESPACE, SessionNamespace
 from signaling.sockets import SIO, EventSpec, EventTable, merge
@@ -69,8 +69,11 @@ def create_app(settings: Settings, services: Services | None = None, routes: lis
     app = web.Application(middlewares=[security_headers, errors_middleware], client_max_size=1024 * 1024)
     app[SERVICES] = services
     mgr = socketio.AsyncRedisManager(settings.redis_url) if settings.redis_url else None
-    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=mgr, max_http_buffer_size=256 * 1024,
-                               ping_interval=10, ping_timeout=10, json=_Json)
+    # GuardedServer screens every packet (binary, reserved or non-string event names, depth; signaling/limits.py);
+    # one Engine.IO message is at most 256 KiB (also aiohttp's websocket max_msg_size), nothing is buffered beyond it.
+    sio = GuardedServer(async_mode="aiohttp", client_manager=mgr, max_http_buffer_size=256 * 1024,
+                        ping_interval=10, ping_timeout=10, default_namespace=NS)
+    install_log_filter()  # library tracebacks for malformed packets: one line per connection
     publisher = Publisher(sio, services)
     ns = SessionNamespace(services, publisher, merge(events or EVENTS))
     sio.register_namespace(ns)
@@ -87,16 +90,6 @@ def create_app(settings: Settings, services: Services | None = None, routes: lis
     _static(app, settings.web_dir or WEB_DIR)
     app.cleanup_ctx.append(_lifecycle)
     return app
-
-
-class _Json:
-    @staticmethod
-    def dumps(obj: object, **kw: object) -> str:
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
-    @staticmethod
-    def loads(s: str | bytes, **kw: object) -> object:
-        return json.loads(s)
 
 
 async def _healthz(request: web.Request) -> web.Response:

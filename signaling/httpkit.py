@@ -19,6 +19,7 @@ from mediation.errors import Forbidden, InvalidInput, OneDoorError, TooLarge
 from mediation.models import StaffLogin
 from mediation.permissions import Action
 from mediation.resources import login_actor
+from signaling.limits import TooDeep, loads, too_deep_error
 from signaling.services import SERVICES, Services
 
 log = logging.getLogger(__name__)
@@ -101,8 +102,10 @@ async def _json(request: web.Request) -> Any:
     if len(raw) > MAX_BODY:
         raise TooLarge("request body too large", code="too_large")
     try:
-        return json.loads(raw or b"{}")
-    except ValueError:
+        return loads(raw.decode("utf-8") if raw else "{}")
+    except TooDeep:
+        raise too_deep_error() from None
+    except ValueError:  # UnicodeDecodeError included
         raise InvalidInput("body is not valid JSON", code="bad_json") from None
 
 

@@ -30,12 +30,16 @@ class SessionNamespace(socketio.AsyncNamespace):
         self.sids: dict[tuple[int, str], str] = {}  # (session, participant) -> the connection now in use
         self.tasks: set[asyncio.Task[Any]] = set()
 
-    async def trigger_event(self, event: str, *args: Any) -> Any:
-        if event == "connect":
-            return await self.on_connect(*args)
-        if event == "disconnect":
-            return await self.on_disconnect(args[0])
-        return await dispatch(self.services, self.publisher, self.handlers, self.conns, event, args[0], args[1:])
+    async def trigger_event(self, event: Any, *args: Any) -> Any:
+        """The library calls `connect`/`disconnect` while the connection is pending (not yet, or no longer,
+        connected); a client-sent event of that name (which signaling.limits.GuardedServer already refuses)
+        comes from a connected socket and goes to dispatch, which refuses it as `unknown_event`."""
+        sid = args[0]
+        if event in ("connect", "disconnect") and not self.server.manager.is_connected(sid, NS):
+            if event == "connect":
+                return await self.on_connect(*args)
+            return await self.on_disconnect(sid)
+        return await dispatch(self.services, self.publisher, self.handlers, self.conns, event, sid, args[1:])
 
     # ---- connect ------------------------------------------------------------------------------------------
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:

@@ -25,6 +25,7 @@ from mediation.access import Actor, check_role
 from mediation.errors import Forbidden, InvalidInput, OneDoorError, RateLimited, TooLarge
 from mediation.live import LiveSession, Presence
 from mediation.permissions import Action
+from signaling.limits import MAX_DEPTH, depth_exceeds, too_deep_error
 from signaling.publish import NS, Publisher
 from signaling.services import Services
 
@@ -111,16 +112,17 @@ def fail(e: OneDoorError) -> dict[str, Any]:
 
 
 async def dispatch(services: Services, publisher: Publisher, handlers: dict[str, EventSpec],
-                   conns: dict[str, Conn], event: str, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
+                   conns: dict[str, Conn], event: Any, sid: str, args: tuple[Any, ...]) -> dict[str, Any]:
     live = None
+    label = event[:50] if isinstance(event, str) else None
     try:
         conn = conns.get(sid)
         if conn is None:
             raise Forbidden("not connected to a session", code="not_connected")
         _take_token(services, conn)
-        spec = handlers.get(event)
-        if spec is None:
-            raise InvalidInput(f"unknown event {event[:50]!r}", code="unknown_event")
+        spec = handlers.get(event) if isinstance(event, str) else None
+        if spec is None:  # not ours: non-string names and reserved names (connect, disconnect) included
+            raise InvalidInput(f"unknown event {label or type(event).__name__!r}", code="unknown_event")
         if len(args) > 1:
             raise InvalidInput("one payload object per event", code="bad_payload")
         raw = args[0] if args else {}
@@ -128,6 +130,8 @@ async def dispatch(services: Services, publisher: Publisher, handlers: dict[str,
             raise InvalidInput("the payload must be a JSON object", code="bad_payload")
         if len(json.dumps(raw, ensure_ascii=False)) > services.settings.max_event_bytes:
             raise TooLarge("message too large", code="too_large")
+        if depth_exceeds(raw, MAX_DEPTH):
+            raise too_deep_error()
         live = services.live.get(conn.session_id)
         me = live.people.get(conn.pid) if live else None
         if live is None or me is None or not me.connected or conns.get(sid) is not conn:
@@ -145,11 +149,11 @@ async def dispatch(services: Services, publisher: Publisher, handlers: dict[str,
     except OneDoorError as e:
         err = e
     except Exception:
-        log.exception("handler for %s failed", event)
+        log.exception("handler for %s failed", label)
         err = OneDoorError("internal error", code="internal")
     if live is not None:
         await publisher.flush(live)  # what changed before the error is still shown
-    await publisher.sio.emit("error", {**err.to_dict(), "event": event[:50]}, to=sid, namespace=NS)
+    await publisher.sio.emit("error", {**err.to_dict(), "event": label}, to=sid, namespace=NS)
     return fail(err)
 
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Any
+from urllib.parse import quote
+
 import pytest
 
-from signaling.client import ProtocolError
+from signaling.app import api_routes
+from signaling.client import ProtocolError, SessionClient
 from tests.conftest import World
 
 NS = "/session"
@@ -98,9 +104,13 @@ async def test_cross_origin_socket_refused(world: World) -> None:
     import socketio
 
     sio = socketio.AsyncClient(reconnection=False)
-    with pytest.raises(socketio.exceptions.ConnectionError):
-        await sio.connect(world.base_url, namespaces=[NS], transports=["websocket"], auth={"session": 1},
-                          headers={"Origin": "http://evil.example"}, wait_timeout=5)
+    try:
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await sio.connect(world.base_url, namespaces=[NS], transports=["websocket"], auth={"session": 1},
+                              headers={"Origin": "http://evil.example"}, wait_timeout=5)
+    finally:
+        if sio.eio.http is not None:
+            await sio.eio.http.close()
 
 
 async def test_http_errors_are_json(world: World) -> None:
@@ -118,3 +128,93 @@ async def test_http_errors_are_json(world: World) -> None:
         assert spec["openapi"].startswith("3.") and "/api/cases" in spec["paths"]
     async with c.http.get(f"{world.base_url}/healthz") as r:
         assert (await r.json())["ok"] is True
+
+
+# ---- hostile Socket.IO packets (issue 10 item 6; signaling/limits.py) -------------------------------------------
+
+async def _raw_refusal(c: SessionClient, data: str | bytes) -> dict[str, Any]:
+    """Send one raw Engine.IO message on the client's connection; the `error` event the server answers with."""
+    before = len(c.events["error"])
+    await c.sio.eio.send(data)
+    await c.wait(lambda c: len(c.events["error"]) > before, limit=5)
+    return c.events["error"][before]
+
+
+def _ev(data: Any, ack: int | None = None) -> str:
+    return f"2{NS}," + ("" if ack is None else str(ack)) + json.dumps(data)
+
+
+async def test_event_names_not_ours_are_refused(world: World) -> None:
+    m = await world.staff("mediator")
+    a = await world.party("A")
+    await world.ready(a, "A")
+    await m.call("lobby:admit", {"participant": a.pid})
+    await a.wait(lambda c: c.state.get("you", {}).get("admitted") is True)
+    for name in (None, 7, 1.5, True, [], ["chat:send"], {"x": 1}, "connect", "disconnect", "connect_error",
+                 "message", "*", "no:such"):
+        err = await _raw_refusal(a, _ev([name, {"text": "x"}], ack=9))
+        assert err["code"] == "unknown_event", (name, err)
+    # "connect" with a client-made environ re-runs no authentication; "disconnect" leaves the party present
+    err = await _raw_refusal(a, _ev(["connect", {"HTTP_COOKIE": "od_session=x", "HTTP_ORIGIN": "x"}, {"session": 1}]))
+    assert err["code"] == "unknown_event"
+    err = await _raw_refusal(a, _ev(["disconnect", "client namespace disconnect"]))
+    assert err["code"] == "unknown_event"
+    for data in ("not a list", {"a": 1}, 5, []):
+        err = await _raw_refusal(a, _ev(data))
+        assert err["code"] in ("bad_packet", "unknown_event"), (data, err)
+    me = next(p for p in m.state["participants"] if p["id"] == a.pid)
+    assert me["connected"] is True and a.sio.connected
+    await a.call("chat:send", {"text": "still here"})
+    assert (await m.wait_event("chat:message"))["text"] == "still here"
+
+
+async def test_binary_refused_not_buffered_and_no_wedge(world: World) -> None:
+    await world.staff("mediator")
+    b = await world.party("B")  # a lobby connection
+    # a binary event header announcing many attachments: refused at once, nothing waits for the attachments
+    err = await _raw_refusal(b, f'59999999999-{NS},["lobby:consent",{{"_placeholder":true,"num":0}}]')
+    assert err["code"] in ("binary_not_allowed", "bad_packet")
+    err = await _raw_refusal(b, f'51-{NS},3["lobby:consent",{{"_placeholder":true,"num":0}}]')
+    assert err["code"] == "binary_not_allowed"
+    err = await _raw_refusal(b, b"\x00" * 1000)
+    assert err["code"] == "binary_not_allowed"
+    # the next text message is a message again, not an attachment: the connection is not wedged
+    ack = await b.sio.call("lobby:consent", {"kind": "notices", "granted": True}, namespace=NS, timeout=5)
+    assert ack["ok"] is True, ack
+    # what python-socketio's own client sends for bytes: refused with a code, never `internal`
+    ack = await b.sio.call("lobby:consent", {"kind": "notices", "granted": b"\x01\x02"}, namespace=NS, timeout=5)
+    assert ack["error"]["code"] == "binary_not_allowed"
+
+
+async def test_deep_nesting_refused(world: World) -> None:
+    a = await world.party("A")
+    for depth in (40, 900, 5000, 100_000):
+        err = await _raw_refusal(a, _ev(["lobby:consent", "[" * depth + "]" * depth]).replace('"[', "[").replace(
+            ']"', "]"))
+        assert err["code"] in ("too_deep", "bad_packet"), (depth, err)
+    ok = await a.sio.call("lobby:consent", {"kind": "notices", "granted": True}, namespace=NS, timeout=5)
+    assert ok["ok"] is True
+
+
+async def test_http_deep_json_and_odd_digits(world: World) -> None:
+    c = await world.staff("admin", session=False)
+    for depth in (40, 900, 100_000):
+        body = ('{"token":' + "[" * depth + "]" * depth + "}").encode()
+        async with c.http.post(f"{world.base_url}/api/join", data=body) as r:  # before any login
+            assert r.status == 422 and (await r.json())["error"]["code"] == "too_deep", depth
+        async with c.http.post(f"{world.base_url}/api/users", data=body,
+                               headers={"X-CSRF-Token": c.csrf}) as r:
+            assert r.status == 422 and (await r.json())["error"]["code"] == "too_deep", depth
+    async with c.http.post(f"{world.base_url}/api/join", data=b"\xff\xfe{}") as r:
+        assert r.status == 422
+    # every path parameter, with Unicode digits and other odd values: 4xx, never 5xx
+    paths = sorted({r.path for r in api_routes().routes if "{" in r.path})
+    methods = {(r.method, r.path) for r in api_routes().routes if "{" in r.path}
+    odd = ["²", "١٢", "１", "0x1", "-1", "1e3", "9" * 40, " 1", "%00", "..", "\u00bd", "ⅷ"]
+    for method, path in sorted(methods):
+        for v in odd:
+            url = world.base_url + "".join(
+                quote(v, safe="") if seg.startswith("{") else seg for seg in re.split(r"(\{[^}]+\})", path))
+            async with c.http.request(method, url, json={}, headers={"X-CSRF-Token": c.csrf}) as r:
+                assert r.status < 500, (method, path, v, r.status, await r.text())
+    assert paths

@@ -1,0 +1,269 @@
+"""Bounds on what a client can make the server parse, hold or log (issue 10 item 6; docs/security.md "Hostile input").
+
+- `loads`: JSON with a nesting limit (`MAX_DEPTH`), for HTTP bodies and Socket.IO/Engine.IO payloads. Deeper input
+  raises `TooDeep` (a ValueError, so Engine.IO's own parse treats it as "not JSON"), never RecursionError.
+- `GuardedServer`: a python-socketio AsyncServer that screens every Socket.IO packet before the library routes it.
+  Binary packets and attachments are refused (`binary_not_allowed`) and never buffered; an EVENT whose name is not
+  a string, or is a reserved name (`connect`, `disconnect`, ...), is refused (`unknown_event`) so a client can never
+  run the server's connect or disconnect logic; packets that do not parse are refused (`bad_packet`, `too_deep`).
+  A refused packet is answered with an ack (when the client asked for one) and an `error` event, and logged as one
+  line for the first one of a connection only.
+- `OncePerConnection`: a logging filter for the `socketio`/`engineio` loggers: a library traceback becomes one line,
+  at most one per connection (the rest are counted, not written).
+
+The library methods overridden here (`_handle_eio_message`, `_handle_eio_disconnect`) and the ones they call are
+checked by `check_internals()` when the server is built, so an upgrade that renames them fails loudly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import socketio
+from socketio import packet as sio_packet
+
+from mediation.errors import InvalidInput, OneDoorError, RateLimited
+
+log = logging.getLogger(__name__)
+
+MAX_DEPTH = 32
+RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "message", "*"})
+LIBRARY_LOGGERS = ("socketio.server", "engineio.server", "socketio", "engineio")
+_INTERNALS = ("_handle_eio_message", "_handle_eio_disconnect", "_handle_connect", "_handle_disconnect",
+              "_handle_event_internal", "_handle_ack", "_send_packet")
+
+
+class TooDeep(ValueError):
+    """JSON nested deeper than MAX_DEPTH."""
+
+
+def too_deep_error() -> InvalidInput:
+    return InvalidInput(f"JSON nested deeper than {MAX_DEPTH} levels", code="too_deep")
+
+
+def loads(text: str | bytes, max_depth: int = MAX_DEPTH) -> Any:
+    """json.loads that refuses nesting deeper than `max_depth` (TooDeep) and never raises RecursionError."""
+    try:
+        obj = json.loads(text)
+    except RecursionError:
+        raise TooDeep("nested too deep") from None
+    opens = text.count("[") + text.count("{") if isinstance(text, str) else text.count(b"[") + text.count(b"{")
+    if opens > max_depth and depth_exceeds(obj, max_depth):  # fewer brackets than the limit: cannot be too deep
+        raise TooDeep("nested too deep")
+    return obj
+
+
+def depth_exceeds(obj: Any, max_depth: int) -> bool:
+    """Whether containers nest deeper than `max_depth` (iterative: no recursion on hostile input)."""
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is None:
+            continue
+        if depth > max_depth:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return False
+
+
+class Json:
+    """The `json` module python-socketio and python-engineio parse and write packets with."""
+
+    @staticmethod
+    def dumps(obj: object, **kw: object) -> str:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+    @staticmethod
+    def loads(s: str | bytes, **kw: object) -> object:
+        return loads(s)
+
+
+class GuardedPacket(sio_packet.Packet):
+    """A Socket.IO packet whose decoding never raises: a packet that does not parse keeps its namespace and id (when
+    they were read) and carries `error`."""
+
+    json = Json
+    error: OneDoorError | None = None
+
+    def decode(self, encoded_packet: Any) -> int:
+        self.error = None
+        try:
+            return int(super().decode(encoded_packet) or 0)
+        except TooDeep:
+            self.error = too_deep_error()
+        except (ValueError, TypeError, IndexError, AttributeError, RecursionError):
+            self.error = InvalidInput("malformed Socket.IO packet", code="bad_packet")
+        self.data = None
+        return 0
+
+
+def _binary() -> InvalidInput:
+    return InvalidInput("binary attachments are not accepted", code="binary_not_allowed")
+
+
+def _unknown(name: Any) -> InvalidInput:
+    shown = name[:50] if isinstance(name, str) else type(name).__name__
+    return InvalidInput(f"unknown event {shown!r}", code="unknown_event")
+
+
+class GuardedServer(socketio.AsyncServer):
+    """AsyncServer that screens packets (see the module docstring). `default_namespace` is where refusals of
+    packets that name no namespace (raw binary frames) are reported."""
+
+    def __init__(self, *args: Any, default_namespace: str = "/", max_inflight: int = 32,
+                 **kwargs: Any) -> None:
+        kwargs.setdefault("serializer", GuardedPacket)
+        kwargs.setdefault("json", Json)
+        super().__init__(*args, **kwargs)
+        check_internals(self)
+        self.default_namespace = default_namespace
+        self.refused: dict[str, int] = {}  # eio sid -> packets refused on that connection (while it is open)
+        self.refused_total = 0
+        self.max_inflight = max_inflight
+        self.inflight: dict[str, int] = {}  # eio sid -> events being handled now
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        if isinstance(data, bytes | bytearray):  # a binary frame: an attachment or raw bytes; never buffered
+            await self._refuse(eio_sid, self.default_namespace, None, _binary())
+            return
+        if not isinstance(data, str):  # Engine.IO parsed the frame as JSON: not a Socket.IO packet
+            await self._refuse(eio_sid, self.default_namespace, None,
+                               InvalidInput("malformed Socket.IO packet", code="bad_packet"))
+            return
+        pkt = self.packet_class(encoded_packet=data)
+        ptype, ns, err = pkt.packet_type, pkt.namespace or "/", pkt.error
+        ack_id = pkt.id if ptype in (sio_packet.EVENT, sio_packet.BINARY_EVENT) else None
+        if err is None:
+            if ptype in (sio_packet.BINARY_EVENT, sio_packet.BINARY_ACK):
+                err = _binary()
+            elif ptype == sio_packet.EVENT:
+                d = pkt.data
+                if not isinstance(d, list) or not d:
+                    err = InvalidInput("an event is a non-empty list", code="bad_packet")
+                elif not isinstance(d[0], str) or d[0] in RESERVED_EVENTS:
+                    err = _unknown(d[0])
+            elif ptype == sio_packet.ACK:
+                if not isinstance(pkt.data, list):
+                    err = InvalidInput("an ack is a list", code="bad_packet")
+            elif ptype not in (sio_packet.CONNECT, sio_packet.DISCONNECT):
+                err = InvalidInput("unexpected Socket.IO packet type", code="bad_packet")
+        if err is not None:
+            await self._refuse(eio_sid, ns, ack_id, err)
+        elif ptype == sio_packet.CONNECT:
+            await self._handle_connect(eio_sid, pkt.namespace, pkt.data)
+        elif ptype == sio_packet.DISCONNECT:
+            await self._handle_disconnect(eio_sid, pkt.namespace, self.reason.CLIENT_DISCONNECT)
+        elif ptype == sio_packet.EVENT:
+            await self._event(eio_sid, ns, pkt.id, pkt.data)
+        else:
+            await self._handle_ack(eio_sid, pkt.namespace, pkt.id, pkt.data)
+
+    async def _event(self, eio_sid: str, ns: str, ack_id: int | None, data: list[Any]) -> None:
+        """The library's `_handle_event` without its extra task per event: Engine.IO already runs each message in a
+        task, and this one counts them, so one connection has at most `max_inflight` events being handled."""
+        sid = self.manager.sid_from_eio_sid(eio_sid, ns)
+        if sid is None or not self.manager.is_connected(sid, ns):
+            return
+        n = self.inflight.get(eio_sid, 0)
+        if n >= self.max_inflight:
+            await self._refuse(eio_sid, ns, ack_id, RateLimited("too many messages in flight; slow down",
+                                                               code="rate_limited"), log_it=False)
+            return
+        self.inflight[eio_sid] = n + 1
+        try:
+            await self._handle_event_internal(self, sid, eio_sid, data, ns, ack_id)
+        finally:
+            left = self.inflight.get(eio_sid, 1) - 1
+            if left > 0:
+                self.inflight[eio_sid] = left
+            else:
+                self.inflight.pop(eio_sid, None)
+
+    async def _refuse(self, eio_sid: str, namespace: str, ack_id: int | None, err: OneDoorError,
+                      log_it: bool = True) -> None:
+        n = self.refused.get(eio_sid, 0) + 1
+        self.refused[eio_sid] = n
+        self.refused_total += 1
+        if n == 1 and log_it:
+            log.warning("refused malformed Socket.IO input on connection %s: %s (further refusals on this "
+                        "connection are not logged)", eio_sid, err.code)
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if sid is None or not self.manager.is_connected(sid, namespace):
+            return  # not in that namespace: nobody to tell, nothing kept
+        body = err.to_dict()
+        if ack_id is not None:
+            await self._send_packet(eio_sid, self.packet_class(
+                sio_packet.ACK, namespace=namespace, id=ack_id, data=[{"ok": False, "error": body}]))
+        await self.emit("error", {**body, "event": None}, to=sid, namespace=namespace)
+
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any = None) -> None:
+        self.refused.pop(eio_sid, None)
+        self.inflight.pop(eio_sid, None)
+        await super()._handle_eio_disconnect(eio_sid, reason)
+
+
+def check_internals(server: socketio.AsyncServer) -> None:
+    """The python-socketio methods GuardedServer overrides or calls must still exist (an upgrade renaming them
+    would silently bypass the screening)."""
+    missing = [name for name in _INTERNALS if not callable(getattr(socketio.AsyncServer, name, None))]
+    if missing or not hasattr(server, "reason") or not hasattr(sio_packet.Packet, "decode"):
+        raise RuntimeError(f"python-socketio {socketio.__version__ if hasattr(socketio, '__version__') else '?'} "
+                           f"no longer has {missing}: signaling/limits.py must be reviewed")
+
+
+class OncePerConnection(logging.Filter):
+    """For the python-socketio/engineio loggers: drop tracebacks (a record becomes one line) and let through at most
+    one warning-or-worse record per connection id found in the message (or `per_key` records for records naming
+    none, per message text). The rest are counted in `suppressed`."""
+
+    def __init__(self, per_key: int = 1) -> None:
+        super().__init__()
+        self.per_key = per_key
+        self.seen: dict[str, int] = {}
+        self.suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        try:
+            text = record.getMessage()
+        except Exception:  # a library's malformed format arguments
+            text = str(record.msg)
+        key = _connection_key(text) or text[:80]
+        n = self.seen.get(key, 0) + 1
+        if len(self.seen) > 10_000:  # bounded: forget the oldest keys
+            self.seen.clear()
+        self.seen[key] = n
+        if n > self.per_key:
+            self.suppressed += 1
+            return False
+        if record.exc_info:
+            exc = record.exc_info[1]
+            record.msg = f"{text} ({type(exc).__name__}: {str(exc)[:200]}; traceback omitted)"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _connection_key(text: str) -> str | None:
+    for word in text.replace(":", " ").replace(",", " ").split():
+        if len(word) == 20 and word.replace("-", "").replace("_", "").isalnum():  # engine.io / socket.io sids
+            return word
+    return None
+
+
+def install_log_filter() -> OncePerConnection:
+    """Attach one filter to the library loggers (idempotent)."""
+    for name in LIBRARY_LOGGERS:
+        lg = logging.getLogger(name)
+        for f in lg.filters:
+            if isinstance(f, OncePerConnection):
+                return f
+    f = OncePerConnection()
+    for name in LIBRARY_LOGGERS:
+        logging.getLogger(name).addFilter(f)
+    return f
