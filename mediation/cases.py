@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation import audit
+from mediation.case_records import CaseMatter
 from mediation.db import Database, utcnow
 from mediation.errors import Conflict, InvalidInput, NotFound
 from mediation.models import Case, Center, Person, StageChange
@@ -61,6 +62,46 @@ class Termination(StrEnum):
 CATEGORIES = ("neighbours", "family", "wages", "traffic", "property_management", "contract", "land", "other")
 
 
+class PersonalMatter(StrEnum):
+    """Personal matters recorded at intake, kept apart because the law treats them apart: status matters
+    (marriage, parent-child, adoption) cannot be judicially confirmed (CPL-I 355, R24); inheritance can. Both
+    are signed on paper, not electronically (ESL 3)."""
+
+    NONE = "none"
+    STATUS = "status"  # 婚姻、亲子、收养等身份关系 -> Case.personal_status
+    INHERITANCE = "inheritance"  # 继承
+
+
+_ID_WEIGHTS = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+
+
+def normalize_id_number(raw: str) -> str:
+    """A resident identity card number (GB 11643-1999): 17 digits, a birth date, and the ISO 7064 MOD 11-2 check
+    character. Empty stays empty (filled in later); anything else invalid raises InvalidInput `bad_id_number`."""
+    v = raw.strip().upper()
+    if not v:
+        return ""
+    ok = len(v) == 18 and v[:17].isascii() and v[:17].isdigit() and v[17] in "0123456789X"
+    if ok:
+        try:
+            dt.date(int(v[6:10]), int(v[10:12]), int(v[12:14]))
+        except ValueError:
+            ok = False
+    if ok:
+        ok = "10X98765432"[sum(int(c) * w for c, w in zip(v[:17], _ID_WEIGHTS, strict=True)) % 11] == v[17]
+    if not ok:
+        raise InvalidInput("身份证号码无效（校验位不符） / not a valid resident ID number (GB 11643 checksum)",
+                           code="bad_id_number")
+    return v
+
+
+def normalize_phone(raw: str) -> str:
+    v = raw.strip().replace(" ", "").replace("-", "")
+    if v and not (v.lstrip("+").isascii() and v.lstrip("+").isdigit() and 5 <= len(v) <= 20):
+        raise InvalidInput("电话号码格式不正确 / not a phone number", code="bad_phone")
+    return v
+
+
 @dataclass(frozen=True)
 class PersonIn:
     side: str
@@ -83,6 +124,9 @@ async def create_case(
     actor: str, created_by: int | None = None, summary: str = "", referring_court_id: str | None = None,
     personal_status: bool = False,
 ) -> Case:
+    """Intake. ID numbers are checked (GB 11643); `personal_status` marks a status matter (CPL-I 355); the
+    inheritance marker is kept by `set_personal_matter`. The referring court is checked by the caller against the
+    court directory (mediation.casework)."""
     if category not in CATEGORIES:
         raise InvalidInput(f"unknown dispute category {category!r}", code="bad_category", allowed=list(CATEGORIES))
     try:
@@ -97,6 +141,8 @@ async def create_case(
     for p in people:
         if p.side not in ("A", "B") or p.kind not in ("party", "agent") or not p.name.strip():
             raise InvalidInput("each person needs side A/B, kind party/agent and a name", code="bad_person")
+        normalize_id_number(p.id_number)
+        normalize_phone(p.phone)
         if p.kind == "agent" and (p.represents is None or not 0 <= p.represents < len(people)
                                   or people[p.represents].kind != "party" or people[p.represents].side != p.side):
             raise InvalidInput("an agent must represent a party on the same side", code="bad_agent")
@@ -108,8 +154,9 @@ async def create_case(
     )
     s.add(case)
     await s.flush()
-    rows = [Person(case_id=case.id, side=p.side, kind=p.kind, name=p.name.strip(), id_number=p.id_number,
-                   phone=p.phone, address=p.address) for p in people]
+    rows = [Person(case_id=case.id, side=p.side, kind=p.kind, name=p.name.strip(),
+                   id_number=normalize_id_number(p.id_number), phone=normalize_phone(p.phone),
+                   address=p.address.strip()) for p in people]
     s.add_all(rows)
     await s.flush()
     for p, row in zip(people, rows, strict=True):
@@ -120,6 +167,80 @@ async def create_case(
                        detail={"channel": ch.value, "category": category, "people": len(rows)})
     await s.refresh(case, ["people"])
     return case
+
+
+PERSON_FIELDS = ("name", "id_number", "phone", "address")
+
+
+def _mask(field: str, v: str) -> str:
+    """What the audit log keeps of a personal value: enough to tell changes apart, not the value."""
+    if field == "id_number" and len(v) > 8:
+        return v[:4] + "*" * (len(v) - 8) + v[-4:]
+    if field == "phone" and len(v) > 4:
+        return "*" * (len(v) - 4) + v[-4:]
+    return v if field == "name" else ("…" if v else "")
+
+
+async def correct_person(s: AsyncSession, case: Case, person_id: int, changes: dict[str, str], *, actor: str,
+                         reason: str) -> Person:
+    """Staff correct a person's name, ID number (GB 11643 checksum), phone or address. Each change is an audit
+    entry (old and new values masked). The agreement reads people from here (its parties snapshot), so what is
+    corrected is what will be signed; an agreement already final is not changed (a new draft is needed)."""
+    person = await s.get(Person, person_id)
+    if person is None or person.case_id != case.id:
+        raise NotFound("no such person on this case", code="person_not_found")
+    if case.stage == Stage.ARCHIVED.value:
+        raise Conflict("the case is archived", code="case_archived")
+    clean: dict[str, str] = {}
+    for k, v in changes.items():
+        if k not in PERSON_FIELDS:
+            raise InvalidInput(f"unknown field {k!r}", code="bad_field", allowed=list(PERSON_FIELDS))
+        v = v.strip()
+        if k == "id_number":
+            v = normalize_id_number(v)
+        elif k == "phone":
+            v = normalize_phone(v)
+        elif k == "name" and not v:
+            raise InvalidInput("a person needs a name", code="bad_person")
+        if getattr(person, k) != v:
+            clean[k] = v
+    if not clean:
+        return person
+    detail = {k: {"from": _mask(k, getattr(person, k)), "to": _mask(k, v)} for k, v in clean.items()}
+    for k, v in clean.items():
+        setattr(person, k, v)
+    await s.flush()
+    await audit.append(s, actor=actor, action="person.correct", subject=f"case:{case.code}/person:{person.id}",
+                       detail={"person_id": person.id, "changes": detail}, reason=reason or None)
+    return person
+
+
+def person_to_dict(p: Person) -> dict[str, Any]:
+    """Staff view of one person (personal data: only behind a login of the case's center)."""
+    return {"id": p.id, "side": p.side, "kind": p.kind, "name": p.name, "represents_id": p.represents_id,
+            "id_number": p.id_number, "phone": p.phone, "address": p.address}
+
+
+async def set_personal_matter(s: AsyncSession, case: Case, matter: PersonalMatter, *, actor: str) -> None:
+    """Record the personal matter (status matters also set Case.personal_status: not confirmable, paper only)."""
+    row = await s.get(CaseMatter, case.id)
+    if matter is PersonalMatter.NONE and row is None:
+        return
+    if row is None:
+        row = CaseMatter(case_id=case.id, personal_matter=matter.value, set_by=actor, set_at=utcnow())
+        s.add(row)
+    row.personal_matter, row.set_by, row.set_at = matter.value, actor, utcnow()
+    case.personal_status = matter is PersonalMatter.STATUS
+    await s.flush()
+    await audit.append(s, actor=actor, action="case.personal_matter", subject=f"case:{case.code}",
+                       detail={"personal_matter": matter.value})
+
+
+async def personal_matter(s: AsyncSession, case: Case) -> str:
+    row = await s.get(CaseMatter, case.id)
+    if row is not None:
+        return row.personal_matter
+    return PersonalMatter.STATUS.value if case.personal_status else PersonalMatter.NONE.value
 
 
 async def get_case(s: AsyncSession, code: str) -> Case:
@@ -239,5 +360,7 @@ async def fill_demo_identities(db: Database, case_code: str) -> None:
     async with db.session() as s:
         case = await get_case(s, case_code)
         for i, p in enumerate((await s.scalars(select(Person).where(Person.case_id == case.id))).all()):
-            p.id_number = p.id_number or f"63012219900101{i:04d}"
+            body = f"63012219900101{i:03d}"
+            check = "10X98765432"[sum(int(c) * w for c, w in zip(body, _ID_WEIGHTS, strict=True)) % 11]
+            p.id_number = p.id_number or body + check
             p.address = p.address or "青海省西宁市湟中区鲁沙尔镇"

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mediation import accounts, audit, cases, sessions
 from mediation.access import Actor, Resource, check
 from mediation.agreements.courts import CourtDirectory
+from mediation.case_records import CenterContact
 from mediation.db import Database, utcnow
 from mediation.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mediation.keyring import KeyRing
@@ -57,14 +58,32 @@ async def overdue(db: Database, actor: Actor) -> list[dict[str, Any]]:
         return [{"code": c.code, "title": c.title, "overdue": [k.name for k in ks]} for c, ks in late]
 
 
-async def create_case(db: Database, actor: Actor, *, people: list[cases.PersonIn], **fields: Any) -> dict[str, Any]:
+async def create_case(db: Database, actor: Actor, courts: CourtDirectory, *, people: list[cases.PersonIn],
+                      personal_matter: str = "none", referring_court_id: str | None = None,
+                      **fields: Any) -> dict[str, Any]:
+    """Intake: ID numbers checked (GB 11643), the personal matter (a status matter is not confirmable, CPL-I 355;
+    inheritance is), and the referring court, which a court-referred (诉调) case must name and which then is the
+    court its agreement goes back to (R22)."""
+    try:
+        matter = cases.PersonalMatter(personal_matter)
+    except ValueError:
+        raise InvalidInput("personal_matter is none, status or inheritance", code="bad_personal_matter") from None
+    if fields.pop("personal_status", False):
+        matter = cases.PersonalMatter.STATUS
+    if referring_court_id:
+        courts.get(referring_court_id)  # 404 no_court: not in the directory
+    elif fields.get("channel") == cases.Channel.COURT.value:
+        raise InvalidInput("诉调案件须填写委派法院 / a court-referred case names the referring court",
+                           code="court_required")
     async with db.session() as s:
         center = await s.get(Center, actor.center_id)
         if center is None:
             raise Forbidden("only staff of a center open cases", code="forbidden")
         case = await cases.create_case(s, center=center, people=people, actor=actor.id, created_by=actor.staff_id,
-                                       **fields)
-        return cases.case_to_dict(case)
+                                       referring_court_id=referring_court_id,
+                                       personal_status=matter is cases.PersonalMatter.STATUS, **fields)
+        await cases.set_personal_matter(s, case, matter, actor=actor.id)
+        return {**cases.case_to_dict(case), "personal_matter": matter.value}
 
 
 async def read_case(db: Database, actor: Actor, code: str) -> dict[str, Any]:
@@ -76,7 +95,9 @@ async def read_case(db: Database, actor: Actor, code: str) -> dict[str, Any]:
         sess = (await s.scalars(select(MediationSession).where(MediationSession.case_id == case.id)
                                 .order_by(MediationSession.id))).all()
         await audit.append(s, actor=actor.id, action="case.read", subject=f"case:{case.code}")
-        return {"case": cases.case_to_dict(case),
+        people = [cases.person_to_dict(p) for p in case.people]
+        return {"case": {**cases.case_to_dict(case), "people": people,
+                         "personal_matter": await cases.personal_matter(s, case)},
                 "history": [{"from": h.from_stage, "to": h.to_stage, "by": h.by, "at": h.at.isoformat(),
                              "note": h.note} for h in history],
                 "sessions": [session_json(x) for x in sess]}
@@ -108,6 +129,33 @@ async def flag_violence(db: Database, actor: Actor, code: str, note: str) -> dic
         case.flagged_violence = True
         await audit.append(s, actor=actor.id, action="case.flag_violence", subject=f"case:{case.code}", reason=note)
         return cases.case_to_dict(case)
+
+
+async def correct_person(db: Database, actor: Actor, code: str, person_id: int, changes: dict[str, str],
+                         reason: str) -> dict[str, Any]:
+    """Staff of the case's center correct a person (GB 11643 checksum on ID numbers); each change is audited.
+    The agreement's parties are read from these records, so a draft saved afterwards carries the correction."""
+    async with db.session() as s:
+        case = await own_case(s, actor, code, Action.PERSON_EDIT)
+        person = await cases.correct_person(s, case, person_id, changes, actor=actor.id, reason=reason)
+        return cases.person_to_dict(person)
+
+
+async def set_center_contact(db: Database, actor: Actor, phone: str, hours: str) -> dict[str, Any]:
+    """The center's public phone and hours, shown on the page a case QR code opens (an admin of the center)."""
+    async with db.session() as s:
+        center = await s.get(Center, actor.center_id)
+        if center is None:
+            raise Forbidden("only an administrator of a center", code="forbidden")
+        row = await s.get(CenterContact, center.id)
+        if row is None:
+            row = CenterContact(center_id=center.id, updated_by=actor.id)
+            s.add(row)
+        row.phone, row.hours, row.updated_by, row.updated_at = cases.normalize_phone(phone), hours.strip(), actor.id, utcnow()
+        await s.flush()
+        await audit.append(s, actor=actor.id, action="center.contact", subject=f"center:{center.id}",
+                           detail={"phone": row.phone, "hours": row.hours})
+        return {"center": center.name, "phone": row.phone, "hours": row.hours}
 
 
 # ---- sessions and invites -----------------------------------------------------------------------------------------

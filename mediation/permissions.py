@@ -54,6 +54,8 @@ class Action(StrEnum):
     CASE_STAGE = "case.stage"
     CASE_TERMINATE = "case.terminate"
     CASE_FLAG = "case.flag"
+    PERSON_EDIT = "person.edit"  # correct a person's name, ID number, phone, address (audited; issue 11)
+    CENTER_CONTACT = "center.contact"  # the center's public phone shown on the case QR page
     SESSION_CREATE = "session.create"
     SESSION_READ = "session.read"
     SESSION_JOIN = "session.join"  # a staff member connects to a session (host, co-mediator, judge, psychologist)
@@ -88,6 +90,8 @@ class Action(StrEnum):
     AGREEMENT_SIGN_PARTY = "agreement.sign_party"
     AGREEMENT_SIGN_MEDIATOR = "agreement.sign_mediator"  # in a session: the host; over HTTP: a mediator
     APPLICATION_SIGN = "application.sign"  # a party or agent signs the joint application with its device key
+    # HTTP, a party's own device after the session (invite token + device proof, no live session needed)
+    PARTY_COPIES = "party.copies"  # R20: its own copy of the agreement, the application and the ruling
 
 
 class Scope(StrEnum):
@@ -115,6 +119,8 @@ RULES: dict[Action, Rule] = {
     Action.CASE_STAGE: Rule(frozenset({StaffRole.INTAKE_CLERK, StaffRole.MEDIATOR, StaffRole.ADMIN}), Scope.CENTER),
     Action.CASE_TERMINATE: Rule(frozenset({StaffRole.MEDIATOR, StaffRole.ADMIN}), Scope.CENTER),
     Action.CASE_FLAG: Rule(frozenset({StaffRole.MEDIATOR}), Scope.CENTER),
+    Action.PERSON_EDIT: Rule(frozenset({StaffRole.INTAKE_CLERK, StaffRole.MEDIATOR, StaffRole.ADMIN}), Scope.CENTER),
+    Action.CENTER_CONTACT: Rule(frozenset({StaffRole.ADMIN}), Scope.NONE),
     Action.SESSION_CREATE: Rule(frozenset({StaffRole.MEDIATOR, StaffRole.COURT_JUDGE}), Scope.CENTER),
     Action.SESSION_READ: Rule(frozenset({StaffRole.MEDIATOR, StaffRole.ADMIN, StaffRole.COURT_JUDGE}), Scope.CENTER),
     Action.USER_CREATE: Rule(frozenset({StaffRole.ADMIN, StaffRole.SYSTEM_ADMIN}), Scope.NONE),
@@ -150,6 +156,7 @@ RULES: dict[Action, Rule] = {
     # in a session: the host; over HTTP: a mediator of the case's center
     Action.AGREEMENT_SIGN_MEDIATOR: Rule(frozenset({SessionRole.HOST, StaffRole.MEDIATOR}), Scope.SESSION),
     Action.APPLICATION_SIGN: Rule(frozenset(SIDES), Scope.SESSION),
+    Action.PARTY_COPIES: Rule(frozenset({SessionRole.PARTY, SessionRole.AGENT}), Scope.SESSION),
 }
 
 

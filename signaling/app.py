@@ -17,6 +17,8 @@ from signaling import (
     events_media,
     events_session,
     http_api,
+    party_api,
+    public_api,
     recording_events,
     recordings_api,
 )
@@ -33,7 +35,8 @@ from web import WEB_DIR
 log = logging.getLogger(__name__)
 
 # Every route table and event table the server answers, handed to the app factory (nothing registers on import).
-ROUTES: list[Api] = [http_api.api, agreement_api.api, court_api.api, recordings_api.api]
+ROUTES: list[Api] = [http_api.api, agreement_api.api, court_api.api, recordings_api.api, party_api.api,
+                     public_api.api]
 EVENTS: list[EventTable] = [events_lobby.events, events_session.events, events_media.events,
                             recording_events.events, events_agreement.events]
 
@@ -44,7 +47,8 @@ def api_routes() -> Api:
 
 def event_handlers() -> dict[str, EventSpec]:
     return merge(EVENTS)
-PAGES = {"/join": "party.html", "/console": "console.html", "/court": "court.html"}
+PAGES = {"/join": "party.html", "/console": "console.html", "/court": "court.html",
+         "/verify/{code}": "verify.html", "/c/{code}": "case.html"}
 CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self' ws: wss:; "
        "style-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
 

@@ -14,12 +14,14 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import Field
 
+from mediation.agreements.judging import require_reasoning
 from mediation.casework import session_json
 from mediation.court_portal import APP, CourtPortal
 from mediation.notices import Notice
 from mediation.permissions import Action
 from signaling.http_api import PUBLISHER, Strict, int_param, invite_json
 from signaling.httpkit import Api, Ctx
+from signaling.party_api import copies, send_pdf
 
 log = logging.getLogger(__name__)
 api = Api()
@@ -42,7 +44,7 @@ class QuestioningIn(Strict):
 class RuleIn(Strict):
     outcome: Literal["confirmed", "rejected"]
     ground: str | None = Field(None, max_length=40)
-    reasoning: str = Field("", max_length=5000)
+    reasoning: str = Field("", max_length=5000)  # required: 422 reasoning_required when empty
 
 
 def _portal(ctx: Ctx) -> CourtPortal:
@@ -114,11 +116,18 @@ async def questioning(ctx: Ctx, body: QuestioningIn) -> dict[str, Any]:
 
 @api.route("POST", APP + "/rule", action=Action.COURT_RULE, body=RuleIn)
 async def rule(ctx: Ctx, body: RuleIn) -> dict[str, Any]:
-    """裁定有效 (confirmed) or 驳回 (rejected, with a ground from the fixed list), signed with the court's key."""
-    out, ruling, notice = await _portal(ctx).rule(ctx.actor, _app_id(ctx), body.outcome, body.ground,
-                                                  body.reasoning)
+    """裁定有效 (confirmed) or 驳回 (rejected, with a ground from the fixed list) with the court's reasoning
+    (422 `reasoning_required` when empty), signed with the court's key; the answer carries the objection windows."""
+    reasoning = require_reasoning(body.reasoning)
+    out, ruling, notice = await _portal(ctx).rule(ctx.actor, _app_id(ctx), body.outcome, body.ground, reasoning)
     await _notify(ctx, notice)
     return {"application": out, "ruling": ruling}
+
+
+@api.route("GET", APP + "/ruling.pdf", action=Action.COURT_VIEW)
+async def ruling_pdf(ctx: Ctx, _: None) -> web.StreamResponse:
+    """The ruling (裁定书) as a PDF signed by the court's key (X-Court-Signature: Ed25519 over the PDF bytes)."""
+    return await send_pdf(ctx, await copies(ctx).ruling_for_court(ctx.actor, _app_id(ctx)))
 
 
 @api.route("GET", APP + "/bundle", action=Action.COURT_BUNDLE)

@@ -49,7 +49,21 @@ class CaseIn(Strict):
     summary: str = Field("", max_length=5000)
     people: list[PersonBody] = Field(min_length=2, max_length=50)
     referring_court_id: str | None = Field(None, max_length=50)
-    personal_status: bool = False
+    personal_status: bool = False  # the same as personal_matter "status"
+    personal_matter: Literal["none", "status", "inheritance"] = "none"
+
+
+class PersonPatch(Strict):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    id_number: str | None = Field(None, max_length=40)
+    phone: str | None = Field(None, max_length=40)
+    address: str | None = Field(None, max_length=300)
+    reason: str = Field("", max_length=2000)
+
+
+class ContactIn(Strict):
+    phone: str = Field(max_length=40)
+    hours: str = Field("", max_length=200)
 
 
 class StageIn(Strict):
@@ -158,9 +172,10 @@ async def overdue(ctx: Ctx, _: None) -> dict[str, Any]:
 async def create_case(ctx: Ctx, body: CaseIn) -> dict[str, Any]:
     """Open a case (intake): sides, people, referral channel, category."""
     case = await casework.create_case(
-        ctx.services.db, ctx.actor, title=body.title, category=body.category, channel=body.channel,
-        people=[cases.PersonIn(**p.model_dump()) for p in body.people], summary=body.summary,
-        referring_court_id=body.referring_court_id, personal_status=body.personal_status)
+        ctx.services.db, ctx.actor, ctx.services.courts, title=body.title, category=body.category,
+        channel=body.channel, people=[cases.PersonIn(**p.model_dump()) for p in body.people], summary=body.summary,
+        referring_court_id=body.referring_court_id or None, personal_status=body.personal_status,
+        personal_matter=body.personal_matter)
     return {"case": case, "link": f"{base_url(ctx)}/c/{case['code']}"}
 
 
@@ -168,6 +183,20 @@ async def create_case(ctx: Ctx, body: CaseIn) -> dict[str, Any]:
 async def read_case(ctx: Ctx, _: None) -> dict[str, Any]:
     """One case with its people, clocks, stage history and sessions. The read is logged (R10)."""
     return await casework.read_case(ctx.services.db, ctx.actor, ctx.param("code"))
+
+
+@api.route("PATCH", "/api/cases/{code}/people/{person}", action=Action.PERSON_EDIT, body=PersonPatch)
+async def correct_person(ctx: Ctx, body: PersonPatch) -> dict[str, Any]:
+    """Correct a person's name, ID number (GB 11643 checksum), phone or address; each change is audited."""
+    changes = body.model_dump(exclude_none=True, exclude={"reason"})
+    return {"person": await casework.correct_person(ctx.services.db, ctx.actor, ctx.param("code"),
+                                                    int_param(ctx.param("person"), "person"), changes, body.reason)}
+
+
+@api.route("PUT", "/api/center/contact", action=Action.CENTER_CONTACT, body=ContactIn)
+async def center_contact(ctx: Ctx, body: ContactIn) -> dict[str, Any]:
+    """The center's public phone and hours, shown on the page a case QR code opens (/c/<code>)."""
+    return {"contact": await casework.set_center_contact(ctx.services.db, ctx.actor, body.phone, body.hours)}
 
 
 @api.route("GET", "/api/cases/{code}/qr.png", action=Action.CASE_READ)

@@ -85,7 +85,7 @@ async def agree_and_confirm(sv: Services, base: str, case_code: str, mediator: S
     queue = (await judge.api("GET", "/api/court/queue"))["queue"]
     await judge.api("GET", f"/api/court/applications/{app_id}")
     await judge.api("POST", f"/api/court/applications/{app_id}/accept")
-    ruling = (await judge.api("POST", f"/api/court/applications/{app_id}/rule", {"outcome": "confirmed"}))["ruling"]
+    ruling = (await judge.api("POST", f"/api/court/applications/{app_id}/rule", {"outcome": "confirmed", "reasoning": "经审查，协议系双方自愿达成，内容不违反法律规定"}))["ruling"]
     async with judge.http.get(f"{base}/api/court/applications/{app_id}/bundle",
                               params={"reason": "simulation"}) as r:
         if r.status != 200:

@@ -7,10 +7,13 @@ audit entry (`judge_viewed`).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
+import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -21,11 +24,13 @@ from mediation.agreements._load import agreement_row, case_row
 from mediation.agreements.confirmation import app_subject, application_row
 from mediation.agreements.courts import CourtDirectory
 from mediation.agreements.models import ConfirmationApplication, CourtQuestioning, CourtRuling
+from mediation.agreements.pdf import DocumentInput, render_document
 from mediation.canonical import canonical_json, sha256_hex
 from mediation.db import utcnow
 from mediation.errors import Conflict, Forbidden, InvalidInput
 from mediation.models import StaffUser
 from mediation.permissions import StaffRole
+from mediation.service_records import RulingDocument
 
 log = logging.getLogger(__name__)
 RULE_WITHIN = dt.timedelta(days=15)
@@ -76,6 +81,7 @@ class RulingView:
     signature: str
     court_key_fingerprint: str
     ruled_at: dt.datetime
+    objections: dict[str, Any] = field(default_factory=dict)  # R26 windows, see `objection_windows`
 
 
 async def _judge(s: AsyncSession, judge_id: int, court_id: str | None = None) -> StaffUser:
@@ -183,6 +189,44 @@ async def schedule_questioning(
     return row.id
 
 
+PARTY_OBJECTION = dt.timedelta(days=15)  # a party: within 15 days of receiving the ruling (CPL-I 372, JC 11)
+THIRD_PARTY_OBJECTION_MONTHS = 6  # a third party: within 6 months of knowing its rights were harmed (CPL-I 372)
+
+
+def add_months(t: dt.datetime, months: int) -> dt.datetime:
+    """Calendar months; a day past the end of the target month becomes its last day (31 Aug + 6 = 28/29 Feb)."""
+    y, m = divmod(t.month - 1 + months, 12)
+    year, month = t.year + y, m + 1
+    for day in (t.day, 30, 29, 28):
+        try:
+            return t.replace(year=year, month=month, day=min(t.day, day))
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+def objection_windows(ruled_at: dt.datetime, now: dt.datetime | None = None) -> dict[str, Any]:
+    """R26: objections to a ruling by a party within 15 days, by a third party within 6 months. Counted from the
+    ruling here; a party's window runs from service, which the copies log records per person (R20)."""
+    now = now or utcnow()
+    out: dict[str, Any] = {}
+    for who, due, rule_ in (("party", ruled_at + PARTY_OBJECTION, "R26: a party objects within 15 days"),
+                            ("third_party", add_months(ruled_at, THIRD_PARTY_OBJECTION_MONTHS),
+                             "R26: a third party objects within 6 months")):
+        out[who] = {"due": due.isoformat(), "open": now <= due, "days_left": max(0, (due - now).days),
+                    "rule": rule_}
+    return out
+
+
+def require_reasoning(reasoning: str) -> str:
+    """Confirming or rejecting states the court's reasoning (R25): empty text is refused."""
+    text = (reasoning or "").strip()
+    if not text:
+        raise InvalidInput("请填写裁定理由 / the ruling needs its reasoning", code="reasoning_required",
+                           field="reasoning")
+    return text
+
+
 def ruling_message(document: dict[str, Any]) -> bytes:
     return canonical_json(document)
 
@@ -226,14 +270,86 @@ async def rule(
     await audit.append(s, actor=f"staff:{judge_id}", action="court.rule", subject=app_subject(code, app.id),
                        detail={"outcome": outcome, "ground": ground, "ruling_sha256": sha256_hex(ruling_message(document)),
                                "late": bool(app.ruling_due and now > app.ruling_due)})
-    return RulingView(row.id, app.id, court.id, outcome, ground, document, sig, row.court_key_fingerprint, now)
+    return RulingView(row.id, app.id, court.id, outcome, ground, document, sig, row.court_key_fingerprint, now,
+                      objection_windows(now, now))
 
 
 async def ruling_for(s: AsyncSession, application_id: int) -> RulingView | None:
     row = (await s.scalars(select(CourtRuling).where(CourtRuling.application_id == application_id))).first()
     if row is None:
         return None
-    import json
-
     return RulingView(row.id, row.application_id, row.court_id, row.outcome, row.ground, json.loads(row.document),
-                      row.signature, row.court_key_fingerprint, row.ruled_at)
+                      row.signature, row.court_key_fingerprint, row.ruled_at, objection_windows(row.ruled_at))
+
+
+# ---- the ruling as a document (裁定书): a PDF signed with the court's key (R20, R25) -------------------------------
+
+def _cst(iso: str) -> str:
+    t = dt.datetime.fromisoformat(iso)
+    return t.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y年%m月%d日 %H:%M")
+
+
+def ruling_input(view: RulingView, *, verify_url: str, court_fingerprint: str,
+                 applicants: list[dict[str, Any]], center_name: str) -> DocumentInput:
+    """What the 裁定书 says: who applied, what was asked, the outcome with its ground and the court's reasoning,
+    the objection windows, and how to verify it. Built only from the signed ruling and the signed application."""
+    d = view.document
+    names = "、".join(f"{p['name']}（{p['side']}方）" for p in applicants if p.get("kind") == "party") or "—"
+    confirmed = view.outcome == "confirmed"
+    decision = ("确认申请人于调解组织主持下达成的人民调解协议（协议编号 "
+                f"{d['agreement_id']}-v{d['agreement_version']}）有效。一方当事人拒绝履行或者未全部履行的，"
+                "对方当事人可以向人民法院申请强制执行。" if confirmed else
+                f"驳回申请人的司法确认申请。理由：{d.get('ground_label') or '—'}。当事人可以通过调解方式变更原调解协议"
+                "或者达成新的调解协议，也可以向人民法院提起诉讼。")
+    ob = view.objections or objection_windows(view.ruled_at)
+    return DocumentInput(
+        title=d["court"]["name"], subtitle="民事裁定书",
+        meta=[f"案件编号：{d['case']}    申请编号：{d['application_id']}", f"申请人：{names}",
+              f"调解组织：{center_name}"],
+        sections=[
+            ("申请事项", "申请人共同申请确认其在调解组织主持下达成的人民调解协议的效力（《中华人民共和国民事诉讼法》第二百零五条、"
+                     "第二百零六条）。"),
+            ("本院经审查认为", d.get("reasoning") or "—"),
+            ("裁定如下", f"{d['outcome_label']}：{decision}"),
+            ("异议期限", f"当事人对本裁定有异议的，应当自收到本裁定之日起十五日内提出（至 {_cst(ob['party']['due'])}）；"
+                     f"案外人认为本裁定损害其民事权益的，可以自知道或者应当知道其民事权益受到侵害之日起六个月内提出异议"
+                     f"（自本裁定作出之日计，至 {_cst(ob['third_party']['due'])}）。本案不收取费用。"),
+        ],
+        closing=[f"审判员　{d.get('judge') or ''}", _cst(d["ruled_at"]), d["court"]["name"]],
+        small_print=[
+            f"本裁定为电子文书，由{d['court']['name']}以其裁定密钥（Ed25519）签名。",
+            f"法院裁定密钥指纹（SHA-256）：{court_fingerprint}",
+            f"裁定内容（规范化 JSON）SHA-256：{sha256_hex(ruling_message(d))}",
+            f"裁定内容签名（base64）：{view.signature}",
+            f"调解协议内容 SHA-256：{d.get('content_sha256') or '—'}；申请书 SHA-256：{d.get('application_sha256') or '—'}",
+            "本 PDF 文件本身的签名随文件一同提供（下载响应头 X-Court-Signature），也可在核验地址查询。",
+        ],
+        verify_url=verify_url, footer=f"{d['case']} · 民事裁定书 · 申请 {d['application_id']}",
+        author=d["court"]["name"], subject=f"ruling {view.id} application {d['application_id']}",
+    )
+
+
+async def ruling_document(s: AsyncSession, application_id: int, *, courts: CourtDirectory, verify_url: str,
+                          center_name: str, font: tuple[Path, int]) -> RulingDocument | None:
+    """The ruling's PDF, rendered once and signed (as bytes) with the court's key; None before a ruling."""
+    view = await ruling_for(s, application_id)
+    if view is None:
+        return None
+    row = await s.get(RulingDocument, view.id)
+    if row is not None:
+        return row
+    app = await application_row(s, application_id)
+    applicants = json.loads(app.document).get("applicants", [])
+    court = courts.get(view.court_id)
+    doc = ruling_input(view, verify_url=verify_url, court_fingerprint=court.ruling_key_fingerprint,
+                       applicants=applicants, center_name=center_name)
+    pdf = await asyncio.to_thread(render_document, doc, font)
+    key = courts.ruling_key(court.id)
+    sig = base64.b64encode(await asyncio.to_thread(key.sign, pdf)).decode()
+    row = RulingDocument(ruling_id=view.id, pdf=pdf, sha256=sha256_hex(pdf), signature=sig,
+                         court_key_fingerprint=court.ruling_key_fingerprint, rendered_at=utcnow())
+    s.add(row)
+    await s.flush()
+    await audit.append(s, actor=f"court:{court.id}", action="ruling.render", subject=app_subject(view.document["case"],
+                       application_id), detail={"ruling_id": view.id, "pdf_sha256": row.sha256})
+    return row

@@ -189,3 +189,49 @@ def render(doc: PdfInput, font: tuple[Path, int]) -> bytes:
 
     pdf.build(_story(doc), onFirstPage=footer, onLaterPages=footer)
     return buf.getvalue()
+
+
+# ---- other documents of a case: the joint application and the court's ruling (R20, R25) ------------------------
+
+@dataclass
+class DocumentInput:
+    """A plain legal document: a title block, headed sections, and small print (hashes, keys, where to verify).
+    Used for the ruling (裁定书) and for a party's copy of the joint application; the agreement keeps `PdfInput`."""
+
+    title: str
+    subtitle: str
+    meta: list[str]
+    sections: list[tuple[str, str]]
+    small_print: list[str]
+    verify_url: str
+    footer: str
+    author: str
+    subject: str
+    closing: list[str] = field(default_factory=list)  # right-aligned lines: court, date
+
+
+def render_document(doc: DocumentInput, font: tuple[Path, int]) -> bytes:
+    """Render a `DocumentInput`. Deterministic (reportlab `invariant`); CPU-bound: use `asyncio.to_thread`."""
+    register_font(*font)
+    st = _styles()
+    right = ParagraphStyle("right", parent=st["body"], alignment=2)
+    head = Table([[[_p(doc.title, st["title"]), _p(doc.subtitle, st["title"])] + [_p(m, st["body"]) for m in doc.meta],
+                   _qr(doc.verify_url)]], colWidths=[135 * mm, 32 * mm])
+    story: list[Any] = [head, _p(f"核验地址：{doc.verify_url}", st["small"]), Spacer(1, 4 * mm)]
+    for heading, text in doc.sections:
+        story += [_p(heading, st["h"]), _p(text, st["body"])]
+    story += [Spacer(1, 6 * mm)] + [_p(line, right) for line in doc.closing]
+    story += [Spacer(1, 4 * mm)] + [_p(line, st["small"]) for line in doc.small_print]
+    buf = io.BytesIO()
+    pdf = SimpleDocTemplate(buf, pagesize=A4, invariant=1, title=f"{doc.title} {doc.subtitle}", author=doc.author,
+                            creator="OneDoor", subject=doc.subject, leftMargin=20 * mm, rightMargin=20 * mm,
+                            topMargin=18 * mm, bottomMargin=18 * mm)
+
+    def footer(canvas: Any, _doc: Any) -> None:
+        canvas.saveState()
+        canvas.setFont(FONT, 8)
+        canvas.drawString(20 * mm, 10 * mm, f"{doc.footer} · 第 {canvas.getPageNumber()} 页")
+        canvas.restoreState()
+
+    pdf.build(story, onFirstPage=footer, onLaterPages=footer)
+    return buf.getvalue()

@@ -114,9 +114,11 @@ async def test_draft_to_ruling_and_bundle(world: World, tmp_path: Path) -> None:
     assert qs["session"]["kind"] == "questioning" and len(qs["invites"]) == 2
     assert all("/join#" in i["link"] for i in qs["invites"])
     with pytest.raises(ProtocolError) as e:
-        await judge.api("POST", f"/api/court/applications/{app_id}/rule", {"outcome": "rejected"})
+        await judge.api("POST", f"/api/court/applications/{app_id}/rule",
+                            {"outcome": "rejected", "reasoning": "经审查"})
     assert e.value.code == "invalid_ground"
-    ruled = await judge.api("POST", f"/api/court/applications/{app_id}/rule", {"outcome": "confirmed"})
+    ruled = await judge.api("POST", f"/api/court/applications/{app_id}/rule",
+                            {"outcome": "confirmed", "reasoning": "双方自愿，内容合法"})
     assert ruled["ruling"]["outcome"] == "confirmed" and ruled["application"]["status"] == "confirmed"
     await a.wait(lambda c: any(n["kind"] == "ruling" for n in c.events["court:notice"]))
     kinds = [n["kind"] for n in (await a.call("agreement:get"))["notifications"]]
