@@ -22,6 +22,7 @@ import logging
 from typing import Any
 
 import socketio
+from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet as sio_packet
 
 from mediation.errors import InvalidInput, OneDoorError, RateLimited
@@ -119,6 +120,8 @@ class GuardedServer(socketio.AsyncServer):
         kwargs.setdefault("json", Json)
         super().__init__(*args, **kwargs)
         check_internals(self)
+        if self.async_mode == "aiohttp":  # Engine.IO frames are screened as they are read (ScreenedWebSocket)
+            self.eio._async = {**self.eio._async, "websocket": ScreenedWebSocket}
         self.default_namespace = default_namespace
         self.refused: dict[str, int] = {}  # eio sid -> packets refused on that connection (while it is open)
         self.refused_total = 0
@@ -205,10 +208,37 @@ class GuardedServer(socketio.AsyncServer):
         await super()._handle_eio_disconnect(eio_sid, reason)
 
 
+class ScreenedWebSocket(eio_aiohttp.WebSocket):
+    """python-engineio's aiohttp websocket, reading past text frames that are not Engine.IO packets.
+
+    Engine.IO decodes each frame outside any error handling: an empty frame or one whose first character is not a
+    packet type ended the connection with a traceback. Here such frames are dropped (the first one of a connection
+    logged as one line); a connection that sends `MAX_BAD_FRAMES` of them is closed.
+    """
+
+    MAX_BAD_FRAMES = 100
+
+    async def wait(self) -> Any:
+        while True:
+            data = await super().wait()
+            if not isinstance(data, str) or (data and data[0] in "0123456"):
+                return data
+            self.bad_frames = getattr(self, "bad_frames", 0) + 1
+            if self.bad_frames == 1:
+                log.warning("dropped a malformed Engine.IO frame (%r...); further ones on this connection are "
+                            "not logged", data[:20])
+            if self.bad_frames >= self.MAX_BAD_FRAMES:
+                return None  # closes the connection
+
+
 def check_internals(server: socketio.AsyncServer) -> None:
     """The python-socketio methods GuardedServer overrides or calls must still exist (an upgrade renaming them
     would silently bypass the screening)."""
     missing = [name for name in _INTERNALS if not callable(getattr(socketio.AsyncServer, name, None))]
+    eio_async = getattr(server.eio, "_async", None)
+    if server.async_mode == "aiohttp" and not (isinstance(eio_async, dict) and eio_async.get("websocket")
+                                                   is eio_aiohttp.WebSocket):
+        missing.append("engineio AsyncServer._async['websocket']")
     if missing or not hasattr(server, "reason") or not hasattr(sio_packet.Packet, "decode"):
         raise RuntimeError(f"python-socketio {socketio.__version__ if hasattr(socketio, '__version__') else '?'} "
                            f"no longer has {missing}: signaling/limits.py must be reviewed")
