@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,14 +41,17 @@ class Bucket:
         return 0.0
 
 
-LIMIT = web.AppKey("public_limit", Bucket)
+_buckets: weakref.WeakKeyDictionary[web.Application, Bucket] = weakref.WeakKeyDictionary()  # one per app
+
+
+def bucket(app: web.Application) -> Bucket:
+    if app not in _buckets:
+        _buckets[app] = Bucket()
+    return _buckets[app]
 
 
 def _limited(ctx: Ctx) -> web.Response | None:
-    app = ctx.request.app
-    if LIMIT not in app:
-        app[LIMIT] = Bucket()
-    wait = app[LIMIT].take(ctx.request.remote or "")
+    wait = bucket(ctx.request.app).take(ctx.request.remote or "")
     if not wait:
         return None
     resp = error_response(RateLimited("请求过于频繁，请稍后再试 / too many requests; try again shortly",

@@ -7,6 +7,7 @@ import { explain } from "./errors.js";
 import { agreementDoc, agreementStatus } from "./agreement-view.js";
 import { applicationStatus } from "./agreement-application.js";
 import { invitesList } from "./console-case.js";
+import "./strings-public.js";
 
 const DECLINE = ["out_of_scope", "no_jurisdiction", "personal_status", "special_procedure", "ownership"];
 const REJECT = ["violates_mandatory_law", "harms_state_public_or_others", "against_public_order", "not_voluntary",
@@ -32,6 +33,30 @@ export async function courtCaseView(id, rerender) {
   const qWhen = h("input", { type: "datetime-local" });
   const reasoning = h("textarea", { id: "reasoning", maxlength: "5000" });
   const open = ["submitted", "accepted"].includes(app.status);
+  // Ruling: nothing is sent until the judge has read back what will be signed (outcome, ground, reasoning).
+  const confirmBox = h("div", { id: "rule-confirm", class: "card", hidden: true, role: "dialog", "aria-modal": "false",
+    "aria-labelledby": "rule-confirm-h" });
+  const askRule = (outcome) => {
+    err.hidden = true;
+    const text = reasoning.value.trim();
+    if (!text) { err.textContent = t("ruling.need_reasoning"); err.hidden = false; reasoning.focus(); return; }
+    const body = { outcome, reasoning: text };
+    if (outcome === "rejected") body.ground = ruleGround.value;
+    confirmBox.replaceChildren(
+      h("h3", { id: "rule-confirm-h", tabindex: "-1" }, t("ruling.confirm_title")),
+      h("p", {}, t("ruling.confirm_text")),
+      h("p", { class: "strong" }, t("ruling.outcome", { label: t(outcome === "confirmed" ? "court.confirm" : "court.reject") })),
+      body.ground ? h("p", {}, t("ruling.ground", { label: t("ground." + body.ground) })) : null,
+      h("p", { class: "prewrap" }, t("ruling.reasoning_shown", { text })),
+      h("div", { class: "row" },
+        h("button", { type: "button", class: outcome === "confirmed" ? "primary" : "danger", id: "rule-sign",
+          onclick: () => redo("/rule", body) }, t("ruling.sign")),
+        h("button", { type: "button", id: "rule-cancel", onclick: () => { confirmBox.hidden = true; reasoning.focus(); } },
+          t("ruling.cancel"))));
+    confirmBox.hidden = false;
+    confirmBox.querySelector("h3").focus();
+  };
+  const ruling = app.ruling;
   return h("section", { id: "application-view", dataset: { application: String(app.id) } },
     h("p", {}, h("a", { href: "#" }, t("court.back"))),
     h("h1", {}, t("court.app_n", { id: app.id, code: d.case.code })),
@@ -44,9 +69,10 @@ export async function courtCaseView(id, rerender) {
       app.status === "accepted" ? h("div", { class: "stack" },
         h("h3", {}, t("court.rule")), field(t("court.reasoning"), reasoning),
         h("div", { class: "row" },
-          h("button", { type: "button", class: "primary", id: "court-confirm", onclick: () => redo("/rule", { outcome: "confirmed", reasoning: reasoning.value.trim() }) }, t("court.confirm")),
+          h("button", { type: "button", class: "primary", id: "court-confirm", onclick: () => askRule("confirmed") }, t("court.confirm")),
           ruleGround,
-          h("button", { type: "button", class: "danger", onclick: () => redo("/rule", { outcome: "rejected", ground: ruleGround.value, reasoning: reasoning.value.trim() }) }, t("court.reject"))),
+          h("button", { type: "button", class: "danger", id: "court-reject", onclick: () => askRule("rejected") }, t("court.reject"))),
+        confirmBox,
         app.extended ? null : h("div", { class: "row" }, field(t("court.extend_reason"), extendReason),
           h("button", { type: "button", onclick: () => redo("/extend", { reason: extendReason.value.trim() }) }, t("court.extend"))),
         h("h3", {}, t("court.questioning")), field(t("court.q_when"), qWhen), field(t("court.q_note"), qNote),
@@ -56,6 +82,12 @@ export async function courtCaseView(id, rerender) {
           const res = await act("/questioning", body);
           if (res) out.replaceChildren(invitesList(res.invites) || "");
         } }, t("court.questioning")), out) : null) : null,
+    ruling ? h("section", { class: "card", id: "ruling" }, h("h2", {}, t("pub.ruling")),
+      h("p", { class: "strong" }, ruling.document.outcome_label, ruling.document.ground_label ? "：" + ruling.document.ground_label : ""),
+      h("p", { class: "prewrap" }, ruling.document.reasoning),
+      ruling.objections && ruling.objections.party ? h("p", { class: "muted", id: "objection-windows" }, t("ruling.windows", {
+        party: fmtTime(ruling.objections.party.due, lang), third: fmtTime(ruling.objections.third_party.due, lang) })) : null,
+      h("p", {}, h("a", { href: base + "/ruling.pdf", id: "ruling-pdf" }, t("ruling.pdf")))) : null,
     h("section", { class: "card" }, h("h2", {}, t("ag.title")), agreementStatus(d.agreement),
       d.integrity && d.integrity.length ? h("div", { class: "error" }, t("court.integrity_bad"), h("ul", {}, d.integrity.map((x) => h("li", {}, typeof x === "string" ? x : JSON.stringify(x)))))
         : h("p", { class: "okmsg", id: "integrity" }, t("court.integrity_ok")),

@@ -10,10 +10,13 @@ import { connectSession } from "./socket.js";
 import { explain, codeOf, ServerError } from "./errors.js";
 import { stepView, nextStep, stopPreview } from "./party-steps.js";
 import { SessionView } from "./party-session.js";
+import { documentsView } from "./party-documents.js";
 
 // Errors after which retrying cannot help: show them and stop.
 const FATAL = new Set(["no_token", "bad_invite", "invite_expired", "device_mismatch", "bad_signature",
   "session_ended", "device_key_required", "bad_device_key", "insecure_context", "bad_origin"]);
+// After these the party's own copies are still there (R20): the page shows "my documents".
+const COPIES_AFTER = new Set(["session_ended", "invite_expired"]);
 // Server-side disconnect reasons that end the page's session (no automatic rejoin).
 const FINAL_EVENTS = ["session:refused", "session:replaced", "session:ended"];
 
@@ -172,11 +175,18 @@ function render(moveFocus) {
 
 function errorView() {
   const code = codeOf(app.error);
-  return h("section", { class: "card", role: "alert", dataset: { code } },
+  return [h("section", { class: "card", role: "alert", dataset: { code } },
     h("h2", {}, t("error.title")),
     h("p", { class: "error", id: "error-text" }, explain(app.error)),
     h("p", { class: "muted" }, t("error.help")),
-    FATAL.has(code) ? null : h("button", { type: "button", onclick: () => location.reload() }, t("common.retry")));
+    FATAL.has(code) ? null : h("button", { type: "button", onclick: () => location.reload() }, t("common.retry"))),
+  COPIES_AFTER.has(code) ? myDocuments() : null];
+}
+
+function myDocuments() {
+  app.documents = app.documents || documentsView(app.token);
+  if (app.documents.repaint) app.documents.repaint();
+  return app.documents;
 }
 
 function endedView() {
@@ -184,11 +194,12 @@ function endedView() {
   const title = f.kind === "refused" ? t("refused.title") : t("end.title");
   const text = { refused: t("err.refused"), replaced: t("err.replaced"), left: t("end.left"),
     ended: t("err.session_ended") }[f.kind];
-  return h("section", { class: "card", role: "status", dataset: { final: f.kind } },
+  return [h("section", { class: "card", role: "status", dataset: { final: f.kind } },
     h("h2", {}, title), h("p", {}, text),
     f.reason ? h("p", { class: "muted" }, t("end.reason", { reason: f.reason })) : null,
     f.kind === "left" || f.kind === "replaced"
-      ? h("button", { type: "button", class: "primary", onclick: () => location.reload() }, t("end.rejoin")) : null);
+      ? h("button", { type: "button", class: "primary", onclick: () => location.reload() }, t("end.rejoin")) : null),
+  f.kind === "ended" ? myDocuments() : null];
 }
 
 async function main() {

@@ -59,3 +59,26 @@ register({
   "error.title": ["无法打开调解", "Cannot open the mediation"],
   "error.help": ["如有疑问，请联系调解中心。", "If in doubt, contact the mediation center."],
 });
+
+register({
+  "docs.title": ["我的文书", "My documents"],
+  "docs.loading": ["正在读取您的文书…", "Loading your documents…"],
+  "docs.intro": ["调解结束后，您仍可以在这台手机上查看和下载您本人的文书副本。", "After the mediation you can still view and download your own copies on this phone."],
+  "docs.consent_q": ["您是否同意调解中心和法院通过本页面向您电子送达文书（调解协议、申请书、裁定书）？只问一次，您的选择会被记录。", "Do you agree that the center and the court serve documents on you electronically through this page (agreement, application, ruling)? We ask once, and your answer is recorded."],
+  "docs.consent_yes": ["同意电子送达", "Yes, serve them electronically"],
+  "docs.consent_no": ["不同意，我到现场领取", "No, I will collect them in person"],
+  "docs.declined": ["您选择了不接受电子送达，请到调解中心领取纸质文书。", "You chose not to be served electronically; collect the paper documents at the center. "],
+  "docs.consent_change": ["改为同意电子送达", "Agree to electronic service instead"],
+  "docs.download": ["下载", "Download"],
+  "docs.downloading": ["正在下载…", "Downloading…"],
+  "docs.not_yet": ["尚未生成", "Not available yet"],
+  "docs.none": ["目前还没有可下载的文书。", "There are no documents yet."],
+  "docs.delivered": ["已于 {at} 送达本机", "Delivered to this device at {at}"],
+  "docs.kind.agreement": ["调解协议书（已签署封存）", "Mediation agreement (signed and sealed)"],
+  "docs.kind.agreement_unsigned": ["调解协议书（签署文本）", "Mediation agreement (the text you signed)"],
+  "docs.kind.application": ["司法确认申请书", "Application for judicial confirmation"],
+  "docs.kind.ruling": ["民事裁定书", "Court ruling"],
+  "err.device_not_bound": ["请先用发给您的链接在本机打开一次调解邀请。", "Open your invite link on this device once first."],
+  "err.service_consent_required": ["下载前请先同意电子送达。", "Agree to electronic service before downloading."],
+  "err.no_document": ["该文书尚未生成。", "That document does not exist yet."],
+});
