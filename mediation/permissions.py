@@ -92,6 +92,13 @@ class Action(StrEnum):
     APPLICATION_SIGN = "application.sign"  # a party or agent signs the joint application with its device key
     # HTTP, a party's own device after the session (invite token + device proof, no live session needed)
     PARTY_COPIES = "party.copies"  # R20: its own copy of the agreement, the application and the ruling
+    # the case file and the electronic transcript (issue 13); staff over HTTP, participants in the session
+    DOCUMENT_UPLOAD = "document.upload"  # a photo or PDF into the case file (staff, or a party/agent of a session)
+    DOCUMENT_READ = "document.read"  # the case file's list and a document's content (every read logged)
+    DOCUMENT_SHOW = "document.show"  # show a document to everyone who may see it under the current routing (R9)
+    TRANSCRIPT_WRITE = "transcript.write"  # 电子笔录 (R11): write entries, close it for the parties' review
+    TRANSCRIPT_READ = "transcript.read"  # what one may see of it (never caucus entries from outside, R9)
+    TRANSCRIPT_RESPOND = "transcript.respond"  # a party confirms it or marks disputed passages (device key)
 
 
 class Scope(StrEnum):
@@ -157,6 +164,15 @@ RULES: dict[Action, Rule] = {
     Action.AGREEMENT_SIGN_MEDIATOR: Rule(frozenset({SessionRole.HOST, StaffRole.MEDIATOR}), Scope.SESSION),
     Action.APPLICATION_SIGN: Rule(frozenset(SIDES), Scope.SESSION),
     Action.PARTY_COPIES: Rule(frozenset({SessionRole.PARTY, SessionRole.AGENT}), Scope.SESSION),
+    # Scope.SESSION: a participant reaches its own session's case; staff over HTTP reach their center's cases
+    Action.DOCUMENT_UPLOAD: Rule(frozenset({StaffRole.INTAKE_CLERK, StaffRole.MEDIATOR, StaffRole.ADMIN}
+                                           | MEDIATORS | SIDES), Scope.SESSION),
+    Action.DOCUMENT_READ: Rule(frozenset({StaffRole.INTAKE_CLERK, StaffRole.MEDIATOR, StaffRole.ADMIN})
+                               | _ADMITTED - {SessionRole.OBSERVER}, Scope.SESSION),
+    Action.DOCUMENT_SHOW: Rule(frozenset(MEDIATORS | SIDES), Scope.SESSION),
+    Action.TRANSCRIPT_WRITE: Rule(frozenset(MEDIATORS), Scope.SESSION),
+    Action.TRANSCRIPT_READ: Rule(_ADMITTED, Scope.SESSION),
+    Action.TRANSCRIPT_RESPOND: Rule(frozenset(SIDES), Scope.SESSION),
 }
 
 

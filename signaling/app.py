@@ -12,7 +12,9 @@ from aiohttp import web
 from signaling import (
     agreement_api,
     court_api,
+    documents_api,
     events_agreement,
+    events_casefile,
     events_lobby,
     events_media,
     events_session,
@@ -36,9 +38,9 @@ log = logging.getLogger(__name__)
 
 # Every route table and event table the server answers, handed to the app factory (nothing registers on import).
 ROUTES: list[Api] = [http_api.api, agreement_api.api, court_api.api, recordings_api.api, party_api.api,
-                     public_api.api]
+                     public_api.api, documents_api.api]
 EVENTS: list[EventTable] = [events_lobby.events, events_session.events, events_media.events,
-                            recording_events.events, events_agreement.events]
+                            recording_events.events, events_agreement.events, events_casefile.events]
 
 
 def api_routes() -> Api:

@@ -12,11 +12,13 @@ from cryptography.hazmat.primitives import serialization
 from mediation.agreements.courts import CourtDirectory
 from mediation.agreements.notary import AgreementSettings, Notary
 from mediation.db import Database, private_dir
+from mediation.documents import CaseFile
 from mediation.identity import AttestationVerifier, IdentityVerifier, OtpVerifier
 from mediation.keyring import KeyRing
 from mediation.live import LiveSessions
 from mediation.workflow import Workflow
 from recordings.court_share import CourtShare
+from recordings.documents_store import DocumentStore
 from recordings.storage import LocalStorage, RecordingStorage, S3Storage
 from signaling.config import Settings
 
@@ -52,6 +54,11 @@ class Services:
         return CourtShare(self.db, self.keys, self.storage, self.courts)
 
     @property
+    def case_file(self) -> CaseFile:
+        """The case file's documents (mediation.documents), stored encrypted apart from the recordings."""
+        return CaseFile(self.db, DocumentStore(self.keys, document_storage(self.settings)), self.challenge_secret)
+
+    @property
     def courts(self) -> CourtDirectory:
         """The court directory: `<key_dir>/courts/courts.json`; development courts are generated when absent."""
         if self._courts is None:
@@ -76,6 +83,12 @@ class Services:
             live=LiveSessions(),
             storage=recording_storage(settings),
         )
+
+
+def document_storage(settings: Settings) -> RecordingStorage:
+    if settings.s3_bucket:
+        return S3Storage(bucket=settings.s3_bucket, endpoint_url=settings.s3_endpoint, prefix="documents/")
+    return LocalStorage(settings.data_dir / "documents")
 
 
 def recording_storage(settings: Settings) -> RecordingStorage:
