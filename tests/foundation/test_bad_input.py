@@ -159,7 +159,8 @@ async def test_event_names_not_ours_are_refused(world: World) -> None:
     assert err["code"] == "unknown_event"
     err = await _raw_refusal(a, _ev(["disconnect", "client namespace disconnect"]))
     assert err["code"] == "unknown_event"
-    for data in ("not a list", {"a": 1}, 5, []):
+    shapes: list[Any] = ["not a list", {"a": 1}, 5, []]
+    for data in shapes:
         err = await _raw_refusal(a, _ev(data))
         assert err["code"] in ("bad_packet", "unknown_event"), (data, err)
     me = next(p for p in m.state["participants"] if p["id"] == a.pid)
