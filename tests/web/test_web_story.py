@@ -170,6 +170,8 @@ async def judge_confirms(court: Page) -> None:
     await expect(court.locator("#application-status")).to_have_text("法院已受理")
     await court.fill("#reasoning", "双方自愿达成，内容明确，不违反法律规定。")
     await court.click("#court-confirm")
+    await expect(court.locator("#rule-confirm")).to_contain_text("双方自愿达成")  # read back before signing
+    await court.click("#rule-sign")
     await expect(court.locator("#application-status")).to_have_text("法院裁定协议有效")
     await shot(court, "story-9-court-confirmed")
 

@@ -1,6 +1,6 @@
 // Court portal: one application — agreement, signatures and their check, transcript, recordings, audit trail,
 // clocks — and the judge's decisions: accept / decline, extend, questioning, rule (R25, R26).
-import { h, field, fmtTime } from "./dom.js";
+import { h, mount, field, fmtTime } from "./dom.js";
 import { t, getLang } from "./i18n.js";
 import * as http from "./api.js";
 import { explain } from "./errors.js";
@@ -42,7 +42,7 @@ export async function courtCaseView(id, rerender) {
     if (!text) { err.textContent = t("ruling.need_reasoning"); err.hidden = false; reasoning.focus(); return; }
     const body = { outcome, reasoning: text };
     if (outcome === "rejected") body.ground = ruleGround.value;
-    confirmBox.replaceChildren(
+    mount(confirmBox,
       h("h3", { id: "rule-confirm-h", tabindex: "-1" }, t("ruling.confirm_title")),
       h("p", {}, t("ruling.confirm_text")),
       h("p", { class: "strong" }, t("ruling.outcome", { label: t(outcome === "confirmed" ? "court.confirm" : "court.reject") })),
