@@ -133,6 +133,8 @@ class Bot:
         self._pump: asyncio.Task[None] | None = None
         self._answered = asyncio.Event()
         self._loss: Callable[[], bool] | None = None
+        self._uplink: list[bool] | None = None
+        self._uplink_i = 0
         self._buffers_set = False
         for event in ("media:offer", "media:tracks", "media:audio-only"):
             channel.on(event, self._enqueuer(event))
@@ -272,6 +274,22 @@ class Bot:
         self._loss = should_drop
         if first and self.pc is not None and self.pc.getTransceivers():
             self._install_loss(self.pc)
+
+    def set_uplink_loss(self, pattern: list[bool] | None) -> None:
+        """Drop outgoing RTP (all sources, retransmissions too) following `pattern`, cycled; None = no loss.
+
+        Call once joined (the ICE sockets must exist)."""
+        self._uplink = pattern
+        self._uplink_i = 0
+        if self.pc is not None:
+            passthrough.drop_outgoing_rtp(self.pc, self._uplink_drop)
+
+    def _uplink_drop(self) -> bool:
+        pattern = self._uplink
+        if not pattern:
+            return False
+        self._uplink_i += 1
+        return pattern[self._uplink_i % len(pattern)]
 
     def _install_loss(self, pc: RTCPeerConnection) -> None:
         transport = pc.getTransceivers()[0].receiver.transport

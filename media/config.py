@@ -18,12 +18,18 @@ class MediaConfig:
     audio_queue_frames: int = 25
     # At most one keyframe request (PLI) per publisher track per this many seconds; later requests coalesce.
     keyframe_interval: float = 0.5
-    # Weak links (P5): fraction of packets lost by a subscriber over `loss_window` seconds above
-    # `loss_threshold` switches it to audio only; below `recover_threshold` for `recover_after` seconds resumes.
+    # Weak links (P5), per subscriber, on its OWN loss (net of what the hub never received from publishers):
+    # a step down the ladder (all video layers ... audio only) when the loss over `loss_window` seconds exceeds
+    # `loss_threshold`; a step up after `recover_after` seconds at or below `recover_threshold` (hysteresis).
+    # A step up undone within `probe_window` doubles the next wait (at most `recover_backoff_max`). Without a
+    # new receiver report for `report_timeout` seconds the window is emptied (decisions use current data only).
     loss_threshold: float = 0.10
     loss_window: float = 5.0
-    recover_threshold: float = 0.02
-    recover_after: float = 10.0
+    recover_threshold: float = 0.06
+    recover_after: float = 8.0
+    probe_window: float = 15.0
+    recover_backoff_max: float = 60.0
+    report_timeout: float = 3.0
     monitor_interval: float = 1.0
     # Minimum number of packets in the window before a loss decision is taken.
     loss_min_packets: int = 50

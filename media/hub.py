@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from typing import Any, Protocol
 
 from aiortc import RTCPeerConnection
@@ -28,10 +28,10 @@ from aiortc import RTCPeerConnection
 from media import passthrough
 from media.config import MediaConfig
 from media.errors import UnknownEvent, UnknownParticipant
-from media.forward import FrameSink, Publication, Slot
+from media.forward import FrameSink, Publication, QueueingSink, Slot
 from media.peer import Peer
 from media.routing import RoutingTable
-from media.weaklink import DEGRADE, RECOVER
+from media.weaklink import SlotReport
 from mediation.errors import Conflict, InvalidInput
 
 logger = logging.getLogger(__name__)
@@ -347,8 +347,10 @@ class Hub:
     async def _set_audio_only(self, peer: Peer, enabled: bool, reason: str, notify: bool = True) -> None:
         self.routing.set_audio_only(peer.pid, enabled)
         peer.audio_only_reason = reason if enabled else None
-        loss = peer.loss.last_loss
-        peer.loss.reset()
+        loss = peer.link.last_loss
+        if reason == "request":  # a person's choice: when it ends, the ladder starts again from the top
+            peer.link.reset(level=peer.link.top)
+            peer.meter.reset()
         await self.apply_routing()
         await self._observe_audio_only(peer.pid, enabled, reason)
         if notify:
@@ -366,22 +368,35 @@ class Hub:
                     logger.exception("link check failed for %s", peer.pid)
 
     async def _check_link(self, peer: Peer) -> None:
+        """One step of the subscriber's ladder from its receiver reports, net of its publishers' uplink loss."""
         if not peer.connected or peer.audio_only_reason == "request":
             return
-        lost = received = 0
+        reports: dict[Hashable, SlotReport] = {}
         for slot in list(peer.slots):
-            if slot.negotiated:
-                for stat in (await slot.transceiver.sender.getStats()).values():
-                    if stat.type == "remote-inbound-rtp":
-                        lost += stat.packetsLost
-                        received += stat.packetsReceived
+            if not slot.negotiated:
+                continue
+            for stat in (await slot.transceiver.sender.getStats()).values():
+                if stat.type == "remote-inbound-rtp":
+                    reports[slot] = SlotReport(
+                        stat.packetsLost, stat.packetsReceived, slot.forwarder.upstream_missing, stat.timestamp
+                    )
         now = time.monotonic()
-        peer.loss.add(now, lost, received)
-        decision = peer.loss.decide(now, degraded=peer.audio_only_reason == "loss")
-        if decision == DEGRADE:
-            logger.info("participant %s: loss %.2f, switching to audio only", peer.pid, peer.loss.last_loss)
+        fresh = peer.meter.update(reports)
+        link = peer.link
+        link.window.add(now, peer.meter.lost, peer.meter.received, fresh)
+        before = link.level
+        level = link.decide(now)
+        if level is None:
+            return
+        logger.info(
+            "participant %s: loss %.3f, link level %d -> %d", peer.pid, link.last_loss or 0.0, before, level
+        )
+        await self._apply_level(peer, before, level)
+
+    async def _apply_level(self, peer: Peer, before: int, level: int) -> None:
+        if level == 0 and before > 0:
             await self._set_audio_only(peer, True, "loss")
-        elif decision == RECOVER:
+        elif before == 0 and level > 0:
             await self._set_audio_only(peer, False, "recovered")
 
     # plumbing -----------------------------------------------------------------------------------
@@ -430,7 +445,6 @@ class Hub:
                         "bytes_out": slot.forwarder.bytes,
                         "dropped": slot.forwarder.dropped,
                         "retransmitted": slot.forwarder.retransmitted,
-                        "queued": 0,  # nothing queues on the forwarding path (media/forward.py)
                     }
                     for slot in peer.slots
                 ],
@@ -439,7 +453,9 @@ class Hub:
             "session": self.session_id,
             "peer_connections": sum(1 for p in self._peers.values() if p.pc is not None),
             "tasks": len(self._tasks) + (self._monitor is not None),
-            "queued_frames": 0,
+            # frames held by queueing sinks (the recorder participant); the packet path itself has no queue: a
+            # packet is sent while the publisher's packet is handled, or dropped (media/forward.py)
+            "queued_frames": sum(s.backlog for s in self._sinks.values() if isinstance(s, QueueingSink)),
             "routing": self.routing.snapshot(),
             "participants": participants,
         }

@@ -644,8 +644,9 @@ STUN_TRANSPORT = _add(
         _STUN,
         "transport",
         Kind.ATTRIBUTE,
-        f"{_OUT}, passthrough.enlarge_receive_buffers",
-        "the asyncio DatagramTransport (sendto, get_write_buffer_size, socket) set by connection_made",
+        f"{_OUT}, passthrough.enlarge_receive_buffers, passthrough.drop_outgoing_rtp (bots)",
+        "the asyncio DatagramTransport (sendto, get_write_buffer_size, socket) set by connection_made; "
+        "send_data looks it up on the protocol per datagram (a wrapper put there sees every send)",
         on=("protocol",),
         calls=((f"{_STUN}.send_data", "self.transport.sendto(data, addr)"),),
     )

@@ -440,6 +440,37 @@ def drop_incoming_rtp(transport: RTCDtlsTransport, should_drop: Callable[[], boo
     ix.replace(transport, ix.DTLS_HANDLE_RTP_DATA, wrap)
 
 
+class _LossyUdp:
+    """The asyncio datagram transport of a bot's ICE socket, dropping outgoing SRTP (never STUN, DTLS, SRTCP)."""
+
+    def __init__(self, udp: Any, should_drop: Callable[[], bool]) -> None:
+        self._udp, self._should_drop = udp, should_drop
+
+    def sendto(self, data: bytes, addr: Any = None) -> None:
+        if len(data) > 12 and 127 < data[0] < 192 and not 192 <= data[1] <= 208 and self._should_drop():
+            return
+        self._udp.sendto(data, addr)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._udp, name)
+
+
+def drop_outgoing_rtp(pc: RTCPeerConnection, should_drop: Callable[[], bool]) -> int:
+    """Simulate a lossy uplink (bots, tests): outgoing RTP for which `should_drop()` is True never leaves.
+
+    Call after gathering (the ICE sockets exist); returns the number of sockets wrapped.
+    """
+    wrapped = 0
+    for transceiver in pc.getTransceivers()[:1]:
+        connection = ix.get(transceiver.receiver.transport.transport.iceGatherer, ix.GATHERER_CONNECTION)
+        for protocol in ix.get(connection, ix.CONNECTION_PROTOCOLS):
+            udp = ix.get(protocol, ix.STUN_TRANSPORT)
+            if udp is not None and not isinstance(udp, _LossyUdp):
+                ix.put(protocol, ix.STUN_TRANSPORT, _LossyUdp(udp, should_drop))
+                wrapped += 1
+    return wrapped
+
+
 def enlarge_receive_buffers(pc: RTCPeerConnection, size: int) -> int:
     """Raise SO_RCVBUF of the peer connection's (bundled) ICE sockets after gathering; returns sockets changed.
 

@@ -24,7 +24,7 @@ from media.config import MediaConfig
 from media.errors import MalformedSdp, NegotiationConflict, UnsupportedCodec
 from media.forward import CLOCK_RATE, Publication, Slot, SlotTrack
 from media.rtpforward import RtpForwarder, SendParams
-from media.weaklink import LossWindow
+from media.weaklink import LinkMeter, LinkState
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,9 @@ class Peer:
         self.fast_sockets = 0
         self.sent_tracks: dict[str, Any] | None = None
         self.audio_only_reason: str | None = None
-        self.loss = LossWindow(config)
+        # the downlink's place on the ladder survives a new peer connection (automatic stays automatic)
+        self.link = LinkState(config, top=1)
+        self.meter = LinkMeter()
 
     @property
     def connected(self) -> bool:
@@ -93,7 +95,8 @@ class Peer:
         pc = RTCPeerConnection(configuration=self.config.rtc_configuration())
         self.pc, self.publish, self.slots = pc, {}, []
         self.offer_outstanding, self.sent_tracks, self._buffers_set = False, None, False
-        self.loss.reset()
+        self.link.reset()
+        self.meter.reset()
         for source, kind in PUBLISH_SOURCES:
             transceiver = pc.addTransceiver(kind, direction="recvonly")
             transceiver.setCodecPreferences(codec_preferences(kind))

@@ -108,6 +108,9 @@ class RtpForwarder:
         self._rtx_seq = random.randrange(1 << 15)
         self._cache: list[tuple[int, bytes, int] | None] = [None] * CACHE if self._video else []
         self.packets = self.frames = self.bytes = self.dropped = self.retransmitted = 0
+        # packets the subscriber will count as lost that never reached the hub: gaps in the forwarded sequence
+        # (the publisher's uplink loss), less the gaps filled later (media/weaklink.py nets them out)
+        self.upstream_missing = 0
 
     def bind(self, params: SendParams, out: Out) -> None:
         """The subscriber's sender is negotiated and started: forwarding may begin (video: at a keyframe)."""
@@ -178,8 +181,15 @@ class RtpForwarder:
         if self._video:
             self._cache[out_seq % CACHE] = (out_seq, data, header_len)
         last = self._last_seq
-        if last is None or (out_seq != last and ((out_seq - last) & 0xFFFF) < 0x8000):
+        if last is None:
             self._last_seq, self._last_ts, self._last_wall = out_seq, out_ts, now
+            return
+        step = (out_seq - last) & 0xFFFF
+        if 0 < step < 0x8000:
+            self.upstream_missing += step - 1
+            self._last_seq, self._last_ts, self._last_wall = out_seq, out_ts, now
+        elif step and self.upstream_missing > 0:
+            self.upstream_missing -= 1  # a late packet fills a gap
 
     def _start(self, seq: int, ts: int, source: object, now: float) -> None:
         if source is not self._source:

@@ -13,6 +13,14 @@ from media.channels import DirectChannel, DirectRouter
 from media.config import MediaConfig
 from media.hub import Hub
 
+# Setting up a peer connection costs one callback of loop CPU that can pass 100 ms on a busy 2-core machine:
+# aioice's gathering (interfaces, sockets) in the hub's first offer, and aiortc building receivers (each video
+# RemoteBitrateEstimator allocates ~1000 buckets, which can set off a full garbage collection) in a bot's
+# setRemoteDescription. It happens once per join, not per packet; tests of steady-state media carry this mark.
+PC_SETUP_BLOCKS = pytest.mark.allow_blocking(
+    "peer-connection setup (aioice gathering, aiortc receiver construction) once per join; see conftest"
+)
+
 
 async def wait_until(predicate: Callable[[], bool], within: float = 10.0, interval: float = 0.05) -> None:
     deadline = time.monotonic() + within

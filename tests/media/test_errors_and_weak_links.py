@@ -8,9 +8,10 @@ from media.config import MediaConfig
 from media.errors import UnknownEvent, UnknownParticipant
 from media.peer import check_answer
 from mediation.errors import OneDoorError
-from tests.media.conftest import wait_until
+from tests.media.conftest import PC_SETUP_BLOCKS, wait_until
 
-pytestmark = pytest.mark.timeout(40)
+# every test joins real peer connections: see PC_SETUP_BLOCKS in conftest
+pytestmark = [pytest.mark.timeout(40), PC_SETUP_BLOCKS]
 
 
 class RawClient:
@@ -118,3 +119,29 @@ async def test_sustained_loss_switches_to_audio_only_and_recovery_brings_video_b
     # of the lossy period, which only its 512-packet overflow clears: a client-side matter, so count packets.)
     assert s.got("b", "recovered")["m"]["camera"]["packets"] > 0
     assert s.got("b", "recovered")["m"]["audio"]["frames"] > 0
+
+
+async def test_a_weak_publisher_does_not_degrade_clean_subscribers_and_a_weak_subscriber_still_is(make_session):
+    """Loss attribution (issue 15 item 2): p's uplink loses one packet in four; m and c, on clean links, receive
+    p's stream with those gaps but stay at full video; c's own lossy downlink still degrades c alone."""
+    config = MediaConfig(
+        loss_window=1.5, recover_after=1.0, monitor_interval=0.25, loss_min_packets=20, loss_threshold=0.10
+    )
+    s = make_session(config)
+    for pid in ("m", "p", "c"):
+        await s.join(pid)
+    await s.flowing()
+    s.bots["p"].set_uplink_loss([True, False, False, False])
+    await s.phase("weak-publisher", 3.0)  # two loss windows of reports
+    for pid in ("m", "c"):
+        assert s.got(pid, "weak-publisher")["p"]["audio"]["frames"] > 0
+        assert s.got(pid, "weak-publisher")["p"]["camera"]["packets"] > 0
+        assert s.bots[pid].audio_only_events == []
+        assert not s.hub.routing.is_audio_only(pid)
+    missing = sum(slot.forwarder.upstream_missing for pid in ("m", "c") for slot in s.hub._peers[pid].slots)
+    assert missing > 0  # the gaps were there, and were attributed to p's uplink
+    c = s.bots["c"]
+    c.set_downlink_loss([True, False, False])
+    await wait_until(lambda: c.audio_only_events, within=8)
+    assert c.audio_only_events[0]["reason"] == "loss"
+    assert not s.hub.routing.is_audio_only("m") and s.bots["m"].audio_only_events == []

@@ -192,3 +192,20 @@ def test_audio_needs_no_keyframe_and_carries_the_audio_level():
     assert second.extensions.audio_level is None and second.payload == b"opus-2"
     assert (second.sequence_number - first.sequence_number) & 0xFFFF == 1
     assert (second.timestamp - first.timestamp) & 0xFFFFFFFF == 960
+
+
+def test_upstream_missing_counts_gaps_in_what_the_hub_forwards_and_late_fills():
+    params, _ = video_params()
+    out = FakeOut()
+    fwd = RtpForwarder("audio", 48000, lambda: None)
+    fwd.bind(params, out)
+    src = object()
+    for seq in (100, 101, 104, 105):  # 102 and 103 never reached the hub
+        fwd.forward(seq, seq * 960, 0, b"x", True, src, None, 0, 0.0)
+    assert fwd.upstream_missing == 2
+    fwd.forward(102, 102 * 960, 0, b"x", True, src, None, 0, 0.0)  # late (a retransmission): fills one
+    fwd.forward(105, 105 * 960, 0, b"x", True, src, None, 0, 0.0)  # a duplicate changes nothing
+    assert fwd.upstream_missing == 1
+    fwd.restart()  # a restart continues the output sequence: no gap
+    fwd.forward(500, 500 * 960, 0, b"x", True, src, None, 0, 0.0)
+    assert fwd.upstream_missing == 1
