@@ -1,7 +1,7 @@
 """Pre-encoded media for synthetic participants: encoded ONCE with PyAV, then cached (memory + a cache file).
 
 `video_clip()` is VP8 640x480 at 30 fps and ~800 kbit/s with a keyframe every 2 s (4 s long, looped);
-`audio_clip()` is Opus, 20 ms packets (1 s long, looped). A bot then only paces and packetizes bytes.
+`audio_clip()` is Opus, 20 ms packets with in-band FEC (LBRR) and DTX allowed (1 s long, looped). A bot then only paces and packetizes bytes.
 The cache file is a plain length-prefixed format (never pickle) under the system temp dir, or `cache_dir`.
 """
 
@@ -115,7 +115,7 @@ def video_clip(
 
 
 def audio_clip(seconds: int = 1, bitrate: int = 32_000, cache_dir: Path | None = None) -> EncodedClip:
-    key = f"opus-v{FORMAT_VERSION}-{seconds}-{bitrate}"
+    key = f"opus-fec-v{FORMAT_VERSION}-{seconds}-{bitrate}"
     return _cached(key, "audio", 960, 48000, lambda: _encode_audio(seconds * 50, bitrate), cache_dir)
 
 
@@ -188,6 +188,8 @@ def _encode_audio(count: int, bitrate: int) -> EncodedClip:
     codec.sample_rate, codec.layout, codec.format = 48000, "stereo", "s16"
     codec.bit_rate = bitrate
     codec.time_base = Fraction(1, 48000)
+    # as a browser does after the hub's offer (useinbandfec=1; usedtx=1): in-band FEC tuned for ~10 % loss, DTX
+    codec.options = {"fec": "1", "packet_loss": "10", "dtx": "1"}
     packets: list[bytes] = []
     for i in range(count + 4):
         samples = b"".join(

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from aiortc import RTCRtpReceiver, RTCRtpTransceiver
 from aiortc.jitterbuffer import JitterFrame
@@ -36,6 +36,17 @@ SOURCE_KIND = {"audio": "audio", "camera": "video", "screen": "video"}
 # A frame sink (the recorder participant): (owner, source, encoded frame, RTP timestamp, keyframe). Must not block.
 FrameSink = Callable[[str, str, bytes, int, bool], None]
 NTP_EPOCH = 2208988800  # seconds from 1900-01-01 (NTP) to 1970-01-01 (Unix)
+
+
+@runtime_checkable
+class QueueingSink(Protocol):
+    """A frame sink that keeps frames to process later (the recorder participant's bounded queue): the one
+    queue between receiving and sending/writing on the hub's side; `Hub.stats()` reports its backlog."""
+
+    def __call__(self, owner: str, source: str, data: bytes, timestamp: int, keyframe: bool) -> None: ...
+
+    @property
+    def backlog(self) -> int: ...
 
 
 class SlotTrack(MediaStreamTrack):

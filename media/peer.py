@@ -24,6 +24,7 @@ from media.config import MediaConfig
 from media.errors import MalformedSdp, NegotiationConflict, UnsupportedCodec
 from media.forward import CLOCK_RATE, Publication, Slot, SlotTrack
 from media.rtpforward import RtpForwarder, SendParams
+from media.sdpmunge import opus_fec_dtx
 from media.weaklink import LinkMeter, LinkState
 
 logger = logging.getLogger(__name__)
@@ -139,7 +140,7 @@ class Peer:
             self.fast_sockets = passthrough.fast_rtp_path(self.pc)
         return {
             "type": "offer",
-            "sdp": self.pc.localDescription.sdp,
+            "sdp": opus_fec_dtx(self.pc.localDescription.sdp),  # publishers: Opus FEC + DTX
             "publish": {source: t.mid for source, t in self.publish.items()},
         }
 

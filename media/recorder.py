@@ -36,7 +36,15 @@ class RecorderParticipant:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._pump(), name=f"recorder-{self.recorder.recording_id}")
-        self.hub.add_sink(self.sink_id, self._on_frame)
+        self.hub.add_sink(self.sink_id, self)
+
+    @property
+    def backlog(self) -> int:
+        """Frames received and not yet handed to the writer (media.forward.QueueingSink)."""
+        return len(self._queue)
+
+    def __call__(self, owner: str, source: str, data: bytes, _ts: int, keyframe: bool) -> None:
+        self._on_frame(owner, source, data, _ts, keyframe)
 
     def _on_frame(self, owner: str, source: str, data: bytes, _ts: int, keyframe: bool) -> None:
         if source == "screen":

@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.orm import configure_mappers
 
+from media.config import MediaConfig
+from media.hub import Hub
 from mediation import accounts, cases, schema, sessions
 from mediation.db import utcnow
 from mediation.identity import MemoryCodeSender
@@ -22,8 +25,22 @@ from signaling.app import create_app
 from signaling.client import SessionClient
 from signaling.config import Settings
 from signaling.services import SERVICES, Services
+from tests.loopblock import _fail_on_blocked_loop, pytest_configure, pytest_runtest_call  # noqa: F401 (plugin)
 
 PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _process_warm_up() -> None:
+    """Once-per-process work done here, as known setup, rather than inside the first test that needs it (where
+    tests/loopblock.py would see it block the loop): SQLAlchemy configures every mapper at the first ORM use
+    (~150 ms of CPU), and the first Hub checks the aiortc internals media/ relies on (~50-150 ms)."""
+    configure_mappers()
+    Hub("warm-up", MediaConfig(), _no_send)
+
+
+async def _no_send(participant_id: str, event: str, payload: dict[str, Any]) -> None:
+    return None
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -126,7 +127,7 @@ async def test_recording_with_pause_resume(
 
 
 async def test_privileged_flag_is_kept(db: Database, keyring: KeyRing, storage: LocalStorage) -> None:
-    rec, doc, _ = await record(db, storage, keyring, {"a": av_packets(1.0)}, privileged=True)
+    rec, doc, _ = await record(db, storage, keyring, {"a": await asyncio.to_thread(av_packets, 1.0)}, privileged=True)
     assert verify_manifest(doc, keyring.public_key)["privileged"] is True
     async with db.session() as s:
         row = await s.get(Recording, rec.recording_id)
@@ -136,8 +137,8 @@ async def test_privileged_flag_is_kept(db: Database, keyring: KeyRing, storage: 
 async def test_audio_only_source_and_late_video(
     db: Database, keyring: KeyRing, storage: LocalStorage
 ) -> None:
-    audio = [p for p in av_packets(3.0) if p.kind == "audio"]
-    video = [p for p in av_packets(1.0, offset_ms=2500, gop=5) if p.kind == "video"]
+    audio = [p for p in await asyncio.to_thread(av_packets, 3.0) if p.kind == "audio"]
+    video = [p for p in await asyncio.to_thread(av_packets, 1.0, offset_ms=2500, gop=5) if p.kind == "video"]
     _rec, doc, _ = await record(db, storage, keyring, {"a": audio + video})
     streams = verify_manifest(doc, keyring.public_key)["streams"]
     assert [(s["stream_id"], s["kinds"]) for s in streams] == [

@@ -29,7 +29,7 @@ ROOT = HERE.parent.parent
 async def kill_mid_recording(
     data_dir: Path, key_dir: Path, tmp_path: Path, kill_after_ms: int
 ) -> tuple[str, int]:
-    packets = [(p.kind, p.pts_ms, p.keyframe, p.data) for p in av_packets(6.0, gop=30)]
+    packets = [(p.kind, p.pts_ms, p.keyframe, p.data) for p in await asyncio.to_thread(av_packets, 6.0, gop=30)]
     pfile = tmp_path / "packets.pickle"
     pfile.write_bytes(pickle.dumps(packets))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -103,7 +103,7 @@ async def test_sigkill_then_recover(
 async def test_recover_detects_tampering_of_a_finished_recording(
     db: Database, keyring: KeyRing, storage: LocalStorage
 ) -> None:
-    rec, _, _ = await record(db, storage, keyring, {"a": av_packets(3.0)})
+    rec, _, _ = await record(db, storage, keyring, {"a": await asyncio.to_thread(av_packets, 3.0)})
     assert [r.status for r in await recover(db, storage, keyring)] == ["ok"]
     path = storage.root / rec.recording_id / "a.0.odr"
     blob = bytearray(path.read_bytes())
@@ -123,5 +123,5 @@ async def test_recover_detects_tampering_of_a_finished_recording(
 async def test_recover_skips_finished_when_asked(
     db: Database, keyring: KeyRing, storage: LocalStorage, only_interrupted: bool
 ) -> None:
-    await record(db, storage, keyring, {"a": av_packets(1.0)})
+    await record(db, storage, keyring, {"a": await asyncio.to_thread(av_packets, 1.0)})
     assert await recover(db, storage, keyring, only_interrupted=only_interrupted) == []

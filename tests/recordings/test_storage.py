@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,7 +100,7 @@ async def test_s3_missing_segment_object_is_detected(s3: S3Storage, tmp_path: Pa
 
 
 async def test_recording_on_s3_end_to_end(s3: S3Storage, db: Database, keyring: KeyRing) -> None:
-    rec, doc, _ = await record(db, s3, keyring, {"a": av_packets(2.0)})
+    rec, doc, _ = await record(db, s3, keyring, {"a": await asyncio.to_thread(av_packets, 2.0)})
     assert [r.status for r in await recover(db, s3, keyring)] == ["ok"]
     stored = await read_all(s3, rec.recording_id, "a.0")
     assert check_stream(verify_manifest(doc, keyring.public_key), "a.0", stored) == []
