@@ -32,6 +32,7 @@ async def judge_rules_in_the_page(court: Page, app_id: int) -> None:
     await court.fill("#username", "judge")
     await court.fill("#password", PASSWORD)
     await court.get_by_role("button", name="登录").click()
+    await expect(court.locator("#queue tr[data-application]")).to_have_count(1)
     await court.locator(f"a[href='#/app/{app_id}']").click()
     await expect(court.locator("#application-status")).to_have_text("法院已受理")
     await court.click("#court-confirm")  # no reasoning yet: refused in the page, nothing sent
