@@ -9,10 +9,12 @@ source participant. It talks to the server through a `Channel`; its media logic 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiortc import RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
@@ -97,6 +99,14 @@ class Counter:
     first_frame_at: float | None = None
     first_keyframe_at: float | None = None
     first_keyframe: bytes | None = None
+    markers: int = 0  # packets with the marker bit: frames whose last packet arrived (counts lossy video)
+    # arrival times (time.monotonic) of the last packets, for gap figures over a lossy link
+    arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=20_000))
+
+    def longest_gap(self, start: float, end: float) -> float:
+        """Longest time without a packet between `start` and `end` (time.monotonic), edges included."""
+        times = [start, *(t for t in self.arrivals if start < t < end), end]
+        return max(b - a for a, b in itertools.pairwise(times))
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -104,6 +114,7 @@ class Counter:
             "bytes": self.nbytes,
             "frames": self.frames,
             "keyframes": self.keyframes,
+            "markers": self.markers,
         }
 
 
@@ -116,12 +127,14 @@ class Bot:
         *,
         audio: bool = True,
         video: bool = True,
+        clip: EncodedClip | None = None,
     ) -> None:
         self.pid = participant_id
         self.channel = channel
         self.config = config or MediaConfig()
         self.audio_track = ClipTrack(audio_clip()) if audio else None
-        self.video_track = ClipTrack(video_clip()) if video else None
+        # `clip`: another video clip (a weak party's browser adapts its encoder; a bot publishes a smaller clip)
+        self.video_track = ClipTrack(clip or video_clip()) if video else None
         self.pc: RTCPeerConnection | None = None
         self.tracks: dict[str, dict[str, Any]] = {}  # mid -> what the hub says it carries
         self.received: dict[tuple[str, str], Counter] = {}
@@ -232,6 +245,8 @@ class Bot:
             counter = self._counter(mid)
             if counter is not None:
                 counter.packets += 1
+                counter.markers += packet.marker
+                counter.arrivals.append(time.monotonic())
 
         def on_frame(codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
             counter = self._counter(mid)

@@ -423,6 +423,8 @@ class Hub:
                 "connection": peer.pc.connectionState if peer.pc is not None else None,
                 "offers": peer.offers,
                 "audio_only": self.routing.is_audio_only(pid),
+                "link_level": peer.link.level,
+                "link_loss": peer.link.last_loss,
                 "publications": {
                     source: {
                         "live": p.live,

@@ -37,9 +37,9 @@ class MediaSession:
         self.hub = Hub("test-session", config, self.router.send)
         self.bots: dict[str, Bot] = {}
 
-    async def join(self, pid: str, **kwargs: bool) -> Bot:
+    async def join(self, pid: str, *, audio: bool = True, video: bool = True) -> Bot:
         await self.hub.add(pid, {"name": pid})
-        bot = Bot(pid, self.router.attach(DirectChannel(self.hub, pid)), self.config, **kwargs)
+        bot = Bot(pid, self.router.attach(DirectChannel(self.hub, pid)), self.config, audio=audio, video=video)
         self.bots[pid] = bot
         await bot.join()
         return bot

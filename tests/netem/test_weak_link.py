@@ -1,0 +1,188 @@
+"""A party behind an emulated weak link (issue 15 item 6): 300 kbit/s, 300 ms RTT, 5 % loss, then a 5 s outage.
+
+The mediator `m` and the other party `c` are on clean links (loopback); the weak party `w` is a bot whose
+sockets live in a network namespace behind tests/netem/linkemu.py. Figures are printed (run with -s); the
+assertions are on outcomes only, never on how fast something happened (a busy machine can be slow).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import time
+from typing import Any
+
+import pytest
+
+from media.bots import Bot
+from media.channels import DirectChannel, DirectRouter
+from media.config import MediaConfig
+from media.fixtures import video_clip
+from media.hub import Hub
+from tests.media.conftest import PC_SETUP_BLOCKS, wait_until
+from tests.netem.harness import LinkEmulator, NamespacedBot, netem_available
+
+pytestmark = [
+    pytest.mark.timeout(180),
+    pytest.mark.slow,
+    PC_SETUP_BLOCKS,
+    pytest.mark.skipif(netem_available() is not None, reason=str(netem_available())),
+]
+
+WEAK = {"rate": 300_000, "delay": 0.150, "loss": 0.05, "queue": 24_000}  # per direction: RTT 300 ms
+AUDIO_PPS = 50
+
+
+class RecordingTap:
+    """What the recorder participant would receive: arrival times per (owner, source)."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[tuple[str, str], list[float]] = {}
+
+    def __call__(self, owner: str, source: str, data: bytes, ts: int, keyframe: bool) -> None:
+        self.arrivals.setdefault((owner, source), []).append(time.monotonic())
+
+    def longest_gap(self, owner: str, source: str, start: float, end: float) -> float:
+        times = [start, *(t for t in self.arrivals.get((owner, source), []) if start < t < end), end]
+        return max(b - a for a, b in itertools.pairwise(times))
+
+
+@pytest.fixture
+def emulator():
+    n = os.getpid() % 200 + 20
+    emu = LinkEmulator(f"od15-{os.getpid() % 100000}", f"10.77.{n}")
+    emu.start()
+    yield emu
+    emu.close()
+
+
+def _figures(bots: dict[str, Bot], names: list[str], start: float, end: float) -> dict[str, Any]:
+    seconds = end - start
+    out: dict[str, Any] = {}
+    for sub in names:
+        for pub in names:
+            if sub == pub:
+                continue
+            audio = bots[sub].received.get((pub, "audio"))
+            video = bots[sub].received.get((pub, "camera"))
+            n_audio = sum(1 for t in audio.arrivals if start < t < end) if audio else 0
+            n_frames = 0
+            if video:
+                n_frames = sum(1 for t in video.arrivals if start < t < end)  # packets; frames below
+            out[f"{pub}->{sub}"] = {
+                "audio_delivered": round(n_audio / (AUDIO_PPS * seconds), 3),
+                "audio_longest_gap_s": round(audio.longest_gap(start, end), 2) if audio else seconds,
+                "video_packets_per_s": round(n_frames / seconds, 1),
+            }
+    return out
+
+
+async def test_weak_party_at_300k_300ms_5pct_and_a_5s_outage(emulator):
+    config = MediaConfig(
+        loss_window=2.0, recover_after=3.0, monitor_interval=0.5, loss_min_packets=30, probe_window=8.0,
+        report_timeout=2.0,
+    )
+    router = DirectRouter()
+    hub = Hub("netem", config, router.send)
+    tap = RecordingTap()
+    hub.add_sink("recorder", tap)
+    bots: dict[str, Bot] = {}
+    weak: NamespacedBot | None = None
+    levels: list[tuple[float, str, int]] = []  # (time, pid, level) whenever a level changes
+    audio_only_seen: set[str] = set()
+    marks: dict[str, float] = {}
+    polling = True
+
+    async def poll() -> None:
+        last: dict[str, int] = {}
+        while polling:
+            for pid, info in hub.stats()["participants"].items():
+                if info["audio_only"]:
+                    audio_only_seen.add(pid)
+                if last.get(pid) != info["link_level"]:
+                    last[pid] = info["link_level"]
+                    levels.append((time.monotonic(), pid, info["link_level"]))
+            await asyncio.sleep(0.1)
+
+    poller: asyncio.Task[None] | None = None
+    try:
+        for pid in ("m", "c"):
+            await hub.add(pid, {"name": pid})
+            bots[pid] = Bot(pid, router.attach(DirectChannel(hub, pid)), config)
+            await bots[pid].join()
+        await hub.add("w", {"name": "w"})
+        # the weak party's browser adapts its encoder to its uplink: the bot publishes a small clip
+        small = await asyncio.to_thread(video_clip, 320, 240, 15, 4, 120_000, 2)
+        weak = NamespacedBot(hub, router, "w", emulator.ns, config, clip=small)
+        await weak.start()
+        await weak.run(lambda bot: bot.join())
+        bots["w"] = weak.bot
+        names = ["m", "c", "w"]
+
+        def all_flowing() -> bool:
+            return all(bots[s].receiving_from(p) for s in names for p in names if s != p)
+
+        await wait_until(all_flowing, within=20)
+        poller = asyncio.create_task(poll())
+
+        marks["clean"] = time.monotonic()
+        await asyncio.sleep(3)
+        marks["weak"] = time.monotonic()
+        emulator.both(**WEAK)
+        await asyncio.sleep(20)
+        marks["outage"] = time.monotonic()
+        emulator.both(blocked=True)
+        await asyncio.sleep(5)
+        marks["back"] = time.monotonic()
+        emulator.both(blocked=False)
+        await asyncio.sleep(10)
+        marks["end"] = time.monotonic()
+        link = emulator.stats()
+
+        phases = [("clean", "weak"), ("weak", "outage"), ("outage", "back"), ("back", "end")]
+        figures: dict[str, Any] = {
+            f"{a}": _figures(bots, names, marks[a], marks[b]) for a, b in phases
+        }
+        weak_levels = [(round(t - marks["weak"], 2), level) for t, pid, level in levels if pid == "w"]
+        figures["w_link_levels_since_impairment"] = weak_levels
+        first_change = next((t for t, lvl in weak_levels if t > 0 and lvl < 1), None)
+        figures["time_to_adapt_s"] = first_change
+
+        def first_after(sub: str, pub: str, since: float) -> float | None:
+            counter = bots[sub].received.get((pub, "audio"))
+            t = next((a for a in counter.arrivals if a > since), None) if counter else None
+            return None if t is None else round(t - since, 2)
+
+        figures["audio_back_after_outage_s"] = {
+            "m->w": first_after("w", "m", marks["back"]), "w->m": first_after("m", "w", marks["back"]),
+        }
+        figures["recording_longest_gap_s"] = {
+            f"{owner}/{source}@{a}": round(tap.longest_gap(owner, source, marks[a], marks[b]), 2)
+            for owner in names for source in ("audio", "camera") for a, b in phases if a != "outage"
+        }
+        figures["link"] = {d: {k: link[d][k] for k in ("packets_in", "lost", "queue_drops")} for d in link}
+        print("\nNETEM FIGURES " + json.dumps(figures, indent=1))
+
+        # outcomes
+        assert "m" not in audio_only_seen and "c" not in audio_only_seen  # the clean ones never lose video
+        assert bots["m"].audio_only_events == [] and bots["c"].audio_only_events == []
+        weak_phase = figures["weak"]
+        assert weak_phase["m->w"]["audio_delivered"] > 0  # the weak party hears the mediator
+        assert weak_phase["w->m"]["audio_delivered"] > 0  # and is heard
+        assert weak_phase["m->c"]["video_packets_per_s"] > 0  # clean participants keep each other's video
+        after = figures["back"]
+        assert after["m->w"]["audio_delivered"] > 0 and after["w->m"]["audio_delivered"] > 0
+        assert after["c->m"]["video_packets_per_s"] > 0
+        assert any(t > marks["back"] for t in tap.arrivals.get(("w", "audio"), []))  # w's recording resumes
+    finally:
+        polling = False
+        if poller is not None:
+            await asyncio.gather(poller, return_exceptions=True)
+        for pid, bot in bots.items():
+            if pid != "w":
+                await bot.close()
+        await hub.close()
+        if weak is not None:
+            await weak.close()
