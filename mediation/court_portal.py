@@ -14,10 +14,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation import audit, sessions
+from mediation import documents as case_documents
+from mediation import transcript as e_transcript
 from mediation.access import Actor, Resource, check
 from mediation.agreements import agreement as agreements
 from mediation.agreements import confirmation, judging, signing
-from mediation.agreements.bundle import Bundle, RecordingPart, build_bundle
+from mediation.agreements.bundle import Bundle, DocumentPart, RecordingPart, build_bundle
 from mediation.agreements.courts import CourtDirectory
 from mediation.agreements.models import ConfirmationApplication
 from mediation.agreements.notary import Notary
@@ -79,6 +81,10 @@ class CourtPortal:
                          "channel": case.channel},
                 "agreement": jsonable(view), "integrity": await signing.verify_signatures(s, view.id),
                 "transcript": await _transcript(s, case.id),
+                # 电子笔录 (R11): closed transcripts with each party's signed confirmation or disputed passages
+                "transcripts": await e_transcript.court_view(s, case.id),
+                "documents": [case_documents.public(d) for d in case_documents.court_documents(
+                    await case_documents.case_documents(s, case.id))],
                 "recordings": [{"id": r.id, "session": r.session_id, "status": r.status,
                                 "duration_ms": r.duration_ms, "started_at": r.started_at.isoformat()} for r in recs],
                 "audit": [e.to_dict() for e in trail[-500:]],
@@ -161,8 +167,9 @@ class CourtPortal:
                             code="other_court")
         return code, court_id
 
-    async def bundle(self, actor: Actor, app_id: int, parts: list[RecordingPart], reason: str) -> Bundle:
+    async def bundle(self, actor: Actor, app_id: int, parts: list[RecordingPart], reason: str,
+                     documents: list[DocumentPart] | None = None) -> Bundle:
         """The evidence bundle (docs/bundle.md); the fetch is audited and inside the bundle's own audit extract."""
         async with self.db.session() as s:
             return await build_bundle(s, app_id, judge_id=actor.staff_id or 0, notary=self._notary(),
-                                      courts=self._courts(), recordings=parts, reason=reason)
+                                      courts=self._courts(), recordings=parts, reason=reason, documents=documents)

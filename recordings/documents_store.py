@@ -25,11 +25,16 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mediation import audit
+from mediation.agreements.bundle import DocumentPart
+from mediation.agreements.courts import CourtDirectory
 from mediation.canonical import sha256_hex
 from mediation.casefile_records import CaseDocument, DocumentKeyWrap
-from mediation.documents import IMAGE_TYPES, Sealed
+from mediation.db import Database
+from mediation.documents import IMAGE_TYPES, Sealed, case_documents, court_documents, public
 from mediation.errors import Expired, IntegrityError, InvalidInput, NotFound
 from mediation.keyring import KeyRing
+from mediation.models import Case
 from recordings.keywrap import DATA_KEY_LEN, court_wrap, master_unwrap, master_wrap
 from recordings.segment import MAX_PLAINTEXT, NONCE_PREFIX_LEN, Header, SegmentSealer, open_stream
 from recordings.storage import RecordingStorage
@@ -128,3 +133,37 @@ class DocumentStore:
         s.add(DocumentKeyWrap(document_id=doc.id, kind="court", key_ref=court_id, blob=blob))
         await s.flush()
         return blob
+
+
+class CourtDocuments:
+    """The case file's court-bound documents (never privileged caucus material, R9): their keys wrapped to the
+    court when the case is sent there, and the parts an evidence bundle carries."""
+
+    def __init__(self, db: Database, store: DocumentStore, courts: CourtDirectory) -> None:
+        self.db, self.store, self.courts = db, store, courts
+
+    async def wrap_case(self, case_code: str, court_id: str) -> list[str]:
+        court = self.courts.get(court_id)
+        done = []
+        async with self.db.session() as s:
+            case = await s.scalar(select(Case).where(Case.code == case_code))
+            if case is None:
+                return []
+            for doc in court_documents(await case_documents(s, case.id)):
+                await self.store.court_wrap(s, doc, court_id, court.recording_public_key)
+                done.append(doc.id)
+            if done:
+                await audit.append(s, actor="system", action="document.court_wrap", subject=f"case:{case_code}",
+                                   detail={"court": court_id, "documents": done})
+        return done
+
+    async def parts(self, case_code: str, court_id: str) -> list[DocumentPart]:
+        await self.wrap_case(case_code, court_id)
+        court = self.courts.get(court_id)
+        out = []
+        async with self.db.session() as s:
+            case = await s.scalar(select(Case).where(Case.code == case_code))
+            for doc in court_documents(await case_documents(s, case.id)) if case else []:
+                blob = await self.store.court_wrap(s, doc, court_id, court.recording_public_key)
+                out.append(DocumentPart(meta=public(doc), stored=await self.store.encrypted(doc.id), wrapped_key=blob))
+        return out

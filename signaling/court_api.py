@@ -137,7 +137,8 @@ async def bundle(ctx: Ctx, _: None) -> web.Response:
     app_id, portal = _app_id(ctx), _portal(ctx)
     code, court_id = await portal.bundle_target(ctx.actor, app_id)
     parts = await ctx.services.court_share.parts(code, court_id, actor=ctx.actor.id)
-    b = await portal.bundle(ctx.actor, app_id, parts, ctx.request.query.get("reason", "")[:500])
+    docs = await ctx.services.court_documents.parts(code, court_id)
+    b = await portal.bundle(ctx.actor, app_id, parts, ctx.request.query.get("reason", "")[:500], docs)
     log.info("bundle of %s fetched by %s: %d bytes", code, ctx.actor.id, len(b.data))
     return web.Response(body=b.data, content_type="application/zip",
                         headers={"Content-Disposition": f'attachment; filename="{b.filename}"'})

@@ -141,8 +141,9 @@ class Publisher:
     async def _submitted(self, ev: ApplicationSubmitted) -> None:
         """The case goes to the court: its recordings' keys are wrapped to the court, the parties are told."""
         wrapped = await self.services.court_share.wrap_case(ev.case_code, ev.court_id, actor="system")
+        documents = await self.services.court_documents.wrap_case(ev.case_code, ev.court_id)
         await self._notice(Notice(ev.case_code, app_subject(ev.case_code, ev.application_id),
                                   "application_submitted",
                                   {"application_id": ev.application_id, "court_id": ev.court_id,
                                    "court": self.services.courts.get(ev.court_id).name,
-                                   "recordings_shared": len(wrapped)}))
+                                   "recordings_shared": len(wrapped), "documents_shared": len(documents)}))

@@ -4,11 +4,12 @@ notary (seal, TSA, mediator keys) and court directory, both loaded from the key 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
+from mediation.accounts import LoginThrottle
 from mediation.agreements.courts import CourtDirectory
 from mediation.agreements.notary import AgreementSettings, Notary
 from mediation.db import Database, private_dir
@@ -18,7 +19,7 @@ from mediation.keyring import KeyRing
 from mediation.live import LiveSessions
 from mediation.workflow import Workflow
 from recordings.court_share import CourtShare
-from recordings.documents_store import DocumentStore
+from recordings.documents_store import CourtDocuments, DocumentStore
 from recordings.storage import LocalStorage, RecordingStorage, S3Storage
 from signaling.config import Settings
 
@@ -32,6 +33,7 @@ class Services:
     challenge_secret: bytes
     live: LiveSessions
     storage: RecordingStorage
+    login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
     _notary: Notary | None = None
     _courts: CourtDirectory | None = None
 
@@ -57,6 +59,10 @@ class Services:
     def case_file(self) -> CaseFile:
         """The case file's documents (mediation.documents), stored encrypted apart from the recordings."""
         return CaseFile(self.db, DocumentStore(self.keys, document_storage(self.settings)), self.challenge_secret)
+
+    @property
+    def court_documents(self) -> CourtDocuments:
+        return CourtDocuments(self.db, DocumentStore(self.keys, document_storage(self.settings)), self.courts)
 
     @property
     def courts(self) -> CourtDirectory:

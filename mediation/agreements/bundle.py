@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation import audit
+from mediation import transcript as e_transcript
 from mediation.agreements import zipfmt
 from mediation.agreements._load import agreement_row, case_row, version_row
 from mediation.agreements.agreement import signature_rows
@@ -42,6 +43,16 @@ class RecordingPart:
     files: dict[str, bytes] = field(default_factory=dict)  # relative name -> encrypted bytes
     wrapped_key: bytes = b""
     recording_id: str = ""
+
+
+@dataclass
+class DocumentPart:
+    """One case-file document as the bundle carries it (issue 13): its stored, encrypted stream (the recording
+    segment format) and its data key wrapped to the court; `meta` is mediation.documents.public()."""
+
+    meta: dict[str, Any]
+    stored: bytes
+    wrapped_key: bytes
 
 
 @dataclass
@@ -79,7 +90,7 @@ def _js(value: Any) -> bytes:
 
 async def build_bundle(
     s: AsyncSession, application_id: int, *, judge_id: int, notary: Notary, courts: CourtDirectory,
-    recordings: list[RecordingPart] | None = None, reason: str = "",
+    recordings: list[RecordingPart] | None = None, reason: str = "", documents: list[DocumentPart] | None = None,
 ) -> Bundle:
     """Assemble the bundle for the court the application was sent to. Only a judge of that court may fetch it;
     the fetch is audited (and that entry is inside the bundle's own audit extract)."""
@@ -128,6 +139,24 @@ async def build_bundle(
         rec_entries.append({"dir": d, "recording_id": rec.recording_id, "manifest": f"{d}/manifest.json",
                             "wrapped_key": f"{d}/data-key.wrapped", "wrapped_to": court.recording_public_key,
                             "files": sorted(f"{d}/files/{n}" for n in rec.files)})
+    doc_entries = []
+    for dp in documents or []:
+        base = f"documents/{dp.meta['id']}"
+        files[f"{base}/content.odr"], files[f"{base}/data-key.wrapped"] = dp.stored, dp.wrapped_key
+        doc_entries.append({**{k: dp.meta[k] for k in ("id", "purpose", "filename", "media_type", "size", "sha256",
+                                                      "person_id", "uploaded_at")},
+                            "content": f"{base}/content.odr", "wrapped_key": f"{base}/data-key.wrapped",
+                            "wrapped_to": court.recording_public_key})
+    tx_entries, tx_signers = [], []
+    for t, responses in await e_transcript.closed_transcripts(s, case.id):
+        base = f"transcript/{t.session_id}"
+        records = [e_transcript.response_record(r) for r in responses]
+        files[f"{base}/transcript.json"] = t.document.encode()
+        files[f"{base}/responses.json"] = _js(records)
+        tx_entries.append({"session": t.session_id, "document": f"{base}/transcript.json", "sha256": t.sha256,
+                           "responses": f"{base}/responses.json"})
+        tx_signers += [{"context": f"transcript:{t.session_id}", **{k: x[k] for k in (
+            "signer", "role", "name", "algorithm", "public_key", "key_fingerprint")}} for x in records]
     subjects = [f"case:{case.code}"] + [f"recording:{r.recording_id}" for r in recordings or [] if r.recording_id]
     extract = await audit_extract(s, subjects)
     files["audit/extract.json"] = _js(extract)
@@ -140,6 +169,7 @@ async def build_bundle(
         + [{"context": "ruling", "signer": f"court:{court.id}", "role": "court", "name": court.name,
             "algorithm": "ed25519-raw", "public_key": court.ruling_public_key,
             "key_fingerprint": court.ruling_key_fingerprint}]
+        + tx_signers
     )
     entries = extract["entries"]
     raw_pub = notary.keyring.public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
@@ -161,6 +191,8 @@ async def build_bundle(
             "document": "confirmation/ruling.json", "signature": "confirmation/ruling.sig", "outcome": ruling.outcome,
             "court_key_fingerprint": ruling.court_key_fingerprint},
         "recordings": rec_entries,
+        "documents": doc_entries,
+        "transcripts": tx_entries,
         "audit": {"file": "audit/extract.json", "subjects": subjects, "first_seq": extract.get("first_seq"),
                   "last_seq": extract.get("last_seq"), "last_hash": entries[-1]["hash"] if entries else None},
     }

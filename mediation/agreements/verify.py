@@ -30,6 +30,7 @@ from mediation.agreements.tsa import check_token
 from mediation.audit_chain import chain_hash, entry_content
 from mediation.canonical import canonical_json, sha256_hex
 from mediation.keyring import public_key_fingerprint
+from mediation.transcript_format import check_response
 
 RecordingVerifier = Callable[[dict[str, bytes], dict[str, Any]], list[str]]
 
@@ -187,8 +188,11 @@ async def _check(
     _need(st.ok and sha256_hex(files["agreement/sealed.pdf"]) == ag["sealed_pdf_sha256"], "PDF seal", st.summary)
     lines.append(f"PDF seal: PAdES {st.pades_level}, intact and trusted, timestamp {st.timestamp}")
     await _confirmation(files, m, keys, court_key, lines)
-    n = _audit(_json(files, m["audit"]["file"]), m["audit"])
+    extract = _json(files, m["audit"]["file"])
+    n = _audit(extract, m["audit"])
     lines.append(f"audit chain: {n} consecutive entries ({m['audit']['first_seq']}-{m['audit']['last_seq']}) link")
+    _transcripts(files, m, keys, lines)
+    _documents(files, m, extract, lines)
     for rec_meta in m["recordings"]:
         item = f"recording {rec_meta['dir']}"
         prefix = rec_meta["dir"] + "/files/"
@@ -233,6 +237,49 @@ async def _confirmation(files: dict[str, bytes], m: dict[str, Any], keys: dict[A
         "content_sha256"] and doc["sealed_pdf_sha256"] == m["agreement"]["sealed_pdf_sha256"], "ruling",
         "is about a different application or agreement")
     lines.append(f"ruling: {doc['outcome_label']} by {doc['court']['name']} ({doc['ruled_at']}), signature valid")
+
+
+def _transcripts(files: dict[str, bytes], m: dict[str, Any], keys: dict[Any, Any], lines: list[str]) -> None:
+    """电子笔录 (R11): each closed transcript's hash, and each party's confirmation or disputes signed with the
+    device key the manifest lists for it."""
+    for t in m.get("transcripts", []):
+        doc = files[t["document"]]
+        item = f"transcript of session {t['session']}"
+        _need(sha256_hex(doc) == t["sha256"], item, "hash differs from the manifest")
+        entries = json.loads(doc)["entries"]
+        lines.append(f"{item}: {len(entries)} entries, SHA-256 {t['sha256'][:16]}…")
+        for r in _json(files, t["responses"]):
+            ritem = f"{item}: response of {r['signer']} ({r['name']})"
+            listed = keys.get((f"transcript:{t['session']}", r["signer"]))
+            _need(listed is not None and listed["public_key"] == r["public_key"], ritem, "key not in the manifest")
+            problem = check_response(doc, r)
+            _need(problem is None, ritem, problem or "")
+            _need(payloads.verify_signature(r["algorithm"], base64.b64decode(r["public_key"]),
+                                            base64.b64decode(r["signature"]), r["payload"].encode()),
+                  ritem, "signature does not verify with the device key")
+            p = json.loads(r["payload"])
+            what = "confirmed" if p["verdict"] == "confirmed" else \
+                "disputes passages " + ", ".join(str(d["seq"]) for d in p["disputes"])
+            lines.append(f"{ritem}: {what}; recording may replace the transcript: "
+                         f"{'yes' if p['recording_may_replace'] else 'no'}; signature valid")
+
+
+def _documents(files: dict[str, bytes], m: dict[str, Any], extract: dict[str, Any], lines: list[str]) -> None:
+    """Case-file documents travel encrypted (the court's key opens them); without the key, the stored bytes are
+    checked against the hash the audit log recorded at upload."""
+    uploads = {}
+    for e in extract.get("entries", []):
+        if not e.get("redacted") and e["action"] == "document.upload":
+            detail = e["detail"] if isinstance(e["detail"], dict) else json.loads(e["detail"])
+            uploads[e["subject"].rsplit("document:", 1)[-1]] = detail
+    for d in m.get("documents", []):
+        item = f"document {d['id']} ({d['filename']})"
+        up = uploads.get(d["id"])
+        _need(up is not None, item, "its upload is not in the audit extract")
+        assert up is not None
+        _need(sha256_hex(files[d["content"]]) == up["stored_sha256"] and up["sha256"] == d["sha256"], item,
+              "stored bytes differ from what the audit log recorded at upload")
+        lines.append(f"{item}: {d['media_type']}, {d['size']} bytes, encrypted, matches the upload's audit entry")
 
 
 async def averify_bundle(
