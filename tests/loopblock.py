@@ -5,7 +5,8 @@ while a test's body runs (not its fixtures' setup or teardown: known setup), tha
 the CPU time of the running thread (`time.thread_time`) each callback consumes. CPU time, not wall-clock time:
 load from other processes on a busy machine does not count, only work done on the loop thread itself. (A blocking
 system call that uses no CPU, such as `time.sleep` or a slow `fsync`, is not seen.) Work moved off the loop
-(`asyncio.to_thread`) runs on another thread and does not count either.
+(`asyncio.to_thread`) runs on another thread and does not count either, nor does the garbage collector's work
+(a full collection starts in whichever callback allocates at the wrong moment; gc.callbacks measure it).
 
 A test that really has to block says why: `@pytest.mark.allow_blocking("reason")`.
 tests/conftest.py imports the fixture and the hooks; tests/test_loopblock.py tests the detector.
@@ -14,6 +15,7 @@ tests/conftest.py imports the fixture and the hooks; tests/test_loopblock.py tes
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import sys
 import threading
@@ -79,6 +81,8 @@ class BlockDetector:
         self._sample: tuple[int, str] | None = None  # (run number, stack)
         self._stop = threading.Event()
         self._watchdog: threading.Thread | None = None
+        self._gc_cpu = 0.0  # loop-thread CPU spent in the garbage collector, subtracted from callbacks
+        self._gc_started: float | None = None
 
     def install(self) -> None:
         original = self._original = asyncio.events.Handle._run
@@ -89,22 +93,35 @@ class BlockDetector:
             if not detector.armed:
                 return original(handle)
             run = next(runs)
-            cpu, wall = time.thread_time(), time.perf_counter()
+            cpu, wall, gc_cpu = time.thread_time(), time.perf_counter(), detector._gc_cpu
             detector._running = (threading.get_ident(), run, wall)
             try:
                 return original(handle)
             finally:
                 detector._running = None
-                used = time.thread_time() - cpu
+                used = time.thread_time() - cpu - (detector._gc_cpu - gc_cpu)
                 if used > detector.limit:
                     sample = detector._sample
                     where = f"\n      last sampled at: {sample[1]}" if sample and sample[0] == run else ""
                     detector.blocks.append(Block(used, time.perf_counter() - wall, describe(handle) + where))
 
         asyncio.events.Handle._run = _run  # type: ignore[method-assign,assignment]
+        gc.callbacks.append(self._on_gc)
         self._stop.clear()
         self._watchdog = threading.Thread(target=self._watch, name="loop-block-watchdog", daemon=True)
         self._watchdog.start()
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        """A collection is the interpreter's, not the callback's code (a full one over a large heap can take
+        ~200 ms wherever it happens to start): its CPU time on the loop thread is not counted."""
+        running = self._running
+        if running is None or running[0] != threading.get_ident():
+            return
+        if phase == "start":
+            self._gc_started = time.thread_time()
+        elif self._gc_started is not None:
+            self._gc_cpu += time.thread_time() - self._gc_started
+            self._gc_started = None
 
     def _watch(self) -> None:
         while not self._stop.wait(self.sample_every):
@@ -120,6 +137,8 @@ class BlockDetector:
         if self._original is not None:
             asyncio.events.Handle._run = self._original  # type: ignore[method-assign,assignment]
             self._original = None
+        if self._on_gc in gc.callbacks:
+            gc.callbacks.remove(self._on_gc)
         self._stop.set()
         if self._watchdog is not None:
             self._watchdog.join()

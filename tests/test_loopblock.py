@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 from pathlib import Path
@@ -111,3 +112,15 @@ def test_the_fixture_fails_a_blocking_test_unless_marked(pytester: pytest.Pytest
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["*test_blocks - Failed: the event loop was blocked*"])
     result.stdout.re_match_lines([r".*\d+ ms CPU .*test_blocks\b.*"])
+
+
+def test_garbage_collection_is_not_counted_against_the_callback() -> None:
+    async def collects() -> None:
+        junk = [[i] for i in range(300_000)]  # a heap whose full collection takes a while
+        await asyncio.sleep(0)
+        end = time.thread_time() + 0.3
+        while time.thread_time() < end:
+            gc.collect()
+        del junk
+
+    assert run_watched(collects).blocks == []

@@ -11,6 +11,10 @@ from media.channels import SocketIOChannel
 from media.hub import Hub
 from signaling.client import ProtocolError
 from tests.conftest import World
+from tests.media.conftest import PC_SETUP_BLOCKS
+
+# bots join over real peer connections: see PC_SETUP_BLOCKS in tests/media/conftest.py
+pytestmark = PC_SETUP_BLOCKS
 
 
 async def _until(pred, limit: float = 15) -> None:  # type: ignore[no-untyped-def]

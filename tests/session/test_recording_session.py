@@ -18,6 +18,10 @@ from mediation.recording_records import RecordingEvent
 from recordings.export import export
 from signaling.client import ProtocolError
 from tests.conftest import World
+from tests.media.conftest import PC_SETUP_BLOCKS
+
+# bots join over real peer connections: see PC_SETUP_BLOCKS in tests/media/conftest.py
+pytestmark = PC_SETUP_BLOCKS
 
 
 def probe(path: Path) -> dict:
