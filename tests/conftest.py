@@ -137,6 +137,7 @@ async def seed(sv: Services, guests: list[tuple[str, str]] | None = None) -> dic
                                                      court_id="court-huangzhong" if role == "court_judge" else None)
         case = await cases.create_case(
             s, center=center, title="邻里漏水纠纷", category="neighbours", channel="walk_in", actor="test",
+            referring_court_id="court-huangzhong",  # 诉调: the court's judge may join the sessions (R22)
             people=[cases.PersonIn("A", "张三", phone="13800000001"), cases.PersonIn("B", "李四", phone="13800000002")],
         )
         sess, issued = await sessions.schedule(s, case, host_id=users["mediator"].id, at=utcnow(), actor="test",
