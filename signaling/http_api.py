@@ -185,12 +185,12 @@ async def read_case(ctx: Ctx, _: None) -> dict[str, Any]:
     return await casework.read_case(ctx.services.db, ctx.actor, ctx.param("code"))
 
 
-@api.route("PATCH", "/api/cases/{code}/people/{person}", action=Action.PERSON_EDIT, body=PersonPatch)
+@api.route("PATCH", "/api/cases/{code}/people/{id}", action=Action.PERSON_EDIT, body=PersonPatch)
 async def correct_person(ctx: Ctx, body: PersonPatch) -> dict[str, Any]:
     """Correct a person's name, ID number (GB 11643 checksum), phone or address; each change is audited."""
     changes = body.model_dump(exclude_none=True, exclude={"reason"})
     return {"person": await casework.correct_person(ctx.services.db, ctx.actor, ctx.param("code"),
-                                                    int_param(ctx.param("person"), "person"), changes, body.reason)}
+                                                    int_param(ctx.param("id"), "person"), changes, body.reason)}
 
 
 @api.route("PUT", "/api/center/contact", action=Action.CENTER_CONTACT, body=ContactIn)
