@@ -104,6 +104,8 @@ def ticket(secret: bytes, actor: Actor, purpose: str, now: dt.datetime | None = 
 
 def ticket_actor(secret: bytes, value: str, purpose: str, now: dt.datetime | None = None) -> Actor:
     """The participant a ticket vouches for; refused if forged, expired or for another purpose."""
+    if not value:
+        raise InvalidInput("ticket required (from the session connection)", code="ticket_required")
     body, _, mac = value.rpartition(".")
     good = hmac.new(secret, b"onedoor-doc-ticket|" + body.encode(), hashlib.sha256).hexdigest()[:32]
     parts = body.split(".")
