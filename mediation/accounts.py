@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation import audit
@@ -108,8 +109,12 @@ async def create_user(
         raise Conflict(f"user {username} exists", code="user_exists")
     u = StaffUser(center_id=center.id, username=username, display_name=display_name, role=role,
                   password_hash=await hash_password(password), court_id=court_id)
-    s.add(u)
-    await s.flush()
+    try:
+        async with s.begin_nested():  # the unique user name decides a race between two creations
+            s.add(u)
+            await s.flush()
+    except IntegrityError:
+        raise Conflict(f"user {username} exists", code="user_exists") from None
     await audit.append(s, actor=actor, action="user.create", subject=f"user:{username}", detail={"role": role})
     return u
 

@@ -80,3 +80,16 @@ async def test_server_answers_during_a_login_flood(world: World) -> None:
         await asyncio.gather(*(guess(http, i) for i in range(24)), healthz(http))
     assert order.count("login") == 24
     assert order.index("healthz") < 23  # answered while guesses were still being checked
+
+
+async def test_two_admins_creating_the_same_user_at_once_make_one(world: World) -> None:
+    admin = await world.staff("admin", session=False)
+    body = {"username": "twin", "password": "long-enough-password", "role": "mediator", "display_name": "孪生"}
+
+    async def create() -> int:
+        async with admin.http.post(f"{world.base_url}/api/users", json=body,
+                                   headers={"X-CSRF-Token": admin.csrf}) as r:
+            return r.status
+
+    statuses = sorted(await asyncio.gather(*(create() for _ in range(8))))
+    assert statuses == [200] + [409] * 7
