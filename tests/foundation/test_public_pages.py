@@ -127,7 +127,7 @@ async def test_public_pages_answer_without_personal_data(world: World) -> None:
 
 
 async def test_public_answers_are_rate_limited(world: World) -> None:
-    seen = []
+    seen: list[int] = []
     async with aiohttp.ClientSession() as http:
         for _ in range(40):
             async with http.get(f"{world.base_url}/api/public/cases/NOPE-{len(seen)}") as r:
