@@ -91,6 +91,10 @@ class GuardedPacket(sio_packet.Packet):
 
     def decode(self, encoded_packet: Any) -> int:
         self.error = None
+        if not _ascii_header(encoded_packet):  # int() reads "١" as 1: a Unicode digit was a DISCONNECT packet
+            self.packet_type, self.data = None, None
+            self.error = InvalidInput("malformed Socket.IO packet", code="bad_packet")
+            return 0
         try:
             return int(super().decode(encoded_packet) or 0)
         except TooDeep:
@@ -99,6 +103,14 @@ class GuardedPacket(sio_packet.Packet):
             self.error = InvalidInput("malformed Socket.IO packet", code="bad_packet")
         self.data = None
         return 0
+
+
+def _ascii_header(text: Any) -> bool:
+    """Packet type, attachment count, namespace and id (everything before the JSON data) are ASCII."""
+    if not isinstance(text, str) or text[:1] not in ("0", "1", "2", "3", "4", "5", "6"):
+        return False
+    ends = [i for i in (text.find("["), text.find("{"), text.find('"')) if i >= 0]
+    return text[:min([*ends, len(text), 300])].isascii()
 
 
 def _binary() -> InvalidInput:
@@ -153,8 +165,8 @@ class GuardedServer(socketio.AsyncServer):
                     err = InvalidInput("an ack is a list", code="bad_packet")
             elif ptype not in (sio_packet.CONNECT, sio_packet.DISCONNECT):
                 err = InvalidInput("unexpected Socket.IO packet type", code="bad_packet")
-        if err is not None:
-            await self._refuse(eio_sid, ns, ack_id, err)
+        if err is not None:  # a packet that names no namespace is answered on the default one
+            await self._refuse(eio_sid, pkt.namespace or self.default_namespace, ack_id, err)
         elif ptype == sio_packet.CONNECT:
             await self._handle_connect(eio_sid, pkt.namespace, pkt.data)
         elif ptype == sio_packet.DISCONNECT:

@@ -163,6 +163,10 @@ async def test_event_names_not_ours_are_refused(world: World) -> None:
     for data in shapes:
         err = await _raw_refusal(a, _ev(data))
         assert err["code"] in ("bad_packet", "unknown_event"), (data, err)
+    # a Unicode digit as the packet type or in the id: int() reads "١" as 1 (DISCONNECT); refused instead
+    for text in (f"١{NS},", f"٢{NS},[\"chat:send\",{{}}]", f"2{NS},١٢[\"chat:send\",{{}}]", f"5١-{NS},[\"x\"]"):
+        err = await _raw_refusal(a, text)
+        assert err["code"] == "bad_packet", (text, err)
     me = next(p for p in m.state["participants"] if p["id"] == a.pid)
     assert me["connected"] is True and a.sio.connected
     await a.call("chat:send", {"text": "still here"})

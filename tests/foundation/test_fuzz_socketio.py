@@ -185,7 +185,7 @@ async def raw_sockets(base: str, gen: Gen, n: int, stats: Counter[str]) -> int:
                         else:
                             stats["over the size limit"] += 1
                             await ws.send_str("4" + "y" * (300 * 1024))  # over max_http_buffer_size: closed
-                    except (ConnectionResetError, aiohttp.ClientError):
+                    except (ConnectionError, aiohttp.ClientError):  # closed by the server (size limit)
                         break
                     sent += 1
                     if ws.closed:
@@ -199,7 +199,10 @@ async def raw_sockets(base: str, gen: Gen, n: int, stats: Counter[str]) -> int:
                             if msg.type != aiohttp.WSMsgType.TEXT:
                                 break
                             if msg.data == "2":
-                                await ws.send_str("3")
+                                try:
+                                    await ws.send_str("3")
+                                except (ConnectionError, aiohttp.ClientError):
+                                    break
                         if ws.closed:
                             break
                 if ws.closed:
