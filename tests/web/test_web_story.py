@@ -82,8 +82,8 @@ async def mediator_opens_case(page: Page) -> dict[str, dict[str, str]]:
     await rows.nth(0).locator("[name=phone]").fill("13900000001")
     await rows.nth(1).locator("[name=name]").fill("赵六")
     await rows.nth(1).locator("[name=phone]").fill("13900000002")
-    for i in range(2):
-        await rows.nth(i).locator("[name=id_number]").fill(f"63012219800101{i:04d}")
+    for i, id_number in enumerate(("630122198001010006", "630122198001010014")):  # valid GB 11643 checksums
+        await rows.nth(i).locator("[name=id_number]").fill(id_number)
         await rows.nth(i).locator("[name=address]").fill(f"青海省西宁市湟中区鲁沙尔镇和平村{i + 1}号")
     await shot(page, "story-1-intake")
     await page.get_by_role("button", name="登记案件").click()
