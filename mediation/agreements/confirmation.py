@@ -262,6 +262,9 @@ async def sign_application(
     signer = f"person:{person.id}"
     if any(r.signer == signer for r in await _sigs(s, app.id)):
         raise Conflict("您已签署申请 / already signed", code="already_signed")
+    principal = person.id if person.kind == "party" else person.represents_id
+    if principal not in _uncovered(json.loads(app.document), await _sigs(s, app.id)):
+        raise Conflict("已为该当事人签署申请 / already signed for this party", code="already_signed")
     spki = await _bound_key(s, case, person, invite_id)
     sig = payloads.decode_b64(signature_b64, "signature")
     msg = await application_payload(s, app.id, person_id=person.id)

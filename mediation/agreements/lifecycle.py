@@ -160,6 +160,16 @@ def _may_apply(f: Facts) -> State | None:
 
 
 def evaluate(f: Facts) -> State:
+    """The stage and everyone's next actions. Parties act in a session: when one of them waits for a session,
+    scheduling one is the mediator's next action."""
+    st = _evaluate(f)
+    if any(w.action == "schedule_session" for a in st.next_actions for w in a.waits_for):
+        return State(st.stage, (*st.next_actions, NextAction(f.mediator, "mediator", "schedule_session")),
+                     st.closed, st.reason, st.until)
+    return st
+
+
+def _evaluate(f: Facts) -> State:
     med = f.mediator
     all_parties = tuple(p.id for p in f.people if p.kind == "party")
     if f.agreement is None:
@@ -182,7 +192,7 @@ def evaluate(f: Facts) -> State:
         session = _in_session(f)
         waits = tuple(Wait(f"person:{pid}", "sign_agreement") for pid in f.unsigned)
         return State("signing", (*sign_med, *_for(f, f.unsigned, "sign_agreement", session),
-                                 *_for(f, all_parties, "refuse", session),
+                                 *_for(f, f.unsigned, "refuse", session),
                                  NextAction(med, "mediator", "start_application", False, waits)))
     end = _deadline(f)
     if f.application is None or f.application == "not_accepted":

@@ -166,6 +166,7 @@ async def sign_as_party(
     signer = f"person:{person.id}"
     if any(r.signer == signer for r in await signature_rows(s, a.id)):
         raise Conflict("您已签署 / already signed", code="already_signed")
+    await _not_covered(s, a, person)
     spki = await _bound_key(s, case, person, invite_id)
     sig = payloads.decode_b64(signature_b64, "signature")
     if not payloads.verify_signature(payloads.ECDSA_P256, spki, sig, _payload(case, a, signer, person.kind)):
@@ -181,6 +182,14 @@ async def sign_as_party(
     )
     await _store(s, a, case, row)
     return await _after_signature(s, a, case, row, notary, auto_seal)
+
+
+async def _not_covered(s: AsyncSession, a: Agreement, person: Person) -> None:
+    """A party is signed for once, by themselves or by their agent: a second signature for the same party (or a
+    refusal after it) is out of turn (issue 11: the workflow model found both accepted)."""
+    principal = person.id if person.kind == "party" else person.represents_id
+    if principal not in (await get_agreement(s, a.id)).unsigned_parties:
+        raise Conflict("已为该当事人签署 / already signed for this party", code="already_signed")
 
 
 async def sign_as_mediator(
@@ -215,6 +224,8 @@ async def refuse_to_sign(
     person = await _person(s, case, person_id)
     if a.status not in ("draft", "final"):
         raise Conflict("协议已生效，不能拒签 / the agreement is already effective", code="not_signable")
+    if a.status == "final":
+        await _not_covered(s, a, person)
     a.status, a.refused_by, a.refusal_note = "refused", person.id, note
     case.termination_reason, case.termination_note = Termination.REFUSED_TO_SIGN.value, f"{person.name}: {note}".strip()
     await s.flush()
