@@ -129,8 +129,8 @@ def int_param(v: str, what: str = "session") -> int:
 @api.route("POST", "/api/auth/login", body=LoginIn, staff=False)
 async def login(ctx: Ctx, body: LoginIn) -> web.Response:
     """Staff login: sets the session cookie, returns the CSRF token for later state-changing requests."""
-    async with ctx.services.db.session() as s:
-        user, token, row = await accounts.login(s, body.username, body.password)
+    user, token, row = await accounts.login(ctx.services.db, ctx.services.login_throttle, body.username,
+                                            body.password, address=ctx.request.remote or "")
     resp = web.json_response({"user": user_json(user), "csrf": row.csrf_token})
     resp.set_cookie(COOKIE, token, httponly=True, samesite="Strict", secure=ctx.services.settings.secure_cookies,
                     path="/", max_age=int(accounts.LOGIN_TTL.total_seconds()))
