@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from mediation.canonical import sha256_hex
 
 
-def _write_secret(path: Path, data: bytes) -> None:
+def write_secret(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
@@ -61,7 +61,7 @@ class KeyRing:
             assert isinstance(sk, Ed25519PrivateKey)
         else:
             sk = Ed25519PrivateKey.generate()
-            _write_secret(
+            write_secret(
                 sk_path,
                 sk.private_bytes(
                     serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -107,4 +107,4 @@ class KeyRing:
             "current": self.current_master_id,
             "keys": {k: base64.b64encode(v).decode() for k, v in self.master_keys.items()},
         }
-        _write_secret(self.key_dir / "master-keys.json", json.dumps(doc).encode())
+        write_secret(self.key_dir / "master-keys.json", json.dumps(doc).encode())

@@ -15,6 +15,8 @@ import sys
 from collections.abc import Callable
 from typing import Any, cast
 
+from mediation.errors import OneDoorError  # pure (no third-party imports); every command raises it
+
 # command ("cmd" or "cmd sub") -> "module:function"; the function takes the parsed arguments, returns the exit code
 COMMANDS = {
     "serve": "signaling.cli_server:serve",
@@ -125,8 +127,6 @@ def main(argv: list[str] | None = None) -> int:
     a = parser().parse_args(argv)
     key = a.cmd + (f" {a.sub}" if getattr(a, "sub", None) else "")
     fn = handler(key)
-    from mediation.errors import OneDoorError  # pure (no third-party imports); every command raises it
-
     try:
         return fn(a)
     except OneDoorError as e:

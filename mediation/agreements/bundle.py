@@ -22,7 +22,7 @@ from mediation.agreements.agreement import signature_rows
 from mediation.agreements.bundle_format import FORMAT, MANIFEST, MANIFEST_SIG, subject_matches
 from mediation.agreements.confirmation import app_subject, application_row
 from mediation.agreements.courts import CourtDirectory
-from mediation.agreements.judging import _judge, ruling_for
+from mediation.agreements.judging import judge_account, ruling_for
 from mediation.agreements.notary import Notary
 from mediation.agreements.package import application_package
 from mediation.agreements.seal import signature_documents
@@ -95,7 +95,7 @@ async def build_bundle(
     """Assemble the bundle for the court the application was sent to. Only a judge of that court may fetch it;
     the fetch is audited (and that entry is inside the bundle's own audit extract)."""
     app = await application_row(s, application_id)
-    await _judge(s, judge_id, app.court_id)
+    await judge_account(s, judge_id, app.court_id)
     a = await agreement_row(s, app.agreement_id)
     case = await case_row(s, app.case_id)
     if a.sealed_pdf is None or a.unsigned_pdf is None or a.effect_token is None or a.effect_record is None:

@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 from mediation.canonical import sha256_hex
 from mediation.errors import Forbidden, InvalidInput, NotFound
-from mediation.keyring import _write_secret
+from mediation.keyring import write_secret
 
 log = logging.getLogger(__name__)
 LEVELS = ("basic", "intermediate", "high")
@@ -107,7 +107,7 @@ class CourtDirectory:
         for cid, name, level, region, address in DEV_COURTS:
             rk, wk = Ed25519PrivateKey.generate(), X25519PrivateKey.generate()
             for suffix, key in (("ruling", rk), ("wrap", wk)):
-                _write_secret(d / f"{cid}-{suffix}.pem", key.private_bytes(
+                write_secret(d / f"{cid}-{suffix}.pem", key.private_bytes(
                     serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
             raw = serialization.Encoding.Raw, serialization.PublicFormat.Raw
             courts.append(Court(cid, name, level, region, address,

@@ -28,7 +28,7 @@ from mediation.agreements.pdf import DocumentInput, render_document
 from mediation.canonical import canonical_json, sha256_hex
 from mediation.db import utcnow
 from mediation.errors import Conflict, Forbidden, InvalidInput
-from mediation.models import StaffUser
+from mediation.models import Case, StaffUser
 from mediation.permissions import StaffRole
 from mediation.service_records import RulingDocument
 
@@ -84,7 +84,7 @@ class RulingView:
     objections: dict[str, Any] = field(default_factory=dict)  # R26 windows, see `objection_windows`
 
 
-async def _judge(s: AsyncSession, judge_id: int, court_id: str | None = None) -> StaffUser:
+async def judge_account(s: AsyncSession, judge_id: int, court_id: str | None = None) -> StaffUser:
     u = await s.get(StaffUser, judge_id)
     if u is None or u.role != StaffRole.COURT_JUDGE or not u.active or not u.court_id:
         raise Forbidden("仅限法官 / judges only", code="not_a_judge")
@@ -96,7 +96,7 @@ async def _judge(s: AsyncSession, judge_id: int, court_id: str | None = None) ->
 
 async def _for_judge(s: AsyncSession, application_id: int, judge_id: int) -> tuple[ConfirmationApplication, str]:
     app = await application_row(s, application_id)
-    await _judge(s, judge_id, app.court_id)
+    await judge_account(s, judge_id, app.court_id)
     case = await case_row(s, app.case_id)
     return app, case.code
 
@@ -104,9 +104,7 @@ async def _for_judge(s: AsyncSession, application_id: int, judge_id: int) -> tup
 async def judge_queue(s: AsyncSession, *, judge_id: int, now: dt.datetime | None = None) -> list[QueueItem]:
     """Applications sent to the judge's court that are waiting for acceptance or a ruling, most urgent first."""
     now = now or utcnow()
-    judge = await _judge(s, judge_id)
-    from mediation.models import Case
-
+    judge = await judge_account(s, judge_id)
     q = (select(ConfirmationApplication, Case.code).join(Case, Case.id == ConfirmationApplication.case_id)
          .where(ConfirmationApplication.court_id == judge.court_id,
                 ConfirmationApplication.status.in_(("submitted", "accepted"))))
@@ -247,7 +245,7 @@ async def rule(
     app, code = await _for_judge(s, application_id, judge_id)
     if app.status != "accepted":
         raise Conflict("须先受理 / accept the application before ruling", code="not_accepted")
-    judge = await _judge(s, judge_id)
+    judge = await judge_account(s, judge_id)
     court = courts.get(app.court_id)
     a = await agreement_row(s, app.agreement_id)
     document = {

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from mediation.agreements.pki import DevPKI
 from mediation.agreements.tsa import TimestampAuthority
-from mediation.keyring import KeyRing, _write_secret
+from mediation.keyring import KeyRing, write_secret
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class Notary:
             return key
         log.info("generating the mediator signing key of staff %s", staff_id)
         key = Ed25519PrivateKey.generate()
-        _write_secret(
+        write_secret(
             path,
             key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                               serialization.NoEncryption()),

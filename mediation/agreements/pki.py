@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from mediation.keyring import _write_secret
+from mediation.keyring import write_secret
 
 log = logging.getLogger(__name__)
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -133,7 +133,7 @@ def _load(d: Path, name: str) -> CertKey | None:
 
 
 def _save(d: Path, name: str, ck: CertKey) -> None:
-    _write_secret(
+    write_secret(
         d / f"{name}.key.pem",
         ck.key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
