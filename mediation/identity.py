@@ -33,10 +33,13 @@ class CodeSender(Protocol):
 
 
 class LogCodeSender:
-    """Development sender: writes the code to the server log (never use in production)."""
+    """Development sender: writes the code to the server log, one greppable line per code
+    (`grep ONEDOOR-DEV-CODE`). It is for `make run` and development only: a production server plugs in an SMS
+    gateway, so that no code ever reaches a log."""
 
     async def send(self, to: str, code: str, context: str) -> None:
-        log.warning("DEV one-time code for %s (%s): %s", to or "(no phone)", context, code)
+        log.warning("ONEDOOR-DEV-CODE %s  for %s (%s)  [development code sender: not for production]",
+                    code, to or "(no phone)", context)
 
 
 class MemoryCodeSender:

@@ -22,6 +22,15 @@ from signaling.services import Services
 
 log = logging.getLogger("onedoor")
 DEMO_PASSWORD = "onedoor-demo-2026"
+# development only; printed by `onedoor demo` (username, role, display name, extra)
+DEMO_STAFF: list[tuple[str, str, str, dict[str, Any]]] = [
+    ("mediator", "mediator", "王调解员", {}),
+    ("judge", "court_judge", "李法官", {"court_id": "court-huangzhong"}),
+    ("admin", "admin", "管理员", {}),
+    ("clerk", "intake_clerk", "赵登记员", {}),
+    ("psychologist", "staff_psychologist", "钱咨询师", {}),
+]
+PAGE_OF = {"court_judge": "/court"}
 DEMO_NAMES = ["张三", "李四", "王五", "赵六", "孙七", "周八", "吴九", "郑十"]  # development only; printed by `onedoor demo`
 
 
@@ -31,6 +40,9 @@ def settings_from(a: argparse.Namespace) -> Settings:
                     database_url=a.database_url, host=getattr(a, "host", "127.0.0.1"),
                     port=getattr(a, "port", 8080), base_url=a.base_url,
                     redis_url=getattr(a, "redis_url", None),
+                    node_url=getattr(a, "node_url", None), node_id=getattr(a, "node_id", None),
+                    metrics_port=getattr(a, "metrics_port", None),
+                    metrics_host=getattr(a, "metrics_host", "127.0.0.1"),
                     ice_servers=[{"urls": [u]} for u in getattr(a, "ice_url", [])],
                     turn_urls=getattr(a, "turn_url", []),
                     turn_secret=Path(secret_file).read_text().strip() if secret_file else None,
@@ -131,9 +143,9 @@ async def make_demo(sv: Services, parties: int = 2) -> dict[str, Any]:
     base = sv.settings.public_url
     async with sv.db.session() as s:
         center = await ensure_center(s)
-        mediator = await ensure_user(s, center, "mediator", "mediator", "王调解员")
-        await ensure_user(s, center, "judge", "court_judge", "李法官", court_id="court-huangzhong")
-        await ensure_user(s, center, "admin", "admin", "管理员")
+        mediator = await ensure_user(s, center, *DEMO_STAFF[0][:3])
+        for username, role, name, kw in DEMO_STAFF[1:]:
+            await ensure_user(s, center, username, role, name, **kw)
         case = await cases.create_case(
             s, center=center, title="邻里漏水纠纷 (demo)", category="neighbours", channel="walk_in",
             summary="楼上住户卫生间漏水, 楼下天花板受损", actor="demo", created_by=mediator.id,
@@ -144,7 +156,8 @@ async def make_demo(sv: Services, parties: int = 2) -> dict[str, Any]:
                                                actor="demo")
         return {"center": center.name, "case": case.code, "session": sess.id,
                 "console": f"{base}/console", "staff_password": DEMO_PASSWORD,
-                "staff": ["mediator", "judge", "admin"],
+                "staff": [{"username": u, "role": r, "name": n, "page": f"{base}{PAGE_OF.get(r, '/console')}"}
+                          for u, r, n, _ in DEMO_STAFF],
                 "invites": [{"name": i.name, "role": i.role, "link": i.link(base), "token": i.token,
                              "invite_id": i.invite_id} for i in issued]}
 
@@ -152,8 +165,12 @@ async def make_demo(sv: Services, parties: int = 2) -> dict[str, Any]:
 def demo(a: argparse.Namespace) -> int:
     out = run_with_services(a, make_demo)
     print(f"\nDemo case {out['case']} at {out['center']}, session {out['session']}")
-    print(f"  Mediator console: {out['console']}  (user 'mediator', password '{out['staff_password']}')")
+    print(f"  Staff logins (every password: {out['staff_password']}):")
+    for u in out["staff"]:
+        print(f"    {u['username']:<13} {u['role']:<18} {u['name']:<8} {u['page']}")
+    print("  Party invite links (open each in its own browser profile):")
     for i in out["invites"]:
-        print(f"  {i['role']:<7} {i['name']}: {i['link']}")
-    print("  One-time identity codes are written to the server log (development sender).\n")
+        print(f"    {i['role']:<7} {i['name']}: {i['link']}")
+    print("  One-time identity codes appear in this server's log, one line each: grep ONEDOOR-DEV-CODE")
+    print("  (the development code sender; a production server sends them by SMS and never logs them)\n")
     return 0
