@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -28,6 +29,7 @@ from signaling.config import Settings
 from signaling.http_api import PUBLISHER
 from signaling.httpkit import Api, errors_middleware, openapi
 from signaling.limits import GuardedServer, install_log_filter
+from signaling.metrics import METRICS, NodeMetrics, TimedStorage, metrics_app
 from signaling.publish import NS, Publisher
 from signaling.services import SERVICES, Services
 from signaling.session_ns import NAMESPACE, SessionNamespace
@@ -80,6 +82,9 @@ def create_app(settings: Settings, services: Services | None = None, routes: lis
     sio = GuardedServer(async_mode="aiohttp", client_manager=mgr, max_http_buffer_size=256 * 1024,
                         ping_interval=10, ping_timeout=10, default_namespace=NS)
     install_log_filter()  # library tracebacks for malformed packets: one line per connection
+    metrics = app[METRICS] = NodeMetrics(services.live)
+    if not isinstance(services.storage, TimedStorage):  # segments written and fsync latency for /metrics
+        services.storage = TimedStorage(services.storage, metrics)
     publisher = Publisher(sio, services)
     ns = SessionNamespace(services, publisher, merge(events or EVENTS))
     sio.register_namespace(ns)
@@ -95,7 +100,23 @@ def create_app(settings: Settings, services: Services | None = None, routes: lis
     app.router.add_get("/healthz", _healthz)
     _static(app, settings.web_dir or WEB_DIR)
     app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(_metrics_listener)
     return app
+
+
+async def _metrics_listener(app: web.Application) -> AsyncIterator[None]:
+    """The sampler, and /metrics on its own listener (`metrics_port`): the public port never serves it."""
+    metrics, st = app[METRICS], app[SERVICES].settings
+    metrics.start()
+    runner: web.AppRunner | None = None
+    if st.metrics_port is not None:
+        runner = web.AppRunner(metrics_app(metrics), access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, st.metrics_host, st.metrics_port).start()
+    yield
+    if runner is not None:
+        await runner.cleanup()
+    await metrics.stop()
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -136,4 +157,18 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             await live.caucus_recorder.stop("server shutdown", actor="server")
         if live.media is not None:
             await live.media.close()
+    await _close_redis_manager(app[SIO].manager)
     await sv.db.close()
+
+
+async def _close_redis_manager(manager: object) -> None:
+    """python-socketio's AsyncRedisManager has no close(): stop its listener and close its connections."""
+    if not isinstance(manager, socketio.AsyncRedisManager):
+        return
+    listener = getattr(manager, "thread", None)
+    if isinstance(listener, asyncio.Task):
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+    for conn in (getattr(manager, "pubsub", None), getattr(manager, "redis", None)):
+        if conn is not None:
+            await conn.aclose()

@@ -55,6 +55,11 @@ def _server_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
     s.add_argument("--redis-url", default=None, help="Socket.IO across nodes (AsyncRedisManager)")
+    s.add_argument("--node-url", default=None,
+                   help="this node's own public address: makes it one node of several (needs --redis-url)")
+    s.add_argument("--node-id", default=None, help="this node's name in the cluster (default: from --node-url)")
+    s.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus /metrics on this port")
+    s.add_argument("--metrics-host", default="127.0.0.1", help="address of the /metrics listener (private)")
     s.add_argument("--ice-url", action="append", default=[], help="a STUN/TURN URL offered to clients (repeatable)")
     s.add_argument("--turn-url", action="append", default=[], help="coturn URL for per-join credentials (repeatable)")
     s.add_argument("--turn-secret-file", default=None, help="file holding coturn's static-auth-secret")

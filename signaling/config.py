@@ -24,6 +24,12 @@ class Settings:
     turn_ttl: int = 3600
     code_sender: CodeSender = field(default_factory=LogCodeSender)
     redis_url: str | None = None  # Socket.IO across nodes
+    # a node of several (docs/architecture.md, "Nodes"): its own address for clients; needs redis_url
+    node_url: str | None = None
+    node_id: str | None = None  # default: derived from node_url
+    lease_ms: int = 5000  # a session's owner lease (renewed every third of it); a dead node's expire with it
+    metrics_host: str = "127.0.0.1"  # /metrics listens apart from the public port (never behind the proxy)
+    metrics_port: int | None = None
     max_event_bytes: int = 64 * 1024  # largest Socket.IO payload (SDP offers are the big ones)
     events_per_second: float = 20.0
     event_burst: int = 60
