@@ -168,6 +168,13 @@ async def overdue(ctx: Ctx, _: None) -> dict[str, Any]:
     return {"cases": await casework.overdue(ctx.services.db, ctx.actor)}
 
 
+@api.route("GET", "/api/courts", action=Action.CASE_CREATE)
+async def list_courts(ctx: Ctx, _: None) -> dict[str, Any]:
+    """The court directory (id, name, level, region): the intake form's referring-court picker."""
+    return {"courts": [{"id": c.id, "name": c.name, "level": c.level, "region": c.region}
+                       for c in ctx.services.courts.courts.values()]}
+
+
 @api.route("POST", "/api/cases", action=Action.CASE_CREATE, body=CaseIn)
 async def create_case(ctx: Ctx, body: CaseIn) -> dict[str, Any]:
     """Open a case (intake): sides, people, referral channel, category."""
