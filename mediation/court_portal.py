@@ -60,8 +60,19 @@ class CourtPortal:
         self.db, self._notary, self._courts = db, notary, courts
 
     async def queue(self, actor: Actor) -> list[Any]:
+        """The judge's queue, each row with what a judge recognizes a case by: its title, category and the parties
+        of each side (names only)."""
         async with self.db.session() as s:
-            return list(jsonable(await judging.judge_queue(s, judge_id=actor.staff_id or 0)))
+            items = list(jsonable(await judging.judge_queue(s, judge_id=actor.staff_id or 0)))
+            codes = {item["case_code"] for item in items}
+            cases = {c.code: c for c in (await s.scalars(select(Case).where(Case.code.in_(codes)))).all()}
+            for item in items:
+                case = cases.get(item["case_code"])
+                if case is None:
+                    continue
+                item["title"], item["category"] = case.title, case.category
+                item["parties"] = [{"side": p.side, "name": p.name} for p in case.people if p.kind == "party"]
+            return items
 
     async def detail(self, actor: Actor, app_id: int) -> dict[str, Any]:
         """The agreement with its signatures and integrity check, the transcript, the recordings, the audit

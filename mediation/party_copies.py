@@ -33,7 +33,7 @@ from mediation.agreements.confirmation import app_subject
 from mediation.agreements.courts import CourtDirectory
 from mediation.agreements.models import Agreement, ApplicationSignature, ConfirmationApplication
 from mediation.agreements.notary import Notary
-from mediation.agreements.pdf import DocumentInput, render_document
+from mediation.agreements.pdf import SIDE_LABELS, DocumentInput, render_document
 from mediation.canonical import sha256_hex
 from mediation.db import Database, utcnow
 from mediation.errors import Conflict, Forbidden, NotFound, Unauthenticated
@@ -117,9 +117,9 @@ def application_input(case: Case, app: ConfirmationApplication, sigs: list[Appli
     lines = []
     for p in d.get("applicants", []):
         label = "申请人" if p["kind"] == "party" else "委托代理人"
-        lines.append(f"{label}（{p['side']}方）：{p['name']}，身份证件号码：{p.get('id_number') or '—'}，"
+        lines.append(f"{label}（{SIDE_LABELS.get(p['side'], p['side'])}）：{p['name']}，身份证件号码：{p.get('id_number') or '—'}，"
                      f"住所：{p.get('address') or '—'}，联系电话：{p.get('phone') or '—'}")
-    signed = [f"{r.name}（{r.side}方）于 {beijing_time(r.signed_at)} 以设备密钥签名，公钥指纹 {r.key_fingerprint}"
+    signed = [f"{r.name}（{SIDE_LABELS.get(r.side or '', r.side)}）于 {beijing_time(r.signed_at)} 以设备密钥签名，公钥指纹 {r.key_fingerprint}"
               for r in sigs] or ["（尚无签名）"]
     org = d.get("mediation_organization") or {}
     return DocumentInput(

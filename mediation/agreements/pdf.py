@@ -34,6 +34,7 @@ _font_lock = threading.Lock()
 _font_source: tuple[Path, int] | None = None
 
 ROLE_LABELS = {"party": "当事人", "agent": "委托代理人", "mediator": "调解员"}
+SIDE_LABELS = {"A": "甲方", "B": "乙方"}  # one wording for the sides, as on the pages and in the templates
 CLOSING = (
     "本协议经各方当事人签署、调解员签名并加盖调解组织印章（电子签章）。本协议自最后一方当事人签署之时生效。"
     "当事人应当按照约定履行。双方当事人可以自本协议生效之日起三十日内共同向有管辖权的人民法院申请司法确认"
@@ -112,7 +113,8 @@ def _party_lines(content: dict[str, Any]) -> list[str]:
     names = {p["person_id"]: p["name"] for p in content.get("parties", [])}
     out = []
     for p in content.get("parties", []):
-        label = f"{p['side']}方当事人" if p["kind"] == "party" else f"{p['side']}方委托代理人"
+        side = SIDE_LABELS.get(p["side"], p["side"])
+        label = f"{side}当事人" if p["kind"] == "party" else f"{side}委托代理人"
         extra = f"（受{names.get(p.get('represents'), '')}委托）" if p["kind"] == "agent" else ""
         out.append(
             f"{label}{extra}：{p['name']}，身份证件号码：{p.get('id_number') or '—'}，"
@@ -136,8 +138,8 @@ def _story(doc: PdfInput) -> list[Any]:
     story += [_p("二、争议事项", st["h"])]
     story += [_p(f"{i}. {m}", st["body"]) for i, m in enumerate(c.get("disputed_matters") or [], 1)]
     resp = c.get("responsibility") or {}
-    story += [_p("三、各方责任", st["h"]), _p(f"A方：{resp.get('A', '')}", st["body"]),
-              _p(f"B方：{resp.get('B', '')}", st["body"])]
+    story += [_p("三、各方责任", st["h"]), _p(f"甲方：{resp.get('A', '')}", st["body"]),
+              _p(f"乙方：{resp.get('B', '')}", st["body"])]
     story += [_p("四、协议内容", st["h"])]
     story += [_p(describe_term(t, names, i), st["body"]) for i, t in enumerate(c.get("terms") or [], 1)]
     perf = c.get("performance") or {}
@@ -162,7 +164,7 @@ def _story(doc: PdfInput) -> list[Any]:
 def _signature_table(doc: PdfInput, st: dict[str, ParagraphStyle]) -> Table:
     rows: list[list[Any]] = [[_p(h, st["small"]) for h in ("角色", "姓名", "签署时间", "签名公钥指纹 (SHA-256)")]]
     for s in doc.signers:
-        role = ROLE_LABELS.get(s.role, s.role) + (f"（{s.side}方）" if s.side else "")
+        role = ROLE_LABELS.get(s.role, s.role) + (f"（{SIDE_LABELS.get(s.side, s.side)}）" if s.side else "")
         fp = s.fingerprint or "________________"
         rows.append([_p(role, st["small"]), _p(s.name, st["small"]), _p(s.signed_at or "____年__月__日", st["small"]),
                      _p(fp, st["small"])])

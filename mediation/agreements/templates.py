@@ -1,5 +1,5 @@
 """Chinese agreement templates for common disputes (R15). Blanks are marked 【…】 and must be filled before
-finalizing; terms name the obliged side ("A"/"B") and are bound to that side's first party when a draft is made.
+finalizing; terms name the obliged side ("A"/"B", worded 甲方/乙方) and are bound to that side's first party when a draft is made.
 """
 
 from __future__ import annotations
@@ -14,35 +14,35 @@ _B = "【请填写】"
 TEMPLATES: dict[str, dict[str, Any]] = {
     "neighbours": {
         "name": "相邻关系纠纷",
-        "facts": "双方系相邻关系。" + _B + "（如：B方在共用通道堆放杂物/排水、采光、通行受阻等具体事实、时间、地点）",
+        "facts": "双方系相邻关系。" + _B + "（如：乙方在共用通道堆放杂物/排水、采光、通行受阻等具体事实、时间、地点）",
         "disputed_matters": ["相邻通行（排水、采光）妨碍的排除", "因妨碍造成损失的赔偿"],
-        "responsibility": {"A": _B + "（A方应承担的责任）", "B": _B + "（B方应承担的责任）"},
+        "responsibility": {"A": _B + "（甲方应承担的责任）", "B": _B + "（乙方应承担的责任）"},
         "terms": [
             {"obligor_side": "B", "obligee_side": "A", "kind": "act",
              "what": "清除堆放于" + _B + "的杂物，恢复通道畅通", "method": "自行清除", "place": _B, "deadline": ""},
-            {"obligor_side": "B", "obligee_side": "A", "kind": "payment", "what": "赔偿A方损失",
-             "amount": "", "currency": "CNY", "method": "银行转账至A方账户", "place": _B, "deadline": ""},
+            {"obligor_side": "B", "obligee_side": "A", "kind": "payment", "what": "赔偿甲方损失",
+             "amount": "", "currency": "CNY", "method": "银行转账至甲方账户", "place": _B, "deadline": ""},
         ],
     },
     "family_maintenance": {
         "name": "赡养费/抚养费纠纷",
-        "facts": "A方与B方系" + _B + "关系。" + _B + "（被赡养/抚养人的生活状况、此前给付情况）",
+        "facts": "甲方与乙方系" + _B + "关系。" + _B + "（被赡养/抚养人的生活状况、此前给付情况）",
         "disputed_matters": ["赡养费（抚养费）的数额与给付方式", "医疗等费用的分担"],
-        "responsibility": {"A": _B, "B": "B方依法负有赡养（抚养）义务"},
+        "responsibility": {"A": _B, "B": "乙方依法负有赡养（抚养）义务"},
         "terms": [
             {"obligor_side": "B", "obligee_side": "A", "kind": "payment",
              "what": "按月给付赡养费（抚养费），每月" + _B + "日前支付当月费用，首期",
-             "amount": "", "currency": "CNY", "method": "银行转账至A方账户", "place": _B, "deadline": ""},
+             "amount": "", "currency": "CNY", "method": "银行转账至甲方账户", "place": _B, "deadline": ""},
         ],
     },
     "wages": {
         "name": "劳动报酬纠纷",
-        "facts": "A方自" + _B + "起为B方提供劳动，B方拖欠A方" + _B + "期间劳动报酬。",
+        "facts": "甲方自" + _B + "起为乙方提供劳动，乙方拖欠甲方" + _B + "期间劳动报酬。",
         "disputed_matters": ["拖欠劳动报酬的数额", "支付期限"],
-        "responsibility": {"A": "A方已按约提供劳动", "B": "B方未按时足额支付劳动报酬，应承担支付责任"},
+        "responsibility": {"A": "甲方已按约提供劳动", "B": "乙方未按时足额支付劳动报酬，应承担支付责任"},
         "terms": [
             {"obligor_side": "B", "obligee_side": "A", "kind": "payment", "what": "支付拖欠的劳动报酬",
-             "amount": "", "currency": "CNY", "method": "银行转账至A方工资卡", "place": _B, "deadline": ""},
+             "amount": "", "currency": "CNY", "method": "银行转账至甲方工资卡", "place": _B, "deadline": ""},
         ],
     },
     "traffic": {
@@ -52,15 +52,15 @@ TEMPLATES: dict[str, dict[str, Any]] = {
         "responsibility": {"A": _B + "（依责任认定书）", "B": _B + "（依责任认定书）"},
         "terms": [
             {"obligor_side": "B", "obligee_side": "A", "kind": "payment",
-             "what": "一次性赔偿A方医疗费、误工费、护理费、交通费及财产损失共计",
-             "amount": "", "currency": "CNY", "method": "银行转账至A方账户", "place": _B, "deadline": ""},
+             "what": "一次性赔偿甲方医疗费、误工费、护理费、交通费及财产损失共计",
+             "amount": "", "currency": "CNY", "method": "银行转账至甲方账户", "place": _B, "deadline": ""},
         ],
     },
     "property_management": {
         "name": "物业服务合同纠纷",
-        "facts": "A方为" + _B + "小区物业服务企业，B方为该小区" + _B + "房屋业主，B方欠缴" + _B + "期间物业费。",
+        "facts": "甲方为" + _B + "小区物业服务企业，乙方为该小区" + _B + "房屋业主，乙方欠缴" + _B + "期间物业费。",
         "disputed_matters": ["欠缴物业服务费的数额", "物业服务质量问题的整改"],
-        "responsibility": {"A": "A方应按合同约定提供物业服务，并整改" + _B, "B": "B方应按合同约定交纳物业服务费"},
+        "responsibility": {"A": "甲方应按合同约定提供物业服务，并整改" + _B, "B": "乙方应按合同约定交纳物业服务费"},
         "terms": [
             {"obligor_side": "B", "obligee_side": "A", "kind": "payment", "what": "交纳欠缴的物业服务费",
              "amount": "", "currency": "CNY", "method": "至物业服务中心缴纳或银行转账", "place": _B, "deadline": ""},

@@ -26,6 +26,13 @@ async def test_every_template_makes_a_draft_that_names_its_blanks(world: World, 
     assert "placeholder" in codes and "missing_deadline" in codes
 
 
+def test_templates_word_the_sides_as_jia_and_yi() -> None:
+    """One wording for the sides (甲方/乙方) everywhere people read them; "A方"/"B方" never."""
+    text = repr(templates.TEMPLATES)
+    assert "甲方" in text and "乙方" in text
+    assert "A方" not in text and "B方" not in text
+
+
 async def test_unknown_template_is_refused(world: World) -> None:
     async with world.db.session() as s:
         with pytest.raises(NotFound) as e:

@@ -3,6 +3,7 @@ refusals, personal-status matters, and the sealed PDF (PAdES, validated by pyHan
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
@@ -155,12 +156,18 @@ async def test_sealed_pdf_validates_and_carries_the_chinese_text_and_signatures(
     assert st.ok, st.summary
     assert st.pades_level == "B-LT" and st.timestamp
     reader = pypdf.PdfReader(io.BytesIO(row.sealed_pdf))
-    text = "".join(p.extract_text() for p in reader.pages)
+    text = await asyncio.to_thread(lambda: "".join(p.extract_text() for p in reader.pages))  # CPU: off the loop
     for needle in ("人民调解协议书", "张三", "西宁某建筑劳务有限公司", "18600.00", world.case_code, "电子签名记录",
                    world.notary.keyring.fingerprint):
         assert needle in text.replace("\n", ""), needle
     for sig in view.signatures:
         assert sig.key_fingerprint[:16] in text.replace("\n", "")
+    # one wording for the sides (甲方/乙方) in everything the PDF itself writes
+    flat = text.replace("\n", "")
+    for needle in ("甲方当事人", "乙方", "甲方：", "乙方：", "当事人（甲方）"):
+        assert needle in flat, needle
+    for label in ("A方当事人", "B方当事人", "A方委托", "B方委托", "（A方）", "（B方）"):
+        assert label not in flat, label
     attached = reader.attachments
     assert attached["agreement-unsigned.pdf"][0] == row.unsigned_pdf
     sigs = json.loads(attached["signatures.json"][0])
