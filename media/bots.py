@@ -136,6 +136,7 @@ class Bot:
         # `clip`: another video clip (a weak party's browser adapts its encoder; a bot publishes a smaller clip)
         self.video_track = ClipTrack(clip or video_clip()) if video else None
         self.pc: RTCPeerConnection | None = None
+        self.ice_servers: list[dict[str, Any]] = []  # from the server's `media:ice` for the current join
         self.tracks: dict[str, dict[str, Any]] = {}  # mid -> what the hub says it carries
         self.received: dict[tuple[str, str], Counter] = {}
         self.phases: dict[str, dict[str, dict[str, dict[str, int]]]] = {}
@@ -149,7 +150,12 @@ class Bot:
         self._uplink: list[bool] | None = None
         self._uplink_i = 0
         self._buffers_set = False
-        for event in ("media:offer", "media:tracks", "media:audio-only"):
+        self.use_channel(channel)
+
+    def use_channel(self, channel: Channel) -> None:
+        """Talk through `channel` from now on (a new signaling connection; the peer connection stays)."""
+        self.channel = channel
+        for event in ("media:offer", "media:tracks", "media:audio-only", "media:ice"):
             channel.on(event, self._enqueuer(event))
 
     def _enqueuer(self, event: str) -> Callable[[dict[str, Any]], None]:
@@ -165,7 +171,9 @@ class Bot:
             self._pump = asyncio.create_task(self._run(), name=f"bot-{self.pid}")
         if self.pc is not None:
             await self.pc.close()
-        self.pc = RTCPeerConnection(configuration=self.config.rtc_configuration())
+        # the peer connection is made when the first offer arrives: the server's `media:ice` (TURN credentials
+        # for this join) comes before it, and aiortc cannot change its ICE servers later
+        self.pc, self.ice_servers = None, []
         self._answered.clear()
         self._buffers_set = False
         self.joined_at = time.monotonic()
@@ -173,6 +181,11 @@ class Bot:
         if not ack.get("ok"):
             raise RuntimeError(f"join refused: {ack}")
         await self._answered.wait()
+
+    async def resume(self) -> dict[str, Any]:
+        """After a new signaling connection, with the peer connection still up: ask for the current offer (the
+        hub sends the one outstanding again, or a fresh one), so nothing sent while away is missed."""
+        return await self.channel.call("media:renegotiate", {})
 
     async def request_audio_only(self, enabled: bool) -> dict[str, Any]:
         return await self.channel.call("media:audio-only", {"enabled": enabled})
@@ -200,12 +213,18 @@ class Bot:
                     self.tracks.update(payload.get("tracks", {}))
                 elif event == "media:audio-only":
                     self.audio_only_events.append(payload)
+                elif event == "media:ice":
+                    self.ice_servers = [s for s in payload.get("ice_servers", []) if isinstance(s, dict)]
             except Exception:
                 logger.exception("bot %s failed to handle %s", self.pid, event)
 
+    def _new_pc(self) -> RTCPeerConnection:
+        pc = RTCPeerConnection(configuration=self.config.with_ice_servers(self.ice_servers).rtc_configuration())
+        self.pc = pc
+        return pc
+
     async def _answer(self, offer: dict[str, Any]) -> None:
-        pc = self.pc
-        assert pc is not None
+        pc = self.pc or self._new_pc()
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer["sdp"], type="offer"))
         self.tracks.update(offer.get("tracks", {}))
         publish = {mid: source for source, mid in offer.get("publish", {}).items()}
@@ -220,6 +239,9 @@ class Bot:
                 self._tap(transceiver)
         if self._loss is not None and len(pc.getTransceivers()):
             self._install_loss(pc)
+        context = self.config.turn_tls_context()
+        if context is not None:
+            passthrough.set_turn_tls_context(pc, context)
         await pc.setLocalDescription(await pc.createAnswer())
         if not self._buffers_set:
             self._buffers_set = passthrough.enlarge_receive_buffers(pc, self.config.udp_receive_buffer) > 0

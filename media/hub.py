@@ -220,7 +220,9 @@ class Hub:
         async with peer.lock:
             if peer.pc is None:
                 raise Conflict("join first", code="not_joined")
-            if peer.offer_outstanding:
+            if peer.offer_outstanding and peer.pending_offer is not None:
+                # the client may have missed it (its signaling connection dropped and came back): send it again
+                await self._emit(peer.pid, "media:offer", {**peer.pending_offer, "tracks": self._tracks(peer)})
                 return {"ok": True, "pending": True}
             self._bind_missing(peer, allow_new=True)
             await self._offer(peer)
@@ -307,6 +309,7 @@ class Hub:
         offer = await peer.make_offer()
         self._update_activity(peer)
         offer["tracks"] = peer.sent_tracks = self._tracks(peer)
+        peer.pending_offer = offer
         await self._emit(peer.pid, "media:offer", offer)
 
     def _on_state(self, peer: Peer, pc: RTCPeerConnection, state: str) -> None:

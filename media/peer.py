@@ -78,6 +78,7 @@ class Peer:
         self._buffers_set = False
         self.fast_sockets = 0
         self.sent_tracks: dict[str, Any] | None = None
+        self.pending_offer: dict[str, Any] | None = None  # the outstanding offer (sent again on renegotiate)
         self.audio_only_reason: str | None = None
         # the downlink's place on the ladder survives a new peer connection (automatic stays automatic)
         self.link = LinkState(config, top=1)
@@ -156,7 +157,7 @@ class Peer:
             raise NegotiationConflict("the peer connection cannot take an answer now") from exc
         except (ValueError, AssertionError, KeyError, IndexError, TypeError) as exc:
             raise MalformedSdp("the answer does not match the offer") from exc
-        self.offer_outstanding = False
+        self.offer_outstanding, self.pending_offer = False, None
         for slot in self.slots:
             slot.negotiated = slot.transceiver.currentDirection in ("sendonly", "sendrecv")
 

@@ -6,6 +6,11 @@ be placed on any node. It drives the media hub through intent methods that take 
 `mute`, `admit`, `leave`) via the small `MediaControl` port the hub implements, and it is told of media facts
 through the `HubObserver` methods (`audio_only_changed`, `peer_gone`). Whenever its state changes it marks itself
 dirty and calls the transport's `on_change` hook, which pushes the new state to every client (one place).
+
+A signaling connection that drops (network) does not remove the person at once: `leave(pid, grace=True)` marks them
+`reconnecting` (they keep their place, their peer connection with the hub and so their recording stream) and
+starts a timer of `grace` seconds; a new connection (`connect`) cancels it, otherwise `expire` removes their media.
+The timers are the live session's own (`close` cancels them).
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ class Presence:
     muted: bool = False
     hand: bool = False
     audio_only: bool = False
+    audio_only_reason: str | None = None  # "loss" (the hub's ladder: automatic) | "request" (the person's choice)
+    reconnecting: bool = False  # the connection dropped; the place and media are kept for the grace period
 
     @property
     def is_mediator(self) -> bool:
@@ -54,7 +61,9 @@ class Presence:
     def public(self) -> dict[str, Any]:
         return {"id": self.pid, "role": self.role.value, "name": self.name, "side": self.side,
                 "person_id": self.person_id, "admitted": self.admitted, "connected": self.connected,
-                "muted": self.muted, "hand": self.hand, "audio_only": self.audio_only}
+                "muted": self.muted, "hand": self.hand, "audio_only": self.audio_only,
+                "reconnecting": self.reconnecting,
+                "link": {"audio_only": self.audio_only, "automatic": self.audio_only_reason == "loss"}}
 
 
 class Unknown(LookupError):
@@ -77,6 +86,9 @@ class LiveSession:
     dirty: bool = False
     on_change: Callable[[LiveSession], None] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    grace: float = 30.0  # seconds a dropped connection keeps its place and media (signaling Settings)
+    _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict, init=False, repr=False)
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
     # ---- views -----------------------------------------------------------------------------------------------
     def connected(self) -> list[Presence]:
@@ -89,7 +101,8 @@ class LiveSession:
         return [p for p in self.connected() if not p.admitted]
 
     def admitted(self) -> list[Presence]:
-        return [p for p in self.connected() if p.admitted]
+        """Admitted people present or reconnecting (a dropped connection keeps its place for the grace period)."""
+        return [p for p in self.people.values() if p.admitted and (p.connected or p.reconnecting)]
 
     def third_parties(self) -> list[Presence]:
         return [p for p in self.people.values() if p.role in THIRD_PARTIES]
@@ -117,20 +130,69 @@ class LiveSession:
     def connect(self, p: Presence) -> Presence:
         """A person's connection arrives (first time or again after a reload); mediators never wait (P3)."""
         known = self.people.setdefault(p.pid, p)
-        known.connected = True
+        timer = self._timers.pop(p.pid, None)
+        if timer is not None:
+            timer.cancel()
+        known.connected, known.reconnecting = True, False
         known.admitted = known.admitted or known.is_mediator
         self.changed()
         return known
 
-    async def leave(self, pid: str) -> None:
-        """The connection went: the person stays known (a reconnect restores them) but is no longer present."""
+    async def leave(self, pid: str, grace: bool = False) -> None:
+        """The connection went: the person stays known (a reconnect restores them) but is no longer present.
+
+        `grace`: the connection dropped (network), not closed on purpose: for `self.grace` seconds the person keeps
+        their place and media (`reconnecting`); `expire` removes them unless they connect again meanwhile."""
         p = self.people.get(pid)
         if p is None:
             return
         p.connected, p.hand = False, False
-        if self.media is not None:
-            await self.media.remove(pid)  # a rejoin makes a new peer connection (P5)
+        if grace and self.grace > 0:
+            p.reconnecting = True
+            old = self._timers.pop(pid, None)
+            if old is not None:
+                old.cancel()
+            self._timers[pid] = asyncio.get_running_loop().call_later(self.grace, self._expire_soon, pid)
+        else:
+            await self._remove_media(p)
         self.changed()
+
+    def _expire_soon(self, pid: str) -> None:
+        self._timers.pop(pid, None)
+        task = asyncio.get_running_loop().create_task(self.expire(pid), name=f"live-{self.session_id}-expire")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def expire(self, pid: str) -> None:
+        """The grace period ended without a new connection: the person's media goes (the recording stream ends)."""
+        p = self.people.get(pid)
+        if p is None or p.connected or not p.reconnecting:
+            return
+        p.reconnecting = False
+        await self._remove_media(p)
+        self.changed()
+
+    async def _remove_media(self, p: Presence) -> None:
+        p.audio_only, p.audio_only_reason = False, None
+        if self.media is not None:
+            await self.media.remove(p.pid)  # a rejoin makes a new peer connection (P5)
+
+    def reconnecting(self) -> list[str]:
+        return sorted(pid for pid, p in self.people.items() if p.reconnecting)
+
+    def cancel_timers(self) -> list[asyncio.Task[None]]:
+        """Cancel the grace timers and running expiries; returns the cancelled tasks (to await)."""
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        return tasks
+
+    async def close(self) -> None:
+        """Cancel the grace timers (server shutdown, session end)."""
+        await asyncio.gather(*self.cancel_timers(), return_exceptions=True)
 
     async def admit(self, pid: str) -> None:
         p = self.people[pid]
@@ -181,16 +243,14 @@ class LiveSession:
     # ---- HubObserver -----------------------------------------------------------------------------------------
     async def audio_only_changed(self, pid: str, enabled: bool, reason: str) -> None:
         p = self.people.get(pid)
-        if p is not None and p.audio_only != enabled:
-            p.audio_only = enabled
+        reason_now = (reason if reason in ("loss", "request") else "loss") if enabled else None
+        if p is not None and (p.audio_only, p.audio_only_reason) != (enabled, reason_now):
+            p.audio_only, p.audio_only_reason = enabled, reason_now
             self.changed()
 
     async def peer_gone(self, pid: str) -> None:
-        """The hub lost the participant's peer connection; presence follows the signaling connection."""
-        p = self.people.get(pid)
-        if p is not None and p.audio_only:
-            p.audio_only = False
-            self.changed()
+        """The hub lost the participant's peer connection; presence follows the signaling connection. The hub keeps
+        the subscriber's audio-only state (automatic or requested) for its next peer connection, and so does this."""
 
 
 class LiveSessions:
@@ -210,7 +270,10 @@ class LiveSessions:
         return live
 
     def close(self, session_id: int) -> LiveSession | None:
-        return self._live.pop(session_id, None)
+        live = self._live.pop(session_id, None)
+        if live is not None:
+            live.cancel_timers()
+        return live
 
     def all(self) -> list[LiveSession]:
         return list(self._live.values())

@@ -22,6 +22,9 @@ class Settings:
     turn_secret: str | None = None  # coturn use-auth-secret
     turn_urls: list[str] = field(default_factory=list)
     turn_ttl: int = 3600
+    turn_ca_file: str | None = None  # PEM CA(s) of the turns: server's certificate for aiortc clients (bots)
+    # a participant whose connection drops keeps its place, media and recording stream this long (seconds)
+    reconnect_grace: float = 30.0
     code_sender: CodeSender = field(default_factory=LogCodeSender)
     redis_url: str | None = None  # Socket.IO across nodes
     # a node of several (docs/architecture.md, "Nodes"): its own address for clients; needs redis_url

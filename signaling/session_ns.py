@@ -18,6 +18,8 @@ from signaling.services import Services
 from signaling.sockets import Conn, EventSpec, dispatch
 
 log = logging.getLogger(__name__)
+# disconnect reasons of a connection lost rather than closed (engineio.Server.reason)
+DROPPED = frozenset({"ping timeout", "transport close", "transport error"})
 
 
 class SessionNamespace(socketio.AsyncNamespace):
@@ -38,7 +40,7 @@ class SessionNamespace(socketio.AsyncNamespace):
         if event in ("connect", "disconnect") and not self.server.manager.is_connected(sid, NS):
             if event == "connect":
                 return await self.on_connect(*args)
-            return await self.on_disconnect(sid)
+            return await self.on_disconnect(sid, *args[1:2])
         return await dispatch(self.services, self.publisher, self.handlers, self.conns, event, sid, args[1:])
 
     # ---- connect ------------------------------------------------------------------------------------------
@@ -59,6 +61,8 @@ class SessionNamespace(socketio.AsyncNamespace):
                 joined = await lobby.join_as_staff(sv.db, token, sid_raw)
             else:
                 raise Unauthenticated("missing credentials", code="auth_required")
+            if sv.cluster is not None:  # several nodes: the session's owner serves it; others name the owner
+                await sv.cluster.claim(joined.session_id)
         except OneDoorError as e:
             raise socketio.exceptions.ConnectionRefusedError(e.message, e.to_dict()) from None
         except Exception:
@@ -66,6 +70,7 @@ class SessionNamespace(socketio.AsyncNamespace):
             err = {"code": "internal", "message": "internal error"}
             raise socketio.exceptions.ConnectionRefusedError(err["message"], err) from None
         live = sv.live.open(joined.session_id, joined.case_code, joined.host_id)
+        live.grace = sv.settings.reconnect_grace
         self.publisher.watch(live)
         p = live.connect(joined.presence)
         key = (live.session_id, p.pid)
@@ -94,7 +99,9 @@ class SessionNamespace(socketio.AsyncNamespace):
             await self.disconnect(sid)
 
     # ---- disconnect -----------------------------------------------------------------------------------------
-    async def on_disconnect(self, sid: str) -> None:
+    async def on_disconnect(self, sid: str, reason: str | None = None) -> None:
+        """A connection that dropped (ping timeout, transport closed or broken) keeps the person's place and media
+        for the grace period (`Settings.reconnect_grace`); one the client or the server closed on purpose does not."""
         conn = self.conns.pop(sid, None)
         if conn is None:
             return
@@ -103,7 +110,7 @@ class SessionNamespace(socketio.AsyncNamespace):
             del self.sids[key]
             live = self.services.live.get(conn.session_id)
             if live is not None:
-                await live.leave(conn.pid)
+                await live.leave(conn.pid, grace=reason in DROPPED)
 
     def _spawn(self, coro: Any) -> None:
         t = asyncio.ensure_future(coro)

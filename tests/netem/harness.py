@@ -3,7 +3,8 @@
 `LinkEmulator` starts tests/netem/linkemu.py (its own process: the packet loop never runs on the test's event
 loop) and changes its settings. `NamespacedBot` runs a `Bot` on its own event loop in a thread that has entered
 the emulator's network namespace (setns is per thread), so every socket the bot's aiortc creates is behind the
-emulated link; it talks to the hub on the test's loop through a thread-safe channel.
+emulated link; it talks to the hub on the test's loop through a thread-safe channel. `NamespaceThread` is the
+same loop-in-a-namespace for anything else (a Socket.IO client and its bot against a real server).
 """
 
 from __future__ import annotations
@@ -120,18 +121,18 @@ class ThreadChannel:
         self.direct.on(event, deliver)
 
 
-class NamespacedBot:
-    """A Bot on its own loop, in a thread inside network namespace `ns`."""
+class NamespaceThread:
+    """An event loop in a thread that has entered network namespace `ns`: every socket made on it (aiortc's,
+    a Socket.IO client's) is behind the emulated link. `run(make)` runs `make()` there and waits for it."""
 
-    def __init__(self, hub: Hub, router: DirectRouter, pid: str, ns: str, config: MediaConfig, **kwargs: Any):
-        self.channel = ThreadChannel(router.attach(DirectChannel(hub, pid)), asyncio.get_running_loop())
-        self.bot = Bot(pid, self.channel, config, **kwargs)
+    def __init__(self, ns: str, name: str = "ns") -> None:
         self.ns = ns
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._main, name=f"bot-{pid}-{ns}", daemon=True)
+        self._thread = threading.Thread(target=self._main, name=f"{name}-{ns}", daemon=True)
         self._error: BaseException | None = None
+        self.on_stop: Callable[[], Coroutine[Any, Any, Any]] | None = None  # run on the loop before it ends
 
     def _main(self) -> None:
         try:
@@ -142,11 +143,12 @@ class NamespacedBot:
             self._ready.set()
 
     async def _serve(self) -> None:
-        self.loop = self.channel.loop = asyncio.get_running_loop()
+        self.loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self._ready.set()
         await self._stop.wait()
-        await self.bot.close()
+        if self.on_stop is not None:
+            await self.on_stop()
 
     async def start(self) -> None:
         self._thread.start()
@@ -154,12 +156,37 @@ class NamespacedBot:
         if self._error is not None:
             raise self._error
 
-    async def run(self, make: Callable[[Bot], Coroutine[Any, Any, Any]]) -> Any:
-        """Run `make(bot)` on the bot's loop and wait for its result."""
+    async def run(self, make: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
         assert self.loop is not None
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(make(self.bot), self.loop))
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(make(), self.loop))
 
     async def close(self) -> None:
         if self.loop is not None and self._stop is not None and self._thread.is_alive():
             self.loop.call_soon_threadsafe(self._stop.set)
         await asyncio.to_thread(self._thread.join, 10)
+
+
+class NamespacedBot:
+    """A Bot on its own loop, in a thread inside network namespace `ns`, talking to an in-process hub."""
+
+    def __init__(self, hub: Hub, router: DirectRouter, pid: str, ns: str, config: MediaConfig, **kwargs: Any):
+        self.channel = ThreadChannel(router.attach(DirectChannel(hub, pid)), asyncio.get_running_loop())
+        self.bot = Bot(pid, self.channel, config, **kwargs)
+        self.ns = ns
+        self.thread = NamespaceThread(ns, f"bot-{pid}")
+        self.thread.on_stop = self.bot.close
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop | None:
+        return self.thread.loop
+
+    async def start(self) -> None:
+        await self.thread.start()
+        self.channel.loop = self.thread.loop
+
+    async def run(self, make: Callable[[Bot], Coroutine[Any, Any, Any]]) -> Any:
+        """Run `make(bot)` on the bot's loop and wait for its result."""
+        return await self.thread.run(lambda: make(self.bot))
+
+    async def close(self) -> None:
+        await self.thread.close()

@@ -11,6 +11,7 @@ the namespace, "down": towards it):
 - `rate` (bit/s) with a bounded FIFO of `queue` bytes (tail drop): a packet waits for those ahead of it;
 - `delay`: a fixed one-way delay in seconds, after the queue;
 - `allow`: if set, only UDP/TCP packets with one of these ports (either end) pass, as a firewall would;
+- `drop_protocols`: IP protocol numbers dropped (6: TCP, 17: UDP), e.g. a signaling outage with media flowing;
 - `blocked`: everything is dropped (an outage).
 
 Control on stdin, one JSON object per line: {"up": {...}, "down": {...}} changes settings, {"stats": true}
@@ -45,6 +46,7 @@ class Direction:
     queue: int = 64_000  # bytes waiting for the link before tail drop
     delay: float = 0.0  # seconds, one way
     allow: list[int] | None = None  # ports that pass (either end); None: all
+    drop_protocols: list[int] | None = None  # IP protocol numbers dropped (6 TCP, 17 UDP)
     blocked: bool = False
     # counters
     packets_in: int = 0
@@ -59,7 +61,7 @@ class Direction:
     _queued: int = 0
 
     def settings(self, update: dict[str, object]) -> None:
-        for key in ("loss", "rate", "queue", "delay", "allow", "blocked"):
+        for key in ("loss", "rate", "queue", "delay", "allow", "drop_protocols", "blocked"):
             if key in update:
                 setattr(self, key, update[key])
 
@@ -71,6 +73,9 @@ class Direction:
         self.packets_in += 1
         if self.blocked:
             self.lost += 1
+            return None
+        if self.drop_protocols and len(packet) >= 20 and packet[9] in self.drop_protocols:
+            self.filtered += 1
             return None
         if self.allow is not None and not _port_allowed(packet, self.allow):
             self.filtered += 1

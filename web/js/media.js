@@ -2,8 +2,13 @@
 // The server is always the offerer: it offers recvonly m-lines we publish on (mids in `offer.publish`:
 // audio, camera, screen) and one sendonly m-line per forwarded track; we only answer. `offer.tracks` /
 // `media:tracks` map each forwarded mid to {participant, kind, source, label, active}.
-// A rejoin (network change) makes a new RTCPeerConnection and sends media:join again (P5).
-import { call } from "./socket.js";
+// After a signaling drop the server keeps our place and peer connection for a grace period (30 s): on the new
+// socket we keep a peer connection that is still connected and only ask for the current offer
+// (media:renegotiate); otherwise, and after a network change, a NEW RTCPeerConnection and media:join at once
+// (the hub is aiortc: no ICE restart). Audio-only asked for by the person is restored after a rejoin; the hub's
+// automatic audio-only is never re-requested as if it were the person's choice (it stays automatic: the
+// session:state `you.link` says which it is).
+import { call, onNetworkChange } from "./socket.js";
 import { ServerError } from "./errors.js";
 
 const CONSTRAINTS = {
@@ -22,7 +27,10 @@ export class MediaClient {
     this.tracks = {};  // mid -> what the hub says it carries
     this.remote = new Map();  // mid -> MediaStreamTrack
     this.iceServers = [];
-    this.audioOnly = false;
+    this.audioOnly = false;  // either of the two below
+    this.audioOnlyManual = false;  // the person asked (media:audio-only)
+    this.audioOnlyAuto = false;  // the hub switched us because of loss (media:audio-only push, you.link)
+    this._networkEpoch = 0;  // counts network changes; a peer connection from an older epoch is not resumed
     this.cameraOff = false;
     this.micMuted = false;
     this._handlers = {
@@ -30,8 +38,12 @@ export class MediaClient {
       "media:tracks": (m) => { this.tracks = { ...((m && m.tracks) || {}) }; this.onChange(); },  // the full map
       "media:audio-only": (m) => this.onAudioOnly(m || {}),
       "media:ice": (m) => this._setIce(m && m.ice_servers),
+      "session:state": (st) => this._onLink(st && st.you && st.you.link),
     };
     this._chain = Promise.resolve();
+    const changed = () => this._networkChanged();
+    onNetworkChange(changed);
+    window.addEventListener("online", changed);
   }
 
   /** Ask for camera + microphone once; falls back to microphone only; throws ServerError camera_denied. */
@@ -50,17 +62,51 @@ export class MediaClient {
     return this.local;
   }
 
-  /** Join the hub over `socket` with a NEW peer connection (first join and every rejoin). */
+  /**
+   * Join the hub over `socket`. On a new socket (a reconnect within the server's grace period) a peer connection
+   * that is still connected, on the same network, is kept: we only ask for the current offer. Otherwise (first
+   * join, failure, network change, the hub no longer knows us) a NEW peer connection and media:join.
+   */
   async join(socket, iceServers) {
+    const pc = this.pc;
+    const resumable = pc && this.socket !== socket && pc.connectionState === "connected" && pc._epoch === this._networkEpoch;
     this._detach();
     this.socket = socket;
     if (iceServers) this.iceServers = iceServers;
     for (const [ev, fn] of Object.entries(this._handlers)) socket.on(ev, fn);
+    if (resumable) {
+      try {
+        this._offers = 0;
+        const ack = await call(socket, "media:renegotiate", {}, 15000);
+        this._watch(socket);  // no offer within 8 s: a fresh peer connection
+        return { ...ack, resumed: true };
+      } catch (err) {
+        if (!["unknown_participant", "not_joined"].includes(err && err.code)) throw err;  // else: join afresh
+      }
+    }
     this._newPc();
     this._offers = 0;
     const ack = await call(socket, "media:join", {}, 15000);
     this._watch(socket);
+    if (this.audioOnlyManual) await call(socket, "media:audio-only", { enabled: true });  // the person's choice
     return ack;
+  }
+
+  /** The browser moved to another network: the old ICE path is gone; a new peer connection at once. */
+  _networkChanged() {
+    this._networkEpoch++;
+    const socket = this.socket;
+    if (!socket || !socket.connected || !this.pc) return;  // the page's rejoin makes the connection
+    this._retries = 0;
+    this._retry("network change");
+  }
+
+  /** session:state's `you.link`: the hub's automatic audio-only, also after a reconnect that missed the push. */
+  _onLink(link) {
+    if (!link) return;
+    const auto = Boolean(link.audio_only && link.automatic);
+    if (auto && !this.audioOnlyAuto) this.onAudioOnly({ enabled: true, reason: "loss" });
+    else if (!auto && this.audioOnlyAuto && !link.audio_only) this.onAudioOnly({ enabled: false, reason: "recovered" });
   }
 
   /**
@@ -94,6 +140,7 @@ export class MediaClient {
     this.tracks = {};
     this.remote.clear();
     const pc = new RTCPeerConnection({ iceServers: this.iceServers, bundlePolicy: "max-bundle" });
+    pc._epoch = this._networkEpoch;
     pc.ontrack = (e) => {
       const mid = e.transceiver && e.transceiver.mid;
       if (mid == null) return;
@@ -104,6 +151,10 @@ export class MediaClient {
     pc.onconnectionstatechange = () => {
       if (pc === this.pc && pc.connectionState === "failed") this._retry("connection failed");
       else if (pc === this.pc && pc.connectionState === "connected") this._retries = 0;
+      else if (pc === this.pc && pc.connectionState === "disconnected") {
+        // consent checks stopped: a short loss heals by itself; if not within 3 s, a new peer connection
+        setTimeout(() => { if (pc === this.pc && pc.connectionState === "disconnected") this._retry("disconnected"); }, 3000);
+      }
       this.onChange();
     };
     this.pc = pc;
@@ -164,9 +215,19 @@ export class MediaClient {
   setMuted(muted) { this.micMuted = muted; this._applyLocal(); }
   setCameraOff(off) { this.cameraOff = off; this._applyLocal(); }
 
-  /** Audio-only (P5): the hub stops sending us video; we also stop sending ours to spare the uplink. */
+  /**
+   * Audio-only (P5): the hub stops sending us video; we also stop sending ours to spare the uplink.
+   * `tellServer: true` is the person's choice (a manual switch also ends an automatic one on the server);
+   * `tellServer: false` follows the hub's automatic switch (media:audio-only push or you.link).
+   */
   async setAudioOnly(enabled, { tellServer = true } = {}) {
-    this.audioOnly = enabled;
+    if (tellServer) {
+      this.audioOnlyManual = enabled;
+      this.audioOnlyAuto = false;
+    } else {
+      this.audioOnlyAuto = enabled;
+    }
+    this.audioOnly = this.audioOnlyManual || this.audioOnlyAuto;
     this._applyLocal();
     if (tellServer && this.socket) await call(this.socket, "media:audio-only", { enabled });
   }

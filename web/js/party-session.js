@@ -62,7 +62,7 @@ export class SessionView {
       if (this.media.local) await this.media.join(this.app.socket);
       else await this.start();
       if (this.media.micMuted) await call(this.app.socket, "mute:self", { muted: true });
-      if (this.media.audioOnly) await call(this.app.socket, "media:audio-only", { enabled: true });
+      // audio-only: media.join restores the person's own choice; the hub's automatic one stays automatic
     } catch (err) { this.showError(err); }
   }
 

@@ -6,7 +6,7 @@ import { applyStatic, installSwitch, onLangChange, t } from "./i18n.js";
 import { h, mount, $, focusFirst } from "./dom.js";
 import { post } from "./api.js";
 import { deviceKeyFor, signChallenge } from "./devicekey.js";
-import { connectSession } from "./socket.js";
+import { connectSession, rejoinWait } from "./socket.js";
 import { explain, codeOf, ServerError } from "./errors.js";
 import { stepView, nextStep, stopPreview } from "./party-steps.js";
 import { SessionView } from "./party-session.js";
@@ -105,7 +105,7 @@ async function rejoin() {
   banner.textContent = t("conn.reconnecting");
   banner.hidden = false;
   for (let attempt = 0; !app.final; attempt++) {
-    await new Promise((r) => setTimeout(r, Math.min(1000 * 2 ** attempt, 10000)));
+    await rejoinWait(attempt);  // the first attempt at once, then backing off (socket.js)
     try {
       await connect();  // new challenge, new signature, new connection
       app.rejoins++;

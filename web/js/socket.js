@@ -7,7 +7,8 @@ const CONNECT_TIMEOUT_MS = 10000;
 /**
  * Connect to /session. Resolves with the socket once connected; rejects with a ServerError built from the
  * server's refusal (`connect_error` carries err.data = {code, message}). No automatic reconnection: a
- * reconnect needs fresh credentials (a new challenge), so callers reconnect themselves (party.js rejoin).
+ * reconnect needs fresh credentials (a new challenge), so callers reconnect themselves (party.js rejoin, with
+ * `rejoinWait`). The server keeps a dropped participant's place and media for a grace period (30 s).
  */
 export function connectSession(auth) {
   return new Promise((resolve, reject) => {
@@ -30,6 +31,37 @@ export function connectSession(auth) {
     socket.once("connect", ok);
     socket.once("connect_error", fail);
   });
+}
+
+// Rejoin delays: the first attempt at once, then backing off (ms). A network that comes back ("online", or the
+// browser's connection type changing: Wi-Fi -> 4G) ends the current wait early.
+const REJOIN_DELAYS_MS = [0, 500, 1000, 2000, 4000, 8000];
+const REJOIN_MAX_MS = 10000;
+
+/** Wait before rejoin attempt `attempt` (0, 1, ...): 0 ms first, then 0.5, 1, 2, 4, 8, 10, 10 ... s (+/- 20 %). */
+export function rejoinWait(attempt) {
+  const base = attempt < REJOIN_DELAYS_MS.length ? REJOIN_DELAYS_MS[attempt] : REJOIN_MAX_MS;
+  if (!base) return Promise.resolve();
+  const ms = base * (0.8 + 0.4 * Math.random());
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      window.removeEventListener("online", done);
+      onNetworkChange(done, true);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    window.addEventListener("online", done);
+    onNetworkChange(done);
+  });
+}
+
+/** Call `fn` when the browser reports a new network (Network Information API, where there is one). */
+export function onNetworkChange(fn, remove = false) {
+  const conn = navigator.connection;
+  if (!conn || !conn.addEventListener) return;
+  if (remove) conn.removeEventListener("change", fn);
+  else conn.addEventListener("change", fn);
 }
 
 /** Emit an event and wait for its ack; resolves with the ack, rejects with ServerError when ok is false. */
