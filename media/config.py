@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import ssl
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCIceServer
+
+from media.turn import ordered_servers
 
 
 @dataclass(frozen=True)
@@ -37,10 +40,22 @@ class MediaConfig:
     udp_receive_buffer: int = 4 * 1024 * 1024
     # Largest SDP accepted from a client, in characters.
     max_sdp_chars: int = 64_000
+    # CA certificates (PEM file) that a `turns:` server's certificate must chain to; None: the system's CAs.
+    turn_ca_file: str | None = None
+
+    def with_ice_servers(self, servers: list[dict[str, Any]]) -> MediaConfig:
+        """This configuration with `servers` added (the per-join TURN credentials of `media:ice`)."""
+        return replace(self, ice_servers=[*self.ice_servers, *servers])
+
+    def turn_tls_context(self) -> ssl.SSLContext | None:
+        """The TLS context for `turns:` servers when a CA is configured (else aioice uses the system's CAs)."""
+        if self.turn_ca_file is None:
+            return None
+        return ssl.create_default_context(cafile=self.turn_ca_file)
 
     def rtc_configuration(self) -> RTCConfiguration:
         servers = []
-        for entry in self.ice_servers:
+        for entry in ordered_servers(self.ice_servers):  # aiortc uses only the first TURN URL: the best one
             servers.append(
                 RTCIceServer(
                     urls=entry["urls"],

@@ -599,6 +599,18 @@ GATHERER_CONNECTION = _add(
         on=("ice_gatherer",),
     )
 )
+CONNECTION_TURN_SSL = _add(
+    Internal(
+        _CONN,
+        "turn_ssl",
+        Kind.ATTRIBUTE,
+        "passthrough.set_turn_tls_context",
+        "bool (True for a turns: URL) or an ssl.SSLContext, read when gathering starts and passed to"
+        " loop.create_connection(ssl=...) for the TURN/TLS connection",
+        on=("connection",),
+        calls=(("aioice.ice.Connection.get_component_candidates", "turn_ssl=self.turn_ssl"),),
+    )
+)
 CONNECTION_PROTOCOLS = _add(
     Internal(
         _CONN,

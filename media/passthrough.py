@@ -34,6 +34,7 @@ import asyncio
 import functools
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -469,6 +470,25 @@ def drop_outgoing_rtp(pc: RTCPeerConnection, should_drop: Callable[[], bool]) ->
                 ix.put(protocol, ix.STUN_TRANSPORT, _LossyUdp(udp, should_drop))
                 wrapped += 1
     return wrapped
+
+
+def set_turn_tls_context(pc: RTCPeerConnection, context: ssl.SSLContext) -> int:
+    """Use `context` (a configured CA) for the TURN/TLS connection of each of the peer connection's ICE gatherers
+    that has a `turns:` server. Call before gathering (before setLocalDescription); returns gatherers changed.
+
+    aiortc passes `turn_ssl=True` to aioice, which then uses the default context (the system CAs)."""
+    changed = 0
+    seen: set[int] = set()
+    for transceiver in pc.getTransceivers():
+        gatherer = transceiver.receiver.transport.transport.iceGatherer
+        if id(gatherer) in seen:
+            continue
+        seen.add(id(gatherer))
+        connection = ix.get(gatherer, ix.GATHERER_CONNECTION)
+        if ix.get(connection, ix.CONNECTION_TURN_SSL) is True:
+            ix.put(connection, ix.CONNECTION_TURN_SSL, context)
+            changed += 1
+    return changed
 
 
 def enlarge_receive_buffers(pc: RTCPeerConnection, size: int) -> int:

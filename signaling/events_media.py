@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from media.config import MediaConfig
 from media.hub import Hub
-from media.turn import turn_credentials
+from media.turn import ordered_servers, turn_credentials
 from mediation.live import LiveSession
 from mediation.permissions import Action
 from signaling.publish import Publisher
@@ -32,11 +32,12 @@ class MediaPayload(BaseModel):
 
 
 def ice_servers(services: Services, pid: str) -> list[dict[str, Any]]:
+    """The ICE servers of `media:ice`, best TURN URL first (aiortc clients use only the first: media/turn.py)."""
     st = services.settings
     servers = list(st.ice_servers)
     if st.turn_secret and st.turn_urls:
         servers.append(turn_credentials(st.turn_secret, st.turn_ttl, pid, st.turn_urls))
-    return servers
+    return ordered_servers(servers)
 
 
 def hub_for(services: Services, publisher: Publisher, live: LiveSession) -> Hub:
@@ -44,8 +45,9 @@ def hub_for(services: Services, publisher: Publisher, live: LiveSession) -> Hub:
         async def send(pid: str, event: str, payload: dict[str, Any]) -> None:
             await publisher.to_person(live, pid, event, payload)
 
-        live.media = Hub(str(live.session_id), MediaConfig(ice_servers=services.settings.ice_servers), send,
-                         observer=live)
+        st = services.settings
+        live.media = Hub(str(live.session_id), MediaConfig(ice_servers=st.ice_servers, turn_ca_file=st.turn_ca_file),
+                         send, observer=live)
     assert isinstance(live.media, Hub)
     return live.media
 
