@@ -9,11 +9,9 @@ The model runs in a worker thread; every call here is a coroutine run on the tes
 from __future__ import annotations
 
 import asyncio
-import base64
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
@@ -198,12 +196,3 @@ class Run:
         if self.server is not None:
             await self.server.close()
 
-
-def sign_b64(c: SessionClient, payload_b64: str) -> str:
-    return c.device_key.sign(base64.b64decode(payload_b64))
-
-
-def fetch(d: dict[str, Any], *keys: str) -> Any:
-    for k in keys:
-        d = d.get(k) if isinstance(d, dict) else None  # type: ignore[assignment]
-    return d
