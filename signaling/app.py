@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import socketio
 from aiohttp import web
@@ -25,6 +26,7 @@ from signaling import (
     recording_events,
     recordings_api,
 )
+from signaling.cluster import ClusterNode
 from signaling.config import Settings
 from signaling.http_api import PUBLISHER
 from signaling.httpkit import Api, errors_middleware, openapi
@@ -99,6 +101,15 @@ def create_app(settings: Settings, services: Services | None = None, routes: lis
     app.router.add_get("/api/openapi.json", openapi_json)
     app.router.add_get("/healthz", _healthz)
     _static(app, settings.web_dir or WEB_DIR)
+    if settings.node_url and services.cluster is None:
+        if not settings.redis_url:
+            raise ValueError("a node of several (node_url) needs redis_url")
+        services.cluster = ClusterNode(settings.redis_url, settings.node_id or node_id_of(settings.node_url),
+                                       settings.node_url, services.live, ttl_ms=settings.lease_ms,
+                                       cpu=lambda: metrics.cpu)
+    if services.cluster is not None:
+        metrics.load = services.cluster.figures
+        app.cleanup_ctx.append(_cluster)  # before _lifecycle: its leases are released after the sessions stop
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(_metrics_listener)
     return app
@@ -117,6 +128,44 @@ async def _metrics_listener(app: web.Application) -> AsyncIterator[None]:
     if runner is not None:
         await runner.cleanup()
     await metrics.stop()
+
+
+def node_id_of(url: str) -> str:
+    """A node's default id from its address: `http://10.0.0.2:8080` -> `10.0.0.2-8080` (a valid proxy server name)."""
+    netloc = url.split("://", 1)[-1].split("/", 1)[0]
+    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in netloc)
+
+
+async def _cluster(app: web.Application) -> AsyncIterator[None]:
+    cluster = app[SERVICES].cluster
+    assert cluster is not None
+
+    async def lost(session_id: int) -> None:
+        """Another node owns the session now: stop the local copy at once (its recorder writes nothing more);
+        the people's clients reconnect and are sent to the owner."""
+        sv = app[SERVICES]
+        live = sv.live.get(session_id)
+        if live is None:
+            return
+        ns = app[NAMESPACE]
+        for (sid, _pid), conn_sid in list(ns.sids.items()):
+            if sid == session_id:
+                await ns.disconnect(conn_sid)
+        await _stop_live(sv.live.close(session_id) or live, "lease lost to another node")
+
+    cluster.on_lost = lost
+    await cluster.start()
+    yield
+    await cluster.stop()
+
+
+async def _stop_live(live: Any, reason: str) -> None:
+    if live.recorder is not None:
+        await live.recorder.stop(reason, actor="server")
+    if live.caucus_recorder is not None:
+        await live.caucus_recorder.stop(reason, actor="server")
+    if live.media is not None:
+        await live.media.close()
 
 
 async def _healthz(request: web.Request) -> web.Response:

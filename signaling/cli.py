@@ -31,6 +31,7 @@ COMMANDS = {
     "retention set": "signaling.cli_records:retention_set",
     "retention hold": "signaling.cli_records:retention_hold",
     "simulate": "signaling.cli_simulate:simulate",
+    "node drain": "signaling.cluster:drain_command",
     "verify": "signaling.cli_verify:verify",
 }
 
@@ -75,6 +76,11 @@ def _server_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     ua.add_argument("--name", required=True)
     ua.add_argument("--password", required=True)
     ua.add_argument("--court-id", default=None)
+    nd = sub.add_parser("node", help="nodes of a cluster").add_subparsers(dest="sub", required=True)
+    dr = nd.add_parser("drain", help="stop placing new sessions on a node (for an upgrade)")
+    dr.add_argument("--redis-url", required=True)
+    dr.add_argument("--node-id", required=True)
+    dr.add_argument("--undo", action="store_true", help="take sessions again")
     db = sub.add_parser("db", parents=[common]).add_subparsers(dest="sub", required=True)
     db.add_parser("upgrade", parents=[common], help="apply migrations")
     au = sub.add_parser("audit", parents=[common]).add_subparsers(dest="sub", required=True)

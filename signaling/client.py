@@ -2,6 +2,8 @@
 
 Parties: POST /api/join with the invite token → challenge; sign it with the device key; connect to `/session`.
 Staff: POST /api/auth/login → cookie; connect with {"session": id} and the cookie.
+Several nodes: the join answer's `node` (or a connect refused with `wrong_node`) names the node that owns the
+session; the Socket.IO connection goes there (`node_url`), HTTP calls keep using `base_url` (any node answers).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class SessionClient:
         self.state: dict[str, Any] = {}
         self.info: dict[str, Any] = {}
         self.csrf = ""
+        self.node_url: str | None = None  # the owning node's own address, once a node named it
+        self.node_id: str | None = None
         self._changed = asyncio.Event()
         self.sio.on("*", self._on_any, namespace=NS)
         self.sio.on("connect_error", self._on_connect_error, namespace=NS)
@@ -64,17 +68,27 @@ class SessionClient:
     # ---- joining ----
 
     async def join_invite(self, token: str, *, send_key: bool | None = None) -> dict[str, Any]:
-        async with self.http.post(f"{self.base_url}/api/join", json={"token": token}) as r:
-            body = await r.json()
-            if r.status != 200:
-                raise ProtocolError(body["error"])
-        self.info = body
-        ch = body["challenge"]
-        auth = {"invite": token, "challenge": ch, "signature": self.device_key.sign(join_message(ch))}
-        if send_key if send_key is not None else True:
-            auth["public_key"] = self.device_key.spki_b64
-        await self._connect(auth)
-        return body
+        """POST /api/join (any node) → a challenge and the session's node → connect there. A challenge is spent
+        by the connect that used it, so a `wrong_node` refusal (the session moved meanwhile) means a new join."""
+        for _ in range(4):
+            async with self.http.post(f"{self.base_url}/api/join", json={"token": token}) as r:
+                body = await r.json()
+                if r.status != 200:
+                    raise ProtocolError(body["error"])
+            self.info = body
+            if isinstance(body.get("node"), dict):
+                self._follow(body["node"])
+            ch = body["challenge"]
+            auth = {"invite": token, "challenge": ch, "signature": self.device_key.sign(join_message(ch))}
+            if send_key if send_key is not None else True:
+                auth["public_key"] = self.device_key.spki_b64
+            refusal = await self._connect_once(auth)
+            if refusal is None:
+                return dict(body)
+            if refusal.get("code") != "wrong_node" or not isinstance(refusal.get("detail"), dict):
+                raise ProtocolError(refusal)
+            self._follow(refusal["detail"])
+        raise ProtocolError({"code": "wrong_node", "message": "the session's node kept changing"})
 
     async def login(self, username: str, password: str) -> dict[str, Any]:
         async with self.http.post(f"{self.base_url}/api/auth/login",
@@ -96,13 +110,34 @@ class SessionClient:
     async def join_staff(self, session_id: int) -> None:
         await self._connect({"session": session_id})
 
+    def _follow(self, node: dict[str, Any]) -> None:
+        self.node_id = str(node.get("id") or "") or None
+        url = str(node.get("url") or "").rstrip("/")
+        self.node_url = url if url and url != self.base_url else None
+
     async def _connect(self, auth: dict[str, Any]) -> None:
+        """Connect to the session's node; a node that does not own the session refuses with `wrong_node` and
+        names the owner: follow it (a session being placed again after a node's loss may take one more step)."""
+        for _ in range(4):
+            refusal = await self._connect_once(auth)
+            if refusal is None:
+                return
+            if refusal.get("code") != "wrong_node" or not isinstance(refusal.get("detail"), dict):
+                raise ProtocolError(refusal)
+            self._follow(refusal["detail"])
+        raise ProtocolError({"code": "wrong_node", "message": "the session's node kept changing"})
+
+    async def _connect_once(self, auth: dict[str, Any]) -> dict[str, Any] | None:
+        """One connection attempt: None when connected, else the server's refusal."""
         cookies = "; ".join(f"{c.key}={c.value}" for c in self.http.cookie_jar)
+        self._refusal = None
         try:
-            await self.sio.connect(self.base_url, namespaces=[NS], auth=auth, transports=["websocket"],
-                                   headers={"Cookie": cookies} if cookies else {}, wait_timeout=10)
+            await self.sio.connect(self.node_url or self.base_url, namespaces=[NS], auth=auth,
+                                   transports=["websocket"], headers={"Cookie": cookies} if cookies else {},
+                                   wait_timeout=10)
+            return None
         except socketio.exceptions.ConnectionError as e:
-            raise ProtocolError(self._refusal or {"code": "refused", "message": str(e)}) from None
+            return self._refusal or {"code": "refused", "message": str(e)}
 
     # ---- talking ----
 

@@ -266,8 +266,13 @@ async def reissue_invite(ctx: Ctx, _: None) -> dict[str, Any]:
 
 @api.route("POST", "/api/join", body=JoinIn, staff=False)
 async def join(ctx: Ctx, body: JoinIn) -> dict[str, Any]:
-    """First step of opening an invite link: who it is for, and a fresh challenge for the device proof."""
-    return await casework.join_info(ctx.services.db, body.token, ctx.services.challenge_secret)
+    """First step of opening an invite link: who it is for, and a fresh challenge for the device proof; with
+    several nodes, also which node serves the session (`node`: the client connects its Socket.IO there)."""
+    out = await casework.join_info(ctx.services.db, body.token, ctx.services.challenge_secret)
+    cluster = ctx.services.cluster
+    if cluster is not None:
+        out["node"] = cluster.address(await cluster.where(int(out["session"]["id"])))
+    return out
 
 
 @api.route("POST", "/api/users", action=Action.USER_CREATE, body=UserIn)

@@ -21,6 +21,7 @@ from mediation.workflow import Workflow
 from recordings.court_share import CourtShare
 from recordings.documents_store import CourtDocuments, DocumentStore
 from recordings.storage import LocalStorage, RecordingStorage, S3Storage
+from signaling.cluster import ClusterNode
 from signaling.config import Settings
 
 
@@ -34,6 +35,7 @@ class Services:
     live: LiveSessions
     storage: RecordingStorage
     login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    cluster: ClusterNode | None = None  # this node of several (signaling/cluster.py); None: a single server
     _notary: Notary | None = None
     _courts: CourtDirectory | None = None
 

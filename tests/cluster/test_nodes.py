@@ -1,0 +1,109 @@
+"""Two nodes in one test process, sharing the database, keys and the local Redis (each its own live sessions and
+ClusterNode): a party who asks either node to join is sent to the session's owner, the mediator who connects to
+the other node is refused with `wrong_node` and follows; /metrics shows the placement figures; draining a node
+sends new sessions elsewhere; a Redis outage answers joins with 503 and the running session goes on."""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from signaling.app import SIO, create_app
+from signaling.config import Settings
+from signaling.services import SERVICES, Services
+from tests.cluster.test_metrics import free_port, scrape
+from tests.conftest import World, seed
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture
+async def prefix() -> AsyncIterator[str]:
+    r = aioredis.from_url(REDIS)
+    try:
+        await r.ping()
+    except OSError:
+        await r.aclose()
+        pytest.skip("no local Redis on 127.0.0.1:6379")
+    p = f"onedoor-test-{uuid.uuid4().hex[:8]}:"
+    yield p
+    keys = [k async for k in r.scan_iter(f"{p}*")]
+    if keys:
+        await r.delete(*keys)
+    await r.aclose()
+
+
+async def start_node(aiohttp_server: Any, settings: Settings, name: str, prefix: str, channel: str
+                     ) -> tuple[web.Application, str, int]:
+    port, mport = free_port(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    st = dataclasses.replace(settings, redis_url=REDIS, node_url=url, node_id=name, metrics_port=mport,
+                             lease_ms=1500)
+    sv = Services.build(st)
+    app = create_app(st, services=sv)
+    assert sv.cluster is not None
+    sv.cluster.store.p = prefix  # isolate this test's keys
+    app[SIO].manager.channel = channel
+    await aiohttp_server(app, port=port)
+    return app, url, mport
+
+
+async def test_clients_end_up_on_the_owner(aiohttp_server: Any, settings: Settings, prefix: str) -> None:
+    channel = f"onedoor-test-{uuid.uuid4().hex[:8]}"
+    app1, url1, m1 = await start_node(aiohttp_server, settings, "n1", prefix, channel)
+    app2, url2, m2 = await start_node(aiohttp_server, settings, "n2", prefix, channel)
+    seeded = await seed(app1[SERVICES])
+    w = World(url1, app1[SERVICES], seeded["case"], seeded["session"], seeded["tokens"], seeded["ids"])
+    try:
+        a = await w.party("A")  # asks node 1
+        owner = a.info["node"]
+        assert owner["id"] in ("n1", "n2") and a.node_id == owner["id"]
+        other_url = url2 if owner["id"] == "n1" else url1
+        owner_app = app1 if owner["id"] == "n1" else app2
+        other_app = app2 if owner["id"] == "n1" else app1
+        w.base_url = other_url  # the mediator and party B come in through the other node
+        m = await w.staff("mediator")
+        b = await w.party("B")
+        assert m.node_url == owner["url"] or (m.node_url is None and other_url == owner["url"])
+        assert owner_app[SERVICES].live.get(w.session_id) is not None
+        assert other_app[SERVICES].live.get(w.session_id) is None
+        await w.ready(a, "A")
+        await w.ready(b, "B")
+        await m.call("lobby:admit-all")
+        for c in (a, b):
+            await c.wait(lambda c: c.state.get("you", {}).get("admitted") is True)
+        got = await scrape(f"http://127.0.0.1:{m1 if owner['id'] == 'n1' else m2}/metrics")
+        assert got["onedoor_live_sessions"] == 1
+        assert got["onedoor_node_owned_sessions"] == 1
+        assert got[f"onedoor_node_info{{node={owner['id']}}}{{url={owner['url']}}}"] == 1
+        # drain the owner: the running session stays, a new session would go to the other node
+        cluster = owner_app[SERVICES].cluster
+        assert cluster is not None
+        await cluster.store.set_draining(owner["id"], True)
+        await cluster.tick()
+        placed = await other_app[SERVICES].cluster.where(999_999)  # type: ignore[union-attr]
+        assert placed.lease.node_id != owner["id"]
+        assert (await other_app[SERVICES].cluster.where(w.session_id)).lease.node_id == owner["id"]  # type: ignore[union-attr]
+    finally:
+        for c in w.clients:
+            await c.close()
+
+
+async def test_redis_unreachable_answers_503(aiohttp_server: Any, settings: Settings, prefix: str) -> None:
+    port = free_port()
+    st = dataclasses.replace(settings, redis_url="redis://127.0.0.1:1/0", node_url=f"http://127.0.0.1:{port}",
+                             node_id="lonely")
+    app = create_app(st)
+    await aiohttp_server(app, port=port)
+    seeded = await seed(app[SERVICES])
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"http://127.0.0.1:{port}/api/join", json={"token": seeded["tokens"]["A"]}) as r:
+            assert r.status == 503
+            assert (await r.json())["error"]["code"] == "unavailable"
