@@ -3,6 +3,7 @@ verifier (`verify`) and by `seal` itself. The seal is made by `seal.seal_pdf`.""
 
 from __future__ import annotations
 
+import asyncio
 import io
 from dataclasses import dataclass
 
@@ -31,7 +32,13 @@ class SealStatus:
 
 async def validate_seal(pdf: bytes, seal_roots: list[bytes], tsa_roots: list[bytes]) -> SealStatus:
     """Validate the center's seal offline: intact, trusted (chains to `seal_roots`), timestamped (`tsa_roots`),
-    covering the whole document (only validation-data updates after it)."""
+    covering the whole document (only validation-data updates after it). PDF parsing and the signature checks
+    are CPU work: they run in a worker thread (with an event loop of its own for pyHanko's async API), so a
+    caller's event loop is never blocked."""
+    return await asyncio.to_thread(asyncio.run, _validate(pdf, seal_roots, tsa_roots))
+
+
+async def _validate(pdf: bytes, seal_roots: list[bytes], tsa_roots: list[bytes]) -> SealStatus:
     try:
         r = PdfFileReader(io.BytesIO(pdf))
         sigs = r.embedded_signatures
