@@ -3,7 +3,6 @@ a broadcast to a session room emitted on one node reaches a client connected to 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import uuid
 from typing import Any
@@ -58,15 +57,4 @@ async def test_room_emit_crosses_nodes(aiohttp_server: Any, settings: Settings) 
         assert node1 is not node2
     finally:
         await m.close()
-        # python-socketio's AsyncRedisManager has no close(), and the app's cleanup does not close its Redis
-        # connections (signaling/app.py): closed here, else they leak (ResourceWarning: unclosed Connection)
-        for app in (app1, app2):
-            manager = app[SIO].manager
-            listener = getattr(manager, "thread", None)  # its listener task (once started), which would reconnect
-            if listener is not None:
-                listener.cancel()
-                await asyncio.gather(listener, return_exceptions=True)
-            if manager.pubsub is not None:
-                await manager.pubsub.aclose()
-            if manager.redis is not None:
-                await manager.redis.aclose()
+        # the app's cleanup closes the Redis manager (signaling/app.py _close_redis_manager)
