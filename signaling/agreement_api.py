@@ -39,9 +39,13 @@ class ApplicationIn(Strict):
 
 
 class DocumentIn(Strict):
-    kind: Literal["power_of_attorney", "property_proof", "other"]
-    filename: str = Field(min_length=1, max_length=200)
-    data: str = Field(min_length=1, max_length=180_000)  # base64; the request body limit is 256 KiB
+    """Either `document` (a case-file document's id) or `kind` + `filename` + `data` (uploaded into the case
+    file, then attached)."""
+
+    document: str | None = Field(None, min_length=5, max_length=40)
+    kind: Literal["power_of_attorney", "property_proof", "other"] | None = None
+    filename: str | None = Field(None, min_length=1, max_length=200)
+    data: str | None = Field(None, min_length=1, max_length=180_000)  # base64; the request body limit is 256 KiB
     person_id: int | None = None
 
 
@@ -121,10 +125,17 @@ async def start_application(ctx: Ctx, body: ApplicationIn) -> dict[str, Any]:
 
 @api.route("POST", "/api/cases/{code}/application/documents", action=Action.APPLICATION_START, body=DocumentIn)
 async def add_document(ctx: Ctx, body: DocumentIn) -> dict[str, Any]:
-    """Attach a power of attorney (person_id: the agent), a proof of property rights or another document."""
+    """Attach a case-file document (`document`: its id) to the application: a power of attorney (its person_id
+    names the agent), a proof of property rights, or another document; or upload one into the case file and
+    attach it in one step (`kind`, `filename`, `data` base64, `person_id`)."""
+    files = ctx.services.application_files
+    if body.document is not None:
+        return await _done(ctx, await files.attach(ctx.actor, ctx.param("code"), body.document))
+    if body.kind is None or body.filename is None or body.data is None:
+        raise InvalidInput("document, or kind + filename + data", code="missing_field")
     try:
         data = base64.b64decode(body.data, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidInput("data must be base64", code="bad_document") from None
-    return await _done(ctx, await ctx.services.workflow.add_document(
-        ctx.actor, ctx.param("code"), kind=body.kind, filename=body.filename, data=data, person_id=body.person_id))
+    return await _done(ctx, await files.upload(ctx.actor, ctx.param("code"), kind=body.kind, filename=body.filename,
+                                               data=data, person_id=body.person_id))

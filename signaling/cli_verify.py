@@ -11,6 +11,10 @@ decrypted and authenticated; with `--export FILE` too, the recording is written 
 glue here feeds the same decrypting reader and ffmpeg runner (`recordings.decrypt`, `recordings.ffmpeg`) from the
 bundle's files instead.
 
+Case-file documents (photos, PDFs): their stored bytes are checked against the upload's audit entry without any
+key; with `--court-key` each one's data key is unwrapped and the document decrypted and authenticated, and the
+plaintext must hash to the manifest's `sha256` (`Documents`).
+
 Dispatched by `signaling.cli`; like everything it imports, this module loads no database, web, Socket.IO or media
 library (tests/cli/test_verify_standalone.py), so a court can run it without the server's stack.
 """
@@ -38,6 +42,7 @@ from recordings.decrypt import DecryptedStream
 from recordings.ffmpeg import ExportFailed, raw_output_args, run_ffmpeg
 from recordings.keywrap import court_unwrap
 from recordings.manifest_format import check_stream, verify_manifest
+from recordings.segment import open_stream
 
 
 class _BundleStorage:
@@ -82,6 +87,25 @@ class Recordings:
             out = self.export if self.count == 1 else self.export.with_stem(f"{self.export.stem}-{self.count}")
         lines.append(_run(export_recording(files, body, key, out)))
         return lines
+
+
+class Documents:
+    """The `verify_document` hook of the bundle verifier: decrypt a case-file document with the court's key."""
+
+    def __init__(self, court_key: X25519PrivateKey) -> None:
+        self.court_key = court_key
+        self.count = 0
+
+    def __call__(self, meta: dict[str, Any], stored: bytes, wrapped: bytes) -> str:
+        key = court_unwrap(self.court_key, meta["id"], wrapped)
+        header, parts, status = open_stream(key, stored)
+        if header.recording_id != meta["id"] or header.stream_id != "content" or not status.complete:
+            raise IntegrityError(f"the document stream does not authenticate ({status.describe()})")
+        plain = b"".join(parts)
+        if hashlib.sha256(plain).hexdigest() != meta["sha256"] or len(plain) != meta["size"]:
+            raise IntegrityError("the decrypted document differs from the manifest's hash")
+        self.count += 1
+        return f"decrypted with the court key: {len(plain)} bytes, SHA-256 of the content matches"
 
 
 def _run(coro: Any) -> Any:
@@ -170,6 +194,7 @@ def verify(a: argparse.Namespace) -> int:
     except zipfmt.ZipFormatError:
         members = {}  # the verifier reports it as the first failing item
     hook = Recordings(members, court_key, Path(a.export) if a.export else None)
-    report = asyncio.run(averify_bundle(data, pinned, verify_recording=hook))
+    docs = Documents(court_key) if court_key is not None else None
+    report = asyncio.run(averify_bundle(data, pinned, verify_recording=hook, verify_document=docs))
     print(report.text())
     return 0 if report.ok else 1

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from mediation.accounts import LoginThrottle
 from mediation.agreements.courts import CourtDirectory
 from mediation.agreements.notary import AgreementSettings, Notary
+from mediation.application_files import ApplicationFiles
 from mediation.db import Database, private_dir
 from mediation.documents import CaseFile
 from mediation.identity import AttestationVerifier, IdentityVerifier, OtpVerifier
@@ -61,6 +62,11 @@ class Services:
     def case_file(self) -> CaseFile:
         """The case file's documents (mediation.documents), stored encrypted apart from the recordings."""
         return CaseFile(self.db, DocumentStore(self.keys, document_storage(self.settings)), self.challenge_secret)
+
+    @property
+    def application_files(self) -> ApplicationFiles:
+        """The court package's documents, taken from the case file (mediation.application_files)."""
+        return ApplicationFiles(self.db, self.case_file, lambda: self.notary)
 
     @property
     def court_documents(self) -> CourtDocuments:

@@ -11,6 +11,7 @@ import datetime as dt
 from sqlalchemy import Boolean, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+import mediation.casefile_records  # noqa: F401  (application documents refer to case_documents)
 from mediation.db import Base, UTCDateTime, utcnow
 
 
@@ -150,15 +151,19 @@ class CourtRuling(Base):
 
 
 class ApplicationDocument(Base):
-    """A supporting document of an application (R23): power of attorney, proof of property rights, other."""
+    """A supporting document of an application (R23): power of attorney, proof of property rights, other. It is a
+    case-file document (`document_id`, mediation.documents; its bytes stay encrypted there); `kind`, `person_id`,
+    `filename` and `sha256` are copied from it when attached. Rows from before migration 0005 hold `data` inline."""
 
     __tablename__ = "application_documents"
+    __table_args__ = (UniqueConstraint("application_id", "document_id"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     application_id: Mapped[int] = mapped_column(ForeignKey("confirmation_applications.id"), index=True)
+    document_id: Mapped[str | None] = mapped_column(ForeignKey("case_documents.id"), nullable=True)
     kind: Mapped[str] = mapped_column(String(30))  # power_of_attorney | property_proof | other
     person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), nullable=True)  # POA: the agent
     filename: Mapped[str] = mapped_column(String(200))
     sha256: Mapped[str] = mapped_column(String(64))
-    data: Mapped[bytes] = mapped_column(LargeBinary)
+    data: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # legacy rows only
     added_by: Mapped[str] = mapped_column(String(200))
     added_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

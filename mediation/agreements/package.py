@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation import audit
@@ -20,7 +21,8 @@ from mediation.agreements.confirmation import _sigs, _uncovered, app_subject, ap
 from mediation.agreements.models import ApplicationDocument
 from mediation.agreements.seal import signature_documents
 from mediation.canonical import sha256_hex
-from mediation.errors import Conflict, InvalidInput, TooLarge
+from mediation.casefile_records import CaseDocument
+from mediation.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
 from mediation.models import MediationSession
 
 log = logging.getLogger(__name__)
@@ -41,11 +43,59 @@ async def _documents(s: AsyncSession, application_id: int) -> list[ApplicationDo
     return list((await s.scalars(q.order_by(ApplicationDocument.id))).all())
 
 
+def _kind(purpose: str) -> str:
+    """The package item a case-file document is: its purpose, or "other" for evidence."""
+    return purpose if purpose in DOCUMENT_KINDS else "other"
+
+
+async def attach_document(s: AsyncSession, application_id: int, *, document_id: str, actor: str
+                          ) -> dict[str, Any]:
+    """Attach a document of the case file (mediation.documents) to the application: a power of attorney (its
+    `person_id` names the agent), a proof of property rights, or another document (a piece of evidence is
+    attached as "other"). Attaching the same document again changes nothing. Caucus-only material (R9) and
+    documents whose keys were destroyed cannot go to a court."""
+    app = await application_row(s, application_id)
+    if app.status != "draft":
+        raise Conflict("申请已提交 / the application was already submitted", code="already_submitted")
+    doc = await s.get(CaseDocument, document_id)
+    if doc is None or doc.case_id != app.case_id:
+        raise NotFound("no such document", code="document_not_found")
+    if doc.privileged:
+        raise Forbidden("该材料仅在背靠背中出示过，不能交给法院 / shown only in a caucus (R9)", code="privileged")
+    if doc.keys_destroyed_at is not None:
+        raise Conflict("该材料已销毁 / the document's keys were destroyed", code="document_destroyed")
+    existing = await s.scalar(select(ApplicationDocument).where(ApplicationDocument.application_id == app.id,
+                                                               ApplicationDocument.document_id == doc.id))
+    if existing is not None:
+        return document_json(existing)
+    row = ApplicationDocument(application_id=app.id, document_id=doc.id, kind=_kind(doc.purpose),
+                              person_id=doc.person_id, filename=doc.filename, sha256=doc.sha256, data=None,
+                              added_by=actor)
+    s.add(row)
+    try:
+        await s.flush()
+    except IntegrityError:  # the same document attached at the same moment
+        raise Conflict("该材料已附上 / already attached", code="retry") from None
+    case = await case_row(s, app.case_id)
+    await audit.append(s, actor=actor, action="application.document", subject=app_subject(case.code, app.id),
+                       detail={"kind": row.kind, "document_id": doc.id, "sha256": doc.sha256,
+                               "person_id": doc.person_id})
+    await try_submit(s, app.id)
+    return document_json(row)
+
+
+def document_json(d: ApplicationDocument) -> dict[str, Any]:
+    return {"id": d.id, "document_id": d.document_id, "kind": d.kind, "filename": d.filename, "sha256": d.sha256,
+            "person_id": d.person_id}
+
+
 async def add_document(
     s: AsyncSession, application_id: int, *, kind: str, filename: str, data: bytes, actor: str,
     person_id: int | None = None,
 ) -> dict[str, Any]:
-    """Attach a power of attorney (person_id = the agent), a proof of property rights or another document."""
+    """Legacy: attach bytes held inline in the application (before the case file). The HTTP route now uploads
+    into the case file and calls `attach_document` (mediation.application_files); this stays only for
+    `Workflow.add_document` until that method is removed."""
     app = await application_row(s, application_id)
     if app.status != "draft":
         raise Conflict("申请已提交 / the application was already submitted", code="already_submitted")
@@ -65,7 +115,7 @@ async def add_document(
     await audit.append(s, actor=actor, action="application.document", subject=app_subject(case.code, app.id),
                        detail={"kind": kind, "sha256": doc.sha256, "person_id": person_id})
     await try_submit(s, app.id)
-    return {"id": doc.id, "kind": kind, "filename": safe, "sha256": doc.sha256}
+    return document_json(doc)
 
 
 async def missing_items(s: AsyncSession, application_id: int) -> list[str]:
@@ -117,11 +167,19 @@ async def application_package(s: AsyncSession, application_id: int) -> Applicati
     }
     if a.sealed_pdf is not None:
         files["agreement-sealed.pdf"] = a.sealed_pdf
-    for d in await _documents(s, app.id):
-        files[f"{d.kind}/{d.id}-{d.filename}"] = d.data
+    attached = await _documents(s, app.id)
+    refs = [d for d in attached if d.document_id is not None]
+    if refs:  # the case file's documents: the court gets them encrypted (the bundle's documents/<id>/)
+        files["documents.json"] = js([{**document_json(d), "content": f"documents/{d.document_id}/content.odr"}
+                                      for d in refs])
+    for d in attached:
+        if d.document_id is None and d.data is not None:  # legacy rows: bytes inline
+            files[f"{d.kind}/{d.id}-{d.filename}"] = d.data
     items = {"application.json": "application", "application-signatures.json": "application",
              "mediation-proof.json": "proof of mediation", "parties.json": "identity, address, contact",
-             "agreement-sealed.pdf": "agreement"}
+             "agreement-sealed.pdf": "agreement", "documents.json": "documents in the case file"}
     index = [{"name": n, "sha256": sha256_hex(b), "size": len(b), "item": items.get(n, n.split("/")[0])}
              for n, b in files.items()]
+    index += [{"name": f"case-file:{d.document_id}", "sha256": d.sha256, "size": None, "item": d.kind}
+              for d in refs]
     return ApplicationPackage(app.id, files, index, await missing_items(s, app.id))

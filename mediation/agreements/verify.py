@@ -33,6 +33,8 @@ from mediation.keyring import public_key_fingerprint
 from mediation.transcript_format import check_response
 
 RecordingVerifier = Callable[[dict[str, bytes], dict[str, Any]], list[str]]
+# (the manifest's document entry, its stored bytes, its wrapped data key) -> a line; raises when it fails
+DocumentVerifier = Callable[[dict[str, Any], bytes, bytes], str]
 
 
 class Failed(Exception):
@@ -120,10 +122,10 @@ def _dt(s: str) -> Any:
 
 async def _check(
     data: bytes, pinned: str | Ed25519PublicKey | bytes, verify_recording: RecordingVerifier | None,
-    court_key: Ed25519PublicKey | None, lines: list[str],
+    court_key: Ed25519PublicKey | None, lines: list[str], verify_document: DocumentVerifier | None = None,
 ) -> None:
     try:
-        files = zipfmt.read(data)
+        files = await asyncio.to_thread(zipfmt.read, data)  # parses and re-serializes: CPU off the loop
     except zipfmt.ZipFormatError as e:
         raise Failed("zip", str(e)) from e
     lines.append(f"zip: {len(files)} members, canonical layout")
@@ -192,7 +194,7 @@ async def _check(
     n = _audit(extract, m["audit"])
     lines.append(f"audit chain: {n} consecutive entries ({m['audit']['first_seq']}-{m['audit']['last_seq']}) link")
     _transcripts(files, m, keys, lines)
-    _documents(files, m, extract, lines)
+    await _documents(files, m, extract, lines, verify_document)
     for rec_meta in m["recordings"]:
         item = f"recording {rec_meta['dir']}"
         prefix = rec_meta["dir"] + "/files/"
@@ -264,14 +266,18 @@ def _transcripts(files: dict[str, bytes], m: dict[str, Any], keys: dict[Any, Any
                          f"{'yes' if p['recording_may_replace'] else 'no'}; signature valid")
 
 
-def _documents(files: dict[str, bytes], m: dict[str, Any], extract: dict[str, Any], lines: list[str]) -> None:
+async def _documents(files: dict[str, bytes], m: dict[str, Any], extract: dict[str, Any], lines: list[str],
+                     verify_document: DocumentVerifier | None) -> None:
     """Case-file documents travel encrypted (the court's key opens them); without the key, the stored bytes are
-    checked against the hash the audit log recorded at upload."""
+    checked against the hash the audit log recorded at upload. With a document verifier (the CLI's, given the
+    court's key) each one is also decrypted and its plaintext hash checked. The application's documents (R23)
+    must be case-file documents the bundle carries, with the same hash."""
     uploads = {}
     for e in extract.get("entries", []):
         if not e.get("redacted") and e["action"] == "document.upload":
             detail = e["detail"] if isinstance(e["detail"], dict) else json.loads(e["detail"])
             uploads[e["subject"].rsplit("document:", 1)[-1]] = detail
+    carried = {}
     for d in m.get("documents", []):
         item = f"document {d['id']} ({d['filename']})"
         up = uploads.get(d["id"])
@@ -280,17 +286,32 @@ def _documents(files: dict[str, bytes], m: dict[str, Any], extract: dict[str, An
         _need(sha256_hex(files[d["content"]]) == up["stored_sha256"] and up["sha256"] == d["sha256"], item,
               "stored bytes differ from what the audit log recorded at upload")
         lines.append(f"{item}: {d['media_type']}, {d['size']} bytes, encrypted, matches the upload's audit entry")
+        carried[d["id"]] = d
+        if verify_document is not None:
+            try:
+                line = await asyncio.to_thread(verify_document, d, files[d["content"]], files[d["wrapped_key"]])
+            except Exception as e:
+                raise Failed(item, str(e)) from e
+            lines.append(f"{item}: {line}")
+    refs = _json(files, "confirmation/documents.json") if "confirmation/documents.json" in files else []
+    for r in refs:
+        item = f"application document {r['kind']} {r['document_id']}"
+        d = carried.get(r["document_id"])
+        _need(d is not None and d["sha256"] == r["sha256"], item,
+              "is not a case-file document of this bundle (or its hash differs)")
+        lines.append(f"{item}: the case file's document, hash matches")
 
 
 async def averify_bundle(
     bundle: bytes | Path | str, pinned: str | Ed25519PublicKey | bytes, *,
     verify_recording: RecordingVerifier | None = None, court_key: Ed25519PublicKey | None = None,
+    verify_document: DocumentVerifier | None = None,
 ) -> Report:
     """Verify a bundle (bytes or a path) against the pinned center key (fingerprint string, key or PEM bytes)."""
     data = bundle if isinstance(bundle, bytes) else await asyncio.to_thread(Path(bundle).read_bytes)
     lines: list[str] = []
     try:
-        await _check(data, pinned, verify_recording, court_key, lines)
+        await _check(data, pinned, verify_recording, court_key, lines, verify_document)
     except Failed as f:
         return Report(False, lines, f.item, f.message)
     except (KeyError, ValueError, TypeError, IndexError) as e:  # a well-signed but malformed bundle

@@ -6,8 +6,15 @@ import copy
 import datetime as dt
 from typing import Any
 
+from mediation.access import Actor
 from mediation.agreements import agreement, signing
 from mediation.agreements.agreement import AgreementView
+from mediation.agreements.bundle import DocumentPart
+from mediation.documents import CaseFile
+from mediation.models import Case
+from mediation.permissions import StaffRole
+from recordings.documents_store import CourtDocuments, DocumentStore
+from recordings.storage import LocalStorage
 
 from .conftest import World
 
@@ -65,15 +72,43 @@ async def apply_sign(w: World, application_id: int, who: str, now: dt.datetime |
 
 
 async def submitted_application(w: World, view: AgreementView, court_id: str = "court-huangzhong"):  # type: ignore[no-untyped-def]
-    from mediation.agreements import confirmation, package
+    from mediation.agreements import confirmation
 
     async with w.db.session() as s:
         app = await confirmation.start_application(s, view.id, court_id=court_id, courts=w.courts, actor="staff:1")
     await apply_sign(w, app.id, "A")
     out = await apply_sign(w, app.id, "B-agent")
     assert out.status == "draft"  # the agent applied: the power of attorney is still missing
+    await attach_power_of_attorney(w, app.id)
     async with w.db.session() as s:
-        await package.add_document(s, app.id, kind="power_of_attorney", filename="授权委托书.pdf",
-                                   data=b"%PDF-1.4 scanned power of attorney", actor="staff:1",
-                                   person_id=w.people["B-agent"])
         return await confirmation.get_application(s, app.id)
+
+
+def document_store(w: World) -> DocumentStore:
+    """The case file's encrypted store (one per test session, under the session's key directory)."""
+    return DocumentStore(w.notary.keyring, LocalStorage(w.notary.settings.key_dir / "case-documents"))
+
+
+async def case_file_upload(w: World, data: bytes, **kw: Any) -> dict[str, Any]:
+    """Upload into the case file as the case's mediator (mediation.documents.CaseFile)."""
+    async with w.db.session() as s:
+        case = await s.get(Case, w.case_id)
+        assert case is not None
+        actor = Actor(f"staff-{w.mediator_id}", StaffRole.MEDIATOR, center_id=case.center_id,
+                      staff_id=w.mediator_id)
+    return await CaseFile(w.db, document_store(w), b"test-ticket-secret").upload(actor, w.case_code, data=data, **kw)
+
+
+async def attach_power_of_attorney(w: World, application_id: int) -> dict[str, Any]:
+    """B's agent's power of attorney: uploaded once into the case file, then attached to the application."""
+    from mediation.agreements import package
+
+    doc = await case_file_upload(w, b"%PDF-1.4 scanned power of attorney", filename="授权委托书.pdf",
+                                 purpose="power_of_attorney", person_id=w.people["B-agent"])
+    async with w.db.session() as s:
+        return await package.attach_document(s, application_id, document_id=doc["id"], actor="staff:1")
+
+
+async def bundle_documents(w: World, court_id: str) -> list[DocumentPart]:
+    """The case file's court-bound documents as the bundle carries them (keys wrapped to the court)."""
+    return await CourtDocuments(w.db, document_store(w), w.courts).parts(w.case_code, court_id)

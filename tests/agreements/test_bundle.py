@@ -21,7 +21,7 @@ from mediation.canonical import canonical_json, sha256_hex
 from mediation.errors import Forbidden
 
 from .conftest import World
-from .helpers import sealed_agreement, submitted_application
+from .helpers import bundle_documents, sealed_agreement, submitted_application
 
 
 def recording() -> RecordingPart:
@@ -48,7 +48,8 @@ async def full_flow(w: World) -> Bundle:
         await audit.append(s, actor="recorder", action="recording.stop", subject="recording:rec-1")
     async with w.db.session() as s:
         bundle = await build_bundle(s, app.id, judge_id=w.judge_id, notary=w.notary, courts=w.courts,
-                                    recordings=[recording()], reason="审查录音")
+                                    recordings=[recording()], reason="审查录音",
+                                    documents=await bundle_documents(w, app.court_id))
         fetches = [e for e in await entries_for(s, f"case:{w.case_code}") if e.action == "bundle.fetch"]
     assert len(fetches) == 1 and fetches[0].actor == f"staff:{w.judge_id}"
     return bundle

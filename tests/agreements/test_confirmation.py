@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 
 import pytest
 
@@ -39,7 +40,10 @@ async def test_full_application_accept_and_confirm(world: World) -> None:
         assert pkg.missing == []
         assert {"application.json", "application-signatures.json", "agreement-sealed.pdf", "mediation-proof.json",
                 "parties.json"} <= set(pkg.files)
-        assert any(n.startswith("power_of_attorney/") for n in pkg.files)
+        # the power of attorney is the case file's (encrypted there): the package names it by id and hash
+        refs = json.loads(pkg.files["documents.json"])
+        assert [(r["kind"], r["person_id"]) for r in refs] == [("power_of_attorney", world.people["B-agent"])]
+        assert not any(n.startswith("power_of_attorney/") for n in pkg.files)  # no plaintext copy of it
         queue = await judging.judge_queue(s, judge_id=world.judge_id)
         assert [q.application_id for q in queue] == [app.id] and queue[0].due_at == app.acceptance_due
         assert await judging.judge_queue(s, judge_id=world.other_judge_id) == []

@@ -30,7 +30,7 @@ from recordings.keywrap import court_wrap
 from recordings.manifest_format import MANIFEST_TYPE, MANIFEST_VERSION, sign_manifest
 from recordings.segment import Header, SegmentSealer, frame_sha256
 from tests.agreements.conftest import make_world
-from tests.agreements.helpers import sealed_agreement, submitted_application
+from tests.agreements.helpers import bundle_documents, sealed_agreement, submitted_application
 
 ROOT = Path(__file__).resolve().parents[2]
 BANNED = {"sqlalchemy", "alembic", "asyncpg", "aiosqlite", "aiohttp", "socketio", "engineio", "aiortc", "aioice",
@@ -117,7 +117,8 @@ async def make_bundle(tmp_path: Path) -> tuple[bytes, Path, Path, str]:
         rec = recording(keyring.signing_key, courts.get(court_id).recording_public_key)
         async with db.session() as s:
             bundle = await build_bundle(s, app.id, judge_id=w.judge_id, notary=notary, courts=courts,
-                                        recordings=[rec], reason="审查")
+                                        recordings=[rec], reason="审查",
+                                        documents=await bundle_documents(w, court_id))
     finally:
         await db.close()
     court_pem = tmp_path / "court-wrap.pem"
@@ -139,7 +140,9 @@ async def test_verify_runs_with_the_server_stack_blocked(tmp_path: Path) -> None
     for needle in ("manifest: signed by the center", "timestamp: agreement effective", "PDF seal: PAdES B-LT",
                    "ruling: 裁定确认调解协议有效", "audit chain:",
                    "recording recording/1: manifest signed by the center; 2 streams, 6 segments, 1.5 s",
-                   "recording recording/1: decrypted with the court key: all 2 streams authentic", "\nVALID\n"):
+                   "recording recording/1: decrypted with the court key: all 2 streams authentic",
+                   "授权委托书.pdf): decrypted with the court key", "application document power_of_attorney doc-",
+                   "\nVALID\n"):
         assert needle in out, (needle, out)
     loaded = out.rstrip().rsplit("LOADED:", 1)[1].split(",")
     assert set(loaded) <= {"aiohttp", ""}, loaded  # only pyHanko's own aiohttp import went through

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import func, select
 
 from mediation import counters
-from mediation.agreements import confirmation, package, signing
+from mediation.agreements import confirmation, signing
 from mediation.agreements.models import AgreementSignature, ApplicationSignature
 from mediation.agreements.notary import AgreementSettings, Notary
 from mediation.audit import AuditEntry
@@ -34,7 +34,7 @@ from signaling.client import ProtocolError, SessionClient
 from signaling.config import Settings
 from tests.agreements.conftest import World as AgreementWorld
 from tests.agreements.conftest import make_world
-from tests.agreements.helpers import final_agreement, party_sign, sealed_agreement
+from tests.agreements.helpers import attach_power_of_attorney, final_agreement, party_sign, sealed_agreement
 from tests.conftest import World
 
 N_DEVICES = 60
@@ -234,9 +234,7 @@ async def test_application_signatures_one_per_signer_and_the_last_submits(signin
     async with w.db.session() as s:
         app = await confirmation.start_application(s, a.id, court_id="court-huangzhong", courts=w.courts,
                                                    actor="staff:1")
-        await package.add_document(s, app.id, kind="power_of_attorney", filename="授权委托书.pdf",
-                                   data=b"%PDF-1.4 scanned power of attorney", actor="staff:1",
-                                   person_id=w.people["B-agent"])
+    await attach_power_of_attorney(w, app.id)
     out = await asyncio.gather(*(_apply_sign(w, app.id, "A") for _ in range(5)), _apply_sign(w, app.id, "B-agent"))
     # one of A's five signatures is stored; the others are refused (already signed, or already submitted when
     # B-agent's signature, the last one, came in between)
