@@ -3,9 +3,12 @@
 A server starts in-process on 127.0.0.1 (ephemeral port); a mediator and N-1 parties join over HTTP and
 Socket.IO, pass the identity check (one-time codes from an in-memory sender), consent, are admitted, publish
 pre-encoded VP8 + Opus (media/bots.py), are recorded, hold a caucus with side A, return to the joint session,
-and leave the media. Then they agree, sign, apply, and a judge bot confirms (signaling/simulate_court.py). The
-JSON summary gives what each bot sent and received per phase, the recording's export, the agreement, the ruling,
-the evidence bundle's path (under --out, else the data directory, else var/simulate) and its offline verification.
+and leave the media. A party uploads a photo of an IOU into the case file and shows it; the mediator writes the
+electronic transcript as they go (one entry inside the caucus), closes it for review, and every party confirms
+it with its device key (signaling/simulate_casefile.py). Then they agree, sign, apply, and a judge bot confirms
+(signaling/simulate_court.py). The JSON summary gives what each bot sent and received per phase, the recording's
+export, the document and the transcript, the agreement, the ruling, the evidence bundle's path (under --out, else
+the data directory, else var/simulate), what it carries, and its offline verification.
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ async def run(settings: Settings, participants: int, seconds: float, workdir: Pa
     from recordings.export import export
     from signaling.app import create_app
     from signaling.services import SERVICES
+    from signaling.simulate_casefile import close_and_confirm, upload_photo, write
     from signaling.simulate_court import agree_and_confirm
 
     app = create_app(settings)
@@ -85,14 +89,20 @@ async def run(settings: Settings, participants: int, seconds: float, workdir: Pa
         phase = seconds / 3
         await _phase(bots, "joint", phase)
         rec = (await mediator.call("recording:start", {}))["recording"]
+        photo = await upload_photo(parties[0], [mediator, *parties[1:]])
+        await write(mediator, parties[0], "我方出示借条照片一张，借款金额两千六百元。")
+        await write(mediator, parties[1], "对借条的真实性没有异议。")
         side_a = [c.pid for c in parties if c.info.get("name") in demo_names(demo, "A")]
         await mediator.call("caucus:open", {"members": [mediator.pid, *side_a]})
+        await write(mediator, None, "（背靠背）A方表示可以接受分期履行。")
         await _phase(bots, "caucus_side_a", phase)
         await mediator.call("caucus:close")
+        await write(mediator, None, "双方同意按调解协议约定修复并赔偿。")
         await _phase(bots, "joint_again", phase)
         await mediator.call("recording:stop", {"reason": "模拟结束"})
         for bot in bots.values():
             await bot.leave()
+        transcript = await close_and_confirm(mediator, parties)
         out = workdir / "export.mkv"
         res = await export(sv.db, sv.storage, sv.keys, rec, out, actor="simulate", reason="simulation check")
         court = await agree_and_confirm(sv, base, demo["case"], mediator, parties, clients, out_dir or workdir)
@@ -102,6 +112,7 @@ async def run(settings: Settings, participants: int, seconds: float, workdir: Pa
             "recording": {"id": rec, "export_bytes": res.bytes, "export_seconds": res.duration_ms / 1000,
                           "export_streams": res.streams},
             "caucus": {"members": [mediator.pid, *side_a]},
+            "documents": [photo], "transcript": transcript,
             "bots": {pid: {"sent": b.sent(), "phases": {p: b.delta(p, p + ":end") for p in
                                                         ("joint", "caucus_side_a", "joint_again")}}
                      for pid, b in bots.items()},

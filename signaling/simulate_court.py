@@ -10,6 +10,7 @@ import asyncio
 import base64
 import copy
 import datetime as dt
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from mediation import cases
 from mediation.agreements import zipfmt
 from mediation.agreements.verify import averify_bundle
 from signaling.cli_server import DEMO_PASSWORD
-from signaling.cli_verify import Recordings
+from signaling.cli_verify import Documents, Recordings
 from signaling.client import ProtocolError, SessionClient
 from signaling.services import Services
 
@@ -94,8 +95,11 @@ async def agree_and_confirm(sv: Services, base: str, case_code: str, mediator: S
     path = out_dir / f"{case_code}-bundle.zip"
     await asyncio.to_thread(_write, path, data)
     court_key = sv.courts.recording_key(COURT)
-    report = await averify_bundle(data, sv.keys.fingerprint,
-                                  verify_recording=Recordings(zipfmt.read(data), court_key, None))
+    members = await asyncio.to_thread(zipfmt.read, data)
+    docs = Documents(court_key)
+    report = await averify_bundle(data, sv.keys.fingerprint, verify_recording=Recordings(members, court_key, None),
+                                  verify_document=docs)
+    manifest = json.loads(members["manifest.json"])
     if not report.ok:
         log.error("bundle verification failed:\n%s", report.text())
     return {
@@ -105,6 +109,15 @@ async def agree_and_confirm(sv: Services, base: str, case_code: str, mediator: S
                         "queued": any(x["application_id"] == app_id for x in queue)},
         "ruling": {"outcome": ruling["outcome"], "court_key_fingerprint": ruling["court_key_fingerprint"]},
         "bundle": str(path.absolute()),
+        "bundle_contents": {
+            "documents": [{"id": d["id"], "filename": d["filename"], "sha256": d["sha256"]}
+                          for d in manifest["documents"]],
+            "transcripts": [{"session": t["session"], "sha256": t["sha256"],
+                             "signers": sorted(x["signer"] for x in manifest["signers"]
+                                               if x["context"] == f"transcript:{t['session']}")}
+                            for t in manifest["transcripts"]]},
         "verify": {"ok": report.ok, "failed_item": report.failed_item, "checks": len(report.lines),
-                   "center_fingerprint": sv.keys.fingerprint},
+                   "center_fingerprint": sv.keys.fingerprint, "documents_decrypted": docs.count,
+                   "transcript_responses_valid": sum(1 for x in report.lines
+                                                     if ": response of " in x and x.endswith("signature valid"))},
     }

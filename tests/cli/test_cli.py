@@ -38,6 +38,20 @@ def test_simulate_runs_a_whole_mediation_and_its_recording_exports(tmp_path: Pat
     # the bots agreed, signed, applied; the judge bot confirmed; the bundle verifies offline, also in its own process
     assert out["agreement"]["status"] == "sealed" and out["ruling"]["outcome"] == "confirmed"
     assert out["verify"]["ok"] is True and out["verify"]["failed_item"] is None
+    # the case file: a party's photo, stripped of its EXIF, shown to everyone admitted, carried by the bundle
+    [photo] = out["documents"]
+    assert photo["uploaded_by"] == "inv-1" and photo["media_type"] == "image/jpeg" and photo["metadata_stripped"]
+    assert set(photo["shown_to"]) == set(bots) and set(photo["read_by"]) == set(bots) - {"inv-1"}
+    assert out["bundle_contents"]["documents"] == [{"id": photo["id"], "filename": photo["filename"],
+                                                    "sha256": photo["sha256"]}]
+    # the electronic transcript: written live (the caucus entry stays out), confirmed by both parties' device keys
+    tx = out["transcript"]
+    assert tx["entries"] == 3 and tx["caucus_entries"] == 1 and tx["clock"] == f"recording:{out['recording']['id']}"
+    assert [(r["verdict"], r["recording_may_replace"]) for r in tx["responses"]] == [("confirmed", True)] * 2
+    signers = sorted(r["signer"] for r in tx["responses"])
+    assert out["bundle_contents"]["transcripts"] == [{"session": tx["session"], "sha256": tx["sha256"],
+                                                      "signers": signers}]
+    assert out["verify"]["documents_decrypted"] == 1 and out["verify"]["transcript_responses_valid"] == 2
     bundle = Path(out["bundle"])
     assert bundle.parent == tmp_path / "data" / "bundles" and bundle.stat().st_size > 100_000
     court_key = tmp_path / "keys" / "courts" / "court-huangzhong-wrap.pem"
@@ -45,6 +59,9 @@ def test_simulate_runs_a_whole_mediation_and_its_recording_exports(tmp_path: Pat
                 data=tmp_path)  # the center key is pinned from the local key directory
     assert r.returncode == 0 and r.stdout.rstrip().endswith("VALID"), r.stdout + r.stderr
     assert "ruling: 裁定确认调解协议有效" in r.stdout and (tmp_path / "court.mkv").stat().st_size > 10_000
+    assert f"document {photo['id']} ({photo['filename']}): decrypted with the court key" in r.stdout, r.stdout
+    assert f"transcript of session {tx['session']}: 3 entries" in r.stdout
+    assert r.stdout.count("confirmed; recording may replace the transcript: yes; signature valid") == 2, r.stdout
     r = onedoor("verify", str(bundle), "--fingerprint", "00" * 32, data=tmp_path)
     assert r.returncode == 1 and "INVALID — center key" in r.stdout
 
