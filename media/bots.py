@@ -102,6 +102,7 @@ class Counter:
     markers: int = 0  # packets with the marker bit: frames whose last packet arrived (counts lossy video)
     # arrival times (time.monotonic) of the last packets, for gap figures over a lossy link
     arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=20_000))
+    frame_ends: deque[float] = field(default_factory=lambda: deque(maxlen=5_000))  # marker packets' arrivals
 
     def longest_gap(self, start: float, end: float) -> float:
         """Longest time without a packet between `start` and `end` (time.monotonic), edges included."""
@@ -268,7 +269,10 @@ class Bot:
             if counter is not None:
                 counter.packets += 1
                 counter.markers += packet.marker
-                counter.arrivals.append(time.monotonic())
+                now = time.monotonic()
+                counter.arrivals.append(now)
+                if packet.marker:
+                    counter.frame_ends.append(now)
 
         def on_frame(codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
             counter = self._counter(mid)

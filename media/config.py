@@ -22,7 +22,7 @@ class MediaConfig:
     # At most one keyframe request (PLI) per publisher track per this many seconds; later requests coalesce.
     keyframe_interval: float = 0.5
     # Weak links (P5), per subscriber, on its OWN loss (net of what the hub never received from publishers):
-    # a step down the ladder (all video layers ... audio only) when the loss over `loss_window` seconds exceeds
+    # a step down the ladder (all video, key frames only, audio only) when the loss over `loss_window` seconds exceeds
     # `loss_threshold`; a step up after `recover_after` seconds at or below `recover_threshold` (hysteresis).
     # A step up undone within `probe_window` doubles the next wait (at most `recover_backoff_max`). Without a
     # new receiver report for `report_timeout` seconds the window is emptied (decisions use current data only).
@@ -34,6 +34,10 @@ class MediaConfig:
     recover_backoff_max: float = 60.0
     report_timeout: float = 3.0
     monitor_interval: float = 1.0
+    # The ladder's middle step (key frames only) between full video and audio only; False: video or audio only.
+    keyframes_step: bool = True
+    # At the ladder's key-frames-only step, ask a publisher for a key frame when its last one is this old (s).
+    keyframe_only_interval: float = 2.0
     # Minimum number of packets in the window before a loss decision is taken.
     loss_min_packets: int = 50
     # UDP receive buffer of each peer connection's socket (capped by the kernel's net.core.rmem_max).

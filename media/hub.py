@@ -31,7 +31,7 @@ from media.errors import UnknownEvent, UnknownParticipant
 from media.forward import FrameSink, Publication, QueueingSink, Slot
 from media.peer import Peer
 from media.routing import RoutingTable
-from media.weaklink import SlotReport
+from media.weaklink import AUDIO_ONLY, SlotReport
 from mediation.errors import Conflict, InvalidInput
 
 logger = logging.getLogger(__name__)
@@ -354,6 +354,8 @@ class Hub:
         if reason == "request":  # a person's choice: when it ends, the ladder starts again from the top
             peer.link.reset(level=peer.link.top)
             peer.meter.reset()
+            for slot in peer.slots:
+                slot.forwarder.set_keyframes_only(False)
         await self.apply_routing()
         await self._observe_audio_only(peer.pid, enabled, reason)
         if notify:
@@ -367,8 +369,22 @@ class Hub:
             for peer in list(self._peers.values()):
                 try:
                     await self._check_link(peer)
+                    self._keyframes_for_weak(peer)
                 except Exception:
                     logger.exception("link check failed for %s", peer.pid)
+
+    def _keyframes_for_weak(self, peer: Peer) -> None:
+        """A subscriber at the key-frames-only step sees each publisher at least every `keyframe_only_interval`
+        (browsers send key frames only when asked; the request is coalesced per publisher: keyframe_interval)."""
+        if not peer.keyframes_only:
+            return
+        now = time.monotonic()
+        for slot in peer.slots:
+            fwd = slot.forwarder
+            if slot.active and fwd.keyframes_only and (
+                fwd.last_keyframe_at is None or now - fwd.last_keyframe_at >= self.config.keyframe_only_interval
+            ):
+                self._keyframe_for(slot)
 
     async def _check_link(self, peer: Peer) -> None:
         """One step of the subscriber's ladder from its receiver reports, net of its publishers' uplink loss."""
@@ -397,10 +413,13 @@ class Hub:
         await self._apply_level(peer, before, level)
 
     async def _apply_level(self, peer: Peer, before: int, level: int) -> None:
-        if level == 0 and before > 0:
+        """Full video -> key frames only -> audio only, one step at a time (and back)."""
+        if level == AUDIO_ONLY and before > AUDIO_ONLY:
             await self._set_audio_only(peer, True, "loss")
-        elif before == 0 and level > 0:
+        elif before == AUDIO_ONLY and level > AUDIO_ONLY:
             await self._set_audio_only(peer, False, "recovered")
+        for slot in peer.slots:
+            slot.forwarder.set_keyframes_only(peer.keyframes_only)
 
     # plumbing -----------------------------------------------------------------------------------
     def _spawn(self, coro: Coroutine[Any, Any, Any] | Awaitable[Any]) -> None:
@@ -449,6 +468,9 @@ class Hub:
                         "packets_out": slot.forwarder.packets,
                         "bytes_out": slot.forwarder.bytes,
                         "dropped": slot.forwarder.dropped,
+                        "keyframes_only": slot.forwarder.keyframes_only,
+                        "skipped": slot.forwarder.skipped,
+                        "keyframes_out": slot.forwarder.keyframes,
                         "retransmitted": slot.forwarder.retransmitted,
                     }
                     for slot in peer.slots

@@ -25,7 +25,7 @@ from media.errors import MalformedSdp, NegotiationConflict, UnsupportedCodec
 from media.forward import CLOCK_RATE, Publication, Slot, SlotTrack
 from media.rtpforward import RtpForwarder, SendParams
 from media.sdpmunge import opus_fec_dtx
-from media.weaklink import LinkMeter, LinkState
+from media.weaklink import FULL, KEYFRAMES_ONLY, LinkMeter, LinkState
 
 logger = logging.getLogger(__name__)
 
@@ -81,8 +81,13 @@ class Peer:
         self.pending_offer: dict[str, Any] | None = None  # the outstanding offer (sent again on renegotiate)
         self.audio_only_reason: str | None = None
         # the downlink's place on the ladder survives a new peer connection (automatic stays automatic)
-        self.link = LinkState(config, top=1)
+        self.link = LinkState(config, top=FULL if config.keyframes_step else 1)
         self.meter = LinkMeter()
+
+    @property
+    def keyframes_only(self) -> bool:
+        """At the ladder's middle step: its video slots get only key frames."""
+        return self.link.top == FULL and self.link.level == KEYFRAMES_ONLY
 
     @property
     def connected(self) -> bool:
@@ -116,6 +121,7 @@ class Peer:
         transceiver = self.pc.addTransceiver(track, direction="sendonly")
         transceiver.setCodecPreferences(codec_preferences(kind))
         forwarder = RtpForwarder(kind, CLOCK_RATE[kind], lambda: None)
+        forwarder.keyframes_only = kind == "video" and self.keyframes_only
         slot = Slot(subscriber=self.pid, kind=kind, transceiver=transceiver, track=track, forwarder=forwarder)
         forwarder.on_drop = functools.partial(on_keyframe, slot)
         sender = transceiver.sender

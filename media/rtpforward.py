@@ -9,7 +9,12 @@ payload untouched (for VP8 the payload descriptor stays as the publisher wrote i
   packets older than the restart point are not sent (late retransmissions from before it);
 - RTP timestamps stay monotonic across a change of publisher (offset from the wall-clock time elapsed);
 - video (re)starts only at the first packet of a VP8 keyframe, so a subscriber never gets a broken picture;
-- a bounded ring of the last `CACHE` packets sent answers the subscriber's NACKs (as RTX when negotiated).
+- a bounded ring of the last `CACHE` packets sent answers the subscriber's NACKs (as RTX when negotiated);
+- `keyframes_only` (a weak subscriber's middle step, media/weaklink.py): only key frames are sent, each one a
+  (re)start point, so sequence numbers stay continuous (no NACKs for what was skipped) and the VP8 picture id
+  is rewritten to follow the last one sent (`_pid_offset`, also applied after any restart): the subscriber sees
+  the publisher at the key frame rate instead of not at all. (Temporal layers would be the finer step: see
+  docs/performance.md for why the hub does not use them yet.)
 
 No aiortc internals here: `RtpOut` (media/passthrough.py) protects and sends the bytes on the sender's transport.
 """
@@ -108,6 +113,12 @@ class RtpForwarder:
         self._rtx_seq = random.randrange(1 << 15)
         self._cache: list[tuple[int, bytes, int] | None] = [None] * CACHE if self._video else []
         self.packets = self.frames = self.bytes = self.dropped = self.retransmitted = 0
+        self.keyframes_only = False
+        self.skipped = 0  # packets not sent because only key frames go to this subscriber
+        self.keyframes = 0  # key frames started (video)
+        self.last_keyframe_at: float | None = None
+        self._pid_offset = 0  # added to the VP8 picture id (15 or 7 bits) so it follows the last one sent
+        self._last_pid: int | None = None
         # packets the subscriber will count as lost that never reached the hub: gaps in the forwarded sequence
         # (the publisher's uplink loss), less the gaps filled later (media/weaklink.py nets them out)
         self.upstream_missing = 0
@@ -126,6 +137,15 @@ class RtpForwarder:
         """Forward nothing until the next start point (a keyframe's first packet for video)."""
         self.need_start = True
 
+    def set_keyframes_only(self, on: bool) -> None:
+        """Send only key frames (on) or everything again (off: from the next key frame, asked for now)."""
+        if not self._video or on == self.keyframes_only:
+            return
+        self.keyframes_only = on
+        self.need_start = True
+        if self.params is not None:
+            self.on_drop()
+
     def forward(
         self,
         seq: int,
@@ -143,16 +163,25 @@ class RtpForwarder:
             return
         if self.need_start or source is not self._source:
             if not start_ok:
+                if self.keyframes_only and self.need_start and source is self._source:
+                    self.skipped += 1  # between two key frames
+                    return
                 self.dropped += 1
                 if not self.need_start:  # the publisher's new peer connection: wait for (and ask) a keyframe
                     self.need_start = True
                     self.on_drop()
                 return
             self._start(seq, ts, source, now)
+            if self._video:
+                self.keyframes += 1
+                self.last_keyframe_at = now
+                self._rebase_picture_id(payload)
         elif ((seq - self._base) & 0xFFFF) >= 0x8000:
             return  # from before this run started (a late retransmission): never sent, never expected
         out_seq = (seq + self._seq_offset) & 0xFFFF
         out_ts = (ts + self._ts_offset) & 0xFFFFFFFF
+        if self._video:
+            payload = self._picture_id(payload)
         if ext is None or p.ext_head is None:
             block = p.static_ext
             data = b"".join(
@@ -178,6 +207,8 @@ class RtpForwarder:
         self.packets += 1
         self.frames += marker
         self.bytes += len(payload)
+        if marker and self.keyframes_only:
+            self.need_start = True  # the key frame is complete: skip to the next one
         if self._video:
             self._cache[out_seq % CACHE] = (out_seq, data, header_len)
         last = self._last_seq
@@ -205,6 +236,27 @@ class RtpForwarder:
         self._base = seq
         self.need_start = False
 
+    def _rebase_picture_id(self, payload: bytes) -> None:
+        """At a start point: choose the picture id offset so the next picture id sent follows the last one."""
+        found = vp8_picture_id(payload)
+        if found is None or self._last_pid is None:
+            return
+        pid, _, bits = found
+        self._pid_offset = (self._last_pid + 1 - pid) % (1 << bits)
+
+    def _picture_id(self, payload: bytes) -> bytes:
+        found = vp8_picture_id(payload)
+        if found is None:
+            return payload
+        pid, pos, bits = found
+        out = (pid + self._pid_offset) % (1 << bits)
+        self._last_pid = out
+        if out == pid:
+            return payload
+        if bits == 15:
+            return b"".join((payload[:pos], bytes([0x80 | (out >> 8), out & 0xFF]), payload[pos + 2 :]))
+        return b"".join((payload[:pos], bytes([out]), payload[pos + 1 :]))
+
     def retransmit(self, seq: int) -> None:
         """The subscriber NACKed `seq` (one of ours): resend it from the cache, as RTX if negotiated."""
         p, out = self.params, self._out
@@ -230,6 +282,17 @@ class RtpForwarder:
 
 def _ts_of(data: bytes) -> int:
     return int.from_bytes(data[4:8], "big")
+
+
+def vp8_picture_id(payload: bytes) -> tuple[int, int, int] | None:
+    """(picture id, its offset in the payload, 7 or 15 bits) of a VP8 payload descriptor (RFC 7741), or None."""
+    if len(payload) < 3 or not payload[0] & 0x80 or not payload[1] & 0x80:  # X, then I
+        return None
+    if payload[2] & 0x80:
+        if len(payload) < 4:
+            return None
+        return ((payload[2] & 0x7F) << 8) | payload[3], 2, 15
+    return payload[2], 2, 7
 
 
 def vp8_keyframe_start(payload: bytes) -> bool:

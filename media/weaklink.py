@@ -24,6 +24,9 @@ from dataclasses import dataclass
 
 from media.config import MediaConfig
 
+# the ladder's levels: everything, key frames only (the publishers at their key frame rate), audio only
+AUDIO_ONLY, KEYFRAMES_ONLY, FULL = 0, 1, 2
+
 
 @dataclass(frozen=True)
 class SlotReport:

@@ -12,7 +12,7 @@ from aiortc.rtcrtpparameters import (
 )
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket, unwrap_rtx
 
-from media import fixtures, passthrough
+from media import fixtures, passthrough, rtpforward
 from media.rtpforward import ABS_SEND_TIME_URI, CACHE, MID_URI, RtpForwarder, SendParams, vp8_keyframe_start
 
 pytestmark = pytest.mark.timeout(30)
@@ -209,3 +209,47 @@ def test_upstream_missing_counts_gaps_in_what_the_hub_forwards_and_late_fills():
     fwd.restart()  # a restart continues the output sequence: no gap
     fwd.forward(500, 500 * 960, 0, b"x", True, src, None, 0, 0.0)
     assert fwd.upstream_missing == 1
+
+
+def test_keyframes_only_sends_key_frames_with_continuous_sequence_and_picture_ids():
+    """The weak subscriber's middle step: only key frames, no sequence gap (no NACKs), picture ids +1 per frame."""
+    clip = fixtures.video_clip()
+    params, ext_map = video_params()
+    out = FakeOut()
+    asked = []
+    fwd = RtpForwarder("video", 90000, lambda: asked.append(1))
+    fwd.bind(params, out)
+    frames = vp8_packets(clip.frames)  # two key frames (0 and 60) in 120 frames
+    end = feed(fwd, frames[:10], "pub", seq0=100, ts0=0)
+    sent_full = len(out.packets)
+    before = len(asked)
+    fwd.set_keyframes_only(True)
+    assert len(asked) == before + 1  # a key frame asked for at once
+    end = feed(fwd, frames[10:] + frames, "pub", seq0=end, ts0=3000 * 10)
+    parsed = [RtpPacket.parse(p, ext_map) for p in out.packets]
+    seqs = [p.sequence_number for p in parsed]
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))  # nothing the subscriber could NACK
+    keyframe_packets = [p for payloads, key in frames[60:] + frames[:61] for p in payloads if key]
+    assert [p.payload[4:] for p in parsed[sent_full:]] == [p[4:] for p in keyframe_packets]
+    only = parsed[sent_full:]
+    assert sum(p.marker for p in only) == 3  # key frames 60, 0 and 60 again
+    pids = [_pid(p.payload) for p in parsed if p.marker]
+    assert all((b - a) % (1 << 15) == 1 for a, b in itertools.pairwise(pids))  # rewritten: one per frame sent
+    assert fwd.skipped == sum(len(p) for p, key in frames[10:] + frames if not key)
+    assert fwd.dropped == 0
+
+    # back to everything: from the next key frame on, continuous again
+    fwd.set_keyframes_only(False)
+    n = len(out.packets)
+    feed(fwd, frames[60:64], "pub", seq0=end, ts0=0)
+    back = [RtpPacket.parse(p, ext_map) for p in out.packets[n:]]
+    assert vp8_keyframe_start(back[0].payload) and sum(p.marker for p in back) == 4
+    assert (back[0].sequence_number - seqs[-1]) & 0xFFFF == 1
+    pid = _pid(back[-1].payload)
+    assert (pid - pids[-1]) % (1 << 15) == 4
+
+
+def _pid(payload: bytes) -> int:
+    found = rtpforward.vp8_picture_id(payload)
+    assert found is not None
+    return found[0]

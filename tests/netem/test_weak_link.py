@@ -68,21 +68,25 @@ def _figures(bots: dict[str, Bot], names: list[str], start: float, end: float) -
             audio = bots[sub].received.get((pub, "audio"))
             video = bots[sub].received.get((pub, "camera"))
             n_audio = sum(1 for t in audio.arrivals if start < t < end) if audio else 0
-            n_frames = 0
+            n_packets = n_frames = 0
             if video:
-                n_frames = sum(1 for t in video.arrivals if start < t < end)  # packets; frames below
+                n_packets = sum(1 for t in video.arrivals if start < t < end)
+                n_frames = sum(1 for t in video.frame_ends if start < t < end)  # frames whose last packet came
             out[f"{pub}->{sub}"] = {
                 "audio_delivered": round(n_audio / (AUDIO_PPS * seconds), 3),
                 "audio_longest_gap_s": round(audio.longest_gap(start, end), 2) if audio else seconds,
-                "video_packets_per_s": round(n_frames / seconds, 1),
+                "video_packets_per_s": round(n_packets / seconds, 1),
+                "video_frames_per_s": round(n_frames / seconds, 2),
             }
     return out
 
 
-async def test_weak_party_at_300k_300ms_5pct_and_a_5s_outage(emulator):
+@pytest.mark.parametrize("ladder", ["before", "after"])
+async def test_weak_party_at_300k_300ms_5pct_and_a_5s_outage(emulator, ladder):
+    """`before`: the ladder as it was (video or audio only); `after`: with the key-frames-only step."""
     config = MediaConfig(
         loss_window=2.0, recover_after=3.0, monitor_interval=0.5, loss_min_packets=30, probe_window=8.0,
-        report_timeout=2.0,
+        report_timeout=2.0, keyframes_step=ladder == "after",
     )
     router = DirectRouter()
     hub = Hub("netem", config, router.send)
@@ -149,6 +153,14 @@ async def test_weak_party_at_300k_300ms_5pct_and_a_5s_outage(emulator):
         figures["w_link_levels_since_impairment"] = weak_levels
         first_change = next((t for t, lvl in weak_levels if t > 0 and lvl < 1), None)
         figures["time_to_adapt_s"] = first_change
+        # frames of m that reached w while w was at the key-frames-only step (level 1 of 0..2)
+        steps = [(t, level) for t, pid, level in levels if pid == "w"] + [(marks["end"], -1)]
+        at_step = [(a, b) for (a, level), (b, _) in itertools.pairwise(steps) if level == 1 and ladder == "after"]
+        m_video = bots["w"].received.get(("m", "camera"))
+        figures["m_frames_to_w_at_keyframes_step"] = {
+            "seconds": round(sum(b - a for a, b in at_step), 2),
+            "frames": sum(1 for t in (m_video.frame_ends if m_video else []) for a, b in at_step if a < t < b),
+        }
 
         def first_after(sub: str, pub: str, since: float) -> float | None:
             counter = bots[sub].received.get((pub, "audio"))
@@ -163,7 +175,7 @@ async def test_weak_party_at_300k_300ms_5pct_and_a_5s_outage(emulator):
             for owner in names for source in ("audio", "camera") for a, b in phases if a != "outage"
         }
         figures["link"] = {d: {k: link[d][k] for k in ("packets_in", "lost", "queue_drops")} for d in link}
-        print("\nNETEM FIGURES " + json.dumps(figures, indent=1))
+        print(f"\nNETEM FIGURES ({ladder}) " + json.dumps(figures, indent=1))
 
         # outcomes
         assert "m" not in audio_only_seen and "c" not in audio_only_seen  # the clean ones never lose video
@@ -172,6 +184,8 @@ async def test_weak_party_at_300k_300ms_5pct_and_a_5s_outage(emulator):
         assert weak_phase["m->w"]["audio_delivered"] > 0  # the weak party hears the mediator
         assert weak_phase["w->m"]["audio_delivered"] > 0  # and is heard
         assert weak_phase["m->c"]["video_packets_per_s"] > 0  # clean participants keep each other's video
+        if ladder == "after":  # at the key-frames-only step the weak party still sees the mediator
+            assert figures["m_frames_to_w_at_keyframes_step"]["frames"] > 0
         after = figures["back"]
         assert after["m->w"]["audio_delivered"] > 0 and after["w->m"]["audio_delivered"] > 0
         assert after["c->m"]["video_packets_per_s"] > 0
