@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
+from typing import Any
 
 import socketio
 from aiohttp import web
@@ -26,6 +27,7 @@ from signaling import (
     recording_events,
     recordings_api,
 )
+from signaling.cluster import ClusterNode
 from signaling.cluster import ClusterNode
 from signaling.config import Settings
 from signaling.http_api import PUBLISHER
@@ -168,10 +170,49 @@ async def _stop_live(live: Any, reason: str) -> None:
         await live.media.close()
 
 
+def node_id_of(url: str) -> str:
+    """A node's default id from its address: `http://10.0.0.2:8080` -> `10.0.0.2-8080` (a valid proxy server name)."""
+    netloc = url.split("://", 1)[-1].split("/", 1)[0]
+    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in netloc)
+
+
+async def _cluster(app: web.Application) -> AsyncIterator[None]:
+    cluster = app[SERVICES].cluster
+    assert cluster is not None
+
+    async def lost(session_id: int) -> None:
+        """Another node owns the session now: stop the local copy at once (its recorder writes nothing more);
+        the people's clients reconnect and are sent to the owner."""
+        sv = app[SERVICES]
+        live = sv.live.get(session_id)
+        if live is None:
+            return
+        ns = app[NAMESPACE]
+        for (sid, _pid), conn_sid in list(ns.sids.items()):
+            if sid == session_id:
+                await ns.disconnect(conn_sid)
+        await _stop_live(sv.live.close(session_id) or live, "lease lost to another node")
+
+    cluster.on_lost = lost
+    await cluster.start()
+    yield
+    await cluster.stop()
+
+
+async def _stop_live(live: Any, reason: str) -> None:
+    if live.recorder is not None:
+        await live.recorder.stop(reason, actor="server")
+    if live.caucus_recorder is not None:
+        await live.caucus_recorder.stop(reason, actor="server")
+    if live.media is not None:
+        await live.media.close()
+
+
 async def _healthz(request: web.Request) -> web.Response:
     sv = request.app[SERVICES]
     await sv.db.ping()
-    return web.json_response({"ok": True, "rooms": len(sv.live.all())})
+    node = sv.cluster.node_id if sv.cluster is not None else None
+    return web.json_response({"ok": True, "rooms": len(sv.live.all()), "node": node})
 
 
 def _static(app: web.Application, web_dir: Path) -> None:

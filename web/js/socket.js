@@ -3,6 +3,15 @@ import { io } from "/vendor/socket.io/socket.io.esm.min.js";
 import { ServerError } from "./errors.js";
 
 const CONNECT_TIMEOUT_MS = 10000;
+// Several nodes (docs/architecture.md, "Nodes"): the node that owns the session, as named by the join answer
+// (`info.node`) or by a `wrong_node` refusal. The connection stays same-origin (cookies, CSP, the Origin check);
+// `?node=<id>` lets the load balancer send it to that node (deploy/haproxy.cfg). Media goes to the node directly.
+let sessionNode = null;
+
+/** Remember the node that serves the session (`{id, url}` from POST /api/join's answer). */
+export function useNode(node) {
+  if (node && node.id) sessionNode = String(node.id);
+}
 
 /**
  * Connect to /session. Resolves with the socket once connected; rejects with a ServerError built from the
@@ -10,13 +19,29 @@ const CONNECT_TIMEOUT_MS = 10000;
  * reconnect needs fresh credentials (a new challenge), so callers reconnect themselves (party.js rejoin, with
  * `rejoinWait`). The server keeps a dropped participant's place and media for a grace period (30 s).
  */
-export function connectSession(auth) {
+export async function connectSession(auth, node) {
+  useNode(node);
+  try {
+    return await connectOnce(auth);
+  } catch (err) {
+    // Staff credentials (the cookie) can be used again: follow the owner once. An invite's challenge is spent by
+    // the refused attempt, so the caller's next join (a new challenge) goes to the remembered node.
+    if (err.code === "wrong_node" && err.detail && err.detail.id) {
+      useNode(err.detail);
+      if (auth && auth.session !== undefined) return connectOnce(auth);
+    }
+    throw err;
+  }
+}
+
+function connectOnce(auth) {
   return new Promise((resolve, reject) => {
     const socket = io("/session", {
       transports: ["websocket"],
       auth,
       reconnection: false,
       timeout: CONNECT_TIMEOUT_MS,
+      query: sessionNode ? { node: sessionNode } : {},
     });
     const fail = (err) => {
       socket.off("connect", ok);
