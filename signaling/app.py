@@ -7,7 +7,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
-from typing import Any
 
 import socketio
 from aiohttp import web
@@ -27,7 +26,6 @@ from signaling import (
     recording_events,
     recordings_api,
 )
-from signaling.cluster import ClusterNode
 from signaling.cluster import ClusterNode
 from signaling.config import Settings
 from signaling.http_api import PUBLISHER
@@ -130,44 +128,6 @@ async def _metrics_listener(app: web.Application) -> AsyncIterator[None]:
     if runner is not None:
         await runner.cleanup()
     await metrics.stop()
-
-
-def node_id_of(url: str) -> str:
-    """A node's default id from its address: `http://10.0.0.2:8080` -> `10.0.0.2-8080` (a valid proxy server name)."""
-    netloc = url.split("://", 1)[-1].split("/", 1)[0]
-    return "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in netloc)
-
-
-async def _cluster(app: web.Application) -> AsyncIterator[None]:
-    cluster = app[SERVICES].cluster
-    assert cluster is not None
-
-    async def lost(session_id: int) -> None:
-        """Another node owns the session now: stop the local copy at once (its recorder writes nothing more);
-        the people's clients reconnect and are sent to the owner."""
-        sv = app[SERVICES]
-        live = sv.live.get(session_id)
-        if live is None:
-            return
-        ns = app[NAMESPACE]
-        for (sid, _pid), conn_sid in list(ns.sids.items()):
-            if sid == session_id:
-                await ns.disconnect(conn_sid)
-        await _stop_live(sv.live.close(session_id) or live, "lease lost to another node")
-
-    cluster.on_lost = lost
-    await cluster.start()
-    yield
-    await cluster.stop()
-
-
-async def _stop_live(live: Any, reason: str) -> None:
-    if live.recorder is not None:
-        await live.recorder.stop(reason, actor="server")
-    if live.caucus_recorder is not None:
-        await live.caucus_recorder.stop(reason, actor="server")
-    if live.media is not None:
-        await live.media.close()
 
 
 def node_id_of(url: str) -> str:
