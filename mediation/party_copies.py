@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mediation import audit, sessions
+from mediation import audit, sessions, transcript
 from mediation.access import Actor, Resource, check
 from mediation.agreements import judging
 from mediation.agreements._load import center_of
@@ -64,7 +64,7 @@ class Document:
 
 
 @dataclass(frozen=True)
-class _Party:
+class ProvenParty:
     invite: Invite
     person: Person
     case: Case
@@ -86,7 +86,13 @@ async def _invite(s: AsyncSession, token: str) -> Invite:
     return inv
 
 
-async def _party(s: AsyncSession, proof: Proof, secret: bytes) -> _Party:
+async def prove_party(s: AsyncSession, proof: Proof, secret: bytes) -> ProvenParty:
+    """The party (invite, person, case, actor) a device proof over a fresh challenge vouches for; also the
+    after-session transcript review's authentication (mediation.transcript_review)."""
+    return await _party(s, proof, secret)
+
+
+async def _party(s: AsyncSession, proof: Proof, secret: bytes) -> ProvenParty:
     inv = await _invite(s, proof.token)
     await sessions.prove_device(s, inv, challenge=proof.challenge, signature=proof.signature, public_key=None,
                                 secret=secret)
@@ -97,7 +103,7 @@ async def _party(s: AsyncSession, proof: Proof, secret: bytes) -> _Party:
     person = await s.get(Person, inv.person_id)
     if case is None or person is None or person.case_id != case.id:
         raise NotFound("no such case", code="case_not_found")
-    return _Party(inv, person, case, actor)
+    return ProvenParty(inv, person, case, actor)
 
 
 async def _latest(s: AsyncSession, case_id: int) -> tuple[Agreement | None, ConfirmationApplication | None]:
@@ -168,15 +174,18 @@ class PartyCopies:
                                         status=app.status))
             if ruling is not None:
                 docs.append(self._entry("ruling", None, ruling.ruled_at, True, outcome=ruling.outcome,
-                                        outcome_label=judging.OUTCOMES[ruling.outcome],
+                                        ground=ruling.ground, outcome_label=judging.OUTCOMES[ruling.outcome],
                                         ground_label=judging.REJECTION_GROUNDS.get(ruling.ground or ""),
                                         objections=ruling.objections))
             q = (select(DocumentDelivery).where(DocumentDelivery.person_id == p.person.id)
                  .order_by(DocumentDelivery.id.desc()).limit(50))
             delivered = [{"document": d.document, "sha256": d.sha256, "delivered_at": d.delivered_at.isoformat()}
                          for d in (await s.scalars(q)).all()]
+            review = await transcript.for_review(s, p.invite.session_id, p.person.id)
+            review.pop("document", None)  # the entries come with POST /api/party/transcript
             await audit.append(s, actor=p.actor.id, action="copies.list", subject=f"case:{p.case.code}")
             return {"case": {"code": p.case.code}, "name": p.person.name, "role": p.invite.role,
+                    "transcript": review,
                     "service_consent": None if consent is None else {"granted": consent.granted,
                                                                      "at": consent.at.isoformat()},
                     "documents": docs, "delivered": delivered}

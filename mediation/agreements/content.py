@@ -45,10 +45,14 @@ _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 class Problem:
     field: str
     code: str
-    message: str
+    message: str  # for logs and API users; pages word the problem from `code`, `field` and `word`
+    word: str = ""  # the vague word of a `vague_term`
 
     def to_dict(self) -> dict[str, str]:
-        return {"field": self.field, "code": self.code, "message": self.message}
+        out = {"field": self.field, "code": self.code, "message": self.message}
+        if self.word:
+            out["word"] = self.word
+        return out
 
 
 def find_vague(text: str) -> str | None:
@@ -63,10 +67,10 @@ class _Checker:
     def __init__(self) -> None:
         self.found: list[Problem] = []
 
-    def add(self, field: str, code: str, message: str) -> None:
+    def add(self, field: str, code: str, message: str, word: str = "") -> None:
         if field not in message:
             message = f"{message} ({field})"
-        self.found.append(Problem(field, code, message))
+        self.found.append(Problem(field, code, message, word))
 
     def text(self, field: str, value: Any, label: str, *, vague: bool = True) -> None:
         if not isinstance(value, str) or not value.strip():
@@ -80,7 +84,7 @@ class _Checker:
             self.add(
                 field, "vague_term",
                 f"{label}含有不明确的表述「{word}」，请写明具体金额、日期或行为 / {field} is vague ('{word}'): "
-                "state the exact amount, date or act",
+                "state the exact amount, date or act", word,
             )
 
     def date(self, field: str, value: Any, label: str, today: dt.date | None) -> None:

@@ -2,13 +2,16 @@
 import "./strings-common.js";
 import "./strings-console.js";
 import "./strings-agreement.js";
+import "./court-strings.js";
 import { applyStatic, installSwitch, onLangChange, t, getLang } from "./i18n.js";
 import { h, mount, $, field, focusFirst, fmtTime } from "./dom.js";
 import * as http from "./api.js";
 import { explain } from "./errors.js";
 import { courtCaseView } from "./court-case.js";
+import { CourtSessionView } from "./court-session.js";
 
 let user = null;
+let live = null;  // the questioning the judge hosts (#/session/<id>/<application>)
 
 function loginView() {
   const name = h("input", { type: "text", id: "username", autocomplete: "username", required: true });
@@ -36,13 +39,18 @@ async function queueView() {
   }
   const { queue } = await http.get("/api/court/queue");
   const lang = getLang();
+  const parties = (q) => (q.parties || []).map((p) => `${t("side." + p.side)}：${p.name}`).join(t("list.sep"));
   return h("section", { id: "queue" }, h("h1", {}, t("court.queue")),
-    queue.length ? h("div", { class: "card scroll-x" }, h("table", {},
-      h("thead", {}, h("tr", {}, ["court.case", "court.status", "court.submitted", "court.due", ""].map((k) => h("th", { scope: "col" }, k ? t(k) : "")))),
+    queue.length ? h("div", { class: "card scroll-x" }, h("p", { class: "muted" }, t("court.queue_intro")), h("table", {},
+      h("thead", {}, h("tr", {}, ["court.case", "court.parties", "court.status", "court.submitted", "court.due", ""].map((k) => h("th", { scope: "col" }, k ? t(k) : h("span", { class: "visually-hidden" }, t("court.open")))))),
       h("tbody", {}, queue.map((q) => h("tr", { dataset: { application: String(q.application_id) } },
-        h("td", {}, q.case_code), h("td", {}, t("app.status." + q.status)), h("td", {}, fmtTime(q.submitted_at, lang)),
+        h("td", { class: "case-cell" }, h("div", { class: "strong" }, q.title || q.case_code),
+          h("div", { class: "muted" }, q.category ? t("cat." + q.category) + " · " : "", q.case_code)),
+        h("td", { class: "parties-cell" }, parties(q)),
+        h("td", {}, t("app.status." + q.status)), h("td", {}, fmtTime(q.submitted_at, lang)),
         h("td", { class: "clock" + (q.overdue ? " overdue" : "") }, fmtTime(q.due_at, lang), q.overdue ? " · " + t("clock.overdue") : ""),
-        h("td", {}, h("a", { class: "button", href: "#/app/" + q.application_id }, t("court.open"))))))))
+        h("td", {}, h("a", { class: "button", href: "#/app/" + q.application_id,
+          "aria-label": t("court.open") + " " + (q.title || q.case_code) }, t("court.open"))))))))
       : h("p", { class: "card muted", id: "queue-empty" }, t("court.none")));
 }
 
@@ -51,9 +59,13 @@ async function render() {
   $("#logout").hidden = !user;
   const main = $("#main");
   try {
-    const [, view, id] = (location.hash || "#").split("/");
+    const [, view, id, appId] = (location.hash || "#").split("/");
+    if (live && !(view === "session" && id === live.sessionId)) { live.stop(); live = null; }
     if (!user) mount(main, loginView());
-    else if (view === "app" && id && user.role === "court_judge") mount(main, await courtCaseView(id, render));
+    else if (view === "session" && id && user.role === "court_judge") {
+      if (!live) { live = new CourtSessionView(id, appId); mount(main, live.root); live.start(); } else live.paint();
+      return;
+    } else if (view === "app" && id && user.role === "court_judge") mount(main, await courtCaseView(id, render));
     else mount(main, await queueView());
   } catch (err) {
     if (err.code === "login_required") { user = null; render(); return; }

@@ -15,9 +15,12 @@ function pickLang() {
   return "zh";
 }
 
-export function register(strings) {
-  for (const k of Object.keys(strings)) if (k in dict) console.warn("i18n: duplicate key", k);
-  Object.assign(dict, strings);
+/** Add strings. With {fallback: true} keys another module already registered are kept (shared labels). */
+export function register(strings, { fallback = false } = {}) {
+  for (const k of Object.keys(strings)) {
+    if (!(k in dict)) dict[k] = strings[k];
+    else if (!fallback) { console.warn("i18n: duplicate key", k); dict[k] = strings[k]; }
+  }
 }
 
 export function getLang() {

@@ -64,7 +64,7 @@ export function documentsView(token) {
     return h("li", { dataset: { doc: d.kind } },
       h("div", {},
         h("div", { class: "strong" }, t("docs.kind." + d.kind)),
-        ruling ? h("div", {}, d.outcome_label, d.ground_label ? "：" + d.ground_label : "") : null,
+        ruling ? h("div", { id: "ruling-outcome" }, t("rul.outcome." + d.outcome), d.ground ? "：" + t("ground." + d.ground) : "") : null,
         ruling && d.objections ? h("div", { class: "muted", id: "objection-windows" }, t("ruling.windows", {
           party: fmtTime(d.objections.party.due, lang), third: fmtTime(d.objections.third_party.due, lang) })) : null,
         d.kind === "application" && d.status ? h("div", { class: "muted" }, t("appst." + d.status)) : null,

@@ -8,6 +8,7 @@ import { Tiles } from "./tiles.js";
 import { Chat } from "./chat.js";
 import { pendingThirdParties } from "./party-steps.js";
 import { AgreementPanel } from "./party-agreement.js";
+import { promptFor, promptBox } from "./party-prompt.js";
 
 export class SessionView {
   constructor(app) {
@@ -26,7 +27,8 @@ export class SessionView {
     this.tilesEl = h("div", { id: "tiles" });
     this.tiles = new Tiles(this.tilesEl);
     this.chat = new Chat(() => this.app.socket);
-    this.agreement = new AgreementPanel(app);
+    this.agreement = new AgreementPanel(app, () => this.paintPrompt());
+    this.promptEl = h("div", { class: "prompt-wrap", role: "status", "aria-live": "polite" });
     this.buttons = {
       mute: h("button", { type: "button", id: "btn-mute", onclick: () => this.toggleMute() }),
       camera: h("button", { type: "button", id: "btn-camera", onclick: () => this.toggleCamera() }),
@@ -36,7 +38,7 @@ export class SessionView {
       leave: h("button", { type: "button", id: "btn-leave", class: "danger", onclick: () => this.leave() }),
     };
     this.controls = h("div", { class: "controls", role: "toolbar" }, Object.values(this.buttons));
-    this.root = h("div", { class: "session" }, this.caucusBox, this.noticeBox, this.errBox, this.thirdBox,
+    this.root = h("div", { class: "session" }, this.promptEl, this.caucusBox, this.noticeBox, this.errBox, this.thirdBox,
       this.tilesEl, this.controls, this.agreement.root, this.chat.root);
     this.app.socket.on("chat:message", (m) => this.chat.add(m));
     this.app.socket.on("mute:forced", (m) => this.onForcedMute(m));
@@ -67,6 +69,23 @@ export class SessionView {
   }
 
   update() { this.paint(); }
+
+  /** The main prompt: what to do now, or what we wait for and from whom (the server's next_actions). */
+  paintPrompt() {
+    const st = this.app.state || {};
+    const pid = (st.you && st.you.person_id) || (this.app.info && this.app.info.person_id);
+    const p = promptFor(this.agreement.state, pid);
+    const key = p.tone + "|" + p.text + "|" + (p.action || "");
+    if (key === this.promptKey) return;
+    this.promptKey = key;
+    this.promptEl.replaceChildren(promptBox(p, (action) => {
+      const target = action === "sign_application" ? "#application-sign" : "#agreement";
+      const el = this.agreement.root.querySelector(target) || this.agreement.root;
+      el.scrollIntoView({ block: "start" });
+      if (!el.hasAttribute("tabindex") && el.tagName !== "BUTTON") el.setAttribute("tabindex", "-1");
+      el.focus({ preventScroll: true });
+    }));
+  }
 
   say(text) {
     this.noticeBox.textContent = text;
@@ -156,12 +175,16 @@ export class SessionView {
     b.recConsent.textContent = withdrawn ? t("sess.rec_consent_give") : t("sess.rec_consent_withdraw");
     this.controls.setAttribute("aria-label", t("sess.controls"));
     const c = st.caucus || {};
-    const names = (c.members || []).join(t("list.sep"));
+    // name the people in the caucus other than yourself and the mediators (the notice already says "the mediator")
+    const staff = new Set((st.participants || []).filter((p) => ["host", "co_mediator"].includes(p.role)).map((p) => p.name));
+    const others = (c.members || []).filter((n) => n !== (st.you || {}).name && !staff.has(n));
+    const names = (others.length ? others : c.members || []).join(t("list.sep"));
     this.caucusBox.hidden = !c.active;
     this.caucusBox.className = "caucus " + (c.you_inside ? "inside" : "outside");
-    this.caucusBox.textContent = c.active ? (c.you_inside ? t("sess.caucus_in", { names }) : t("sess.caucus_out", { names })) : "";
+    this.caucusBox.textContent = c.active ? (c.you_inside ? t("sess.caucus_in_you") : t("sess.caucus_out", { names })) : "";
     this.thirdBox.replaceChildren(pendingThirdParties(this.app, () => this.paint()) || "");
-    if (this.lang !== getLang()) { this.lang = getLang(); this.chat.paint(); this.agreement.render(); }
+    if (this.lang !== getLang()) { this.lang = getLang(); this.chat.paint(); this.agreement.render(); this.promptKey = null; }
+    this.paintPrompt();
     this.paintTiles();
   }
 
@@ -169,14 +192,20 @@ export class SessionView {
     const st = this.app.state || {};
     const people = Object.fromEntries((st.participants || []).map((p) => [p.id, p]));
     const c = st.caucus || {};
-    const away = new Set(c.active && !c.you_inside
-      ? (st.participants || []).filter((p) => (c.members || []).includes(p.name)).map((p) => p.id) : []);
+    // Outside a caucus, the people inside it are marked "in private talk"; inside it, the people left outside are
+    // marked "cannot hear each other for now" (never "in private talk": they are not).
+    const inside = new Set(c.member_ids || (st.participants || []).filter((p) => (c.members || []).includes(p.name)).map((p) => p.id));
+    const away = new Set(!c.active ? [] : c.you_inside
+      ? (st.participants || []).map((p) => p.id).filter((id) => !inside.has(id))
+      : [...inside]);
     this.tiles.render({
       local: this.media.local ? { stream: this.media.local, name: (st.you || {}).name, muted: this.media.micMuted,
         cameraOff: this.media.cameraOff || this.media.audioOnly } : null,
       groups: this.media.groups(),
       people,
       hidden: away,
+      hiddenLabel: c.you_inside ? t("sess.outside_caucus") : t("sess.away"),
+      everyone: { self: (st.you || {}).id },
     });
   }
 }

@@ -4,6 +4,7 @@ import { t } from "./i18n.js";
 import { call } from "./socket.js";
 import { explain } from "./errors.js";
 import { MediaClient } from "./media.js";
+import { readAloudButton, stopReading } from "./party-a11y.js";
 
 const STEPS = ["identity", "notices", "consents", "lobby"];
 
@@ -20,11 +21,35 @@ export function stepView(app) {
   return h("div", {}, stepper(app), view(app));
 }
 
-function stepper(app) {
+/** Progress from the server's own view of this person (after a reload or a rejoin the page starts from it). */
+export function syncProgress(app) {
+  const r = app.state && app.state.you && app.state.you.readiness;
+  if (!r) return;
+  if (r.identity) app.progress.identity = true;
+  if (r.notices) app.progress.notices = true;
+  if (r.online_consent && app.progress.online !== false) app.progress.online = true;
+}
+
+/** A step is done only when the server has it: an ID the mediator has still to check is "waiting", not green. */
+function stepState(app, s, i, cur) {
+  if (s === "identity" && app.progress.identity === "attestation") return i === cur ? "current" : "waiting";
+  if (i === cur) return "current";
+  if (s === "identity") return app.progress.identity === true ? "done" : "";
+  if (s === "notices") return app.progress.notices ? "done" : "";
+  if (s === "consents") return app.progress.online === true ? "done" : "";
+  return "";
+}
+
+export function stepper(app) {
   const cur = STEPS.indexOf(app.step);
   return h("nav", { class: "stepper", "aria-label": t("party.steps") },
-    h("ol", {}, STEPS.map((s, i) => h("li", { class: i < cur ? "done" : i === cur ? "current" : "",
-      "aria-current": i === cur ? "step" : null }, h("span", { class: "num" }, String(i + 1)), " ", t("step." + s)))));
+    h("ol", {}, STEPS.map((s, i) => {
+      const state = stepState(app, s, i, cur);
+      return h("li", { class: state, dataset: { stepState: state || "todo" }, "aria-current": i === cur ? "step" : null },
+        h("span", { class: "num" }, String(i + 1)), " ", t("step." + s),
+        state === "waiting" ? h("span", { class: "sub" }, t("step.identity_waiting")) : null,
+        state === "done" ? h("span", { class: "visually-hidden" }, t("step.done")) : null);
+    })));
 }
 
 /** An inline error box that says what went wrong in plain words. */
@@ -91,15 +116,21 @@ function noticesView(app) {
     if (!box.checked) { err.show(t("notice.need_ack")); box.focus(); return; }
     try {
       await call(app.socket, "lobby:consent", { kind: "notices", granted: true });
+      stopReading();
       app.progress.notices = true;
       app.goStep(nextStep(app) === "identity" ? "consents" : nextStep(app));
     } catch (e2) { err.show(e2); }
   }
+  const all = () => parts.map((p) => t(`notice.${p}.h`) + "。" + t(`notice.${p}`)).join("\n");
   return h("section", { class: "card step", dataset: { step: "notices" } },
     h("h2", {}, t("notice.title")),
+    h("div", { class: "read-all" }, h("p", { class: "hint" }, t("notice.listen")),
+      readAloudButton(t("notice.title"), all, { id: "read-all" })),
     h("div", { class: "notices" },
-      parts.map((p) => h("section", { class: p === "norec" ? "norec" : "" },
-        h("h3", {}, t(`notice.${p}.h`)), h("p", {}, t(`notice.${p}`))))),
+      parts.map((p) => h("section", { class: p === "norec" ? "norec" : "", dataset: { notice: p } },
+        h("div", { class: "notice-head" }, h("h3", {}, t(`notice.${p}.h`)),
+          readAloudButton(t(`notice.${p}.h`), () => t(`notice.${p}.h`) + "。" + t(`notice.${p}`))),
+        h("p", {}, t(`notice.${p}`))))),
     h("form", { onsubmit: submit },
       h("label", { class: "choice" }, box, t("notice.ack")),
       err, h("button", { type: "submit", class: "primary" }, t("common.continue"))));
@@ -204,13 +235,16 @@ export function stopPreview(app) {
 function lobbyView(app) {
   const st = app.state || {};
   const here = st.mediator_present;
+  const idWait = app.progress.identity === "attestation";
   return h("section", { class: "card step lobby", dataset: { step: "lobby" } },
     h("h2", {}, t("lobby.title")),
+    h("p", { class: "prompt", id: "next-prompt" }, idWait ? t("lobby.next_id") : t("lobby.next")),
     h("div", { class: "spinner", "aria-hidden": "true" }),
     h("p", { class: here ? "okmsg" : "muted", id: "lobby-status", role: "status" },
       here ? t("lobby.mediator_here") : t("lobby.no_mediator")),
-    app.progress.identity === "attestation" ? h("p", { class: "notice" }, t("id.attest_wait")) : null,
-    app.progress.identity === "attestation" ? idCameraView(app) : null,
+    idWait ? h("p", { class: "notice", id: "id-waiting" }, t("id.attest_wait")) : null,
+    idWait ? idCameraView(app) : null,
+    app.progress.identity === true && app.idChecked ? h("p", { class: "okmsg", id: "id-done" }, t("id.checked_by_mediator")) : null,
     pendingThirdParties(app, () => app.render(false)),
     h("button", { type: "button", onclick: () => app.goStep("consents") }, t("lobby.change")));
 }

@@ -4,11 +4,12 @@ import "./strings-party.js";
 import "./strings-agreement.js";
 import { applyStatic, installSwitch, onLangChange, t } from "./i18n.js";
 import { h, mount, $, focusFirst } from "./dom.js";
-import { post } from "./api.js";
+import { get, post } from "./api.js";
 import { deviceKeyFor, signChallenge } from "./devicekey.js";
 import { connectSession, rejoinWait } from "./socket.js";
 import { explain, codeOf, ServerError } from "./errors.js";
-import { stepView, nextStep, stopPreview } from "./party-steps.js";
+import { stepView, nextStep, stopPreview, syncProgress, stepper } from "./party-steps.js";
+import { installLargeText } from "./party-a11y.js";
 import { SessionView } from "./party-session.js";
 import { documentsView } from "./party-documents.js";
 
@@ -73,10 +74,23 @@ function wire(socket) {
   });
 }
 
+let firstState = null;
+const gotFirstState = new Promise((resolve) => { firstState = resolve; });
+
 function onState(st) {
   app.state = st;
+  firstState();
   paintRecording();
   if (app.final) return;
+  const wasWaiting = app.progress.identity === "attestation";
+  syncProgress(app);
+  if (wasWaiting && app.progress.identity === true) {
+    app.idChecked = true;  // the mediator checked the ID: say so where the person waits, and turn the step green
+    if (app.view === "steps" && app.step !== "lobby") {
+      const nav = $("#main nav.stepper");
+      if (nav) nav.replaceWith(stepper(app));
+    }
+  }
   if (st.you && st.you.admitted) {
     if (app.view !== "session") enterSession();
     else app.session.update();
@@ -85,7 +99,7 @@ function onState(st) {
   } else if (app.view === "steps") {
     // Only views that show server state are redrawn; the others keep what the person is typing.
     const guests = JSON.stringify((st.third_parties || []).map((g) => g.id));
-    const lobbyKey = guests + st.mediator_present;
+    const lobbyKey = guests + st.mediator_present + app.progress.identity;
     if ((app.step === "lobby" && lobbyKey !== app.lobbyShown) || (app.step === "consents" && guests !== app.guestsShown)) {
       render(false);
     }
@@ -157,7 +171,7 @@ function header() {
 function render(moveFocus) {
   const main = $("#main");
   app.guestsShown = JSON.stringify(((app.state && app.state.third_parties) || []).map((g) => g.id));
-  app.lobbyShown = app.guestsShown + (app.state && app.state.mediator_present);
+  app.lobbyShown = app.guestsShown + (app.state && app.state.mediator_present) + app.progress.identity;
   paintRecording();
   if (app.view === "session") {
     if (!main.contains(app.session.root)) mount(main, app.session.root);
@@ -173,12 +187,44 @@ function render(moveFocus) {
   if (moveFocus) focusFirst(main);
 }
 
+// Links the center must send again: the person is told how to ask for a new one.
+const NEW_LINK = new Set(["bad_invite", "invite_expired", "device_mismatch", "bad_signature"]);
+
+/** The center's name and phone (GET /api/public/cases/{code}, no login), loaded once; null until known. */
+function centerContact() {
+  const code = app.info && app.info.case && app.info.case.code;
+  if (!code) return null;
+  if (app.center === undefined) {
+    app.center = null;
+    get("/api/public/cases/" + encodeURIComponent(code))
+      .then((c) => { app.center = c.center || {}; render(false); })
+      .catch(() => { app.center = {}; });
+  }
+  return app.center;
+}
+
+/** "Call the center at …; give your name and case number and ask for a new link." */
+function contactBox(newLink) {
+  const c = centerContact();
+  const code = app.info && app.info.case && app.info.case.code;
+  const phone = c && c.phone;
+  return h("div", { class: "contact", id: "center-contact" },
+    h("h3", {}, t("contact.title")),
+    phone ? h("p", { class: "phone" }, t("contact.call"), " ",
+      h("a", { href: "tel:" + phone.replace(/[^\d+]/g, ""), id: "center-phone" }, phone))
+      : h("p", {}, c ? t("contact.no_phone") : t("common.loading")),
+    c && c.name ? h("p", { class: "muted" }, c.name) : null,
+    c && c.hours ? h("p", { class: "muted" }, t("contact.hours", { hours: c.hours })) : null,
+    c && c.address ? h("p", { class: "muted" }, t("contact.address", { address: c.address })) : null,
+    newLink ? h("p", { id: "new-link-help" }, t("contact.new_link", { code: code || "" })) : null);
+}
+
 function errorView() {
   const code = codeOf(app.error);
   return [h("section", { class: "card", role: "alert", dataset: { code } },
     h("h2", {}, t("error.title")),
     h("p", { class: "error", id: "error-text" }, explain(app.error)),
-    h("p", { class: "muted" }, t("error.help")),
+    app.info ? contactBox(NEW_LINK.has(code)) : h("p", { class: "muted" }, NEW_LINK.has(code) ? t("error.help_link") : t("error.help")),
     FATAL.has(code) ? null : h("button", { type: "button", onclick: () => location.reload() }, t("common.retry"))),
   COPIES_AFTER.has(code) ? myDocuments() : null];
 }
@@ -197,6 +243,7 @@ function endedView() {
   return [h("section", { class: "card", role: "status", dataset: { final: f.kind } },
     h("h2", {}, title), h("p", {}, text),
     f.reason ? h("p", { class: "muted" }, t("end.reason", { reason: f.reason })) : null,
+    f.kind === "refused" ? contactBox(true) : null,
     f.kind === "left" || f.kind === "replaced"
       ? h("button", { type: "button", class: "primary", onclick: () => location.reload() }, t("end.rejoin")) : null),
   f.kind === "ended" ? myDocuments() : null];
@@ -205,11 +252,15 @@ function endedView() {
 async function main() {
   applyStatic(document);
   installSwitch();
+  installLargeText();
   onLangChange(() => render(false));
   app.token = decodeURIComponent(location.hash.replace(/^#/, "")).trim();
   if (app.token.length < 16) { fail(new ServerError({ code: "no_token" })); return; }
   try {
     await connect();
+    // the server's view of this person decides where to start (a reload keeps the steps already done)
+    await Promise.race([gotFirstState, new Promise((r) => setTimeout(r, 2000))]);
+    syncProgress(app);
     app.view = app.state && app.state.you && app.state.you.admitted ? app.view : "steps";
     app.step = nextStep(app);
     if (app.view !== "session") render(true);

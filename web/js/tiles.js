@@ -12,9 +12,13 @@ export class Tiles {
 
   /**
    * Render. `local`: {stream, name, muted, cameraOff}; `groups`: MediaClient.groups();
-   * `people`: session:state participants by id (for names, mute, hands); `hidden`: ids cut off by a caucus.
+   * `people`: session:state participants by id (for names, mute, hands); `hidden`: ids cut off by a caucus, and
+   * `hiddenLabel` what their tiles say (default: "cannot hear each other for now", true from either side);
+   * `everyone: {self}`: also a tile (no video) for each person in `people` but `self` who sends no media.
    */
-  render({ local, groups, people = {}, hidden = new Set() }) {
+  render({ local, groups, people = {}, hidden = new Set(), hiddenLabel, everyone = null }) {
+    // a caucus cuts `hidden` off from us; say it neutrally unless the caller knows which side they are on
+    this.hiddenLabel = hiddenLabel || t("sess.cut_off");
     const keep = new Set();
     if (local && local.stream) {
       keep.add("local");
@@ -35,6 +39,18 @@ export class Tiles {
       tile.name.textContent = name + (role ? " · " + t("role." + role) : "") + (who.side ? " · " + t("side." + who.side) : "");
       this._flags(tile, { muted: who.muted, hand: who.hand, noVideo: !g.camera || !g.active || who.audio_only,
         away: hidden.has(g.participant) });
+    }
+    if (everyone) {  // people without media yet (connecting, or on a phone with no camera) still get a tile
+      const shown = new Set(groups.map((g) => g.participant));
+      for (const [id, who] of Object.entries(people)) {
+        if (id === everyone.self || shown.has(id) || who.admitted === false) continue;
+        keep.add(id);
+        const tile = this._tile(id, false);
+        tile.root.dataset.participant = id;
+        this._attach(tile, []);
+        tile.name.textContent = who.name + (who.role ? " · " + t("role." + who.role) : "") + (who.side ? " · " + t("side." + who.side) : "");
+        this._flags(tile, { muted: who.muted, hand: who.hand, noVideo: true, away: hidden.has(id) });
+      }
     }
     for (const [key, tile] of this.tiles) {
       if (!keep.has(key)) {
@@ -85,7 +101,7 @@ export class Tiles {
     const out = [];
     if (hand) out.push("✋ " + t("sess.hand"));
     if (muted) out.push("🔇 " + t("sess.muted"));
-    if (away) out.push(t("sess.away"));
+    if (away) out.push(this.hiddenLabel || t("sess.cut_off"));
     else if (noVideo) out.push(t("sess.no_video"));
     tile.flags.textContent = out.join(" · ");
   }
