@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -60,8 +61,8 @@ async def clock(s: AsyncSession, sess: MediationSession) -> tuple[str, Any]:
     return "session_live", origin
 
 
-def _check(actor: Actor, action: Action, live: LiveSession, case: Case) -> None:
-    check(actor, action, Resource("session", center_id=case.center_id, session_id=live.session_id))
+def _check(actor: Actor, action: Action, session_id: int, case: Case) -> None:
+    check(actor, action, Resource("session", center_id=case.center_id, session_id=session_id))
 
 
 async def _load(s: AsyncSession, live: LiveSession) -> tuple[MediationSession, Case]:
@@ -82,7 +83,7 @@ async def write(db: Database, live: LiveSession, me: Presence, actor: Actor, *, 
     inside = me.pid in live.caucus
     async with db.session() as s:
         sess, case = await _load(s, live)
-        _check(actor, Action.TRANSCRIPT_WRITE, live, case)
+        _check(actor, Action.TRANSCRIPT_WRITE, live.session_id, case)
         if await s.get(Transcript, live.session_id) is not None:
             raise Conflict("笔录已提交确认，不能再修改 / the transcript was closed for review", code="transcript_closed")
         label, origin = await clock(s, sess)
@@ -110,7 +111,7 @@ async def view(db: Database, live: LiveSession, me: Presence, actor: Actor) -> d
     its hash and the responses so far when it was closed."""
     async with db.session() as s:
         sess, case = await _load(s, live)
-        _check(actor, Action.TRANSCRIPT_READ, live, case)
+        _check(actor, Action.TRANSCRIPT_READ, live.session_id, case)
         label, _ = await clock(s, sess)
         rows = (await s.scalars(select(TranscriptEntry).where(TranscriptEntry.session_id == live.session_id)
                                 .order_by(TranscriptEntry.seq))).all()
@@ -127,7 +128,7 @@ async def close(db: Database, live: LiveSession, actor: Actor) -> dict[str, Any]
     """Freeze the transcript (joint entries only) for the parties' review."""
     async with db.session() as s:
         sess, case = await _load(s, live)
-        _check(actor, Action.TRANSCRIPT_WRITE, live, case)
+        _check(actor, Action.TRANSCRIPT_WRITE, live.session_id, case)
         if await s.get(Transcript, live.session_id) is not None:
             raise Conflict("笔录已提交确认 / already closed for review", code="transcript_closed")
         label, _ = await clock(s, sess)
@@ -155,27 +156,50 @@ def _disputes(raw: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"seq": int(d["seq"]), "note": str(d.get("note", ""))[:1000]} for d in raw]
 
 
-async def _closed(s: AsyncSession, live: LiveSession) -> tuple[Transcript, Case]:
-    _, case = await _load(s, live)
-    t = await s.get(Transcript, live.session_id)
+async def closed_for_review(s: AsyncSession, session_id: int) -> tuple[Transcript, Case]:
+    """The session's transcript as closed for review, and its case (409 `transcript_open` before)."""
+    sess = await s.get(MediationSession, session_id)
+    case = await s.get(Case, sess.case_id) if sess else None
+    if sess is None or case is None:
+        raise NotFound("no such session", code="session_not_found")
+    t = await s.get(Transcript, session_id)
     if t is None:
         raise Conflict("笔录尚未提交确认 / the transcript is not closed for review yet", code="transcript_open")
     return t, case
+
+
+@dataclass(frozen=True)
+class Answerer:
+    """Who answers: a party or agent (its person), under the invite whose device key signs."""
+
+    person_id: int | None
+    invite_id: int | None
+    role: str
+    name: str
+
+
+def _answerer(me: Presence) -> Answerer:
+    return Answerer(me.person_id, me.invite_id, me.role.value, me.name)
 
 
 async def prepare(db: Database, live: LiveSession, me: Presence, actor: Actor, *, verdict: str,
                   disputes: list[dict[str, Any]], recording_may_replace: bool) -> dict[str, Any]:
     """The exact bytes (base64) this party signs with its device key for this answer."""
     async with db.session() as s:
-        t, case = await _closed(s, live)
-        _check(actor, Action.TRANSCRIPT_RESPOND, live, case)
-        payload = _payload(case, live, me, t, verdict, disputes, recording_may_replace)
-        return {"payload": base64.b64encode(payload).decode(), "transcript_sha256": t.sha256}
+        t, case = await closed_for_review(s, live.session_id)
+        _check(actor, Action.TRANSCRIPT_RESPOND, live.session_id, case)
+        return prepare_answer(case, t, _answerer(me), verdict, disputes, recording_may_replace)
 
 
-def _payload(case: Case, live: LiveSession, me: Presence, t: Transcript, verdict: str,
-             disputes: list[dict[str, Any]], recording_may_replace: bool) -> bytes:
-    if me.person_id is None:
+def prepare_answer(case: Case, t: Transcript, who: Answerer, verdict: str, disputes: list[dict[str, Any]],
+                   recording_may_replace: bool) -> dict[str, Any]:
+    payload = _payload(case, t, who, verdict, disputes, recording_may_replace)
+    return {"payload": base64.b64encode(payload).decode(), "transcript_sha256": t.sha256}
+
+
+def _payload(case: Case, t: Transcript, who: Answerer, verdict: str, disputes: list[dict[str, Any]],
+             recording_may_replace: bool) -> bytes:
+    if who.person_id is None:
         raise Forbidden("只有当事人和代理人确认笔录 / parties and agents confirm the transcript", code="not_a_party")
     if verdict not in VERDICTS:
         raise InvalidInput("verdict: confirmed or disputed", code="invalid_input")
@@ -184,8 +208,8 @@ def _payload(case: Case, live: LiveSession, me: Presence, t: Transcript, verdict
     if (verdict == "disputed") != bool(ds) or any(d["seq"] not in seqs for d in ds):
         raise InvalidInput("异议须指明笔录中的段落 / a dispute names passages of the transcript",
                            code="bad_dispute")
-    return response_payload(case_code=case.code, session_id=live.session_id, transcript_sha256=t.sha256,
-                            signer=f"person:{me.person_id}", verdict=verdict, disputes=ds,
+    return response_payload(case_code=case.code, session_id=t.session_id, transcript_sha256=t.sha256,
+                            signer=f"person:{who.person_id}", verdict=verdict, disputes=ds,
                             recording_may_replace=recording_may_replace)
 
 
@@ -194,36 +218,57 @@ async def respond(db: Database, live: LiveSession, me: Presence, actor: Actor, *
                   ) -> dict[str, Any]:
     """Verify the party's device-key signature over its answer and store it (one answer per party)."""
     async with db.session() as s:
-        t, case = await _closed(s, live)
-        _check(actor, Action.TRANSCRIPT_RESPOND, live, case)
-        payload = _payload(case, live, me, t, verdict, disputes, recording_may_replace)
-        inv = await s.get(Invite, me.invite_id) if me.invite_id else None
-        if inv is None or inv.revoked or not inv.device_key:
-            raise Forbidden("此设备未绑定签名密钥 / no device key is bound to this invite", code="no_device_key")
-        spki = base64.b64decode(inv.device_key)
-        sig = payloads.decode_b64(signature_b64, "signature")
-        signer = f"person:{me.person_id}"
-        sub = subject(case.code, live.session_id)
-        if not payloads.verify_signature(payloads.ECDSA_P256, spki, sig, payload):
-            await audit.append(s, actor=signer, action="transcript.response_refused", subject=sub,
-                               reason="signature does not verify with the bound device key")
-            raise InvalidInput("签名无效 / the signature does not verify with your device key", code="bad_signature")
-        row = TranscriptResponse(session_id=live.session_id, signer=signer, role=me.role.value, name=me.name,
-                                 invite_id=inv.id, payload=payload.decode(), algorithm=payloads.ECDSA_P256,
-                                 public_key=inv.device_key, key_fingerprint=payloads.key_fingerprint(spki),
-                                 signature=base64.b64encode(sig).decode(), signed_at=utcnow())
-        s.add(row)
-        try:
-            await s.flush()
-        except IntegrityError:
-            raise Conflict("您已答复 / already answered", code="already_signed") from None
-        await audit.append(s, actor=signer, action=f"transcript.{verdict}", subject=sub,
-                           detail={"transcript_sha256": t.sha256, "disputes": _disputes(disputes),
-                                   "key_fingerprint": row.key_fingerprint,
-                                   "signature_sha256": sha256_hex(sig)})
-        await audit.append(s, actor=signer, action="transcript.recording_choice", subject=sub,
-                           detail={"recording_may_replace": bool(recording_may_replace)})
-        return _response_json(row)
+        t, case = await closed_for_review(s, live.session_id)
+        _check(actor, Action.TRANSCRIPT_RESPOND, live.session_id, case)
+        return await store_answer(s, case, t, _answerer(me), verdict=verdict, disputes=disputes,
+                                  recording_may_replace=recording_may_replace, signature_b64=signature_b64)
+
+
+async def store_answer(s: AsyncSession, case: Case, t: Transcript, who: Answerer, *, verdict: str,
+                       disputes: list[dict[str, Any]], recording_may_replace: bool, signature_b64: str
+                       ) -> dict[str, Any]:
+    """Check the answer's signature with the device key bound to the answerer's invite, store it, log it (the
+    answer and, apart, the choice on the recording replacing the transcript). In the session or after it."""
+    payload = _payload(case, t, who, verdict, disputes, recording_may_replace)
+    inv = await s.get(Invite, who.invite_id) if who.invite_id else None
+    if inv is None or inv.revoked or not inv.device_key:
+        raise Forbidden("此设备未绑定签名密钥 / no device key is bound to this invite", code="no_device_key")
+    spki = base64.b64decode(inv.device_key)
+    sig = payloads.decode_b64(signature_b64, "signature")
+    signer = f"person:{who.person_id}"
+    sub = subject(case.code, t.session_id)
+    if not payloads.verify_signature(payloads.ECDSA_P256, spki, sig, payload):
+        await audit.append(s, actor=signer, action="transcript.response_refused", subject=sub,
+                           reason="signature does not verify with the bound device key")
+        raise InvalidInput("签名无效 / the signature does not verify with your device key", code="bad_signature")
+    row = TranscriptResponse(session_id=t.session_id, signer=signer, role=who.role, name=who.name,
+                             invite_id=inv.id, payload=payload.decode(), algorithm=payloads.ECDSA_P256,
+                             public_key=inv.device_key, key_fingerprint=payloads.key_fingerprint(spki),
+                             signature=base64.b64encode(sig).decode(), signed_at=utcnow())
+    s.add(row)
+    try:
+        await s.flush()
+    except IntegrityError:
+        raise Conflict("您已答复 / already answered", code="already_signed") from None
+    await audit.append(s, actor=signer, action=f"transcript.{verdict}", subject=sub,
+                       detail={"transcript_sha256": t.sha256, "disputes": _disputes(disputes),
+                               "key_fingerprint": row.key_fingerprint,
+                               "signature_sha256": sha256_hex(sig)})
+    await audit.append(s, actor=signer, action="transcript.recording_choice", subject=sub,
+                       detail={"recording_may_replace": bool(recording_may_replace)})
+    return _response_json(row)
+
+
+async def for_review(s: AsyncSession, session_id: int, person_id: int) -> dict[str, Any]:
+    """A party's view after the session: the closed transcript (joint entries only), its hash, and this
+    person's own answer if it gave one; `closed` false while it is still being written."""
+    t = await s.get(Transcript, session_id)
+    if t is None:
+        return {"session": session_id, "closed": False}
+    mine = await s.scalar(select(TranscriptResponse).where(TranscriptResponse.session_id == session_id,
+                                                           TranscriptResponse.signer == f"person:{person_id}"))
+    return {"session": session_id, "closed": True, "sha256": t.sha256, "closed_at": t.closed_at.isoformat(),
+            "document": json.loads(t.document), "mine": _response_json(mine) if mine else None}
 
 
 async def _responses(s: AsyncSession, session_id: int) -> list[TranscriptResponse]:

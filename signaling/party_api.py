@@ -1,5 +1,6 @@
 """A party's own copies over HTTP (R20; mediation.party_copies): the invite token and a device-key signature over
-a single-use challenge, no login and no live session. Also the center's copy of the ruling.
+a single-use challenge, no login and no live session. Also the center's copy of the ruling, and the review of
+the electronic transcript after the session (mediation.transcript_review).
 
 Downloads are streamed and recorded as delivered once the last byte is written (the time it reached them).
 """
@@ -7,13 +8,14 @@ Downloads are streamed and recorded as delivered once the last byte is written (
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import Field
 
 from mediation.party_copies import Document, PartyCopies, Proof
 from mediation.permissions import Action
+from mediation.transcript_review import TranscriptReview
 from signaling.http_api import JoinIn, Strict
 from signaling.httpkit import Api, Ctx
 
@@ -32,6 +34,25 @@ class ProofIn(Strict):
 
 class ConsentIn(ProofIn):
     granted: bool
+
+
+class DisputeIn(Strict):
+    seq: int = Field(ge=1)
+    note: str = Field("", max_length=1000)
+
+
+class TranscriptAnswerIn(ProofIn):
+    verdict: Literal["confirmed", "disputed"]
+    disputes: list[DisputeIn] = Field(default_factory=list, max_length=200)
+    recording_may_replace: bool
+
+    def answer(self) -> dict[str, Any]:
+        return {"verdict": self.verdict, "disputes": [d.model_dump() for d in self.disputes],
+                "recording_may_replace": self.recording_may_replace}
+
+
+class TranscriptSignedIn(TranscriptAnswerIn):
+    answer_signature: str = Field(min_length=1, max_length=200)  # base64 raw r||s over the prepared payload
 
 
 def copies(ctx: Ctx) -> PartyCopies:
@@ -84,6 +105,29 @@ async def download(ctx: Ctx, body: ProofIn) -> web.StreamResponse:
     task.add_done_callback(_recording.discard)
     await asyncio.shield(task)
     return resp
+
+
+def review(ctx: Ctx) -> TranscriptReview:
+    return TranscriptReview(ctx.services.db, ctx.services.challenge_secret)
+
+
+@api.route("POST", "/api/party/transcript", body=ProofIn, staff=False)
+async def transcript(ctx: Ctx, body: ProofIn) -> dict[str, Any]:
+    """The session's electronic transcript as closed for review, and this party's answer if it gave one (after
+    the session too; the read is logged)."""
+    return await review(ctx).view(body.proof())
+
+
+@api.route("POST", "/api/party/transcript/prepare", body=TranscriptAnswerIn, staff=False)
+async def transcript_prepare(ctx: Ctx, body: TranscriptAnswerIn) -> dict[str, Any]:
+    """The bytes (base64 `payload`) the device key signs for this answer."""
+    return await review(ctx).prepare(body.proof(), **body.answer())
+
+
+@api.route("POST", "/api/party/transcript/respond", body=TranscriptSignedIn, staff=False)
+async def transcript_respond(ctx: Ctx, body: TranscriptSignedIn) -> dict[str, Any]:
+    """Confirm the transcript or mark disputed passages, signed by the device key (`answer_signature`)."""
+    return await review(ctx).respond(body.proof(), **body.answer(), signature_b64=body.answer_signature)
 
 
 @api.route("GET", "/api/cases/{code}/ruling.pdf", action=Action.AGREEMENT_VIEW)
