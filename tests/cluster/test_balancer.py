@@ -245,10 +245,11 @@ async def test_a_mediation_through_the_balancer(env: Env, tmp_path: Path) -> Non
                 if other is not b:
                     assert sum(v.get("packets", 0) for v in got.get(other.pid, {}).values()) > 0, (b.pid, other.pid)
         # the recording is in shared storage (S3): export it from here, with no node's local disk
-        os.environ.update(AWS)
         db = Database(env.db_url)
         try:
-            storage = S3Storage(env.bucket, endpoint_url=env.s3)
+            storage = S3Storage(env.bucket, endpoint_url=env.s3, aws_access_key_id=AWS["AWS_ACCESS_KEY_ID"],
+                                aws_secret_access_key=AWS["AWS_SECRET_ACCESS_KEY"],
+                                region_name=AWS["AWS_DEFAULT_REGION"])
             res = await export(db, storage, KeyRing.load_or_create(env.key_dir), rid, tmp_path / "out.mkv",
                                actor="test", reason="balancer test")
         finally:
