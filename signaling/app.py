@@ -197,10 +197,12 @@ def _page(file: Path) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
+    await asyncio.to_thread(app[SERVICES].prepare_keys)
     yield
     sv = app[SERVICES]
     await app[PUBLISHER].close()
     for live in sv.live.all():
+        await live.close()  # reconnect grace timers
         if live.recorder is not None:
             await live.recorder.stop("server shutdown", actor="server")
         if live.caucus_recorder is not None:

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from mediation.accounts import LoginThrottle
 from mediation.agreements.courts import CourtDirectory
 from mediation.agreements.notary import AgreementSettings, Notary
+from mediation.agreements.pki import DevPKI
 from mediation.application_files import ApplicationFiles
 from mediation.db import Database, private_dir
 from mediation.documents import CaseFile
@@ -48,6 +49,13 @@ class Services:
             self._notary = Notary.load(AgreementSettings(key_dir=self.settings.key_dir,
                                                          base_url=self.settings.public_url), self.keys)
         return self._notary
+
+    def prepare_keys(self) -> None:
+        """Create the signing keys (seal PKI, court directory) if they are missing: RSA key generation is seconds
+        of CPU, so the app runs this in a worker thread at startup, never inside a request (issue 9)."""
+        assert self.settings.key_dir is not None
+        DevPKI.load_or_create(self.settings.key_dir, AgreementSettings(key_dir=self.settings.key_dir).center_name)
+        _ = self.courts
 
     @property
     def workflow(self) -> Workflow:
