@@ -115,6 +115,11 @@ def _simulate_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--seconds", type=float, default=12.0, help="length of the media part")
     s.add_argument("--json", action="store_true", help="print only the JSON summary")
     s.add_argument("--out", default=None, help="where to write the evidence bundle")
+    s.add_argument("--server", action="append", default=[], metavar="URL",
+                   help="run against these running nodes (repeatable; participants enter through each in turn) "
+                        "sharing --database-url, --key-dir and --s3-bucket with them")
+    s.add_argument("--s3-bucket", default=None, help="with --server: the nodes' recording bucket")
+    s.add_argument("--s3-endpoint", default=None)
 
 
 def _verify_parser(sub: Any, common: argparse.ArgumentParser) -> None:

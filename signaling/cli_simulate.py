@@ -9,6 +9,14 @@ it with its device key (signaling/simulate_casefile.py). Then they agree, sign, 
 (signaling/simulate_court.py). The JSON summary gives what each bot sent and received per phase, the recording's
 export, the document and the transcript, the agreement, the ruling, the evidence bundle's path (under --out, else
 the data directory, else var/simulate), what it carries, and its offline verification.
+
+`--server URL` (repeatable) runs the same mediation against nodes that are already running instead (issue 14
+item 8): the simulator shares their database, key directory and recording storage (`--database-url`,
+`--key-dir`, `--s3-bucket`/`--s3-endpoint`, as `onedoor demo` does) to create the case and to export and verify
+afterwards, and every participant enters through the next address in turn (the mediator through the first);
+a node that does not own the session sends them to the one that does. The identity check is the mediator's
+attestation (the nodes' one-time codes go to their own sender). The summary names the owning node and where
+each participant entered.
 """
 
 from __future__ import annotations
@@ -37,32 +45,36 @@ log = logging.getLogger(__name__)
 def simulate(a: argparse.Namespace) -> int:
     if not 3 <= a.participants <= 9:
         raise SystemExit("--participants must be between 3 and 9")
+    if getattr(a, "server", None) and not (a.database_url and a.key_dir):
+        raise SystemExit("--server needs the nodes' --database-url and --key-dir (and --s3-bucket if they use S3)")
     if a.json:
         logging.getLogger().setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="onedoor-sim-") as tmp:
         data_dir = Path(a.data_dir) if a.data_dir != "var/data" else Path(tmp) / "data"
         out_dir = Path(a.out) if a.out else data_dir / "bundles" if a.data_dir != "var/data" else Path("var/simulate")
+        servers = [u.rstrip("/") for u in (getattr(a, "server", None) or [])]
         settings = Settings(data_dir=data_dir, key_dir=Path(a.key_dir) if a.key_dir else None,
-                            database_url=a.database_url, code_sender=MemoryCodeSender(), port=0)
+                            database_url=a.database_url, code_sender=MemoryCodeSender(), port=0,
+                            s3_bucket=getattr(a, "s3_bucket", None), s3_endpoint=getattr(a, "s3_endpoint", None),
+                            base_url=servers[0] if servers else None)
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        schema.upgrade(settings.db_url)
-        summary = asyncio.run(run(settings, a.participants, a.seconds, Path(tmp), out_dir))
+        if servers:  # the nodes' database: they (`onedoor db upgrade`) own its schema
+            summary = asyncio.run(run_against(settings, servers, a.participants, a.seconds, Path(tmp), out_dir))
+        else:
+            schema.upgrade(settings.db_url)
+            summary = asyncio.run(run(settings, a.participants, a.seconds, Path(tmp), out_dir))
     print(json.dumps(summary, ensure_ascii=False, indent=None if a.json else 2))
     return 0 if summary["ok"] else 1
 
 
 async def run(settings: Settings, participants: int, seconds: float, workdir: Path, out_dir: Path | None = None
               ) -> dict[str, Any]:
+    """The mediation against a server started here, in-process, on an ephemeral port."""
     # imported here so that the other commands (`onedoor verify` above all) do not load the server and media stack
     from aiohttp import web
 
-    from media.bots import Bot
-    from media.channels import SocketIOChannel
-    from recordings.export import export
     from signaling.app import create_app
     from signaling.services import SERVICES
-    from signaling.simulate_casefile import close_and_confirm, upload_photo, write
-    from signaling.simulate_court import agree_and_confirm
 
     app = create_app(settings)
     runner = web.AppRunner(app)
@@ -71,7 +83,34 @@ async def run(settings: Settings, participants: int, seconds: float, workdir: Pa
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     settings.base_url = base = f"http://127.0.0.1:{port}"
-    sv = app[SERVICES]
+    try:
+        return await mediation(app[SERVICES], [base], participants, seconds, workdir, out_dir, remote=False)
+    finally:
+        await runner.cleanup()
+
+
+async def run_against(settings: Settings, servers: list[str], participants: int, seconds: float, workdir: Path,
+                      out_dir: Path | None = None) -> dict[str, Any]:
+    """The mediation against running nodes (`--server`): this process serves nothing; it shares their database,
+    keys and recording storage for the demo case, the export and the verification."""
+    sv = Services.build(settings)
+    try:
+        return await mediation(sv, servers, participants, seconds, workdir, out_dir, remote=True)
+    finally:
+        await sv.db.close()
+
+
+async def mediation(sv: Services, servers: list[str], participants: int, seconds: float, workdir: Path,
+                    out_dir: Path | None, *, remote: bool) -> dict[str, Any]:
+    """The whole mediation through `servers` (participants enter through each in turn, the mediator first);
+    `remote`: the servers are other processes (no code sender here: the mediator attests identities)."""
+    from media.bots import Bot
+    from media.channels import SocketIOChannel
+    from recordings.export import export
+    from signaling.simulate_casefile import close_and_confirm, upload_photo, write
+    from signaling.simulate_court import agree_and_confirm
+
+    base = servers[0]
     clients: list[SessionClient] = []
     bots: dict[str, Bot] = {}
     try:
@@ -80,7 +119,9 @@ async def run(settings: Settings, participants: int, seconds: float, workdir: Pa
         clients.append(mediator)
         await mediator.login("mediator", DEMO_PASSWORD)
         await mediator.join_staff(demo["session"])
-        parties = await _lobby(sv, base, demo["invites"], clients)
+        entered = {mediator.pid: base}
+        parties = await _lobby(sv, servers, demo["invites"], clients, mediator if remote else None)
+        entered.update({c.pid: c.base_url for c in parties})
         await mediator.call("lobby:admit-all")
         everyone = [mediator, *parties]
         for c in everyone:
@@ -107,7 +148,7 @@ async def run(settings: Settings, participants: int, seconds: float, workdir: Pa
         res = await export(sv.db, sv.storage, sv.keys, rec, out, actor="simulate", reason="simulation check")
         court = await agree_and_confirm(sv, base, demo["case"], mediator, parties, clients, out_dir or workdir)
         await mediator.call("session:end", {"reason": "模拟结束"})
-        return {
+        summary: dict[str, Any] = {
             "ok": court["verify"]["ok"], "case": demo["case"], "session": demo["session"], **court,
             "recording": {"id": rec, "export_bytes": res.bytes, "export_seconds": res.duration_ms / 1000,
                           "export_streams": res.streams},
@@ -117,12 +158,26 @@ async def run(settings: Settings, participants: int, seconds: float, workdir: Pa
                                                         ("joint", "caucus_side_a", "joint_again")}}
                      for pid, b in bots.items()},
         }
+        if remote:
+            summary["servers"] = servers
+            summary["node"] = _owner(parties)
+            summary["entered"] = entered
+        return summary
     finally:
         for bot in bots.values():
             await bot.close()
         for c in clients:
             await c.close()
-        await runner.cleanup()
+
+
+def _owner(parties: list[SessionClient]) -> dict[str, Any] | None:
+    """The node that owned the session: named by the join answers (every party was sent to the same one)."""
+    named = {(str(n.get("id")), str(n.get("url"))) for c in parties
+             if isinstance(n := c.info.get("node"), dict)}
+    if not named:
+        return None  # a single server (no cluster): it owned the session
+    node_id, url = sorted(named)[0]
+    return {"id": node_id, "url": url, "agreed": len(named) == 1}
 
 
 def demo_names(demo: dict[str, Any], side: str) -> set[str]:
@@ -130,19 +185,24 @@ def demo_names(demo: dict[str, Any], side: str) -> set[str]:
     return {i["name"] for n, i in enumerate(demo["invites"]) if "AB"[n % 2] == side}
 
 
-async def _lobby(sv: Services, base: str, invites: list[dict[str, Any]], clients: list[SessionClient]
-                 ) -> list[SessionClient]:
+async def _lobby(sv: Services, servers: list[str], invites: list[dict[str, Any]], clients: list[SessionClient],
+                 attester: SessionClient | None) -> list[SessionClient]:
+    """Each party joins through the next address in turn (after the mediator's), passes the identity check (the
+    one-time code from this process's sender, or with `attester` the mediator's attestation) and consents."""
     sender = sv.settings.code_sender
-    assert isinstance(sender, MemoryCodeSender)
     out = []
-    for inv in invites:
-        c = SessionClient(base)
+    for n, inv in enumerate(invites):
+        c = SessionClient(servers[(n + 1) % len(servers)])
         clients.append(c)
         await c.join_invite(inv["token"])
-        await c.call("identity:start", {"method": "otp"})
-        await c.call("identity:answer", {"code": sender.sent[f"invite:{inv['invite_id']}"]})
+        if attester is None:
+            assert isinstance(sender, MemoryCodeSender)
+            await c.call("identity:start", {"method": "otp"})
+            await c.call("identity:answer", {"code": sender.sent[f"invite:{inv['invite_id']}"]})
         for kind in ("notices", "online", "recording"):
             await c.call("lobby:consent", {"kind": kind, "granted": True})
+        if attester is not None:
+            await attester.call("identity:attest", {"participant": c.pid, "document": "居民身份证", "matched": True})
         out.append(c)
     return out
 
