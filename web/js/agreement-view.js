@@ -1,7 +1,7 @@
 // A readable rendering of an agreement (content schema onedoor-agreement/1, mediation/agreements/content.py),
 // used by the party page, the console's live preview and the court portal.
 import { h, fmtTime } from "./dom.js";
-import { t, getLang } from "./i18n.js";
+import { t, getLang, has } from "./i18n.js";
 
 const name = (content, personId) => {
   const p = (content.parties || []).find((x) => x.person_id === personId);
@@ -50,11 +50,50 @@ export function agreementStatus(agreement) {
     a.status === "final" && !a.mediator_signed ? h("p", { class: "muted" }, t("ag.mediator_unsigned")) : null);
 }
 
-/** The list of problems the server found in a draft (each names its field). */
-export function problemList(problems) {
+const TERM_FIELDS = { obligor: "ag.obligor", obligee: "ag.obligee", kind: "ag.kind", what: "ag.what", amount: "ag.amount",
+  method: "ag.method", place: "ag.place", deadline: "ag.deadline", currency: "ag.currency" };
+const PARTY_FIELDS = { name: "ag.name", id_number: "ag.id_number", address: "ag.address", phone: "ag.phone" };
+
+/** The field a problem names (`parties[0].id_number`, `terms[1].deadline`…) in the reader's words. */
+export function fieldLabel(path, content) {
+  const c = content || {};
+  let m = /^parties\[(\d+)\]\.(\w+)$/.exec(path || "");
+  if (m) {
+    const p = (c.parties || [])[Number(m[1])];
+    const who = p ? `${t("side." + p.side)} ${p.name}` : t("pf.party_n", { n: Number(m[1]) + 1 });
+    return t("pf.of", { who, what: PARTY_FIELDS[m[2]] ? t(PARTY_FIELDS[m[2]]) : m[2] });
+  }
+  m = /^terms\[(\d+)\](?:\.(\w+))?$/.exec(path || "");
+  if (m) {
+    const n = t("ag.term_n", { n: Number(m[1]) + 1 });
+    return m[2] ? t("pf.of", { who: n, what: TERM_FIELDS[m[2]] ? t(TERM_FIELDS[m[2]]) : m[2] }) : n;
+  }
+  m = /^disputed_matters\[(\d+)\]$/.exec(path || "");
+  if (m) return t("pf.matter_n", { n: Number(m[1]) + 1 });
+  m = /^responsibility\.(A|B)$/.exec(path || "");
+  if (m) return t("pf.responsibility", { side: t("side." + m[1]) });
+  m = /^performance\.(method|place|deadline)$/.exec(path || "");
+  if (m) return t("pf.of", { who: t("ag.performance"), what: t(TERM_FIELDS[m[1]]) });
+  const simple = { parties: "ag.parties", facts: "ag.facts", disputed_matters: "ag.matters", terms: "ag.terms",
+    other: "ag.other", "property.location": "ag.property" };
+  return simple[path] ? t(simple[path]) : t("pf.unknown");
+}
+
+/** One problem of check_draft ({field, code, message}) as a sentence of the catalogue. */
+export function problemText(p, content) {
+  const field = fieldLabel(p.field, content);
+  if (p.code === "vague_term") {
+    const m = /「([^」]+)」|'([^']+)'/.exec(p.message || "");
+    return m ? t("prob.vague_term", { field, word: m[1] || m[2] }) : t("prob.not_a_date", { field });
+  }
+  return has("prob." + p.code) ? t("prob." + p.code, { field }) : t("prob.other", { field });
+}
+
+/** The list of problems the server found in a draft (each names its field), worded from their codes. */
+export function problemList(problems, content) {
   if (!problems || !problems.length) return h("p", { class: "okmsg", id: "problems" }, t("ag.no_problems"));
   return h("div", { class: "error", id: "problems", role: "status" }, h("p", {}, t("ag.problems")),
-    h("ul", {}, problems.map((p) => h("li", { dataset: { field: p.field } }, p.message))));
+    h("ul", {}, problems.map((p) => h("li", { dataset: { field: p.field, code: p.code || "" } }, problemText(p, content)))));
 }
 
 /** One court notice (court:notice, or the `notifications` list) in plain words. */

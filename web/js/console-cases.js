@@ -3,6 +3,7 @@ import { h, field, fmtTime } from "./dom.js";
 import { t, getLang } from "./i18n.js";
 import * as http from "./api.js";
 import { explain } from "./errors.js";
+import { idNumberProblem } from "./console-people.js";
 
 export const CATEGORIES = ["neighbours", "family", "wages", "traffic", "property_management", "contract", "land", "other"];
 export const CHANNELS = ["walk_in", "online", "court", "police", "petition"];
@@ -58,7 +59,8 @@ function personRow(list, n) {
     field(t("intake.kind"), select("kind", ["party", "agent"], "role.", "party")),
     field(t("intake.person_name"), h("input", { type: "text", name: "name", required: true, maxlength: "200" })),
     field(t("intake.phone"), h("input", { type: "tel", name: "phone", maxlength: "40" })),
-    field(t("intake.id_number"), h("input", { type: "text", name: "id_number", maxlength: "40" })),
+    field(t("intake.id_number"), h("input", { type: "text", name: "id_number", maxlength: "18", autocomplete: "off",
+      onchange: (e) => e.target.setAttribute("aria-invalid", String(Boolean(idNumberProblem(e.target.value)))) })),
     field(t("intake.address"), h("input", { type: "text", name: "address", maxlength: "300" })),
     field(t("intake.represents"), h("input", { type: "number", name: "represents", min: "1", max: "50" })),
     n > 1 ? h("button", { type: "button", onclick: () => row.remove() }, t("intake.remove")) : null);
@@ -74,6 +76,13 @@ export function intakeView() {
   const cat = select("category", CATEGORIES, "cat.");
   const chan = select("channel", CHANNELS, "channel.");
   const summary = h("textarea", { name: "summary", maxlength: "5000" });
+  const matter = h("select", { name: "personal_matter", id: "personal-matter" },
+    ["none", "status", "inheritance"].map((m) => h("option", { value: m }, t("pm.choice." + m))));
+  const court = h("select", { name: "referring_court_id", id: "referring-court" }, h("option", { value: "" }, t("intake.choose")));
+  const courtField = field(t("intake.court"), court, t("intake.court_hint"));
+  courtField.hidden = true;
+  chan.addEventListener("change", () => { courtField.hidden = chan.value !== "court"; court.required = chan.value === "court"; });
+  http.get("/api/courts").then(({ courts }) => court.append(...courts.map((c) => h("option", { value: c.id }, c.name))), () => {});
   async function submit(e) {
     e.preventDefault();
     err.hidden = true;
@@ -84,9 +93,20 @@ export function intakeView() {
       if (p.kind === "agent" && v("represents")) p.represents = Number(v("represents")) - 1;
       return p;
     });
+    const bad = list.findIndex((p) => idNumberProblem(p.id_number));
+    if (bad >= 0) {
+      const input = people.querySelectorAll(".person-row")[bad].querySelector("[name=id_number]");
+      input.setAttribute("aria-invalid", "true");
+      err.textContent = t("intake.bad_id", { n: bad + 1 }) + t(idNumberProblem(list[bad].id_number));
+      err.hidden = false;
+      input.focus();
+      return;
+    }
+    const body = { title: title.value.trim(), category: cat.value, channel: chan.value, summary: summary.value.trim(),
+      people: list, personal_matter: matter.value };
+    if (chan.value === "court") body.referring_court_id = court.value;
     try {
-      const out = await http.post("/api/cases", { title: title.value.trim(), category: cat.value, channel: chan.value,
-        summary: summary.value.trim(), people: list });
+      const out = await http.post("/api/cases", body);
       location.hash = "#/case/" + encodeURIComponent(out.case.code);
     } catch (e2) {
       err.textContent = explain(e2);
@@ -97,6 +117,7 @@ export function intakeView() {
     h("form", { onsubmit: submit, id: "intake" },
       field(t("intake.name"), title),
       h("div", { class: "grid2" }, field(t("intake.category"), cat), field(t("intake.channel"), chan)),
+      h("div", { class: "grid2" }, field(t("intake.personal_matter"), matter, t("intake.personal_matter_hint")), courtField),
       field(t("intake.summary"), summary),
       h("h2", {}, t("intake.people")), people,
       h("button", { type: "button", onclick: () => personRow(people, people.children.length) }, t("intake.add_person")),

@@ -10,7 +10,11 @@ import { MediaClient } from "./media.js";
 import { Tiles } from "./tiles.js";
 import { Chat } from "./chat.js";
 import { AgreementEditor } from "./agreement-editor.js";
-import { lobbyPanel, peoplePanel, caucusPanel, endPanel, recordingPanel } from "./console-panels.js";
+import { lobbyPanel, peoplePanel, caucusPanel, caucusNames, endPanel, recordingPanel } from "./console-panels.js";
+import { agreementSteps, lobbySteps, namesOf, promptBox } from "./console-next.js";
+import { TranscriptPanel } from "./transcript.js";
+import { DocumentsPanel } from "./documents.js";
+import { paintInvites } from "./console-case.js";
 
 export class HostView {
   constructor(ctx, sessionId) {
@@ -24,18 +28,23 @@ export class HostView {
       onAudioOnly: () => this.paint() });
     this.title = h("h1", {});
     this.status = h("p", { class: "muted", role: "status" });
+    this.prompt = h("div", { id: "prompt-slot" });
     this.caucusBox = h("div", { class: "caucus inside", role: "status", hidden: true });
-    this.errBox = h("p", { class: "error", role: "alert", hidden: true });
+    this.errBox = h("p", { class: "error", role: "alert", hidden: true, tabindex: "-1" });
+    this.okBox = h("p", { class: "okmsg flash", role: "status", hidden: true });
     this.tiles = new Tiles(h("div", { id: "tiles" }));
     this.chat = new Chat(() => this.socket);
     this.mute = h("button", { type: "button", id: "btn-mute", onclick: () => this.toggleMute() });
     this.camera = h("button", { type: "button", id: "btn-camera", onclick: () => { this.media.setCameraOff(!this.media.cameraOff); this.paint(); } });
-    this.side = h("div", { class: "stack" });
-    this.root = h("section", { class: "hostview", dataset: { session: String(sessionId) } }, this.title, this.status,
-      this.caucusBox, this.errBox,
+    this.side = h("div", { class: "stack side" });
+    this.lower = h("div", { class: "lower" });
+    this.root = h("section", { class: "hostview", dataset: { session: String(sessionId) } },
+      h("div", { class: "host-head" }, this.title, this.status), this.prompt, this.caucusBox, this.errBox, this.okBox,
       h("div", { class: "host" },
-        this.mainCol = h("div", {}, this.tiles.el, h("div", { class: "controls", role: "toolbar" }, this.mute, this.camera), this.chat.root),
-        this.side));
+        this.mainCol = h("div", { class: "main-col" }, this.tiles.el,
+          h("div", { class: "controls", role: "toolbar", "aria-label": t("sess.controls") }, this.mute, this.camera), this.chat.root),
+        this.side),
+      this.lower);
   }
 
   async start() {
@@ -53,7 +62,10 @@ export class HostView {
     if (this.closed || !this.socket) return;
     this.errBox.hidden = true;
     const s = this.socket;
-    s.on("session:state", (st) => { this.state = st; this.paint(); this.ensureEditor(); });
+    s.on("session:state", (st) => { this.state = st; this.paint(); this.ensureEditor(); this.ensureCaseFile(); });
+    s.on("document:shown", (d) => { if (this.documents) this.documents.onShown(d); });
+    if (this.transcript) { this.transcript.attach(s); this.transcript.load(); }
+    if (this.documents) this.documents.load();
     s.on("agreement:state", (st) => { if (this.editor) this.editor.onPush(st); });
     s.on("chat:message", (m) => this.chat.add(m));
     s.on("session:ended", () => this.onEnded());
@@ -71,25 +83,76 @@ export class HostView {
     this.paint();
   }
 
-  /** The agreement editor for this session's case, under the chat (created once the case code is known). */
+  get role() { return ((this.state && this.state.you) || {}).role; }
+  get isMediator() { return ["host", "co_mediator"].includes(this.role); }
+
+  /** The agreement editor for this session's case, full width under the call (created once the case is known). */
   ensureEditor() {
-    if (this.editor || !this.state || !this.state.case) return;
-    this.editor = new AgreementEditor(this.state.case);
-    this.mainCol.append(this.editor.root);
+    if (this.editor || !this.state || !this.state.case || !this.isMediator) return;
+    this.editor = new AgreementEditor(this.state.case, { onChange: () => this.paintPrompt() });
+    this.lower.prepend(this.editor.root);
     this.editor.load();
   }
 
+  /** Transcript, case file and invite links, under the agreement. */
+  ensureCaseFile() {
+    if (this.transcript || !this.state || !this.state.you) return;
+    const speakers = () => ((this.state && this.state.participants) || []).map((p) => ({ id: p.id, name: p.name }));
+    this.transcript = new TranscriptPanel({ socket: () => this.socket, canWrite: this.isMediator, speakers });
+    this.transcript.attach(this.socket);
+    this.transcript.load();
+    this.documents = new DocumentsPanel({ socket: () => this.socket, canShow: this.isMediator });
+    this.documents.load();
+    const parts = [h("div", { class: "grid2" }, this.transcript.root, this.documents.root)];
+    if (this.role === "host") {
+      const box = h("div", { id: "host-invites" });
+      const btn = h("button", { type: "button", id: "host-invites-open", "aria-expanded": "false", onclick: () => {
+        box.hidden = !box.hidden; btn.setAttribute("aria-expanded", String(!box.hidden));
+        if (!box.hidden) paintInvites(this.sessionId, box);
+      } }, t("inv.manage"));
+      box.hidden = true;
+      parts.push(h("section", { class: "card", id: "invites-card" }, h("h2", {}, t("inv.title")), h("p", { class: "hint" }, t("inv.hint")), btn, box));
+    }
+    this.lower.append(...parts);
+  }
+
+  /** The main prompt: who can be let in, what to do with the agreement, whom we wait for. */
+  paintPrompt() {
+    if (this.ended) return;
+    const st = this.state || {};
+    const parts = [];
+    if (this.isMediator) parts.push(lobbySteps(st.lobby));
+    const others = (st.participants || []).filter((p) => p.id !== (st.you || {}).id && !["host", "co_mediator"].includes(p.role));
+    if (this.isMediator && !others.length && !(st.lobby || []).length) parts.push({ now: [], waiting: [t("next.wait_join")], closed: null });
+    if (this.editor && this.editor.data) {
+      const steps = agreementSteps(this.editor.data, namesOf(this.editor.data));
+      steps.now = steps.now.filter((x) => x !== t("next.schedule_session"));
+      parts.push(steps);
+    }
+    this.prompt.replaceChildren(promptBox(parts, { empty: "next.nothing_host" }));
+  }
+
+  say(text) {
+    this.okBox.textContent = text;
+    this.okBox.hidden = !text;
+    this.errBox.hidden = true;
+    clearTimeout(this.okTimer);
+    if (text) this.okTimer = setTimeout(() => { this.okBox.hidden = true; }, 8000);
+  }
+
   /** Call an event; show its error in plain words; resolve with the ack or null. */
-  async act(event, payload) {
+  async act(event, payload, here = null) {
     try {
       this.errBox.hidden = true;
       return await call(this.socket, event, payload);
     } catch (err) {
       const who = err.detail && err.detail.participants;
+      let text;
       if (Array.isArray(who)) {  // e.g. consent_missing: name the people
         const names = Object.fromEntries(((this.state && this.state.participants) || []).map((p) => [p.id, p.name]));
-        this.showError(explainWith(err, who.map((id) => names[id] || id)));
-      } else this.showError(err);
+        text = explainWith(err, who.map((id) => names[id] || t("next.someone")));
+      } else text = explain(err);
+      if (here) here(text); else this.showError(text);
       return null;
     }
   }
@@ -97,6 +160,8 @@ export class HostView {
   showError(err) {
     this.errBox.textContent = typeof err === "string" ? err : explain(err);
     this.errBox.hidden = false;
+    this.okBox.hidden = true;
+    if (this.errBox.isConnected) this.errBox.scrollIntoView({ block: "nearest" });
   }
 
   async toggleMute() {
@@ -148,14 +213,18 @@ export class HostView {
     const c = st.caucus || {};
     if (!c.active) this.caucusIds = null;
     this.caucusBox.hidden = !c.active;
-    this.caucusBox.textContent = c.active ? t("host.caucus_now", { names: (c.members || []).join(t("list.sep")) }) : "";
+    this.caucusBox.textContent = c.active ? t(c.kind === "private_talk" ? "host.private_now" : "host.caucus_now", { names: caucusNames(this) }) : "";
     const keep = document.activeElement && this.side.contains(document.activeElement) ? document.activeElement.id : null;
-    this.side.replaceChildren(lobbyPanel(this), peoplePanel(this), recordingPanel(this), caucusPanel(this), endPanel(this));
+    this.side.replaceChildren(...(this.isMediator ? [lobbyPanel(this), peoplePanel(this), recordingPanel(this)] : [peoplePanel(this)]),
+      ...[caucusPanel(this), this.role === "host" ? endPanel(this) : null].filter(Boolean));
+    this.paintPrompt();
     if (keep && document.getElementById(keep)) document.getElementById(keep).focus();
     if (this.lang !== getLang()) {
       this.lang = getLang();
       this.chat.paint();
       if (this.editor && this.editor.data) this.editor.render();
+      if (this.transcript) this.transcript.render();
+      if (this.documents) this.documents.render();
     }
     this.paintTiles();
   }

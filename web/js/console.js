@@ -35,10 +35,18 @@ function loginView() {
       h("button", { type: "submit", class: "primary" }, t("common.login"))));
 }
 
+/** A psychologist joins sessions only (private talks): the session number comes from the mediator. */
+function psychologistView() {
+  const num = h("input", { type: "number", id: "session-number", min: "1", required: true });
+  return h("section", { class: "card login" }, h("h1", {}, t("psy.title")), h("p", {}, t("psy.hint")),
+    h("form", { onsubmit: (e) => { e.preventDefault(); location.hash = "#/session/" + Number(num.value); } },
+      field(t("psy.session"), num), h("button", { type: "submit", class: "primary" }, t("psy.go"))));
+}
+
 function paintUser() {
   $("#who").textContent = ctx.user ? `${ctx.user.name} · ${t("role." + ctx.user.role)}` : "";
   $("#logout").hidden = !ctx.user;
-  $("#nav").hidden = !ctx.user;
+  $("#nav").hidden = !ctx.user || ctx.user.role === "staff_psychologist";
 }
 
 async function route() {
@@ -48,7 +56,8 @@ async function route() {
   const [, view, arg] = (location.hash || "#/cases").split("/");
   if (ctx.host && !(view === "session" && Number(arg) === ctx.host.sessionId)) { ctx.host.close(); ctx.host = null; }
   try {
-    if (view === "new") mount(main, intakeView(ctx));
+    if (ctx.user.role === "staff_psychologist" && view !== "session") mount(main, psychologistView());
+    else if (view === "new") mount(main, intakeView(ctx));
     else if (view === "case" && arg) mount(main, await caseView(ctx, decodeURIComponent(arg)));
     else if (view === "session" && arg) {
       if (!ctx.host) { ctx.host = new HostView(ctx, Number(arg)); ctx.host.start(); }
