@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from playwright.async_api import Page
+from playwright.async_api import Page, expect
 
 _COLLECT = """() => {
   const lang = document.documentElement.lang || "zh-CN";
@@ -53,7 +53,7 @@ async def scan(page: Page, allow: tuple[str, ...] = ()) -> list[str]:
     zh = str(got["lang"]).startswith("zh")
     problems = []
     for text in got["texts"]:
-        clean = text
+        clean = re.sub(r"https?://\S+", " ", text)  # links are addresses, not words
         for a in sorted((*allow, *ALWAYS), key=len, reverse=True):
             if a:
                 clean = clean.replace(a, " ")
@@ -72,8 +72,10 @@ async def both_languages(page: Page, allow: tuple[str, ...], where: str) -> None
     """Scan in Chinese, switch to English and scan, switch back (the page stays where it was)."""
     problems = [f"[zh] {p}" for p in await scan(page, allow)]
     await page.locator("[data-lang-switch]").first.click()
-    await page.wait_for_function("document.documentElement.lang === 'en'")
+    await expect(page.locator("html")).to_have_attribute("lang", "en")
+    await expect(page.locator("[aria-busy=true]")).to_have_count(0)  # the page has redrawn itself
     problems += [f"[en] {p}" for p in await scan(page, allow)]
     await page.locator("[data-lang-switch]").first.click()
-    await page.wait_for_function("document.documentElement.lang === 'zh-CN'")
+    await expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    await expect(page.locator("[aria-busy=true]")).to_have_count(0)
     assert not problems, f"{where}: " + "\n".join(problems)

@@ -16,7 +16,8 @@ const REJECT = ["violates_mandatory_law", "harms_state_public_or_others", "again
   "unclear_content", "inadmissible", "other"];
 
 let flash = null;  // {id, text}: the outcome of the last decision, shown once at the top of the re-rendered view
-let lastQuestioning = null;  // {app, res}: the questioning just scheduled (its links are shown only once)
+let lastQuestioning = null;
+const drafts = {};  // application id -> {reasoning}  // {app, res}: the questioning just scheduled (its links are shown only once)
 
 export async function courtCaseView(id, rerender) {
   const base = "/api/court/applications/" + encodeURIComponent(id);
@@ -39,7 +40,10 @@ export async function courtCaseView(id, rerender) {
   const extendReason = h("input", { type: "text", maxlength: "2000" });
   const qNote = h("input", { type: "text", maxlength: "2000" });
   const qWhen = h("input", { type: "datetime-local" });
-  const reasoning = h("textarea", { id: "reasoning", maxlength: "5000" });
+  // what the judge is writing survives a redraw (a language switch, a decision elsewhere on the page)
+  const draft = drafts[String(id)] || (drafts[String(id)] = {});
+  const reasoning = h("textarea", { id: "reasoning", maxlength: "5000", oninput: (e) => { draft.reasoning = e.target.value; } });
+  reasoning.value = draft.reasoning || "";
   const open = ["submitted", "accepted"].includes(app.status);
 
   // Ruling: nothing is sent until the judge has read back what will be signed (outcome, ground, reasoning).

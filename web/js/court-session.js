@@ -29,26 +29,28 @@ export class CourtSessionView {
     this.endBox = h("div", { id: "q-end" });
     this.mute = h("button", { type: "button", id: "btn-mute", onclick: () => this.toggleMute() });
     this.camera = h("button", { type: "button", id: "btn-camera", onclick: () => { this.media.setCameraOff(!this.media.cameraOff); this.paint(); } });
-    this.status = h("p", { class: "muted", role: "status" }, t("cs.connecting"));
+    this.statusKey = "cs.connecting";  // the status line is kept as a key: it follows a language switch
+    this.status = h("p", { class: "muted", role: "status" });
+    this.back = h("a", { href: appId ? "#/app/" + appId : "#" });
+    this.heading = h("h1", {});
+    this.toolbar = h("div", { class: "controls", role: "toolbar" }, this.mute, this.camera);
     this.root = h("section", { id: "questioning-view", dataset: { session: String(sessionId) } },
-      h("p", {}, h("a", { href: appId ? "#/app/" + appId : "#" }, t("cs.back"))),
-      h("h1", {}, t("cs.title")), this.status, this.msg, this.err,
+      h("p", {}, this.back), this.heading, this.status, this.msg, this.err,
       h("div", { class: "court-session" },
-        h("div", { class: "main-col" }, this.tiles.el,
-          h("div", { class: "controls", role: "toolbar", "aria-label": t("sess.controls") }, this.mute, this.camera),
-          this.chat.root),
+        h("div", { class: "main-col" }, this.tiles.el, this.toolbar, this.chat.root),
         h("div", { class: "side-col" }, this.lobby, this.people, this.endBox)));
+    this.paint();
   }
 
   async start() {
     try {
-      this.socket = await connectSession({ session: this.sessionId });
-    } catch (err) { this.fail(err); this.status.textContent = ""; return; }
+      this.socket = await connectSession({ session: Number(this.sessionId) });
+    } catch (err) { this.fail(err); this.setStatus(""); return; }
     this.socket.on("session:state", (st) => { this.state = st; this.paint(); });
     this.socket.on("chat:message", (m) => this.chat.add(m));
-    this.socket.on("session:ended", () => this.closed(t("cs.ended")));
-    this.socket.on("disconnect", (reason) => { if (reason !== "io client disconnect" && !this.ending) this.closed(t("conn.reconnecting")); });
-    this.status.textContent = t("cs.connected");
+    this.socket.on("session:ended", () => this.closed("cs.ended"));
+    this.socket.on("disconnect", (reason) => { if (reason !== "io client disconnect" && !this.ending) this.closed("cs.disconnected"); });
+    this.setStatus("cs.connected");
     try {
       await this.media.startLocal();
       await this.media.join(this.socket);
@@ -64,13 +66,15 @@ export class CourtSessionView {
     if (this.socket) this.socket.disconnect();
   }
 
-  closed(text) {
-    this.status.textContent = text;
+  setStatus(key) { this.statusKey = key; this.status.textContent = key ? t(key) : ""; }
+
+  closed(key) {
+    this.setStatus(key);
     this.media.stopLocal();
     this.tiles.clear();
   }
 
-  say(text) { this.err.hidden = true; this.msg.textContent = text; this.msg.hidden = !text; }
+  say(text) { this.err.hidden = true; this.msg.textContent = text; this.msg.hidden = !text; }  // cleared on a language switch
   fail(err) { this.msg.hidden = true; this.err.textContent = explain(err); this.err.hidden = false; this.err.focus(); }
 
   async act(event, payload) {
@@ -85,11 +89,15 @@ export class CourtSessionView {
   }
 
   paint() {
+    this.back.textContent = t("cs.back");
+    this.heading.textContent = t("cs.title");
+    this.toolbar.setAttribute("aria-label", t("sess.controls"));
+    this.setStatus(this.statusKey);
     this.mute.textContent = this.media.micMuted ? t("sess.unmute") : t("sess.mute");
     this.mute.setAttribute("aria-pressed", String(this.media.micMuted));
     this.camera.textContent = this.media.cameraOff ? t("sess.cam_on") : t("sess.cam_off");
     this.camera.setAttribute("aria-pressed", String(this.media.cameraOff));
-    if (this.lang !== getLang()) { this.lang = getLang(); this.chat.paint(); }
+    if (this.lang !== getLang()) { this.lang = getLang(); this.chat.paint(); this.msg.hidden = true; }
     this.paintLobby();
     this.paintPeople();
     this.paintEnd();
@@ -135,7 +143,7 @@ export class CourtSessionView {
         h("h3", { id: "end-h", tabindex: "-1" }, t("cs.end_title")), h("p", {}, t("cs.end_text")),
         h("div", { class: "row" },
           h("button", { type: "button", class: "danger", id: "end-yes", onclick: async () => {
-            if (await this.act("session:end", { reason: t("cs.end_reason") })) { this.askEnd = false; this.closed(t("cs.ended")); this.paintEnd(); }
+            if (await this.act("session:end", { reason: t("cs.end_reason") })) { this.askEnd = false; this.closed("cs.ended"); this.paintEnd(); }
           } }, t("cs.end_yes")),
           h("button", { type: "button", id: "end-no", onclick: () => { this.askEnd = false; this.paintEnd(); } }, t("common.cancel")))));
       this.endBox.querySelector("h3").focus();

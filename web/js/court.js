@@ -58,12 +58,14 @@ async function render() {
   $("#who").textContent = user ? `${user.name} · ${t("role." + user.role)}` : "";
   $("#logout").hidden = !user;
   const main = $("#main");
+  main.setAttribute("aria-busy", "true");  // until the view is drawn (screen readers wait; so do the tests)
   try {
     const [, view, id, appId] = (location.hash || "#").split("/");
     if (live && !(view === "session" && id === live.sessionId)) { live.stop(); live = null; }
     if (!user) mount(main, loginView());
     else if (view === "session" && id && user.role === "court_judge") {
       if (!live) { live = new CourtSessionView(id, appId); mount(main, live.root); live.start(); } else live.paint();
+      main.removeAttribute("aria-busy");
       return;
     } else if (view === "app" && id && user.role === "court_judge") mount(main, await courtCaseView(id, render));
     else mount(main, await queueView());
@@ -71,6 +73,7 @@ async function render() {
     if (err.code === "login_required") { user = null; render(); return; }
     mount(main, h("p", { class: "error", role: "alert" }, explain(err)));
   }
+  main.removeAttribute("aria-busy");
   focusFirst(main);
 }
 

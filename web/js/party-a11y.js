@@ -46,13 +46,13 @@ let speaking = null;  // the button whose text is being read
  * A "read aloud" button for `getText()` (called at click time, so it follows the language). Pressing it again,
  * or another read button, stops. On a device without speech synthesis it says so instead.
  */
-export function readAloudButton(title, getText, { id } = {}) {
+export function readAloudButton(title, getText, { id, label = "a11y.read_aloud" } = {}) {
   const note = h("p", { class: "hint", role: "status", hidden: true });
   const btn = h("button", { type: "button", class: "read-aloud", id, "aria-pressed": "false",
-    "aria-label": t("a11y.read_aloud_label", { title }) }, "🔊 ", t("a11y.read_aloud"));
+    "aria-label": t("a11y.read_aloud_label", { title }) }, h("span", { class: "icon", "aria-hidden": "true" }, "▶"), t(label));
   const reset = () => {
     btn.setAttribute("aria-pressed", "false");
-    btn.replaceChildren("🔊 ", t("a11y.read_aloud"));
+    btn.replaceChildren(h("span", { class: "icon", "aria-hidden": "true" }, "▶"), t(label));
     if (speaking === btn) speaking = null;
   };
   btn.addEventListener("click", () => {
@@ -76,7 +76,7 @@ export function readAloudButton(title, getText, { id } = {}) {
     u.onerror = reset;
     speaking = btn;
     btn.setAttribute("aria-pressed", "true");
-    btn.replaceChildren("⏹ ", t("a11y.stop_reading"));
+    btn.replaceChildren(h("span", { class: "icon", "aria-hidden": "true" }, "■"), t("a11y.stop_reading"));
     s.speak(u);
   });
   btn.reset = reset;

@@ -125,7 +125,7 @@ function noticesView(app) {
   return h("section", { class: "card step", dataset: { step: "notices" } },
     h("h2", {}, t("notice.title")),
     h("div", { class: "read-all" }, h("p", { class: "hint" }, t("notice.listen")),
-      readAloudButton(t("notice.title"), all, { id: "read-all" })),
+      readAloudButton(t("notice.title"), all, { id: "read-all", label: "a11y.read_all" })),
     h("div", { class: "notices" },
       parts.map((p) => h("section", { class: p === "norec" ? "norec" : "", dataset: { notice: p } },
         h("div", { class: "notice-head" }, h("h3", {}, t(`notice.${p}.h`)),
@@ -206,7 +206,7 @@ export function pendingThirdParties(app, onDone) {
 // routing table), so the mediator can compare the ID document; this page receives nothing while waiting.
 function idCameraView(app) {
   const video = h("video", { id: "id-preview", autoplay: true, muted: true, playsinline: true,
-    "aria-label": t("id.camera_preview") });
+    "aria-label": t("id.camera_preview"), hidden: !(app.preview && app.preview.local) });
   const err = h("p", { class: "error", role: "alert", hidden: true });
   if (app.preview && app.preview.local) video.srcObject = app.preview.local;
   const button = h("button", { type: "button", id: "id-camera", hidden: Boolean(app.preview),
@@ -216,6 +216,7 @@ function idCameraView(app) {
         app.preview = new MediaClient();
         await app.preview.startLocal();
         video.srcObject = app.preview.local;
+        video.hidden = false;
         button.hidden = true;
         await app.preview.join(app.socket);
       } catch (e) { err.textContent = explain(e); err.hidden = false; }
@@ -242,7 +243,7 @@ function lobbyView(app) {
     h("div", { class: "spinner", "aria-hidden": "true" }),
     h("p", { class: here ? "okmsg" : "muted", id: "lobby-status", role: "status" },
       here ? t("lobby.mediator_here") : t("lobby.no_mediator")),
-    idWait ? h("p", { class: "notice", id: "id-waiting" }, t("id.attest_wait")) : null,
+    idWait ? h("p", { class: "notice", id: "id-waiting" }, t("id.attest_lobby")) : null,
     idWait ? idCameraView(app) : null,
     app.progress.identity === true && app.idChecked ? h("p", { class: "okmsg", id: "id-done" }, t("id.checked_by_mediator")) : null,
     pendingThirdParties(app, () => app.render(false)),

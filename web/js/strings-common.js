@@ -293,6 +293,7 @@ register({
   "a11y.large_text": ["大字", "Large text"],
   "a11y.large_text_label": ["放大文字", "Larger text"],
   "a11y.read_aloud": ["朗读", "Read aloud"],
+  "a11y.read_all": ["全部朗读", "Read all aloud"],
   "a11y.read_aloud_label": ["朗读：{title}", "Read aloud: {title}"],
   "a11y.stop_reading": ["停止朗读", "Stop reading"],
   "a11y.no_speech": ["这台设备不能朗读，请看文字，或请调解员读给您听。", "This device cannot read aloud; read the text, or ask the mediator to read it to you."],

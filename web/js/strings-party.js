@@ -23,6 +23,7 @@ register({
   "id.camera_start": ["打开摄像头，向调解员出示身份证件", "Turn on the camera and show your ID to the mediator"],
   "id.camera_preview": ["您的摄像头画面（只有调解员能看到）", "Your camera (only the mediator can see it)"],
   "id.attest_wait": ["好的。进入等候后，调解员会请您把身份证件对着摄像头，由调解员确认。您可以先继续下一步。", "All right. While you wait, the mediator will ask you to hold your ID up to the camera and confirm it. You can go on to the next step now."],
+  "id.attest_lobby": ["调解员会请您把身份证件对着摄像头：请点下面的按钮打开摄像头，把证件正面对着镜头。调解员看过后会确认，只有调解员能看到画面。", "Press the button below to turn on the camera and hold the front of your ID up to it. The mediator checks it; only the mediator sees the picture."],
   "id.bad_format": ["请输入 6 位数字。", "Enter the 6 digits."],
   "notice.title": ["第二步：请阅读告知事项", "Step 2: please read these notices"],
   "notice.rights.h": ["您的权利和义务", "Your rights and duties"],
