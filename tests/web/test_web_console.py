@@ -300,6 +300,8 @@ async def test_console_whole_day(web_world: World, open_page: Opener, tmp_path: 
     problems = await med.locator("#problems").inner_text()
     assert "尽快" in problems and "terms[" not in problems and " / " not in problems, problems
     await shot(med, "console-10-agreement-problems")
+    drafting = await med.evaluate("document.documentElement.scrollHeight")
+    assert drafting < 5400, f"the host page is {drafting}px tall at 1366×768 while drafting"
     await check_page(med, "agreement problems")
     await form.locator("[name='terms[1].method']").fill("银行转账至甲方账户")
     await med.click("#draft-save")

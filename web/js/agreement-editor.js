@@ -145,9 +145,10 @@ export class AgreementEditor {
   form() {
     const c = this.content;
     const parties = (c.parties || []).map((p, i) => h("fieldset", { class: "party" }, h("legend", {}, `${t("side." + p.side)} · ${t("role." + p.kind)} · ${p.name}`),
-      this.input(`parties[${i}].id_number`, t("ag.id_number"), { check: (v) => { const why = idNumberProblem(v); return why ? t(why) : ""; } }),
-      this.input(`parties[${i}].address`, t("ag.address")),
-      this.input(`parties[${i}].phone`, t("ag.phone"), { type: "tel" })));
+      h("div", { class: "grid3" },
+        this.input(`parties[${i}].id_number`, t("ag.id_number"), { check: (v) => { const why = idNumberProblem(v); return why ? t(why) : ""; } }),
+        this.input(`parties[${i}].phone`, t("ag.phone"), { type: "tel" }),
+        this.input(`parties[${i}].address`, t("ag.address")))));
     const matters = h("textarea", { name: "disputed_matters", dataset: { path: "disputed_matters" }, oninput: (e) => {
       c.disputed_matters = e.target.value.split("\n").map((x) => x.trim()).filter(Boolean); this.preview();
     } }, (c.disputed_matters || []).join("\n"));
@@ -157,9 +158,9 @@ export class AgreementEditor {
         `${t("side." + p.side)} ${p.name}`)));
     const terms = (c.terms || []).map((x, i) => h("fieldset", { class: "term", dataset: { term: String(i) } },
       h("legend", {}, t("ag.term_n", { n: i + 1 })),
-      h("div", { class: "grid2" }, field(t("ag.obligor"), who(`terms[${i}].obligor`)), field(t("ag.obligee"), who(`terms[${i}].obligee`))),
-      field(t("ag.kind"), h("select", { name: `terms[${i}].kind`, dataset: { path: `terms[${i}].kind` }, onchange: (e) => { x.kind = e.target.value; this.render(); } },
-        ["payment", "act"].map((k) => h("option", { value: k, selected: x.kind === k }, t("ag.kind." + k))))),
+      h("div", { class: "grid3" }, field(t("ag.obligor"), who(`terms[${i}].obligor`)), field(t("ag.obligee"), who(`terms[${i}].obligee`)),
+        field(t("ag.kind"), h("select", { name: `terms[${i}].kind`, dataset: { path: `terms[${i}].kind` }, onchange: (e) => { x.kind = e.target.value; this.render(); } },
+          ["payment", "act"].map((k) => h("option", { value: k, selected: x.kind === k }, t("ag.kind." + k)))))),
       this.input(`terms[${i}].what`, t("ag.what"), { area: true }),
       h("div", { class: "grid2" },
         x.kind === "payment" ? this.input(`terms[${i}].amount`, t("ag.amount"), { type: "text" }) : null,
@@ -174,8 +175,8 @@ export class AgreementEditor {
       h("form", { class: "editor", onsubmit: (e) => { e.preventDefault(); this.save(note.value); } },
         h("p", { class: "hint" }, t("ed.parties_hint")),
         parties,
-        this.input("facts", t("ag.facts"), { area: true }),
-        field(t("ag.matters"), matters, t("ed.one_per_line")),
+        h("div", { class: "grid2" }, this.input("facts", t("ag.facts"), { area: true }),
+          field(t("ag.matters"), matters, t("ed.one_per_line"))),
         h("div", { class: "grid2" },
           this.input("responsibility.A", t("pf.responsibility", { side: t("side.A") }), { area: true }),
           this.input("responsibility.B", t("pf.responsibility", { side: t("side.B") }), { area: true })),
@@ -183,11 +184,10 @@ export class AgreementEditor {
         terms,
         h("button", { type: "button", onclick: () => { c.terms.push({ obligor: null, obligee: null, kind: "act", what: "", method: "", place: "", deadline: "" }); this.render(); } }, t("ed.add_term")),
         h("fieldset", {}, h("legend", {}, t("ag.performance")),
-          h("div", { class: "grid2" }, this.input("performance.method", t("ag.method")), this.input("performance.place", t("ag.place"))),
-          this.input("performance.deadline", t("ag.deadline"), { type: "date" })),
-        this.input("property.location", t("ag.property")),
+          h("div", { class: "grid3" }, this.input("performance.method", t("ag.method")), this.input("performance.place", t("ag.place")),
+            this.input("performance.deadline", t("ag.deadline"), { type: "date" }))),
+        h("div", { class: "grid2" }, this.input("property.location", t("ag.property")), this.input("other", t("ag.other"), { area: true })),
         flag("matters.decides_ownership", t("ag.decides_ownership")), flag("matters.special_procedure", t("ag.special_procedure")),
-        this.input("other", t("ag.other"), { area: true }),
         field(t("ed.note"), note),
         h("div", { class: "row actions-row" }, h("button", { type: "submit", id: "draft-save" }, t("ed.save")),
           h("button", { type: "button", class: "primary", id: "agreement-finalize", onclick: () => this.finalize() }, t("ed.finalize"))),

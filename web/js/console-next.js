@@ -34,8 +34,13 @@ export function agreementSteps(data, names) {
     const until = x.until ? t("next.until", { at: fmtTime(x.until, lang) }) : "";
     if (x.role === "mediator") {
       if (x.ready) out.now.push(word("next.", x.action) + until);
-      else for (const w of x.waits_for || []) out.waiting.push(t("next.wait", { who: actorName(w.actor, names), what: word("wait.", w.action) }));
-    } else if (x.ready && x.role !== "system" && !x.offline) {
+      else {
+        for (const w of x.waits_for || []) {
+          if (w.actor === "mediator" || w.actor.startsWith("staff:")) continue;  // our own step: it is under "do now"
+          out.waiting.push(t("next.wait", { who: actorName(w.actor, names), what: word("wait.", w.action) }));
+        }
+      }
+    } else if (x.ready && x.role !== "system" && !x.offline && x.action !== "refuse") {  // refusing is an option, not a wait
       out.waiting.push(t("next.wait", { who: actorName(x.actor, names), what: word("wait.", x.action) }) + until);
     }
   }
