@@ -82,6 +82,15 @@ class RecorderParticipant:
             self._idle.clear()
             await asyncio.wait_for(self._idle.wait(), limit)
 
+    async def abandon(self) -> None:
+        """This node lost the session (another owns it now): stop at once and write nothing more."""
+        self.hub.remove_sink(self.sink_id)
+        self._queue.clear()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self.recorder.abandon()
+
     async def stop(self, reason: str, *, actor: str) -> dict[str, Any]:
         """Stop receiving, write what is queued, and finalize (signed manifest)."""
         self.hub.remove_sink(self.sink_id)

@@ -87,6 +87,7 @@ class LiveSession:
     on_change: Callable[[LiveSession], None] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     grace: float = 30.0  # seconds a dropped connection keeps its place and media (signaling Settings)
+    restored: frozenset[str] = frozenset()  # admitted before this node took the session over (durable record)
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict, init=False, repr=False)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
@@ -121,6 +122,13 @@ class LiveSession:
         """Who the hub puts in the caucus group: the members and the caucus recorder's sink."""
         return self.caucus | self.caucus_sinks
 
+    def restore(self, admitted: frozenset[str], caucus: frozenset[str], caucus_kind: str) -> None:
+        """Taken over from a lost node (mediation.live_restore): who was admitted is admitted again when they
+        reconnect, and the private room that was open is open (the hub applies it once media starts)."""
+        self.restored = admitted
+        self.caucus, self.caucus_kind = caucus, caucus_kind
+        self.changed()
+
     # ---- intents ---------------------------------------------------------------------------------------------
     def changed(self) -> None:
         self.dirty = True
@@ -134,7 +142,7 @@ class LiveSession:
         if timer is not None:
             timer.cancel()
         known.connected, known.reconnecting = True, False
-        known.admitted = known.admitted or known.is_mediator
+        known.admitted = known.admitted or known.is_mediator or known.pid in self.restored
         self.changed()
         return known
 

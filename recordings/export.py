@@ -6,6 +6,11 @@
   of its own first frame, and each audio track is padded with silence from 0 (`aresample=async=1:first_pts=0`).
 - `raw=True`: Matroska with every original track (VP8, Opus) remuxed without transcoding, timestamps unchanged.
 
+A recording continued on another node after its owner was lost (several nodes) has parts: the lost node's streams
+end at its last stored segment and the next part's streams begin when the new owner continued it. Every stream
+keeps its place on the common clock, so the parts play in order; the gap between them (the `node_lost` and
+`continued` events) is marked in the picture ("录像中断 ... recording gap") and listed in `ExportResult.gaps`.
+
 Plaintext handling (`recordings.ffmpeg`): the system `ffmpeg` reads each decrypted stream from its own anonymous
 pipe (`pipe:N`, inherited file descriptors) that this process fills from the decrypting reader with non-blocking
 writes. `export` writes the requested output file, which the caller places (outside the data directory; it is the
@@ -22,7 +27,7 @@ import hashlib
 import math
 import os
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
@@ -31,7 +36,7 @@ from mediation import audit
 from mediation.db import Database
 from mediation.errors import NotFound
 from mediation.keyring import KeyRing
-from mediation.recording_records import Recording, RecordingParticipant, RecordingStream
+from mediation.recording_records import Recording, RecordingEvent, RecordingParticipant, RecordingStream
 from recordings.decrypt import DecryptedStream
 from recordings.ffmpeg import ExportFailed, raw_output_args, run_ffmpeg, stream_ffmpeg
 from recordings.reader import authorize_read
@@ -52,6 +57,7 @@ class ExportResult:
     streams: list[str]
     sha256: str
     bytes: int
+    gaps: list[tuple[int, int]] = field(default_factory=list)  # (from_ms, to_ms) where no node was recording
 
 
 def _safe_text(text: str) -> str:
@@ -76,8 +82,10 @@ def grid_filter(
     font: str,
     tile: tuple[int, int] = (640, 360),
     fps: int = 15,
+    gaps: list[tuple[int, int]] | None = None,
 ) -> str:
-    """The filter graph: input i is streams[i]; outputs [vout] and [aout]."""
+    """The filter graph: input i is streams[i]; outputs [vout] and [aout]. `gaps` (ms on the recording's clock)
+    are marked with a caption while they last."""
     tw, th = tile
     sources = list(dict.fromkeys(s.source_id for s in streams if "video" in s.kinds)) or ["-"]
     cols = math.ceil(math.sqrt(len(sources)))
@@ -103,6 +111,12 @@ def grid_filter(
                 f"drawtext=fontfile={font}:text='{label}':x={x + 10}:y={y + 10}:fontsize=22:"
                 "fontcolor=white:box=1:boxcolor=black@0.5,"
             )
+    for a, b in gaps or []:
+        text.append(
+            f"drawtext=fontfile={font}:text='录像中断 recording gap ({(b - a) / 1000:.1f} s)':"
+            f"x=(w-tw)/2:y=(h-th)/2:fontsize=32:fontcolor=yellow:box=1:boxcolor=black@0.7:"
+            f"enable='between(t,{a / 1000:.3f},{b / 1000:.3f})',"
+        )
     case = _safe_text(case_code)
     text.append(
         f"drawtext=fontfile={font}:text='%{{pts\\:localtime\\:{epoch:.3f}}}  {case}':x=10:y=h-th-10:"
@@ -129,6 +143,19 @@ class _Plan:
     args: list[str]  # ffmpeg output arguments, ending in the output
     duration_s: float
     stream_ids: list[str]
+    gaps: list[tuple[int, int]] = field(default_factory=list)
+
+
+def gaps_of(events: list[RecordingEvent]) -> list[tuple[int, int]]:
+    """Where a lost node's media ends (`node_lost`) to where the next part begins (`continued`)."""
+    out, lost = [], None
+    for e in events:
+        if e.kind == "node_lost":
+            lost = e.pts_ms
+        elif e.kind == "continued" and lost is not None:
+            out.append((lost, max(lost, e.pts_ms)))
+            lost = None
+    return out
 
 
 async def _plan(
@@ -144,6 +171,11 @@ async def _plan(
         streams = list((await s.scalars(q)).all())
         q2 = select(RecordingParticipant).where(RecordingParticipant.recording_id == recording_id)
         labels = {p.source_id: p.label for p in (await s.scalars(q2)).all()}
+        q3 = select(RecordingEvent).where(RecordingEvent.recording_id == recording_id).order_by(RecordingEvent.id)
+        gaps = gaps_of(list((await s.scalars(q3)).all()))
+    # a stream cut off by a lost node or a crash after its first segment holds no playable media (the Matroska
+    # head alone, which ffmpeg refuses): left out; the manifest still lists it
+    streams = [s for s in streams if s.status not in ("truncated", "corrupt") or (s.segments or 0) >= 2]
     if not streams:
         raise NotFound("the recording has no media", recording=recording_id)
     key = await authorize_read(db, keyring, recording_id, actor=actor, reason=reason, action="recording.export",
@@ -154,12 +186,12 @@ async def _plan(
         args = raw_output_args([(s.source_id, s.stream_id, s.kinds.split(",")) for s in streams], labels, target)
     else:
         graph = grid_filter(streams, labels, case_code=rec.case_code, epoch=rec.started_at.timestamp(),
-                            duration_s=duration_s, font=_font(fontfile), tile=tile, fps=fps)
+                            duration_s=duration_s, font=_font(fontfile), tile=tile, fps=fps, gaps=gaps)
         args = ["-filter_complex", graph, "-map", "[vout]", "-map", "[aout]",
                 "-c:v", "libx264", "-preset", "veryfast", "-crf", "26", "-pix_fmt", "yuv420p", "-r", str(fps),
                 "-c:a", "aac", "-b:a", "128k", "-t", f"{duration_s:.3f}",
                 *(["-movflags", "+faststart"] if fmt == "mp4" else []), "-f", fmt, target]
-    return _Plan(readers, args, duration_s, [s.stream_id for s in streams])
+    return _Plan(readers, args, duration_s, [s.stream_id for s in streams], gaps)
 
 
 async def _exported(db: Database, recording_id: str, *, actor: str, reason: str, raw: bool, file: str, digest: str,
@@ -191,7 +223,7 @@ async def export(
     await run_ffmpeg(plan.readers, plan.args, out, ffmpeg=ffmpeg, env={**os.environ, **({"TZ": tz} if tz else {})})
     digest, size = await asyncio.to_thread(_hash_file, out)
     await _exported(db, recording_id, actor=actor, reason=reason, raw=raw, file=out.name, digest=digest, size=size)
-    return ExportResult(out, raw, int(plan.duration_s * 1000), plan.stream_ids, digest, size)
+    return ExportResult(out, raw, int(plan.duration_s * 1000), plan.stream_ids, digest, size, plan.gaps)
 
 
 async def export_stream(

@@ -22,6 +22,14 @@ appears in an audio-only stream. While a source waits for a keyframe its video i
 the publisher for one (PLI) for every id in `waiting_for_keyframe()`, e.g. right after `resume()`.
 
 Pause closes every stream cleanly (final segment written), so a pause is also a durable checkpoint.
+
+Several nodes (docs/architecture.md, "Nodes"): `fence` is the owner check (signaling.cluster.ClusterNode.fence)
+awaited before anything that starts a part of the recording (the recording, each stream, a continuation) and
+before the stop; a node that no longer owns the session gets `StaleOwner` there and writes nothing. When the owner
+is lost, the next owner calls `Recorder.continue_part()`: the lost node's streams are settled from storage (valid
+segments up to its last fsync counted, the rest truncated), a `node_lost` event marks where its media ends and a
+`continued` event where the new part begins (the gap between them), and new streams get the next part numbers on
+the same clock (milliseconds since the recording started, by the wall clock).
 """
 
 from __future__ import annotations
@@ -30,18 +38,21 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy import select
 
 from mediation import audit
 from mediation.db import Database, utcnow
 from mediation.errors import Conflict, InvalidInput
 from mediation.keyring import KeyRing
-from mediation.recording_records import Recording, RecordingEvent, RecordingParticipant
+from mediation.recording_records import Recording, RecordingEvent, RecordingParticipant, RecordingStream
 from recordings import keys
 from recordings.manifest import finalize
 from recordings.muxer import StreamMuxer, vp8_keyframe_size
+from recordings.recover import settle_streams
 from recordings.storage import RecordingStorage, check_name
 from recordings.writer import SegmentWriter
 
@@ -90,6 +101,8 @@ class Recorder:
         self._t0 = self._clock()
         self._max_pts = 0
         self._sources: dict[str, _Source] = {}
+        self.fence: Callable[[], Awaitable[Any]] | None = None
+        self._prior: dict[str, list[str]] = {}  # a lost node's streams: their stored segments' hashes
 
     @classmethod
     async def start(
@@ -107,10 +120,13 @@ class Recorder:
         record_type: str = "mediation_recording",
         recording_id: str | None = None,
         settings: RecorderSettings | None = None,
+        fence: Callable[[], Awaitable[Any]] | None = None,
     ) -> Recorder:
         missing = [p.source_id for p in participants if not p.consented]
         if missing:
             raise Conflict("recording needs the consent of everyone present", not_consented=missing)
+        if fence is not None:
+            await fence()
         rid = check_name(recording_id or "rec-" + secrets.token_hex(8))
         key_id = keys.new_key_id()
         async with db.session() as s:
@@ -160,10 +176,72 @@ class Recorder:
             max_pending=(settings or RecorderSettings()).max_pending_segments,
         )
         rec = cls(db, storage, keyring, writer, rid, settings or RecorderSettings())
+        rec.fence = fence
         for p in participants:
             rec._sources[p.source_id] = _Source(p.label)
         log.info("recording %s started (session %s, privileged=%s)", rid, session_id, privileged)
         return rec
+
+    @classmethod
+    async def continue_part(
+        cls,
+        *,
+        db: Database,
+        storage: RecordingStorage,
+        keyring: KeyRing,
+        recording_id: str,
+        actor: str,
+        reason: str,
+        settings: RecorderSettings | None = None,
+        fence: Callable[[], Awaitable[Any]] | None = None,
+    ) -> Recorder:
+        """Continue a recording whose node was lost, as its next part (same recording, key and clock)."""
+        if fence is not None:
+            await fence()
+        prior, last_at = await settle_streams(db, storage, keyring, recording_id)
+        st = settings or RecorderSettings()
+        async with db.session() as s:
+            row = await s.get(Recording, recording_id)
+            if row is None or row.status not in ("recording", "paused"):
+                raise Conflict("the recording is not running", recording=recording_id)
+            data_key = await keys.load_data_key(s, keyring, recording_id)
+            streams = (await s.scalars(select(RecordingStream).where(
+                RecordingStream.recording_id == recording_id))).all()
+            people = (await s.scalars(select(RecordingParticipant).where(
+                RecordingParticipant.recording_id == recording_id).order_by(RecordingParticipant.id))).all()
+            kinds = (await s.scalars(select(RecordingEvent.kind).where(
+                RecordingEvent.recording_id == recording_id))).all()
+            started = row.started_at
+            now = utcnow()
+            gap_to = max(0, int((now - started).total_seconds() * 1000))
+            ended = last_at if isinstance(last_at, type(started)) else started
+            gap_from = min(gap_to, max(0, int((ended - started).total_seconds() * 1000)))
+            part = 2 + sum(1 for k in kinds if k == "continued")
+            detail = {"part": part, "gap_from_ms": gap_from, "gap_to_ms": gap_to,
+                      "streams": {sid: len(h) for sid, h in prior.items()}}
+            await _event(s, recording_id, "node_lost", gap_from, actor,
+                         "the node recording this session was lost; its media ends at its last stored segment",
+                         detail)
+            await _event(s, recording_id, "continued", gap_to, actor, reason, detail)
+            state, session_id, key_id = row.status, row.session_id, row.data_key_id
+        writer = SegmentWriter(db, storage, recording_id=recording_id, session_id=session_id, key_id=key_id,
+                               data_key=data_key, max_pending=st.max_pending_segments)
+        rec = cls(db, storage, keyring, writer, recording_id, st)
+        rec.fence, rec._prior = fence, prior
+        rec._t0 = rec._clock() - gap_to / 1000  # the recording's clock goes on: ms since it started
+        rec._max_pts = gap_to
+        rec.state = state
+        for p in people:
+            src = rec._sources[p.source_id] = _Source(p.label)
+            src.part = max((x.part for x in streams if x.source_id == p.source_id), default=-1)
+        log.warning("recording %s continued as part %d after a gap of %d ms", recording_id, part, gap_to - gap_from)
+        return rec
+
+    def abandon(self) -> None:
+        """This node lost the session: stop writing at once, with no further database or storage write (the new
+        owner settles what was stored and continues the recording)."""
+        self.state = "stopped"
+        self._writer.abort()
 
     def now_ms(self) -> int:
         return int((self._clock() - self._t0) * 1000)
@@ -221,6 +299,8 @@ class Recorder:
 
     async def _open(self, source_id: str, src: _Source, size: tuple[int, int] | None, pts_ms: int) -> None:
         await self._close_source(src, keep_waiting=True)
+        if self.fence is not None:  # a new part of this source's stream: only the session's owner writes it
+            await self.fence()
         src.part += 1
         src.stream_id = f"{source_id}.{src.part}"
         src.muxer = StreamMuxer(video=size, audio=True, title=src.label)
@@ -289,11 +369,13 @@ class Recorder:
         """Finish every stream, wait until all segments are durable, sign and store the manifest; return it."""
         if self.state == "stopped":
             raise Conflict("recording already stopped")
+        if self.fence is not None:
+            await self.fence()
         for src in self._sources.values():
             await self._close_source(src)
         self.state = "stopped"
         await self._writer.close()
-        hashes = {sid: st.hashes for sid, st in self._writer.streams.items()}
+        hashes = {**self._prior, **{sid: st.hashes for sid, st in self._writer.streams.items()}}
         async with self.db.session() as s:
             rec = await s.get(Recording, self.recording_id)
             assert rec is not None

@@ -8,6 +8,9 @@ For every recording that still has its keys, every stored segment of every strea
   Because each segment is fsynced before its hash is audited, a crash loses at most the segment being written
   (the Matroska cluster in progress, <= 1 s of media); a segment whose hash IS in the audit log but no longer
   verifies is reported as tampering, not as a crash.
+- A recording whose node was lost while it ran (several nodes) is not finalized: the next owner of the session
+  settles the lost node's streams (`settle_streams`: each stream's valid segments counted, an unfinished one
+  marked truncated) and continues it as a new part (recordings.recorder.Recorder.continue_part).
 - A finished recording is checked against its signed manifest (signature, then every frame hash) and against
   decryption; any difference is reported and audited ("recording.verify_failed").
 """
@@ -133,6 +136,28 @@ async def _recover_one(
             )
         log.error("recording %s failed verification: %s", rid, "; ".join(report.problems))
     return report
+
+
+async def settle_streams(
+    db: Database, storage: RecordingStorage, keyring: KeyRing, rid: str
+) -> tuple[dict[str, list[str]], object]:
+    """A running recording's stored streams, read and verified: the rows of those not finished get their valid
+    segment count and status (truncated at the last segment that was stored and fsynced). Returns every stream's
+    frame hashes (for the manifest at the stop) and when the last segment was audited (where the media ends)."""
+    async with db.session() as s:
+        data_key = await keys.load_data_key(s, keyring, rid)
+    stored = sorted(await storage.list_streams(rid))
+    statuses = {sid: await verify_stream(storage, data_key, rid, sid) for sid in stored}
+    async with db.session() as s:
+        rows = (await s.scalars(select(RecordingStream).where(RecordingStream.recording_id == rid))).all()
+        for row in rows:
+            st = statuses.get(row.stream_id)
+            if st is not None and row.status != "complete":
+                row.segments = st.segments
+                row.status = "complete" if st.complete else st.kind
+                row.failed_at = st.failed_at
+    _, last_at = await _audited(db, rid)
+    return {sid: st.frame_hashes for sid, st in statuses.items()}, last_at
 
 
 def _against_manifest(doc: str | None, keyring: KeyRing, statuses: dict[str, ReadStatus]) -> list[str]:

@@ -6,7 +6,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import socketio
 from aiohttp import web
@@ -36,6 +35,7 @@ from signaling.publish import NS, Publisher
 from signaling.services import SERVICES, Services
 from signaling.session_ns import NAMESPACE, SessionNamespace
 from signaling.sockets import SIO, EventSpec, EventTable, merge
+from signaling.takeover import let_go
 from web import WEB_DIR
 
 log = logging.getLogger(__name__)
@@ -151,21 +151,12 @@ async def _cluster(app: web.Application) -> AsyncIterator[None]:
         for (sid, _pid), conn_sid in list(ns.sids.items()):
             if sid == session_id:
                 await ns.disconnect(conn_sid)
-        await _stop_live(sv.live.close(session_id) or live, "lease lost to another node")
+        await let_go(sv.live.close(session_id) or live)  # nothing more written: the new owner goes on
 
     cluster.on_lost = lost
     await cluster.start()
     yield
     await cluster.stop()
-
-
-async def _stop_live(live: Any, reason: str) -> None:
-    if live.recorder is not None:
-        await live.recorder.stop(reason, actor="server")
-    if live.caucus_recorder is not None:
-        await live.caucus_recorder.stop(reason, actor="server")
-    if live.media is not None:
-        await live.media.close()
 
 
 async def _healthz(request: web.Request) -> web.Response:

@@ -4,13 +4,18 @@ Parties: POST /api/join with the invite token → challenge; sign it with the de
 Staff: POST /api/auth/login → cookie; connect with {"session": id} and the cookie.
 Several nodes: the join answer's `node` (or a connect refused with `wrong_node`) names the node that owns the
 session; the Socket.IO connection goes there (`node_url`), HTTP calls keep using `base_url` (any node answers).
+With `rejoin=True` a connection that drops (the node died, the network went) is made again on the client's own:
+a new join (parties: a new challenge) through `base_url`, which names the session's owner now, retried with
+backoff for `rejoin_limit` seconds; then the `on_rejoined` callbacks run (a bot makes a new peer connection).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import sys
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +28,7 @@ import socketio
 from mediation.devicekeys import DeviceKey, join_message
 
 NS = "/session"
+log = logging.getLogger(__name__)
 
 
 class ProtocolError(Exception):
@@ -33,7 +39,8 @@ class ProtocolError(Exception):
 
 
 class SessionClient:
-    def __init__(self, base_url: str, *, device_key: DeviceKey | None = None) -> None:
+    def __init__(self, base_url: str, *, device_key: DeviceKey | None = None, rejoin: bool = False,
+                 rejoin_limit: float = 60.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.device_key = device_key or DeviceKey()
         self.http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
@@ -49,10 +56,50 @@ class SessionClient:
         self.sio.on("connect_error", self._on_connect_error, namespace=NS)
         self.sio.on("disconnect", self._on_disconnect, namespace=NS)
         self._refusal: dict[str, Any] | None = None
+        self.rejoin, self.rejoin_limit = rejoin, rejoin_limit
+        self.on_rejoined: list[Callable[[], Any]] = []
+        self.rejoins: list[float] = []  # seconds each rejoin took, from the drop to connected again
+        self._auth: dict[str, Any] | None = None  # how this client joined: {"invite": token} or {"session": id}
+        self._closing = False
+        self._rejoining: asyncio.Task[None] | None = None
 
     async def _on_disconnect(self, *_: Any) -> None:
         self.events["disconnect"].append(None)
         self._changed.set()
+        if self.rejoin and not self._closing and self._auth is not None and self._rejoining is None:
+            self._rejoining = asyncio.get_running_loop().create_task(self._rejoin(), name="client-rejoin")
+
+    async def _rejoin(self) -> None:
+        """Join again through `base_url` until connected (or `rejoin_limit`): the owner may be dead for a few
+        seconds (its lease and heartbeat expire first), so refusals and unreachable nodes are retried."""
+        started, delay = time.monotonic(), 0.2
+        try:
+            while not self._closing and time.monotonic() - started < self.rejoin_limit:
+                await asyncio.sleep(delay)
+                self.node_url = None  # ask again who owns the session
+                try:
+                    if self.sio.connected:
+                        await self.sio.disconnect()
+                    assert self._auth is not None
+                    if "invite" in self._auth:
+                        await self.join_invite(self._auth["invite"])
+                    else:
+                        await self._connect(self._auth)
+                except (ProtocolError, aiohttp.ClientError, OSError, socketio.exceptions.SocketIOError) as e:
+                    log.info("rejoin: %s; retrying", e)
+                    delay = min(delay * 1.5, 1.0)
+                    continue
+                self.rejoins.append(time.monotonic() - started)
+                self.events["rejoined"].append(self.node_id)
+                self._changed.set()
+                for fn in self.on_rejoined:
+                    got = fn()
+                    if asyncio.iscoroutine(got):
+                        await got
+                return
+            log.warning("rejoin gave up after %.0f s", self.rejoin_limit)
+        finally:
+            self._rejoining = None
 
     async def _on_connect_error(self, data: Any = None) -> None:
         if isinstance(data, dict) and isinstance(data.get("data"), dict):
@@ -76,6 +123,7 @@ class SessionClient:
                 if r.status != 200:
                     raise ProtocolError(body["error"])
             self.info = body
+            self._auth = {"invite": token}
             if isinstance(body.get("node"), dict):
                 self._follow(body["node"])
             ch = body["challenge"]
@@ -108,7 +156,8 @@ class SessionClient:
             return body
 
     async def join_staff(self, session_id: int) -> None:
-        await self._connect({"session": session_id})
+        self._auth = {"session": session_id}
+        await self._connect(self._auth)
 
     def _follow(self, node: dict[str, Any]) -> None:
         self.node_id = str(node.get("id") or "") or None
@@ -162,6 +211,10 @@ class SessionClient:
         return str(self.state.get("you", {}).get("id") or self.info.get("participant", ""))
 
     async def close(self) -> None:
+        self._closing = True
+        if self._rejoining is not None:
+            self._rejoining.cancel()
+            await asyncio.gather(self._rejoining, return_exceptions=True)
         if self.sio.connected:
             await self.sio.disconnect()
         await self.http.close()

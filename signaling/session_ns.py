@@ -15,11 +15,14 @@ from mediation import lobby
 from mediation.errors import Forbidden, OneDoorError, Unauthenticated
 from signaling.publish import NS, Publisher, person_room, session_room
 from signaling.services import Services
-from signaling.sockets import Conn, EventSpec, dispatch
+from signaling.sockets import Conn, EventSpec, dispatch, fail
+from signaling.takeover import restore
 
 log = logging.getLogger(__name__)
 # disconnect reasons of a connection lost rather than closed (engineio.Server.reason)
 DROPPED = frozenset({"ping timeout", "transport close", "transport error"})
+# events that write session state: on a node of several, refused (`stale_owner`) unless its lease is current
+FENCED = ("lobby:", "caucus:", "recording:", "session:", "transcript:", "agreement:", "identity:")
 
 
 class SessionNamespace(socketio.AsyncNamespace):
@@ -31,6 +34,7 @@ class SessionNamespace(socketio.AsyncNamespace):
         self.conns: dict[str, Conn] = {}
         self.sids: dict[tuple[int, str], str] = {}  # (session, participant) -> the connection now in use
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.restoring: dict[int, asyncio.Task[None]] = {}  # session -> its takeover (signaling/takeover.py)
 
     async def trigger_event(self, event: Any, *args: Any) -> Any:
         """The library calls `connect`/`disconnect` while the connection is pending (not yet, or no longer,
@@ -41,6 +45,12 @@ class SessionNamespace(socketio.AsyncNamespace):
             if event == "connect":
                 return await self.on_connect(*args)
             return await self.on_disconnect(sid, *args[1:2])
+        cluster, conn = self.services.cluster, self.conns.get(sid)
+        if cluster is not None and conn is not None and isinstance(event, str) and event.startswith(FENCED):
+            try:
+                await cluster.fence(conn.session_id)
+            except OneDoorError as e:
+                return fail(e)
         return await dispatch(self.services, self.publisher, self.handlers, self.conns, event, sid, args[1:])
 
     # ---- connect ------------------------------------------------------------------------------------------
@@ -69,9 +79,12 @@ class SessionNamespace(socketio.AsyncNamespace):
             log.exception("connect failed")
             err = {"code": "internal", "message": "internal error"}
             raise socketio.exceptions.ConnectionRefusedError(err["message"], err) from None
+        fresh = sv.live.get(joined.session_id) is None
         live = sv.live.open(joined.session_id, joined.case_code, joined.host_id)
         live.grace = sv.settings.reconnect_grace
         self.publisher.watch(live)
+        if sv.cluster is not None:  # owned here now: maybe taken over from a lost node (its state is durable)
+            await self._restored(live, fresh)
         p = live.connect(joined.presence)
         key = (live.session_id, p.pid)
         old = self.sids.get(key)
@@ -85,6 +98,16 @@ class SessionNamespace(socketio.AsyncNamespace):
             await self.leave_room(old, person_room(live.session_id, p.pid))
             self._spawn(self._replace(old))
         return True
+
+    async def _restored(self, live: Any, fresh: bool) -> None:
+        task = self.restoring.get(live.session_id)
+        if task is None or (fresh and task.done()):
+            task = self.restoring[live.session_id] = asyncio.ensure_future(
+                restore(self.services, self.publisher, live))
+        try:
+            await asyncio.shield(task)
+        except Exception:  # the session goes on without what could not be restored; said in the log
+            log.exception("session %s: taking over its state failed", live.session_id)
 
     async def _replace(self, old_sid: str) -> None:
         """The old connection goes; the participant's media stays until the new connection's `media:join`
