@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -53,16 +54,28 @@ async def recover(
     *,
     actor: str = "recovery",
     only_interrupted: bool = False,
+    continued_elsewhere: Callable[[str], Awaitable[bool]] | None = None,
 ) -> list[RecoveryReport]:
+    """`continued_elsewhere(session_id)`: asked just before an interrupted recording is finalized; True leaves it
+    alone (another node owns its session and is continuing it: signaling.cluster.LeaseProbe)."""
     async with db.session() as s:
-        q = select(Recording.id, Recording.status).where(Recording.keys_destroyed_at.is_(None))
+        q = select(Recording.id, Recording.status, Recording.session_id).where(
+            Recording.keys_destroyed_at.is_(None)
+        )
         todo = [
-            (rid, st)
-            for rid, st in (await s.execute(q)).all()
+            (rid, st, sid)
+            for rid, st, sid in (await s.execute(q)).all()
             if not only_interrupted or st in ("recording", "paused")
         ]
     reports = []
-    for rid, st in todo:
+    for rid, st, sid in todo:
+        if (
+            continued_elsewhere is not None
+            and st in ("recording", "paused")
+            and await continued_elsewhere(sid)
+        ):
+            log.info("recording %s left alone: session %s is continued by another node", rid, sid)
+            continue
         try:
             reports.append(
                 await _recover_one(db, storage, keyring, rid, st in ("recording", "paused"), actor)

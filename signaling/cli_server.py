@@ -90,14 +90,23 @@ def serve(a: argparse.Namespace) -> int:
 
 
 async def _recover_at_start(settings: Settings) -> None:
-    """Recordings interrupted by a crash are verified and finalized before serving (issue 4)."""
+    """Recordings interrupted by a crash are verified and finalized before serving (issue 4). One node of several
+    leaves alone those whose session another node owns now: that node is continuing them (issue 14)."""
     from recordings.recover import recover
+    from signaling.app import node_id_of
+    from signaling.cluster import LeaseProbe
 
     sv = Services.build(settings)
+    probe = None
+    if settings.node_url and settings.redis_url:
+        probe = LeaseProbe(settings.redis_url, settings.node_id or node_id_of(settings.node_url))
     try:
-        for r in await recover(sv.db, sv.storage, sv.keys, actor="startup", only_interrupted=True):
+        for r in await recover(sv.db, sv.storage, sv.keys, actor="startup", only_interrupted=True,
+                               continued_elsewhere=probe.elsewhere if probe is not None else None):
             log.warning("recording %s recovered: %s %s", r.recording_id, r.status, "; ".join(r.problems))
     finally:
+        if probe is not None:
+            await probe.aclose()
         await sv.db.close()
 
 

@@ -265,6 +265,34 @@ class ClusterNode:
         return held[0]
 
 
+class LeaseProbe:
+    """At a node's start, before it finalizes interrupted recordings: does another node own the session now?
+
+    After a takeover the new owner continues the recording as its next part; a node restarting meanwhile must not
+    mark it truncated. A lease held under this node's own id belongs to its previous (dead) process: not elsewhere.
+    Unknown (Redis unreachable) counts as elsewhere: finalizing a recording someone is continuing cannot be undone,
+    leaving one interrupted can (the next start, or `onedoor recordings recover`)."""
+
+    def __init__(self, redis_url: str, node_id: str, prefix: str = "onedoor:") -> None:
+        self.node_id = node_id
+        self.redis = aioredis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        self.store = RedisLeases(self.redis, prefix)
+
+    async def elsewhere(self, session_id: str) -> bool:
+        try:
+            lease = await self.store.owner(int(session_id))
+        except ValueError:  # not a live-session id: no node can own it
+            return False
+        except (RedisError, OSError) as e:
+            log.warning("node %s: Redis unreachable at start (%s); session %s's recording is left interrupted",
+                        self.node_id, e, session_id)
+            return True
+        return lease is not None and lease.node_id != self.node_id
+
+    async def aclose(self) -> None:
+        await self.redis.aclose()
+
+
 def drain_command(a: Any) -> int:
     """`onedoor node drain --redis-url URL --node-id ID [--undo]`: the node takes no new sessions (its running
     sessions stay until they end); `--undo` lets it take sessions again."""
