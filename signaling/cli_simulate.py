@@ -27,17 +27,22 @@ import json
 import logging
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from aiohttp import web
+
+from media.bots import Bot
+from media.channels import SocketIOChannel
 from mediation import schema
 from mediation.identity import MemoryCodeSender
+from recordings.export import export
+from signaling.app import create_app
 from signaling.cli_server import DEMO_PASSWORD, make_demo
 from signaling.client import SessionClient
 from signaling.config import Settings
-from signaling.services import Services
-
-if TYPE_CHECKING:
-    from media.bots import Bot
+from signaling.services import SERVICES, Services
+from signaling.simulate_casefile import close_and_confirm, upload_photo, write
+from signaling.simulate_court import agree_and_confirm
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +75,6 @@ def simulate(a: argparse.Namespace) -> int:
 async def run(settings: Settings, participants: int, seconds: float, workdir: Path, out_dir: Path | None = None
               ) -> dict[str, Any]:
     """The mediation against a server started here, in-process, on an ephemeral port."""
-    # imported here so that the other commands (`onedoor verify` above all) do not load the server and media stack
-    from aiohttp import web
-
-    from signaling.app import create_app
-    from signaling.services import SERVICES
-
     app = create_app(settings)
     runner = web.AppRunner(app)
     await runner.setup()
@@ -104,12 +103,6 @@ async def mediation(sv: Services, servers: list[str], participants: int, seconds
                     out_dir: Path | None, *, remote: bool) -> dict[str, Any]:
     """The whole mediation through `servers` (participants enter through each in turn, the mediator first);
     `remote`: the servers are other processes (no code sender here: the mediator attests identities)."""
-    from media.bots import Bot
-    from media.channels import SocketIOChannel
-    from recordings.export import export
-    from signaling.simulate_casefile import close_and_confirm, upload_photo, write
-    from signaling.simulate_court import agree_and_confirm
-
     base = servers[0]
     clients: list[SessionClient] = []
     bots: dict[str, Bot] = {}

@@ -25,7 +25,10 @@ from typing import Any
 import aiohttp
 import socketio
 
+from media.bots import Bot
+from media.channels import SocketIOChannel
 from mediation.devicekeys import DeviceKey, join_message
+from signaling.config import DEMO_PASSWORD
 
 NS = "/session"
 log = logging.getLogger(__name__)
@@ -280,10 +283,6 @@ async def start_demo_server(data_dir: Path, port: int) -> DemoServer:
 async def join_everyone(srv: DemoServer, clients: list[SessionClient], bots: list[Any]) -> SessionClient:
     """The demo's mediator and every party join and are admitted; each publishes as a bot. Returns the mediator;
     every client and bot made is appended to the caller's lists, so the caller's `finally` closes them."""
-    from media.bots import Bot
-    from media.channels import SocketIOChannel
-    from signaling.cli_server import DEMO_PASSWORD
-
     m = SessionClient(srv.base_url)
     clients.append(m)
     await m.login("mediator", DEMO_PASSWORD)

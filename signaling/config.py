@@ -9,6 +9,8 @@ from typing import Any
 from mediation.identity import CodeSender, LogCodeSender
 from mediation.keyring import default_key_dir
 
+DEMO_PASSWORD = "onedoor-demo-2026"  # `onedoor demo` staff accounts: development only, printed by the command
+
 
 @dataclass
 class Settings:

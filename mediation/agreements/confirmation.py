@@ -22,9 +22,15 @@ from mediation import audit
 from mediation.agreements import payloads
 from mediation.agreements._load import agreement_row, case_row, center_of, parties_snapshot
 from mediation.agreements.agreement import get_agreement
+from mediation.agreements.application_state import (
+    application_row,
+    application_signatures,
+    missing_items,
+    uncovered_parties,
+)
 from mediation.agreements.courts import CourtDirectory, CourtSuggestion, suggest_courts
 from mediation.agreements.models import Agreement, ApplicationSignature, ConfirmationApplication
-from mediation.agreements.signing import _bound_key, _person
+from mediation.agreements.signing import bound_key, person_of
 from mediation.canonical import canonical_json, sha256_hex
 from mediation.db import utcnow
 from mediation.errors import Conflict, Expired, Forbidden, InvalidInput, NotFound
@@ -143,25 +149,6 @@ async def reminders_due(s: AsyncSession, *, within_days: int = 7, now: dt.dateti
     return sorted(out, key=lambda r: r.deadline_at)
 
 
-async def _sigs(s: AsyncSession, application_id: int) -> list[ApplicationSignature]:
-    q = select(ApplicationSignature).where(ApplicationSignature.application_id == application_id)
-    return list((await s.scalars(q.order_by(ApplicationSignature.id))).all())
-
-
-def _uncovered(document: dict[str, Any], sigs: list[ApplicationSignature]) -> list[int]:
-    covered = {r.person_id for r in sigs}
-    agents = {p["person_id"]: p.get("represents") for p in document["applicants"] if p["kind"] == "agent"}
-    covered |= {agents[r.person_id] for r in sigs if r.person_id in agents}
-    return [p["person_id"] for p in document["applicants"] if p["kind"] == "party" and p["person_id"] not in covered]
-
-
-async def application_row(s: AsyncSession, application_id: int) -> ConfirmationApplication:
-    app = await s.get(ConfirmationApplication, application_id)
-    if app is None:
-        raise NotFound("司法确认申请不存在 / no such application", code="no_application")
-    return app
-
-
 async def _locked_application(s: AsyncSession, application_id: int) -> ConfirmationApplication:
     q = (select(ConfirmationApplication).where(ConfirmationApplication.id == application_id).with_for_update()
          .execution_options(populate_existing=True))
@@ -173,10 +160,10 @@ async def _locked_application(s: AsyncSession, application_id: int) -> Confirmat
 
 async def get_application(s: AsyncSession, application_id: int) -> ApplicationView:
     app = await application_row(s, application_id)
-    doc, sigs = json.loads(app.document), await _sigs(s, app.id)
+    doc, sigs = json.loads(app.document), await application_signatures(s, app.id)
     return ApplicationView(app.id, app.agreement_id, app.case_id, app.court_id, app.status, doc, app.document_sha256,
                            app.deadline_at, app.submitted_at, app.acceptance_due, app.accepted_at, app.ruling_due,
-                           app.extended, [r.signer for r in sigs], _uncovered(doc, sigs))
+                           app.extended, [r.signer for r in sigs], uncovered_parties(doc, sigs))
 
 
 def _check_window(a: Agreement, now: dt.datetime) -> Deadline:
@@ -240,7 +227,7 @@ async def start_application(
 async def application_payload(s: AsyncSession, application_id: int, *, person_id: int) -> bytes:
     app = await application_row(s, application_id)
     case = await case_row(s, app.case_id)
-    p = await _person(s, case, person_id)
+    p = await person_of(s, case, person_id)
     return payloads.application_payload_bytes(case_code=case.code, application_id=app.id,
                                               document_sha256=app.document_sha256, signer=f"person:{p.id}")
 
@@ -258,14 +245,14 @@ async def sign_application(
     if app.status != "draft":
         raise Conflict("申请已提交 / the application was already submitted", code="already_submitted")
     _check_window(await agreement_row(s, app.agreement_id), now)
-    person = await _person(s, case, person_id)
+    person = await person_of(s, case, person_id)
     signer = f"person:{person.id}"
-    if any(r.signer == signer for r in await _sigs(s, app.id)):
+    if any(r.signer == signer for r in await application_signatures(s, app.id)):
         raise Conflict("您已签署申请 / already signed", code="already_signed")
     principal = person.id if person.kind == "party" else person.represents_id
-    if principal not in _uncovered(json.loads(app.document), await _sigs(s, app.id)):
+    if principal not in uncovered_parties(json.loads(app.document), await application_signatures(s, app.id)):
         raise Conflict("已为该当事人签署申请 / already signed for this party", code="already_signed")
-    spki = await _bound_key(s, case, person, invite_id)
+    spki = await bound_key(s, case, person, invite_id)
     sig = payloads.decode_b64(signature_b64, "signature")
     msg = await application_payload(s, app.id, person_id=person.id)
     if not payloads.verify_signature(payloads.ECDSA_P256, spki, sig, msg):
@@ -287,8 +274,6 @@ async def sign_application(
 
 async def try_submit(s: AsyncSession, application_id: int, *, now: dt.datetime | None = None) -> bool:
     """Submit the application if every party signed and the package (R23) is complete; start the court clock."""
-    from mediation.agreements.package import missing_items
-
     now = now or utcnow()
     app = await application_row(s, application_id)
     if app.status != "draft" or await missing_items(s, app.id):

@@ -27,9 +27,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mediation.agreements import agreement as agreements
+from mediation.agreements import confirmation, package, signing
 from mediation.agreements._load import agreement_row, case_row, people
 from mediation.agreements.models import Agreement, ConfirmationApplication, CourtRuling
 from mediation.agreements.notary import Notary
+from mediation.agreements.seal import seal_agreement
 from mediation.db import utcnow
 from mediation.models import MediationSession
 
@@ -235,8 +238,6 @@ def _evaluate(f: Facts) -> State:
 
 # ---- reading the facts --------------------------------------------------------------------------------------------
 async def facts(s: AsyncSession, case_id: int, *, now: dt.datetime | None = None) -> Facts:
-    from mediation.agreements import agreement as agreements
-    from mediation.agreements import confirmation, package
 
     now = now or utcnow()
     case = await case_row(s, case_id)
@@ -289,9 +290,6 @@ class Settled:
 
 async def settle(s: AsyncSession, agreement_id: int, *, notary: Notary) -> Settled:
     """Re-evaluate after any event and complete every step whose conditions now all hold (in order)."""
-    from mediation.agreements import agreement as agreements
-    from mediation.agreements import confirmation, signing
-    from mediation.agreements.seal import seal_agreement
 
     out = Settled()
     a = await agreement_row(s, agreement_id, lock=True)

@@ -17,7 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from mediation import audit
 from mediation.agreements._load import agreement_row, case_row, center_of, staff_name
 from mediation.agreements.agreement import signature_rows
-from mediation.agreements.confirmation import _sigs, _uncovered, app_subject, application_row, try_submit
+from mediation.agreements.application_state import (
+    application_documents,
+    application_row,
+    application_signatures,
+    missing_items,
+)
+from mediation.agreements.confirmation import app_subject, try_submit
 from mediation.agreements.models import ApplicationDocument
 from mediation.agreements.seal import signature_documents
 from mediation.canonical import sha256_hex
@@ -36,11 +42,6 @@ class ApplicationPackage:
     files: dict[str, bytes]
     index: list[dict[str, Any]] = field(default_factory=list)  # [{name, sha256, size, item}]
     missing: list[str] = field(default_factory=list)
-
-
-async def _documents(s: AsyncSession, application_id: int) -> list[ApplicationDocument]:
-    q = select(ApplicationDocument).where(ApplicationDocument.application_id == application_id)
-    return list((await s.scalars(q.order_by(ApplicationDocument.id))).all())
 
 
 def _kind(purpose: str) -> str:
@@ -118,23 +119,12 @@ async def add_document(
     return document_json(doc)
 
 
-async def missing_items(s: AsyncSession, application_id: int) -> list[str]:
-    app = await application_row(s, application_id)
-    doc, sigs = json.loads(app.document), await _sigs(s, app.id)
-    missing = [f"signature of party person:{pid}" for pid in _uncovered(doc, sigs)]
-    poa = {d.person_id for d in await _documents(s, app.id) if d.kind == "power_of_attorney"}
-    missing += [f"power of attorney for agent {r.signer}" for r in sigs if r.role == "agent" and r.person_id not in poa]
-    if (await agreement_row(s, app.agreement_id)).sealed_pdf is None:
-        missing.append("sealed agreement (the mediator's signature and the organization's seal)")
-    return missing
-
-
 async def application_package(s: AsyncSession, application_id: int) -> ApplicationPackage:
     app = await application_row(s, application_id)
     a = await agreement_row(s, app.agreement_id)
     case = await case_row(s, app.case_id)
     center = await center_of(s, case)
-    doc, sigs = json.loads(app.document), await _sigs(s, app.id)
+    doc, sigs = json.loads(app.document), await application_signatures(s, app.id)
     agreement_sigs = await signature_rows(s, a.id)
     sessions = (await s.scalars(select(MediationSession).where(MediationSession.case_id == case.id)
                                 .order_by(MediationSession.id))).all()
@@ -167,7 +157,7 @@ async def application_package(s: AsyncSession, application_id: int) -> Applicati
     }
     if a.sealed_pdf is not None:
         files["agreement-sealed.pdf"] = a.sealed_pdf
-    attached = await _documents(s, app.id)
+    attached = await application_documents(s, app.id)
     refs = [d for d in attached if d.document_id is not None]
     if refs:  # the case file's documents: the court gets them encrypted (the bundle's documents/<id>/)
         files["documents.json"] = js([{**document_json(d), "content": f"documents/{d.document_id}/content.odr"}

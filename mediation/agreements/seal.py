@@ -31,6 +31,7 @@ from mediation.agreements.agreement import (
     signature_rows,
     subject,
 )
+from mediation.agreements.integrity import verify_signatures
 from mediation.agreements.notary import Notary
 from mediation.agreements.pdf import render
 from mediation.agreements.seal_check import SEAL_FIELD, validate_seal, validation_context  # noqa: F401 (tests)
@@ -63,8 +64,6 @@ async def seal_pdf(pdf: bytes, notary: Notary, attachments: dict[str, bytes], *,
 
 async def seal_agreement(s: AsyncSession, agreement_id: int, *, notary: Notary) -> AgreementView:
     """Render the signed agreement, attach the signatures and seal it. Needs all parties + the mediator signed."""
-    from mediation.agreements.signing import verify_signatures
-
     a = await agreement_row(s, agreement_id, lock=True)
     case = await case_row(s, a.case_id)
     if a.status != "effective":

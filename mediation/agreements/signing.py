@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import json
 import logging
 from dataclasses import dataclass
 
@@ -21,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation import audit
 from mediation.agreements import payloads
-from mediation.agreements._load import agreement_row, case_row, staff_name, version_row
+from mediation.agreements._load import agreement_row, case_row, staff_name
 from mediation.agreements.agreement import (
     AgreementView,
     SignatureInfo,
@@ -29,13 +28,14 @@ from mediation.agreements.agreement import (
     signature_info,
     signature_rows,
     subject,
-    unsigned_parties,
 )
+from mediation.agreements.integrity import verify_signatures  # noqa: F401  (callers read it here)
 from mediation.agreements.models import Agreement, AgreementSignature
 from mediation.agreements.notary import Notary
+from mediation.agreements.seal import seal_agreement
 from mediation.cases import Termination
 from mediation.db import utcnow
-from mediation.errors import Conflict, Forbidden, InvalidInput, NotFound
+from mediation.errors import Conflict, Forbidden, InvalidInput
 from mediation.models import Case, Invite, MediationSession, Person
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ async def _signable(s: AsyncSession, agreement_id: int) -> tuple[Agreement, Case
     return a, case
 
 
-async def _person(s: AsyncSession, case: Case, person_id: int) -> Person:
+async def person_of(s: AsyncSession, case: Case, person_id: int) -> Person:
     p = await s.get(Person, person_id)
     if p is None or p.case_id != case.id or p.kind not in ("party", "agent"):
         raise Forbidden("您不是本案当事人或代理人 / not a party or agent of this case", code="not_a_party")
@@ -86,14 +86,14 @@ async def signing_payload(
     """The exact bytes the browser (person) or the mediator key (staff) signs."""
     a, case = await _signable(s, agreement_id)
     if person_id is not None:
-        p = await _person(s, case, person_id)
+        p = await person_of(s, case, person_id)
         return _payload(case, a, f"person:{p.id}", p.kind)
     if staff_id is not None:
         return _payload(case, a, f"staff:{staff_id}", "mediator")
     raise InvalidInput("person_id or staff_id required", code="missing_field")
 
 
-async def _bound_key(s: AsyncSession, case: Case, person: Person, invite_id: int) -> bytes:
+async def bound_key(s: AsyncSession, case: Case, person: Person, invite_id: int) -> bytes:
     inv = await s.get(Invite, invite_id)
     sess = await s.get(MediationSession, inv.session_id) if inv else None
     if inv is None or inv.person_id != person.id or sess is None or sess.case_id != case.id:
@@ -123,8 +123,6 @@ async def _after_signature(s: AsyncSession, a: Agreement, case: Case, row: Agree
         await _take_effect(s, a, case, notary, row.signed_at)
     sealed = False
     if auto_seal and a.status == "effective" and any(r.role == "mediator" for r in await signature_rows(s, a.id)):
-        from mediation.agreements.seal import seal_agreement
-
         try:  # sealing writes nothing before it succeeds; a failure leaves the signatures in place to retry
             await seal_agreement(s, a.id, notary=notary)
             sealed = True
@@ -162,12 +160,12 @@ async def sign_as_party(
     `invite_id` is the invite the signer's connection authenticated with; its bound device key is the only key
     accepted. Raises InvalidInput(code="bad_signature") for any other key or a signature over other bytes."""
     a, case = await _signable(s, agreement_id)
-    person = await _person(s, case, person_id)
+    person = await person_of(s, case, person_id)
     signer = f"person:{person.id}"
     if any(r.signer == signer for r in await signature_rows(s, a.id)):
         raise Conflict("您已签署 / already signed", code="already_signed")
     await _not_covered(s, a, person)
-    spki = await _bound_key(s, case, person, invite_id)
+    spki = await bound_key(s, case, person, invite_id)
     sig = payloads.decode_b64(signature_b64, "signature")
     if not payloads.verify_signature(payloads.ECDSA_P256, spki, sig, _payload(case, a, signer, person.kind)):
         await audit.append(s, actor=signer, action="agreement.sign_refused", subject=subject(case.code, a.id),
@@ -221,7 +219,7 @@ async def refuse_to_sign(
     """A party refuses to sign: the agreement is refused and the mediation ends with `party_refused_to_sign`."""
     a = await agreement_row(s, agreement_id, lock=True)
     case = await case_row(s, a.case_id)
-    person = await _person(s, case, person_id)
+    person = await person_of(s, case, person_id)
     if a.status not in ("draft", "final"):
         raise Conflict("协议已生效，不能拒签 / the agreement is already effective", code="not_signable")
     if a.status == "final":
@@ -232,27 +230,3 @@ async def refuse_to_sign(
     await audit.append(s, actor=actor or f"person:{person.id}", action="agreement.refused",
                        subject=subject(case.code, a.id), reason=note, detail={"person_id": person.id})
     return await get_agreement(s, a.id)
-
-
-async def verify_signatures(s: AsyncSession, agreement_id: int) -> list[str]:
-    """Re-verify every stored signature against the stored final content and PDF. Empty list = all good."""
-    a = await agreement_row(s, agreement_id)
-    case = await case_row(s, a.case_id)
-    if a.final_version is None or a.unsigned_pdf is None:
-        raise NotFound("协议尚未定稿 / not final", code="not_final")
-    v = await version_row(s, a.id, a.final_version)
-    problems = []
-    if payloads.sha256_hex(v.content.encode()) != a.content_sha256:
-        problems.append("final content changed after finalization")
-    if payloads.sha256_hex(a.unsigned_pdf) != a.pdf_sha256:
-        problems.append("PDF changed after finalization")
-    content_sha, pdf_sha = payloads.sha256_hex(v.content.encode()), payloads.sha256_hex(a.unsigned_pdf)
-    for r in await signature_rows(s, a.id):
-        msg = payloads.payload_bytes(case_code=case.code, agreement_id=a.id, version=r.version,
-                                     content_sha256=content_sha, pdf_sha256=pdf_sha, signer=r.signer, role=r.role)
-        if not payloads.verify_signature(r.algorithm, base64.b64decode(r.public_key),
-                                         base64.b64decode(r.signature), msg):
-            problems.append(f"signature of {r.signer} ({r.name}) does not verify")
-    if a.final_version is not None and unsigned_parties(json.loads(v.content), await signature_rows(s, a.id)) and a.status != "final":
-        problems.append("a party's signature is missing")
-    return problems
