@@ -42,4 +42,5 @@ lint: install
 	$(BIN)/ruff check . && $(BIN)/mypy
 
 bench: install
-	$(BIN)/python bench/bench_hub.py --pin && $(BIN)/python bench/bench_recording.py && $(BIN)/python bench/bench_record_session.py
+	$(BIN)/python bench/bench_hub.py --pin && $(BIN)/python bench/bench_recording.py && $(BIN)/python bench/bench_record_session.py \
+	  && $(BIN)/python bench/bench_nodes.py
