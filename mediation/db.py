@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, Table, TypeDecorator, event, text
+from sqlalchemy import DateTime, MetaData, Table, TypeDecorator, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -65,6 +65,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin_immediate)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -77,19 +78,32 @@ class Database:
             yield s
 
     async def ping(self) -> None:
-        async with self.session() as s:
-            await s.execute(text("SELECT 1"))
+        """The database answers (outside any transaction: a health check waits for no writer)."""
+        async with self.engine.connect() as c:
+            c2 = await c.execution_options(isolation_level="AUTOCOMMIT")
+            await c2.exec_driver_sql("SELECT 1")
 
     async def close(self) -> None:
         await self.engine.dispose()
 
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
+    dbapi_conn.isolation_level = None  # type: ignore[attr-defined]  # the driver's implicit BEGIN off: see below
     cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=30000")
     cur.close()
+
+
+def _sqlite_begin_immediate(conn: object) -> None:
+    """SQLite: every transaction takes the write lock when it begins (BEGIN IMMEDIATE), waiting up to the busy
+    timeout. A deferred transaction that reads and then writes fails at once with "database is locked" when
+    another writer got in between (no wait is possible: its snapshot is stale), which made concurrent writes
+    answer 500. PostgreSQL needs none of this (row locks and unique constraints decide there)."""
+    if conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT":  # type: ignore[attr-defined]
+        return  # reads outside a transaction (the health check) take no lock
+    conn.exec_driver_sql("BEGIN IMMEDIATE")  # type: ignore[attr-defined]
 
 
 # ---- at rest: the data directory is private (issue 10) -------------------------------------------------------------

@@ -45,6 +45,7 @@ class RecoveryReport:
     status: str  # "ok" | "truncated" | "corrupt"
     streams: dict[str, str] = field(default_factory=dict)  # stream id -> ReadStatus.describe()
     problems: list[str] = field(default_factory=list)
+    duration_ms: int | None = None  # an interrupted recording's length as finalized (to its last audited segment)
 
 
 async def recover(
@@ -220,6 +221,7 @@ async def _finalize_interrupted(
         rec.status, rec.stopped_at = "truncated", utcnow()
         rec.duration_ms = max(0, int((end - rec.started_at).total_seconds() * 1000))
         rec.problem = summary or "interrupted; every stream was complete"
+        report.duration_ms = rec.duration_ms
         s.add(
             RecordingEvent(
                 recording_id=rid,

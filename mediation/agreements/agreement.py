@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation import audit
@@ -192,7 +193,12 @@ async def update_draft(
     content = dict(contents.check_shape(content))
     content["parties"] = await parties_snapshot(s, a.case_id)
     content.setdefault("schema", contents.SCHEMA)
-    version = await _save_version(s, a, content, author, note)
+    try:
+        async with s.begin_nested():  # two saves from the same base: the unique version number decides
+            version = await _save_version(s, a, content, author, note)
+    except IntegrityError:
+        raise Conflict("协议已被他人修改，请刷新 / the draft changed meanwhile; reload", code="stale_version",
+                       current_version=a.current_version) from None
     await audit.append(s, actor=author, action="agreement.edit", subject=subject(case.code, a.id),
                        detail={"version": version})
     return await _view(s, a)

@@ -259,3 +259,19 @@ async def test_a_counter_never_hands_out_a_number_twice(db_url: str) -> None:
     finally:
         await db.close()
 
+
+
+async def test_concurrent_draft_saves_from_one_version_one_wins(world: World) -> None:
+    """Two editors save from the same base version at once: one new version, the others 409 stale_version."""
+    m = await world.staff("mediator", session=False)
+    base = f"/api/cases/{world.case_code}/agreement"
+    draft = (await m.api("POST", base, {"template": "neighbours"}))["agreement"]
+
+    async def save(i: int) -> int:
+        body = {"content": draft["content"], "base_version": draft["current_version"], "note": f"editor {i}"}
+        async with m.http.post(f"{world.base_url}{base}/draft", json=body, headers={"X-CSRF-Token": m.csrf}) as r:
+            return r.status
+
+    statuses = sorted(await asyncio.gather(*(save(i) for i in range(8))))
+    assert statuses == [200] + [409] * 7, statuses
+    assert (await m.api("GET", base))["agreement"]["current_version"] == draft["current_version"] + 1
