@@ -12,16 +12,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from sqlalchemy import select
 
 from mediation import accounts, audit, cases, schema, sessions
 from mediation.db import private_dir, utcnow
 from mediation.models import Center, StaffUser
-from signaling.config import Settings
+from recordings.recover import recover
+from signaling.app import create_app, node_id_of
+from signaling.cluster import LeaseProbe
+from signaling.config import DEMO_PASSWORD, Settings
 from signaling.services import Services
 
 log = logging.getLogger("onedoor")
-DEMO_PASSWORD = "onedoor-demo-2026"
 # development only; printed by `onedoor demo` (username, role, display name, extra)
 DEMO_STAFF: list[tuple[str, str, str, dict[str, Any]]] = [
     ("mediator", "mediator", "王调解员", {}),
@@ -73,10 +76,6 @@ def db_upgrade(a: argparse.Namespace) -> int:
 
 
 def serve(a: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from signaling.app import create_app
-
     settings = settings_from(a)
     private_dir(settings.data_dir)
     if settings.db_url.startswith("sqlite"):
@@ -92,10 +91,6 @@ def serve(a: argparse.Namespace) -> int:
 async def _recover_at_start(settings: Settings) -> None:
     """Recordings interrupted by a crash are verified and finalized before serving (issue 4). One node of several
     leaves alone those whose session another node owns now: that node is continuing them (issue 14)."""
-    from recordings.recover import recover
-    from signaling.app import node_id_of
-    from signaling.cluster import LeaseProbe
-
     sv = Services.build(settings)
     probe = None
     if settings.node_url and settings.redis_url:
