@@ -42,7 +42,7 @@ def imports(f: Path, *, top_level_only: bool = False) -> list[tuple[str, list[st
     """(module, names, line) of each absolute import; with top_level_only, those outside functions."""
     tree = ast.parse(f.read_text(), str(f))
     nodes = tree.body if top_level_only else list(ast.walk(tree))
-    out = []
+    out: list[tuple[str, list[str], int]] = []
     for node in nodes:
         if isinstance(node, ast.Import):
             out += [(a.name, [], node.lineno) for a in node.names]

@@ -61,8 +61,7 @@ async def test_party_photo_is_stripped_encrypted_and_every_read_logged(world: Wo
     assert oct(stored[0].stat().st_mode & 0o777) == "0o600"
 
     # the mediator's console reads it too; every read is an audit entry with the hash of what is stored
-    status, listing = await m.http.get(f"{m.base_url}/api/cases/{world.case_code}/documents"), None
-    async with status as r:
+    async with m.http.get(f"{m.base_url}/api/cases/{world.case_code}/documents") as r:
         listing = (await r.json())["documents"]
     assert [d["id"] for d in listing] == [doc["id"]]
     status2, content2, _ = await fetch(m, f"/api/cases/{world.case_code}/documents/{doc['id']}?reason=review")

@@ -11,8 +11,8 @@ from sqlalchemy import update
 
 from mediation.models import Invite
 from mediation.permissions import MEDIATORS, TABLE, Action, SessionRole
-from signaling.client import ProtocolError, SessionClient
 from signaling.app import api_routes, event_handlers
+from signaling.client import ProtocolError, SessionClient
 from tests.conftest import STAFF, World
 
 
