@@ -310,18 +310,6 @@ class Workflow:
             courts = jsonable(await confirmation.suggest_court(s, a_id, self._courts()))
         return {"application": out, "deadline": deadline, "courts": courts}, events
 
-    async def add_document(self, actor: Actor, code: str, *, kind: str, filename: str, data: bytes,
-                           person_id: int | None) -> Result:
-        async with self.db.session() as s:
-            case = await self._case(s, actor, code, Action.APPLICATION_START)
-            app = await self._application(s, case)
-            drafts = await _drafts(s, case.id)
-            doc = await package.add_document(s, app.id, kind=kind, filename=filename, data=data, actor=actor.id,
-                                             person_id=person_id)
-            events = await self._settle(s, case, drafts)
-            out = await application_json(s, app.id)
-        return {"document": doc, "application": out}, events
-
     async def _application(self, s: AsyncSession, case: Case) -> ConfirmationApplication:
         view = await agreements.agreement_for_case(s, case.id)
         app = await latest_application(s, view.id) if view else None

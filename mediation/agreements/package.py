@@ -28,7 +28,7 @@ from mediation.agreements.models import ApplicationDocument
 from mediation.agreements.seal import signature_documents
 from mediation.canonical import sha256_hex
 from mediation.casefile_records import CaseDocument
-from mediation.errors import Conflict, Forbidden, InvalidInput, NotFound, TooLarge
+from mediation.errors import Conflict, Forbidden, NotFound
 from mediation.models import MediationSession
 
 log = logging.getLogger(__name__)
@@ -88,35 +88,6 @@ async def attach_document(s: AsyncSession, application_id: int, *, document_id: 
 def document_json(d: ApplicationDocument) -> dict[str, Any]:
     return {"id": d.id, "document_id": d.document_id, "kind": d.kind, "filename": d.filename, "sha256": d.sha256,
             "person_id": d.person_id}
-
-
-async def add_document(
-    s: AsyncSession, application_id: int, *, kind: str, filename: str, data: bytes, actor: str,
-    person_id: int | None = None,
-) -> dict[str, Any]:
-    """Legacy: attach bytes held inline in the application (before the case file). The HTTP route now uploads
-    into the case file and calls `attach_document` (mediation.application_files); this stays only for
-    `Workflow.add_document` until that method is removed."""
-    app = await application_row(s, application_id)
-    if app.status != "draft":
-        raise Conflict("申请已提交 / the application was already submitted", code="already_submitted")
-    if kind not in DOCUMENT_KINDS:
-        raise InvalidInput(f"unknown document kind '{kind}'", code="invalid_kind", choices=list(DOCUMENT_KINDS))
-    if kind == "power_of_attorney" and person_id is None:
-        raise InvalidInput("授权委托书须注明受托代理人 / a power of attorney names its agent", code="missing_field",
-                           field="person_id")
-    if len(data) > MAX_DOCUMENT:
-        raise TooLarge("文件过大 / document too large", code="too_large")
-    safe = "".join(ch for ch in filename if ch.isalnum() or ch in "._-")[:100] or "document"
-    doc = ApplicationDocument(application_id=app.id, kind=kind, person_id=person_id, filename=safe,
-                              sha256=sha256_hex(data), data=data, added_by=actor)
-    s.add(doc)
-    await s.flush()
-    case = await case_row(s, app.case_id)
-    await audit.append(s, actor=actor, action="application.document", subject=app_subject(case.code, app.id),
-                       detail={"kind": kind, "sha256": doc.sha256, "person_id": person_id})
-    await try_submit(s, app.id)
-    return document_json(doc)
 
 
 async def application_package(s: AsyncSession, application_id: int) -> ApplicationPackage:
