@@ -132,7 +132,7 @@ class Env:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
 
-async def wait_http(url: str, limit: float = 40.0, want: str | None = None) -> None:
+async def wait_http(url: str, limit: float = 90.0, want: str | None = None) -> None:
     async with aiohttp.ClientSession() as http, asyncio.timeout(limit):
         while True:
             with contextlib.suppress(aiohttp.ClientError, OSError):
