@@ -275,3 +275,20 @@ async def test_concurrent_draft_saves_from_one_version_one_wins(world: World) ->
     statuses = sorted(await asyncio.gather(*(save(i) for i in range(8))))
     assert statuses == [200] + [409] * 7, statuses
     assert (await m.api("GET", base))["agreement"]["current_version"] == draft["current_version"] + 1
+
+
+async def test_cases_opened_at_once_get_distinct_codes(world: World) -> None:
+    """一案一码 (R29): ten intakes at the same moment, ten different case codes (the count + 1 rule collided)."""
+    clerk = await world.staff("clerk", session=False)
+    body = {"title": "并发登记", "category": "neighbours", "channel": "walk_in",
+            "people": [{"side": "A", "name": "钱一"}, {"side": "B", "name": "孙二"}]}
+
+    async def intake() -> tuple[int, Any]:
+        async with clerk.http.post(f"{world.base_url}/api/cases", json=body,
+                                   headers={"X-CSRF-Token": clerk.csrf}) as r:
+            return r.status, await r.json()
+
+    results = await asyncio.gather(*(intake() for _ in range(10)))
+    assert [st for st, _ in results] == [200] * 10, results
+    codes = {out["case"]["code"] for _, out in results}
+    assert len(codes) == 10 and world.case_code not in codes
