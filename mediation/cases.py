@@ -248,6 +248,12 @@ async def personal_matter(s: AsyncSession, case: Case) -> str:
     return PersonalMatter.STATUS.value if case.personal_status else PersonalMatter.NONE.value
 
 
+async def paper_only(s: AsyncSession, case: Case) -> bool:
+    """ESL art. 3: documents on marriage, adoption and inheritance are not signed electronically. Status matters
+    and inheritance are both printed and signed on paper at the center (inheritance stays confirmable, R24)."""
+    return await personal_matter(s, case) in (PersonalMatter.STATUS.value, PersonalMatter.INHERITANCE.value)
+
+
 async def get_case(s: AsyncSession, code: str) -> Case:
     case = await s.scalar(select(Case).where(Case.code == code))
     if case is None:

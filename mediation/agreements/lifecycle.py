@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from mediation import cases
 from mediation.agreements import agreement as agreements
 from mediation.agreements import confirmation, package, signing
 from mediation.agreements._load import agreement_row, case_row, people
@@ -247,7 +248,7 @@ async def facts(s: AsyncSession, case_id: int, *, now: dt.datetime | None = None
                                                MediationSession.kind == "mediation",
                                                MediationSession.state != "ended")
     base = Facts(mediator=f"staff:{case.mediator_id}" if case.mediator_id else "mediator", people=who, now=now,
-                 termination_reason=case.termination_reason, personal_status=bool(case.personal_status),
+                 termination_reason=case.termination_reason, personal_status=await cases.paper_only(s, case),
                  session_open=(await s.scalars(open_q)).first() is not None)
     view = await agreements.agreement_for_case(s, case_id)
     if view is None:
@@ -295,7 +296,7 @@ async def settle(s: AsyncSession, agreement_id: int, *, notary: Notary) -> Settl
     a = await agreement_row(s, agreement_id, lock=True)
     case = await case_row(s, a.case_id)
     view = await agreements.get_agreement(s, a.id)
-    if a.status == "final" and not view.unsigned_parties and not case.personal_status:
+    if a.status == "final" and not view.unsigned_parties and not await cases.paper_only(s, case):
         await signing._take_effect(s, a, case, notary, utcnow())
         out.effective = True
     if a.status == "effective" and view.mediator_signed:

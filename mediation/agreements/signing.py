@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from mediation import audit
+from mediation import audit, cases
 from mediation.agreements import payloads
 from mediation.agreements._load import agreement_row, case_row, staff_name
 from mediation.agreements.agreement import (
@@ -58,7 +58,7 @@ class SignOutcome:
 async def _signable(s: AsyncSession, agreement_id: int) -> tuple[Agreement, Case]:
     a = await agreement_row(s, agreement_id, lock=True)
     case = await case_row(s, a.case_id)
-    if case.personal_status:
+    if await cases.paper_only(s, case):
         raise Forbidden(PERSONAL_STATUS_MESSAGE, code="personal_status_paper_only")
     if a.status == "draft":
         raise Conflict("协议尚未定稿，不能签署 / only the final version can be signed", code="not_final")

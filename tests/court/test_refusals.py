@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from mediation.agreements.models import Agreement, AgreementVersion
+from mediation.case_records import CaseMatter
 from mediation.devicekeys import DeviceKey
 from mediation.models import Case
 from signaling.client import ProtocolError
@@ -146,3 +147,20 @@ async def test_thirty_day_window_and_ineligible_matters(world: World) -> None:
     assert e.value.code == "confirmation_window_passed"
     app = (await med.api("GET", f"/api/cases/{world.case_code}/agreement"))["application"]
     assert app["status"] == "draft" and len(app["signed_by"]) == 1 and m.state["session"] == world.session_id
+
+
+async def test_inheritance_is_signed_on_paper_too(world: World) -> None:
+    """ESL art. 3 leaves inheritance out of electronic signatures as it does status matters; unlike them it stays
+    judicially confirmable (R24), so intake records it apart (personal_matter "inheritance")."""
+    people = await complete_people(world)
+    m, a, _b = await world.trio()
+    await draft_and_finalize(m, people)
+    async with world.services.db.session() as s:
+        case = (await s.scalars(select(Case).where(Case.code == world.case_code))).one()
+        s.add(CaseMatter(case_id=case.id, personal_matter="inheritance", set_by="test"))
+    for event, payload in (("agreement:payload", {}), ("agreement:sign", {"signature": "AAAA"})):
+        with pytest.raises(ProtocolError) as e:
+            await a.call(event, payload)
+        assert e.value.code == "personal_status_paper_only"
+    state = await a.call("agreement:get")
+    assert state["workflow"]["stage"] == "paper_only", state["workflow"]
