@@ -37,6 +37,7 @@ class Publisher:
         self.sio = sio
         self.services = services
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._pending: set[int] = set()  # sessions with a push scheduled
 
     # ---- the live session's state ----------------------------------------------------------------------------
     def watch(self, live: LiveSession) -> None:
@@ -44,9 +45,10 @@ class Publisher:
 
     def _changed(self, live: LiveSession) -> None:
         """A change outside an event's dispatch (a connection, the hub, an HTTP route): push soon, once."""
-        if any(t.get_name() == f"push-{live.session_id}" for t in self._tasks):
+        if live.session_id in self._pending:
             return
-        t = asyncio.get_running_loop().create_task(self.flush(live), name=f"push-{live.session_id}")
+        self._pending.add(live.session_id)
+        t = asyncio.get_running_loop().create_task(self._push_soon(live), name=f"push-{live.session_id}")
         self._tasks.add(t)
         t.add_done_callback(self._done)
 
@@ -54,6 +56,10 @@ class Publisher:
         self._tasks.discard(t)
         if not t.cancelled() and t.exception() is not None:
             log.error("state push failed", exc_info=t.exception())
+
+    async def _push_soon(self, live: LiveSession) -> None:
+        self._pending.discard(live.session_id)
+        await self.flush(live)
 
     async def flush(self, live: LiveSession) -> None:
         if live.dirty:
