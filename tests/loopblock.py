@@ -89,9 +89,11 @@ class BlockDetector:
         detector = self
         runs = itertools.count()
 
+        loop_thread = threading.get_ident()  # the test's event loop runs here (pytest-asyncio's runner)
+
         def _run(handle: asyncio.Handle) -> None:
-            if not detector.armed:
-                return original(handle)
+            if not detector.armed or threading.get_ident() != loop_thread:
+                return original(handle)  # a private loop in a worker thread (asyncio.run in to_thread) blocks nobody
             run = next(runs)
             cpu, wall, gc_cpu = time.thread_time(), time.perf_counter(), detector._gc_cpu
             detector._running = (threading.get_ident(), run, wall)
