@@ -70,7 +70,9 @@ class ApplicationFiles:
         """Upload into the case file with `kind` as its purpose, then attach it (refused before the upload when
         there is no application in draft)."""
         async with self.db.session() as s:
-            await self._draft(s, actor, code)
+            _, app = await self._draft(s, actor, code)
+            if kind == "power_of_attorney":  # refused before anything is stored
+                await package.check_power_of_attorney(s, app, person_id)
         doc = await self.case_file.upload(actor, code, filename=filename, data=data, purpose=kind,
                                           person_id=person_id)
         out, events = await self.attach(actor, code, doc["id"])

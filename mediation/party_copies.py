@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation import audit, sessions, transcript
@@ -173,10 +173,12 @@ class PartyCopies:
                 docs.append(self._entry("application", app.document_sha256, app.submitted_at or app.created_at, True,
                                         status=app.status))
             if ruling is not None:
+                served = await s.scalar(select(func.min(DocumentDelivery.delivered_at)).where(
+                    DocumentDelivery.person_id == p.person.id, DocumentDelivery.document == "ruling"))
                 docs.append(self._entry("ruling", None, ruling.ruled_at, True, outcome=ruling.outcome,
                                         ground=ruling.ground, outcome_label=judging.OUTCOMES[ruling.outcome],
                                         ground_label=judging.REJECTION_GROUNDS.get(ruling.ground or ""),
-                                        objections=ruling.objections))
+                                        objections=judging.served_windows(ruling.objections, served)))
             q = (select(DocumentDelivery).where(DocumentDelivery.person_id == p.person.id)
                  .order_by(DocumentDelivery.id.desc()).limit(50))
             delivered = [{"document": d.document, "sha256": d.sha256, "delivered_at": d.delivered_at.isoformat()}

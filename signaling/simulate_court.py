@@ -80,6 +80,12 @@ async def agree_and_confirm(sv: Services, base: str, case_code: str, mediator: S
     app_id = started["application"]["id"]
     for p in parties:
         applied = await _sign(p, "application")
+    if applied["status"] != "submitted":  # say what held it back (the seal, a signature), not just "draft"
+        state = await mediator.api("GET", f"/api/cases/{case_code}/agreement")
+        raise ProtocolError({"code": "not_submitted", "message": json.dumps({
+            "agreement": (state.get("agreement") or {}).get("status"), "signed": signed.get("status"),
+            "missing": (state.get("application") or {}).get("missing"), "workflow": state.get("workflow")},
+            ensure_ascii=False)})
     judge = SessionClient(base)
     clients.append(judge)
     await judge.login("judge", DEMO_PASSWORD)

@@ -39,12 +39,27 @@ async def application_documents(s: AsyncSession, application_id: int) -> list[Ap
     return list((await s.scalars(q.order_by(ApplicationDocument.id))).all())
 
 
-async def missing_items(s: AsyncSession, application_id: int) -> list[str]:
+def applicant_agents(document: dict[str, Any]) -> list[int]:
+    return [p["person_id"] for p in document["applicants"] if p["kind"] == "agent"]
+
+
+async def powers_of_attorney(s: AsyncSession, application_id: int) -> set[int]:
+    """The agents a power of attorney is attached for."""
+    return {d.person_id for d in await application_documents(s, application_id)
+            if d.kind == "power_of_attorney" and d.person_id is not None}
+
+
+async def missing_items(s: AsyncSession, application_id: int) -> list[dict[str, Any]]:
+    """What the application still lacks before it can be submitted, as codes the pages translate:
+    `{"item": "party_signature", "person_id"}`, `{"item": "power_of_attorney", "person_id": <the agent>}` (an
+    agent signed for a party, R23), `{"item": "sealed_agreement"}`."""
     app = await application_row(s, application_id)
     doc, sigs = json.loads(app.document), await application_signatures(s, app.id)
-    missing = [f"signature of party person:{pid}" for pid in uncovered_parties(doc, sigs)]
-    poa = {d.person_id for d in await application_documents(s, app.id) if d.kind == "power_of_attorney"}
-    missing += [f"power of attorney for agent {r.signer}" for r in sigs if r.role == "agent" and r.person_id not in poa]
+    missing: list[dict[str, Any]] = [{"item": "party_signature", "person_id": pid}
+                                     for pid in uncovered_parties(doc, sigs)]
+    poa = await powers_of_attorney(s, app.id)
+    missing += [{"item": "power_of_attorney", "person_id": r.person_id} for r in sigs
+                if r.role == "agent" and r.person_id not in poa]
     if (await agreement_row(s, app.agreement_id)).sealed_pdf is None:
-        missing.append("sealed agreement (the mediator's signature and the organization's seal)")
+        missing.append({"item": "sealed_agreement"})
     return missing

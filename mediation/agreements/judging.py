@@ -204,8 +204,9 @@ def add_months(t: dt.datetime, months: int) -> dt.datetime:
 
 
 def objection_windows(ruled_at: dt.datetime, now: dt.datetime | None = None) -> dict[str, Any]:
-    """R26: objections to a ruling by a party within 15 days, by a third party within 6 months. Counted from the
-    ruling here; a party's window runs from service, which the copies log records per person (R20)."""
+    """R26: objections to a ruling by a party within 15 days, by a third party within 6 months, as the ruling
+    states them (the earliest a party's window can close: served the day it was made); each party's own window
+    runs from service, which the copies log records per person (R20, `served_windows`)."""
     now = now or utcnow()
     out: dict[str, Any] = {}
     for who, due, rule_ in (("party", ruled_at + PARTY_OBJECTION, "R26: a party objects within 15 days"),
@@ -214,6 +215,19 @@ def objection_windows(ruled_at: dt.datetime, now: dt.datetime | None = None) -> 
         out[who] = {"due": due.isoformat(), "open": now <= due, "days_left": max(0, (due - now).days),
                     "rule": rule_}
     return out
+
+
+def served_windows(objections: dict[str, Any], served_at: dt.datetime | None,
+                   now: dt.datetime | None = None) -> dict[str, Any]:
+    """One party's objection windows: its 15 days run from when the ruling first reached it (R26, CPL-I 372);
+    before that its window has not started (`due` None)."""
+    now = now or utcnow()
+    due = served_at + PARTY_OBJECTION if served_at else None
+    party = {"due": due.isoformat() if due else None, "open": due is None or now <= due,
+             "days_left": max(0, (due - now).days) if due else None,
+             "served_at": served_at.isoformat() if served_at else None, "rule": "R26: a party objects within 15 days "
+             "of receiving the ruling"}
+    return {**objections, "party": party}
 
 
 def require_reasoning(reasoning: str) -> str:
@@ -309,7 +323,7 @@ def ruling_input(view: RulingView, *, verify_url: str, court_fingerprint: str,
                      "第二百零六条）。"),
             ("本院经审查认为", d.get("reasoning") or "—"),
             ("裁定如下", f"{d['outcome_label']}：{decision}"),
-            ("异议期限", f"当事人对本裁定有异议的，应当自收到本裁定之日起十五日内提出（至 {_cst(ob['party']['due'])}）；"
+            ("异议期限", "当事人对本裁定有异议的，应当自收到本裁定之日起十五日内提出；"
                      f"案外人认为本裁定损害其民事权益的，可以自知道或者应当知道其民事权益受到侵害之日起六个月内提出异议"
                      f"（自本裁定作出之日计，至 {_cst(ob['third_party']['due'])}）。本案不收取费用。"),
         ],

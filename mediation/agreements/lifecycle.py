@@ -20,25 +20,28 @@ while the case has none), `court:<court id>` (any judge of the court the applica
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation import cases
 from mediation.agreements import agreement as agreements
 from mediation.agreements import confirmation, package, signing
 from mediation.agreements._load import agreement_row, case_row, people
+from mediation.agreements.application_state import applicant_agents, powers_of_attorney
 from mediation.agreements.models import Agreement, ConfirmationApplication, CourtRuling
 from mediation.agreements.notary import Notary
 from mediation.agreements.seal import seal_agreement
 from mediation.db import utcnow
 from mediation.models import MediationSession
+from mediation.service_records import DocumentDelivery
 
 log = logging.getLogger(__name__)
-OBJECTION_PARTY = dt.timedelta(days=15)  # CPL-I 372: a party, 15 days from the ruling
+OBJECTION_PARTY = dt.timedelta(days=15)  # CPL-I 372: a party, 15 days from receiving the ruling (R26)
 OBJECTION_THIRD = dt.timedelta(days=183)  # a third party, 6 months
 OPEN_APPLICATION = ("draft", "submitted", "accepted")
 OFFLINE = frozenset({"sign_on_paper", "raise_objection"})  # done outside this system (on paper, at the court)
@@ -75,8 +78,10 @@ class Facts:
     court: str | None = None
     app_unsigned: tuple[int, ...] = ()
     missing_poa: tuple[int, ...] = ()  # agents who signed the application without a power of attorney
+    poa_open: tuple[int, ...] = ()  # applicant agents with no power of attorney attached yet (one may be added)
     extended: bool = False
     ruled_at: dt.datetime | None = None
+    served: tuple[tuple[int, dt.datetime], ...] = ()  # (person id, when the ruling first reached their device)
 
 
 @dataclass(frozen=True)
@@ -214,7 +219,7 @@ def _evaluate(f: Facts) -> State:
             return State("application", (), True, "confirmation_window_passed")
         session = _in_session(f)
         acts = [*sign_med, *_for(f, f.app_unsigned, "sign_application", session)]
-        acts += [NextAction(med, "mediator", "add_power_of_attorney") for _ in f.missing_poa[:1]]
+        acts += [NextAction(med, "mediator", "add_power_of_attorney") for _ in f.poa_open[:1]]
         acts += _seal(f)
         waits = tuple(Wait(a.actor, a.action) for a in acts)
         acts.append(NextAction(court, "judge", "accept", False, waits))
@@ -228,11 +233,15 @@ def _evaluate(f: Facts) -> State:
     if f.application in ("confirmed", "rejected"):  # ruled: objection windows (CPL-I 372), then archived
         ruled = f.ruled_at or f.now
         reason = f"ruling_{f.application}"
-        if f.now <= ruled + OBJECTION_THIRD:
-            party_until = ruled + OBJECTION_PARTY
-            acts = [a for a in _for(f, all_parties, "raise_objection") if a.role == "party" and f.now <= party_until]
-            return State("objection_window", tuple(NextAction(a.actor, a.role, a.action, until=party_until)
-                                                   for a in acts), True, reason, ruled + OBJECTION_THIRD)
+        served = dict(f.served)
+        acts = []  # a party's 15 days run from the day the ruling reached it (R20 copies log the delivery)
+        for p in f.people:
+            until = served[p.id] + OBJECTION_PARTY if p.id in served else None
+            if p.kind == "party" and (until is None or f.now <= until):
+                acts.append(NextAction(p.actor, "party", "raise_objection", until=until))
+        end = max([ruled + OBJECTION_THIRD, *(a.until for a in acts if a.until is not None)])
+        if f.now <= ruled + OBJECTION_THIRD or any(a.until is not None for a in acts):
+            return State("objection_window", tuple(acts), True, reason, end)
         return State("archived", (), True, reason)
     return State(f.application, (), True, f"application_{f.application}")
 
@@ -268,13 +277,19 @@ async def facts(s: AsyncSession, case_id: int, *, now: dt.datetime | None = None
         return f
     av = await confirmation.get_application(s, app.id)
     missing = await package.missing_items(s, app.id)
-    agents = {p.actor: p.id for p in who if p.kind == "agent"}
-    poa = tuple(agents[m.rsplit(" ", 1)[1]] for m in missing
-                if m.startswith("power of attorney for agent ") and m.rsplit(" ", 1)[1] in agents)
+    poa = tuple(m["person_id"] for m in missing if m["item"] == "power_of_attorney")
+    on_file = await powers_of_attorney(s, app.id)
+    poa_open = tuple(a for a in applicant_agents(json.loads(app.document)) if a not in on_file)
     ruled = await s.scalar(select(CourtRuling.ruled_at).where(CourtRuling.application_id == app.id))
+    served = ()
+    if ruled is not None:
+        q = (select(DocumentDelivery.person_id, func.min(DocumentDelivery.delivered_at))
+             .where(DocumentDelivery.document == "ruling", DocumentDelivery.person_id.in_([p.id for p in who]))
+             .group_by(DocumentDelivery.person_id))
+        served = tuple((pid, at) for pid, at in (await s.execute(q)).all())
     return Facts(**{**f.__dict__, "application": app.status, "court": app.court_id,
-                    "app_unsigned": tuple(av.unsigned_parties), "missing_poa": poa, "extended": app.extended,
-                    "ruled_at": ruled})
+                    "app_unsigned": tuple(av.unsigned_parties), "missing_poa": poa, "poa_open": poa_open, "extended": app.extended,
+                    "ruled_at": ruled, "served": served})
 
 
 async def state_of(s: AsyncSession, case_id: int, *, now: dt.datetime | None = None) -> State:

@@ -18,17 +18,19 @@ from mediation import audit
 from mediation.agreements._load import agreement_row, case_row, center_of, staff_name
 from mediation.agreements.agreement import signature_rows
 from mediation.agreements.application_state import (
+    applicant_agents,
     application_documents,
     application_row,
     application_signatures,
     missing_items,
+    powers_of_attorney,
 )
 from mediation.agreements.confirmation import app_subject, try_submit
-from mediation.agreements.models import ApplicationDocument
+from mediation.agreements.models import ApplicationDocument, ConfirmationApplication
 from mediation.agreements.seal import signature_documents
 from mediation.canonical import sha256_hex
 from mediation.casefile_records import CaseDocument
-from mediation.errors import Conflict, Forbidden, NotFound
+from mediation.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mediation.models import MediationSession
 
 log = logging.getLogger(__name__)
@@ -41,7 +43,7 @@ class ApplicationPackage:
     application_id: int
     files: dict[str, bytes]
     index: list[dict[str, Any]] = field(default_factory=list)  # [{name, sha256, size, item}]
-    missing: list[str] = field(default_factory=list)
+    missing: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _kind(purpose: str) -> str:
@@ -69,6 +71,8 @@ async def attach_document(s: AsyncSession, application_id: int, *, document_id: 
                                                                ApplicationDocument.document_id == doc.id))
     if existing is not None:
         return document_json(existing)
+    if _kind(doc.purpose) == "power_of_attorney":
+        await check_power_of_attorney(s, app, doc.person_id)
     row = ApplicationDocument(application_id=app.id, document_id=doc.id, kind=_kind(doc.purpose),
                               person_id=doc.person_id, filename=doc.filename, sha256=doc.sha256, data=None,
                               added_by=actor)
@@ -83,6 +87,16 @@ async def attach_document(s: AsyncSession, application_id: int, *, document_id: 
                                "person_id": doc.person_id})
     await try_submit(s, app.id)
     return document_json(row)
+
+
+async def check_power_of_attorney(s: AsyncSession, app: ConfirmationApplication, agent: int | None) -> None:
+    """One power of attorney per applying agent (R23): for an agent among the applicants, not yet on file."""
+    if agent is None or agent not in applicant_agents(json.loads(app.document)):
+        raise InvalidInput("授权委托书须写明申请人中的委托代理人 / a power of attorney names an applying agent",
+                           code="not_an_agent", field="person_id")
+    if agent in await powers_of_attorney(s, app.id):
+        raise Conflict("该代理人的授权委托书已附上 / this agent's power of attorney is already attached",
+                       code="poa_on_file")
 
 
 def document_json(d: ApplicationDocument) -> dict[str, Any]:

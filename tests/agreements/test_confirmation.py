@@ -156,3 +156,44 @@ async def test_ineligible_matters_are_blocked_with_the_reason(db: Database, nota
         with pytest.raises(Forbidden) as e:
             await confirmation.start_application(s, d.id, court_id="court-huangzhong", courts=courts, actor="staff:1")
     assert e.value.code == "not_eligible" and "物权" in e.value.message
+
+
+async def test_missing_items_are_codes_and_one_power_of_attorney_per_applying_agent(world: World) -> None:
+    """The pages translate `missing` (no English reaches them); a power of attorney may be added before the agent
+    signs, once per applying agent, and only for an agent (R23)."""
+    from mediation.agreements import lifecycle
+    from mediation.errors import Conflict
+
+    from .helpers import case_file_upload
+
+    view = await sealed_agreement(world)
+    async with world.db.session() as s:
+        app = await confirmation.start_application(s, view.id, court_id="court-huangzhong", courts=world.courts,
+                                                   actor="staff:1")
+        assert await package.missing_items(s, app.id) == [{"item": "party_signature", "person_id": world.people[p]}
+                                                         for p in ("A", "B")]
+        offered = [a.action for a in (await lifecycle.state_of(s, world.case_id)).next_actions if a.ready]
+        assert "add_power_of_attorney" in offered  # before the agent signs: B's agent is an applicant
+    not_agent = await case_file_upload(world, b"%PDF-1.4 scan", filename="a.pdf", purpose="power_of_attorney",
+                                       person_id=world.people["A"])
+    async with world.db.session() as s:
+        with pytest.raises(InvalidInput) as e:
+            await package.attach_document(s, app.id, document_id=not_agent["id"], actor="staff:1")
+        assert e.value.code == "not_an_agent"
+    await apply_sign(world, app.id, "A")
+    await apply_sign(world, app.id, "B-agent")
+    async with world.db.session() as s:
+        assert await package.missing_items(s, app.id) == [{"item": "power_of_attorney",
+                                                          "person_id": world.people["B-agent"]}]
+    from .helpers import attach_power_of_attorney
+
+    await attach_power_of_attorney(world, app.id)
+    async with world.db.session() as s:
+        assert (await confirmation.get_application(s, app.id)).status == "submitted"
+        offered = [a.action for a in (await lifecycle.state_of(s, world.case_id)).next_actions if a.ready]
+        assert "add_power_of_attorney" not in offered
+    again = await case_file_upload(world, b"%PDF-1.4 second scan", filename="b.pdf", purpose="power_of_attorney",
+                                   person_id=world.people["B-agent"])
+    async with world.db.session() as s:
+        with pytest.raises(Conflict):  # submitted: nothing is added any more
+            await package.attach_document(s, app.id, document_id=again["id"], actor="staff:1")

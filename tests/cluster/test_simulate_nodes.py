@@ -28,7 +28,9 @@ async def test_simulate_against_two_running_nodes(env: Env, tmp_path: Path) -> N
     (tmp_path / "out").mkdir()
     r = await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, timeout=240, cwd=ROOT,
                                 env={**os.environ, **AWS})
-    assert r.returncode == 0, r.stderr[-4000:] + r.stdout[-2000:]
+    logs = "".join(f"\n--- {n}.log (tail)\n" + (tmp_path / f"{n}.log").read_text(errors="replace")[-3000:]
+                   for n in env.nodes if (tmp_path / f"{n}.log").exists())
+    assert r.returncode == 0, r.stderr[-4000:] + r.stdout[-2000:] + logs
     summary = json.loads(r.stdout)
     assert summary["ok"] is True
     assert summary["servers"] == servers

@@ -3,16 +3,7 @@
 import { h, field, fmtTime } from "./dom.js";
 import { t, getLang, has } from "./i18n.js";
 import * as http from "./api.js";
-
-/** One item of the server's `missing` list ("signature of party person:3", …) in the reader's words. */
-export function missingText(item, names = {}) {
-  let m = /^signature of party person:(\d+)/.exec(item);
-  if (m) return t("app.miss.signature", { name: names[Number(m[1])] || t("next.someone") });
-  m = /^power of attorney for agent (?:person:)?(\d+)/.exec(item);
-  if (m) return t("app.miss.poa", { name: names[Number(m[1])] || t("next.someone") });
-  if (/^sealed agreement/.test(item)) return t("app.miss.sealed");
-  return t("app.miss.other");
-}
+import { missingText } from "./errors.js";
 
 /** What a court's suggestion reason means (CPL 205), from the server's fixed reasons. */
 const COURT_REASONS = [["当事人住所地", "app.why.domicile"], ["标的物所在地", "app.why.property"], ["调解组织所在地", "app.why.organization"]];

@@ -70,17 +70,15 @@ export function problemText(p, content) {
 }
 
 /**
- * An item of an application's `missing` list in words. The server lists "signature of party person:<id>",
- * "power of attorney for agent <signer>" and "sealed agreement ..."; `names` maps "person:<id>" to a name.
+ * An item of an application's `missing` list in words: {item: party_signature | power_of_attorney |
+ * sealed_agreement, person_id?}. `names` maps a person id (or "person:<id>") to a name.
  */
-export function missingText(item, names = {}) {
-  const s = String(item);
-  let m = /^signature of party (person:\d+)/.exec(s);
-  if (m) return t("missing.party_signature", { name: names[m[1]] || t("role.party") });
-  m = /^power of attorney for agent (\S+)/.exec(s);
-  if (m) return t("missing.power_of_attorney", { name: names[m[1]] || t("role.agent") });
-  if (/^sealed agreement/.test(s)) return t("missing.sealed_agreement");
-  return t("missing.other");
+export function missingText(m, names = {}) {
+  const id = m && m.person_id;
+  const name = names[id] || names["person:" + id];
+  const key = "missing." + (m && m.item);
+  if (!has(key)) return t("missing.other");
+  return t(key, { name: name || t(m.item === "power_of_attorney" ? "role.agent" : "role.party") });
 }
 
 function detailText(d) {

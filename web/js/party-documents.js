@@ -65,8 +65,9 @@ export function documentsView(token) {
       h("div", {},
         h("div", { class: "strong" }, t("docs.kind." + d.kind)),
         ruling ? h("div", { id: "ruling-outcome" }, t("rul.outcome." + d.outcome), d.ground ? "：" + t("ground." + d.ground) : "") : null,
-        ruling && d.objections ? h("div", { class: "muted", id: "objection-windows" }, t("ruling.windows", {
-          party: fmtTime(d.objections.party.due, lang), third: fmtTime(d.objections.third_party.due, lang) })) : null,
+        ruling && d.objections ? h("div", { class: "muted", id: "objection-windows" },
+          t(d.objections.party.due ? "ruling.windows" : "ruling.windows_unserved", {
+            party: fmtTime(d.objections.party.due, lang), third: fmtTime(d.objections.third_party.due, lang) })) : null,
         d.kind === "application" && d.status ? h("div", { class: "muted" }, t("appst." + d.status)) : null,
         last ? h("div", { class: "muted" }, t("docs.delivered", { at: fmtTime(last.delivered_at, lang) })) : null),
       d.available ? h("button", { type: "button", class: "primary", disabled: Boolean(busy) || !granted(),

@@ -43,10 +43,10 @@ export function promptFor(state, personId) {
   const wf = state.workflow || {};
   if (wf.closed && wf.reason) {
     const reason = has("prompt.closed." + wf.reason) ? t("prompt.closed." + wf.reason) : t("prompt.closed.other");
-    return { text: reason + (objection ? " " + t("prompt.objection", { at: fmtTime(objection.until, lang) }) : ""),
+    return { text: reason + (objection ? " " + objectionText(objection, lang) : ""),
       tone: "done" };
   }
-  if (objection) return { text: t("prompt.objection", { at: fmtTime(objection.until, lang) }), tone: "done" };
+  if (objection) return { text: objectionText(objection, lang), tone: "done" };
   // nothing for me now: what are we waiting for, and from whom?
   // the other side first ("waiting for 李四 to sign"), then the mediator, the court, the system; at most two
   const rank = (a) => (a.actor.startsWith("person:") ? 0 : a.actor.startsWith("court:") ? 2 : a.actor === "system" ? 3 : 1);
@@ -74,4 +74,9 @@ export function promptBox(p, onGo) {
     h("p", { class: "prompt-text" }, p.text),
     p.action ? h("button", { type: "button", class: "primary", id: "prompt-go", onclick: () => onGo(p.action) },
       t("prompt.go." + p.action)) : null);
+}
+
+/** A party's 15 days run from when the ruling reached it: a date once it did, the rule before. */
+function objectionText(objection, lang) {
+  return objection.until ? t("prompt.objection", { at: fmtTime(objection.until, lang) }) : t("prompt.objection_unserved");
 }

@@ -114,6 +114,7 @@ register({
   "prompt.wait.schedule_session": ["调解员会再安排一次调解。", "The mediator will schedule another session."],
   "prompt.wait.sign_on_paper": ["本协议须到调解中心书面签署，调解中心会与您联系。", "This agreement is signed on paper at the center; the center will contact you."],
   "prompt.wait.other": ["正在等待{who}处理。", "Waiting for {who}."],
+  "prompt.objection_unserved": ["如对裁定有异议，可在收到裁定之日起 15 日内向法院提出。", "If you object to the ruling, tell the court within 15 days of receiving it."],
   "prompt.objection": ["如对裁定有异议，可在 {at} 前向法院提出。", "If you object to the ruling, tell the court by {at}."],
   "prompt.closed.party_refused_to_sign": ["有一方拒绝签字，本次调解已终止。", "A party refused to sign; this mediation has ended."],
   "prompt.closed.ruling_confirmed": ["法院已裁定协议有效。", "The court confirmed the agreement."],

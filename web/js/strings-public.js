@@ -78,6 +78,7 @@ register({
   "ruling.cancel": ["返回修改", "Go back"],
   "ruling.need_reasoning": ["请先填写裁定理由。", "Write the reasoning first."],
   "ruling.pdf": ["下载裁定书（PDF）", "Download the ruling (PDF)"],
+  "ruling.windows_unserved": ["异议期限：当事人自收到裁定之日起 15 日内；案外人 6 个月内（至 {third}）。", "Objections: a party within 15 days of receiving the ruling; a third party within 6 months (until {third})."],
   "ruling.windows": ["异议期限：当事人自收到裁定之日起 15 日内（至 {party}）；案外人 6 个月内（至 {third}）。", "Objections: a party within 15 days of receiving the ruling (until {party}); a third party within 6 months (until {third})."],
   "err.reasoning_required": ["请填写裁定理由。", "The ruling needs its reasoning."],
   "err.case_not_found": ["未找到该案件。", "No such case."],
