@@ -105,3 +105,27 @@ async def test_after_the_session_ends_the_mediator_is_offered_a_new_session(worl
     assert waiting and not any(x["ready"] for x in waiting)
     assert all(any(w["action"] == "schedule_session" for w in x["waits_for"]) for x in waiting)
     assert offered(state, "schedule_session")
+
+
+async def test_a_power_of_attorney_is_offered_only_for_an_applying_agent_and_refused_otherwise(world: World) -> None:
+    """The model's counterexample (CI, issue 11): a power of attorney was accepted while none was offered. Now it is
+    offered while an applying agent has none, and refused, storing nothing, for anyone else."""
+    import base64
+
+    people = await complete_people(world)
+    m, a, b = await world.trio()
+    await draft_and_finalize(m, people)
+    await party_sign(a)
+    await party_sign(b)
+    med = await world.staff("mediator", session=False)
+    await med.api("POST", f"/api/cases/{world.case_code}/agreement/sign")
+    await med.api("POST", f"/api/cases/{world.case_code}/application", {"court_id": COURT})
+    state = await console(world, med)
+    assert not offered(state, "add_power_of_attorney")  # no agent applies in this case
+    before = await med.api("GET", f"/api/cases/{world.case_code}/documents")
+    body = {"kind": "power_of_attorney", "filename": "授权委托书.pdf", "person_id": people["A"],
+            "data": base64.b64encode(b"%PDF-1.4 poa").decode()}
+    with pytest.raises(ProtocolError) as e:
+        await med.api("POST", f"/api/cases/{world.case_code}/application/documents", body)
+    assert e.value.code == "not_an_agent"
+    assert await med.api("GET", f"/api/cases/{world.case_code}/documents") == before  # nothing stored
