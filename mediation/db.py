@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -14,6 +14,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase
+
+from mediation.errors import OneDoorError
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -51,11 +53,15 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class Database:
-    """One engine per process; `async with db.session() as s:` gives a transaction."""
+Recorder = Callable[[AsyncSession, list[dict[str, Any]]], Awaitable[object]]
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
-        self.url = url
+
+class Database:
+    """One engine per process; `async with db.session() as s:` gives a transaction. `record` appends the audit
+    entries a refusal carries (`OneDoorError.recorded`) after its transaction was rolled back."""
+
+    def __init__(self, url: str, *, echo: bool = False, record: Recorder | None = None) -> None:
+        self.url, self._record = url, record
         secure_sqlite_file(url)
         kwargs: dict[str, object] = {"echo": echo}
         if url.startswith("sqlite"):
@@ -74,8 +80,15 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        async with self._sessions() as s, s.begin():
-            yield s
+        try:
+            async with self._sessions() as s, s.begin():
+                yield s
+        except OneDoorError as e:
+            if e.records and self._record is not None:
+                records, e.records = e.records, []  # once, even when sessions nest
+                async with self._sessions() as s, s.begin():
+                    await self._record(s, records)
+            raise
 
     async def ping(self) -> None:
         """The database answers (outside any transaction: a health check waits for no writer)."""

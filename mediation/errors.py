@@ -19,6 +19,15 @@ class OneDoorError(Exception):
             self.code = code
         self.message = message or self.code
         self.detail = detail
+        self.records: list[dict[str, Any]] = []  # audit entries that outlive the rolled-back transaction
+
+    def recorded(self, *, actor: str, action: str, subject: str, detail: dict[str, Any] | None = None,
+                 reason: str | None = None) -> OneDoorError:
+        """Put a refusal on record: `Database.session` appends it to the audit log in its own transaction after
+        the failed one is rolled back (a refused attempt leaves its trace, and nothing else)."""
+        self.records.append({"actor": actor, "action": action, "subject": subject, "detail": detail,
+                             "reason": reason})
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"code": self.code, "message": self.message}

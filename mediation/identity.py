@@ -106,11 +106,10 @@ class OtpVerifier:
             .execution_options(synchronize_session=False))
         if attempts is None:
             raise Conflict("no identity check is waiting; request a code first", code="no_pending_check")
-        if attempts > MAX_ATTEMPTS:
-            await _finish(s, check.id, "failed")
-            await audit.append(s, actor=actor, action="identity.failed", subject=f"invite:{invite.id}",
-                               detail={"method": self.method, "why": "too many attempts"})
-            raise RateLimited("too many wrong codes; request a new one", code="too_many_attempts")
+        if attempts > MAX_ATTEMPTS:  # refused (rolled back: the count stays past the limit), and on record
+            raise RateLimited("too many wrong codes; request a new one", code="too_many_attempts").recorded(
+                actor=actor, action="identity.failed", subject=f"invite:{invite.id}",
+                detail={"method": self.method, "why": "too many attempts"})
         ok = hmac.compare_digest(check.secret_hash or "", sha256_hex(f"{invite.id}:{code}".encode()))
         if ok:
             ok = await _finish(s, check.id, "passed")

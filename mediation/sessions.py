@@ -206,10 +206,10 @@ async def prove_device(
         if inv.device_key == public_key:  # the same device, twice at once: bound by the other call
             return False
     if public_key and public_key != inv.device_key:
-        await audit.append(s, actor="outsider", action="invite.device_mismatch", subject=f"invite:{inv.id}",
-                           detail={"fingerprint": devicekeys.fingerprint(public_key)})
         raise Forbidden("this link is already in use on another device; ask the mediation center for help",
-                        code="device_mismatch")
+                        code="device_mismatch").recorded(
+            actor="outsider", action="invite.device_mismatch", subject=f"invite:{inv.id}",
+            detail={"fingerprint": devicekeys.fingerprint(public_key)})
     assert inv.device_key is not None
     if not devicekeys.verify_raw(inv.device_key, signature, devicekeys.join_message(challenge)):
         raise Unauthenticated("device proof failed", code="bad_signature")

@@ -238,9 +238,10 @@ async def store_answer(s: AsyncSession, case: Case, t: Transcript, who: Answerer
     signer = f"person:{who.person_id}"
     sub = subject(case.code, t.session_id)
     if not payloads.verify_signature(payloads.ECDSA_P256, spki, sig, payload):
-        await audit.append(s, actor=signer, action="transcript.response_refused", subject=sub,
-                           reason="signature does not verify with the bound device key")
-        raise InvalidInput("签名无效 / the signature does not verify with your device key", code="bad_signature")
+        raise InvalidInput("签名无效 / the signature does not verify with your device key",
+                           code="bad_signature").recorded(
+            actor=signer, action="transcript.response_refused", subject=sub,
+            reason="signature does not verify with the bound device key")
     row = TranscriptResponse(session_id=t.session_id, signer=signer, role=who.role, name=who.name,
                              invite_id=inv.id, payload=payload.decode(), algorithm=payloads.ECDSA_P256,
                              public_key=inv.device_key, key_fingerprint=payloads.key_fingerprint(spki),

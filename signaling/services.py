@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 
+from mediation import audit
 from mediation.accounts import LoginThrottle
 from mediation.agreements.courts import CourtDirectory
 from mediation.agreements.notary import AgreementSettings, Notary
@@ -98,7 +99,7 @@ class Services:
         )
         return cls(
             settings=settings,
-            db=Database(settings.db_url),
+            db=Database(settings.db_url, record=audit.append_many),
             keys=keys,
             verifiers={"otp": OtpVerifier(settings.code_sender), "attestation": AttestationVerifier()},
             challenge_secret=hashlib.sha256(b"onedoor-join-challenge:" + raw).digest(),

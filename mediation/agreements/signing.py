@@ -168,10 +168,10 @@ async def sign_as_party(
     spki = await bound_key(s, case, person, invite_id)
     sig = payloads.decode_b64(signature_b64, "signature")
     if not payloads.verify_signature(payloads.ECDSA_P256, spki, sig, _payload(case, a, signer, person.kind)):
-        await audit.append(s, actor=signer, action="agreement.sign_refused", subject=subject(case.code, a.id),
-                           reason="signature does not verify with the bound device key")
         raise InvalidInput("签名无效：须使用本人绑定设备的密钥对最终版本签署 / signature invalid: it must be made "
-                           "by your bound device key over the final version", code="bad_signature")
+                           "by your bound device key over the final version", code="bad_signature").recorded(
+            actor=signer, action="agreement.sign_refused", subject=subject(case.code, a.id),
+            reason="signature does not verify with the bound device key")
     row = AgreementSignature(
         agreement_id=a.id, version=a.final_version, signer=signer, role=person.kind, person_id=person.id,
         invite_id=invite_id, name=person.name, side=person.side, algorithm=payloads.ECDSA_P256,

@@ -71,7 +71,10 @@ async def test_sixty_devices_open_one_unbound_invite_at_once_exactly_one_is_boun
         assert inv is not None and inv.device_key == winners[0].device_key.spki_b64
         binds = await s.scalar(select(func.count()).select_from(AuditEntry).where(
             AuditEntry.action == "invite.bind", AuditEntry.subject == f"invite:{invite_id}"))
+        refused = await s.scalar(select(func.count()).select_from(AuditEntry).where(
+            AuditEntry.action == "invite.device_mismatch", AuditEntry.subject == f"invite:{invite_id}"))
     assert binds == 1
+    assert refused == N_DEVICES - 1  # every refused device is on record although its request was rolled back
     # the winner is in the lobby, as the only person of that invite
     await winners[0].wait(lambda c: c.state.get("you", {}).get("admitted") is False)
     room = world.services.live.get(world.session_id)
@@ -167,7 +170,10 @@ async def test_concurrent_otp_answers_count_every_attempt(world: World) -> None:
     assert await answer(right) == "too_many_attempts"  # the right code no longer helps
     async with db.session() as s:
         check = await s.scalar(select(IdentityCheck).where(IdentityCheck.invite_id == inv_id))
+        failed = await s.scalar(select(func.count()).select_from(AuditEntry).where(
+            AuditEntry.action == "identity.failed", AuditEntry.subject == f"invite:{inv_id}"))
     assert check is not None and check.state != "passed" and check.attempts == MAX_ATTEMPTS
+    assert failed == n - MAX_ATTEMPTS + 1  # every refused answer is on record, though its transaction rolled back
 
 
 # ---- agreements and applications -------------------------------------------------------------------------------

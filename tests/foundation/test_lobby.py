@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from mediation import audit
+
 from signaling.client import ProtocolError
 from tests.conftest import World
 
@@ -118,6 +120,9 @@ async def test_forwarded_link_on_another_device_is_refused(world: World) -> None
     with pytest.raises(ProtocolError) as e:
         await other.join_invite(world.tokens["A"])
     assert e.value.code == "device_mismatch"
+    async with world.services.db.session() as s:  # the refusal is on record (its own transaction), nothing else
+        seen = await audit.entries_for(s, f"invite:{world.invite_ids['A']}")
+    assert [x.action for x in seen].count("invite.device_mismatch") == 1
     # without offering a key, its signature cannot verify against the bound key either
     other2 = world.client()
     with pytest.raises(ProtocolError) as e:
