@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import resource
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -75,9 +76,25 @@ def db_upgrade(a: argparse.Namespace) -> int:
     return 0
 
 
+def raise_fd_limit(want: int = 65536) -> tuple[int, int]:
+    """Each connection is a descriptor (a WebSocket, and several UDP sockets per peer connection): lift the soft
+    limit towards the hard one, as far as `want` (systemd's default soft limit of 1,024 would cap a node below
+    ~300 people). Returns (soft, hard) after; a soft limit still below `want` is logged."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft != resource.RLIM_INFINITY and soft < want:
+        log.warning("open-file limit is %d (hard %d): raise LimitNOFILE for a busy node (deploy/README.md)",
+                    soft, hard)
+    return soft, hard
+
+
 def serve(a: argparse.Namespace) -> int:
     settings = settings_from(a)
     private_dir(settings.data_dir)
+    raise_fd_limit()
     if settings.db_url.startswith("sqlite"):
         schema.upgrade(settings.db_url)
     asyncio.run(_recover_at_start(settings))

@@ -84,3 +84,18 @@ def test_demo_users_and_db_commands(tmp_path: Path) -> None:
     assert r.returncode == 0 and "re-wrapped 0 data keys" in r.stdout
     r = onedoor("recordings", "recover", data=tmp_path)
     assert r.returncode == 0 and json.loads(r.stdout) == []
+
+
+def test_serve_lifts_its_open_file_limit() -> None:
+    """A node started with systemd's default soft limit (1,024) lifts it to the hard limit before serving."""
+    import resource
+
+    def low() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 4096))
+
+    code = ("import resource; from signaling.cli_server import raise_fd_limit; print(raise_fd_limit(), "
+            "resource.getrlimit(resource.RLIMIT_NOFILE))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True,
+                         preexec_fn=low, cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.split() == ["(4096,", "4096)", "(4096,", "4096)"], out
+    assert "raise LimitNOFILE" in out.stderr  # still below what a busy node wants: said so
