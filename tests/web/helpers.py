@@ -28,10 +28,29 @@ WEB_DIR = ROOT / "web"
 Opener = Callable[..., Awaitable[Page]]
 
 
-async def shot(page: Page, name: str) -> None:
-    """Save a full-page screenshot under test-artifacts/web/."""
+async def shot(page: Page, name: str, *, full_page: bool = True) -> None:
+    """Save a screenshot under test-artifacts/web/ (the whole page, or what the viewport shows)."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=full_page)
+
+
+CONFIRM = "dialog.confirm-dialog[open]"
+
+
+async def confirm_in_page(page: Page, contains: str = "", *, answer: bool = True, shot_name: str = "") -> str:
+    """Answer the page's own "are you sure?" (web/js/confirm.js): a modal <dialog> whose focus starts on the cancel
+    button. Checks its text, optionally keeps a screenshot, then confirms (or cancels); returns the dialog's text."""
+    dlg = page.locator(CONFIRM)
+    await expect(dlg).to_be_visible()
+    await expect(dlg.locator("#confirm-dialog-no")).to_be_focused()
+    text = await dlg.inner_text()
+    if contains:
+        assert contains in text, text
+    if shot_name:
+        await shot(page, shot_name, full_page=False)
+    await dlg.locator("#confirm-dialog-yes" if answer else "#confirm-dialog-no").click()
+    await expect(page.locator(CONFIRM)).to_have_count(0)
+    return text
 
 
 async def party_through_lobby(page: Page, world: World, who: str, *, attestation: bool = False) -> None:

@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Page, ViewportSize, expect
-from playwright.async_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.conftest import PASSWORD, World
-from tests.web.helpers import ROOT, Opener, shot
+from tests.web.helpers import CONFIRM, ROOT, Opener, confirm_in_page, shot
 
 pytestmark = pytest.mark.browser
 
@@ -74,6 +73,14 @@ async def check_page(page: Page, where: str, *, zh: bool = True) -> None:
     assert not squeezed, f"{where}: squeezed text {squeezed[:5]}"
 
 
+AGREEMENT_VERSION = """async (code) => {
+  const r = await fetch(`/api/cases/${encodeURIComponent(code)}/agreement`);
+  const d = await r.json();
+  return (d.agreement && d.agreement.current_version) || 0;
+}"""
+SESSION_STATE = """async (id) => (await (await fetch(`/api/sessions/${id}`)).json()).session.state"""
+
+
 def tiny_png() -> bytes:
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
@@ -83,14 +90,9 @@ def tiny_png() -> bytes:
 
 
 async def party_signs(page: Page, button: str) -> None:
-    """The party page asks "are you sure?" in the page (a "是的…" button) or in a dialog (accepted by the fixture)."""
+    """The party page asks "are you sure?" in the page (a "是的…" button) first."""
     await page.click(button)
-    yes = page.get_by_role("button", name=re.compile("^是的"))
-    try:
-        await yes.first.wait_for(state="visible", timeout=3000)
-    except PlaywrightTimeoutError:  # no in-page confirmation: the dialog was accepted
-        return
-    await yes.first.click()
+    await page.get_by_role("button", name=re.compile("^是的")).first.click()
 
 
 async def party_through_lobby(page: Page, world: World, who: str, *, attestation: bool = False) -> None:
@@ -117,8 +119,6 @@ async def party_through_lobby(page: Page, world: World, who: str, *, attestation
 
 async def test_console_whole_day(web_world: World, open_page: Opener, tmp_path: Path) -> None:
     med = await open_page(f"{web_world.base_url}/console", viewport=LAPTOP)
-    dialogs: list[str] = []
-    med.on("dialog", lambda d: dialogs.append(d.message))
 
     # --- login and intake: the ID checksum is checked before sending, the court picker appears for court cases
     await med.fill("#username", "mediator")
@@ -178,7 +178,7 @@ async def test_console_whole_day(web_world: World, open_page: Opener, tmp_path: 
     sid = int(await med.locator("[data-session]").first.get_attribute("data-session") or 0)
     await med.click(f"#manage-invites-{sid}")
     await med.click(f"#reissue-{links['赵六'][1]}")
-    assert any("旧链接会立即失效" in d for d in dialogs), dialogs
+    await confirm_in_page(med, "旧链接会立即失效", shot_name="console-3-reissue-asks-first-1366")
     new = med.locator(f"#invites-{sid} .reissued .invite")
     await expect(new).to_have_count(1)
     b_link = await new.locator("a.invite-link").get_attribute("href") or ""
@@ -213,7 +213,7 @@ async def test_console_whole_day(web_world: World, open_page: Opener, tmp_path: 
     assert box and box["width"] > 300, box
     await shot(med, "console-5-refuse-reason")
     await g_item.get_by_role("button", name="确认拒绝").click()
-    assert any("拒绝 孙旁听 进入本次调解" in d for d in dialogs), dialogs
+    await confirm_in_page(med, "拒绝 孙旁听 进入本次调解")
     await expect(med.locator(".hostview > .okmsg")).to_contain_text("已拒绝 孙旁听 进入")
     await expect(g_item).to_have_count(0)
     await expect(guest.locator("body")).to_contain_text("本案当事人不同意旁听")
@@ -269,7 +269,7 @@ async def test_console_whole_day(web_world: World, open_page: Opener, tmp_path: 
     await med.click("#doc-upload")
     await expect(med.locator("#documents")).to_contain_text("已上传")
     await med.locator("#documents li", has_text="现场照片").get_by_role("button", name="向所有人出示").click()
-    assert any("出示后不能收回" in d for d in dialogs), dialogs
+    await confirm_in_page(med, "出示后不能收回")
     await expect(med.locator("#documents")).to_contain_text("已出示")
     await shot(med, "console-9-transcript-documents")
     await check_page(med, "transcript and documents")
@@ -293,8 +293,19 @@ async def test_console_whole_day(web_world: World, open_page: Opener, tmp_path: 
     await form.locator("[name='terms[1].method']").fill("尽快转账")
     await form.locator("[name='performance.deadline']").fill(due)
     await form.locator("[name='parties[1].address']").fill("青海省西宁市湟中区鲁沙尔镇和平村9号")  # a correction
+    # cancelling the finalize confirmation changes nothing: not even a save (the server's version is unchanged)
+    before = await med.evaluate(AGREEMENT_VERSION, web_world.case_code)
     await med.click("#agreement-finalize")
-    assert any("定稿后不能再修改" in d for d in dialogs), dialogs
+    await confirm_in_page(med, "定稿后不能再修改", answer=False)
+    await expect(med.locator("#agreement-finalize")).to_be_focused()
+    assert await med.evaluate(AGREEMENT_VERSION, web_world.case_code) == before
+    await expect(med.locator("#agreement-status")).to_have_attribute("data-status", "draft")
+    await med.click("#agreement-finalize")
+    await med.keyboard.press("Escape")  # Escape is "no" too
+    await expect(med.locator(CONFIRM)).to_have_count(0)
+    assert await med.evaluate(AGREEMENT_VERSION, web_world.case_code) == before
+    await med.click("#agreement-finalize")
+    await confirm_in_page(med, "定稿后不能再修改", shot_name="console-10-finalize-asks-first-1366")
     await expect(med.locator("#agreement-error")).to_contain_text("没有定稿")
     await expect(med.locator("#agreement-status")).to_have_attribute("data-status", "draft")
     problems = await med.locator("#problems").inner_text()
@@ -309,6 +320,7 @@ async def test_console_whole_day(web_world: World, open_page: Opener, tmp_path: 
     badge = (await med.locator("#agreement .agreement-status .muted").inner_text()).strip()
     assert badge.replace("第 ", "").replace(" 版", "") in await med.locator("#agreement-msg").inner_text()
     await med.click("#agreement-finalize")
+    await confirm_in_page(med, "定稿后不能再修改")
     await expect(med.locator("#agreement-status")).to_have_attribute("data-status", "final")
     await expect(med.locator("#agreement-msg")).to_contain_text("已定稿")
     await expect(med.locator("#next-actions")).to_contain_text("王五：签署调解协议")
@@ -320,7 +332,7 @@ async def test_console_whole_day(web_world: World, open_page: Opener, tmp_path: 
     for page in (a, b, med):
         await expect(page.locator("#agreement-status")).to_have_attribute("data-status", "effective")
     await med.click("#mediator-sign")
-    assert any("以调解员身份签署这份协议" in d for d in dialogs), dialogs
+    await confirm_in_page(med, "以调解员身份签署这份协议")
     await expect(med.locator("#agreement-status")).to_have_attribute("data-status", "sealed")
     await expect(med.locator("#agreement-msg")).to_contain_text("您已签名")
     await med.select_option("#court", "court-huangzhong")
@@ -343,8 +355,14 @@ async def test_console_whole_day(web_world: World, open_page: Opener, tmp_path: 
 
     # --- end the session (confirmation), then the recording history in the case view
     await med.fill("#end-reason", "今日调解结束")
+    # cancelled first: the session stays live on the server and nobody is disconnected
     await med.click("#end-session")
-    assert any("确定结束会话" in d for d in dialogs), dialogs
+    await confirm_in_page(med, "会话结束后不能再重新开启", answer=False, shot_name="console-15-end-asks-first-1366")
+    await expect(med.locator("#end-session")).to_be_focused()
+    assert await med.evaluate(SESSION_STATE, sid) != "ended"
+    await expect(a.locator("#btn-mute")).to_be_visible()
+    await med.click("#end-session")
+    await confirm_in_page(med, "所有人将被断开")
     await expect(med.locator("[data-ended]")).to_be_visible()
     await med.get_by_role("link", name="返回案件").click()
     await expect(med.locator("#recordings li").first).to_be_visible()

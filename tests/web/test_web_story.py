@@ -20,7 +20,7 @@ from sqlalchemy import select
 from mediation.recording_records import Recording, RecordingStream
 from recordings.export import export
 from tests.conftest import PASSWORD, World
-from tests.web.helpers import Opener, party_through_lobby, shot
+from tests.web.helpers import Opener, confirm_in_page, party_through_lobby, shot
 
 pytestmark = pytest.mark.browser
 
@@ -132,6 +132,7 @@ async def agreement_signed_and_applied(med: Page, a: Page, b: Page) -> None:
     await expect(med.locator(".preview")).to_contain_text("1200.00")
     await form.locator("[name='terms[1].method']").fill("银行转账至甲方账户")
     await med.click("#agreement-finalize")
+    await confirm_in_page(med, "定稿后不能再修改")  # asked in the page (issue 12)
     await expect(med.locator("#agreement-status")).to_have_attribute("data-status", "final")
     await shot(med, "story-7-agreement-final")
     for page in (a, b):
@@ -141,6 +142,7 @@ async def agreement_signed_and_applied(med: Page, a: Page, b: Page) -> None:
     await a.click("#confirm-yes")  # the party page asks in plain words first (issue 12)
     await expect(a.locator("#agreement")).to_contain_text("签名成功")
     await med.click("#mediator-sign")
+    await confirm_in_page(med, "以调解员身份签署这份协议")
     await b.click("#agreement-sign")
     await b.click("#confirm-yes")
     for page in (a, b, med):
@@ -312,6 +314,7 @@ async def test_whole_story_in_the_browser(web_world: World, open_page: Opener, t
     # The mediator ends the session: both parties are told, with the reason.
     await med.fill("#end-reason", "今日调解结束")
     await med.click("#end-session")
+    await confirm_in_page(med, "所有人将被断开")
     await expect(med.locator("[data-ended]")).to_be_visible()
     for page in (a, b):
         await expect(page.locator("[data-final=ended]")).to_contain_text("今日调解结束")
@@ -320,6 +323,7 @@ async def test_whole_story_in_the_browser(web_world: World, open_page: Opener, t
     await med.get_by_role("link", name="返回案件").click()
     await med.select_option("#term-reason", "agreement_reached")
     await med.locator("#end-case").get_by_role("button", name="记录调解结束方式").click()
+    await confirm_in_page(med, "达成调解协议")
     await expect(med.get_by_text("结束方式：达成调解协议")).to_be_visible()
     await med.click("button[data-to=feedback]")
     await expect(med.locator("#stage")).to_contain_text("反馈")

@@ -1,6 +1,7 @@
 // Console: the agreement editor (R15-R17, R21-R23) over the HTTP API — template, structured form with a live
 // preview, the server's problem list, finalize, mediator signature, and the application to a court.
 import { h, field } from "./dom.js";
+import { confirmDialog } from "./confirm.js";
 import { t, has } from "./i18n.js";
 import * as http from "./api.js";
 import { explain } from "./errors.js";
@@ -281,7 +282,9 @@ export class AgreementEditor {
   }
 
   async finalize() {
-    if (this.busy || !window.confirm(t("ed.finalize_confirm"))) return;
+    if (this.busy) return;
+    if (!(await confirmDialog(t("ed.finalize_confirm"), { title: t("ed.finalize_title"), confirm: t("ed.finalize_yes") }))) return;
+    if (this.busy) return;
     await this.busyWhile(() => this.finalizeNow());
   }
 
@@ -302,7 +305,9 @@ export class AgreementEditor {
   }
 
   async sign() {
-    if (this.busy || !window.confirm(t("ed.sign_confirm"))) return;
+    if (this.busy) return;
+    if (!(await confirmDialog(t("ed.sign_confirm"), { title: t("ed.sign_title"), confirm: t("ed.sign_yes") }))) return;
+    if (this.busy) return;
     await this.busyWhile(() => this.act(async () => {
       const out = await http.post(this.base + "/sign");
       await this.load();

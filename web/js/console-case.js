@@ -1,5 +1,6 @@
 // Console: one case — people, clocks, stage moves, termination (R28), violence flag (R31), sessions and invites.
 import { h, field, fmtTime } from "./dom.js";
+import { confirmDialog } from "./confirm.js";
 import { t, getLang, has } from "./i18n.js";
 import * as http from "./api.js";
 import { explain } from "./errors.js";
@@ -100,7 +101,13 @@ function endCard(ctx, c, base) {
   const flagNote = h("input", { type: "text", maxlength: "2000" });
   return h("section", { class: "card", id: "end-case" }, h("h2", {}, t("case.terminate")),
     c.termination_reason ? h("p", { class: "okmsg" }, t("case.terminated", { reason: t("term." + c.termination_reason) })) : null,
-    h("form", { onsubmit: (e) => { e.preventDefault(); if (!window.confirm(t("case.terminate_confirm", { reason: reason.selectedOptions[0].textContent }))) return; action(ctx, err, base + "/terminate", { reason: reason.value, note: note.value.trim() }); } },
+    h("form", { onsubmit: async (e) => {
+      e.preventDefault();
+      const label = reason.selectedOptions[0].textContent;
+      if (!(await confirmDialog(t("case.terminate_confirm", { reason: label }),
+        { title: t("case.terminate_title"), confirm: t("case.terminate_yes") }))) return;
+      action(ctx, err, base + "/terminate", { reason: reason.value, note: note.value.trim() });
+    } },
       field(t("case.reason"), reason), field(t("case.term_note"), note),
       h("button", { type: "submit" }, t("case.terminate"))),
     c.flagged_violence ? null : h("form", { onsubmit: (e) => { e.preventDefault(); action(ctx, err, base + "/flag", { note: flagNote.value.trim() }); } },
@@ -168,7 +175,8 @@ export async function paintInvites(sessionId, box) {
     const msg = h("p", { role: "status", class: "okmsg", hidden: true, tabindex: "-1" });
     const err = h("p", { role: "alert", class: "error", hidden: true });
     const btn = h("button", { type: "button", class: "small", id: `reissue-${i.id}`, "aria-label": t("inv.reissue_for", { name: i.name }), onclick: async () => {
-      if (!window.confirm(t("inv.reissue_confirm", { name: i.name }))) return;
+      if (!(await confirmDialog(t("inv.reissue_confirm", { name: i.name }),
+        { title: t("inv.reissue_title", { name: i.name }), confirm: t("inv.reissue_yes"), danger: true }))) return;
       err.hidden = true;
       try {
         const res = await http.post(`/api/sessions/${sessionId}/invites/${i.id}/reissue`);

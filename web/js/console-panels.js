@@ -1,6 +1,7 @@
 // Side panels of the host view: lobby (a list of people with their readiness and actions: check ID, admit,
 // refuse with a reason), people in the session (mute, hands), recording, caucus / private talk, end.
 import { h } from "./dom.js";
+import { confirmDialog } from "./confirm.js";
 import { t, has } from "./i18n.js";
 
 const DOCS = ["id_card", "passport", "other"];
@@ -30,7 +31,8 @@ export function lobbyPanel(view) {
       h("label", { for: "reason-" + p.id, class: "block" }, t("host.refuse_reason_of", { name: p.name })), reason,
       h("div", { class: "row" },
         h("button", { type: "button", class: "danger", id: "refuse-" + p.id, onclick: async () => {
-          if (!window.confirm(t("host.refuse_confirm", { name: p.name }))) return;
+          if (!(await confirmDialog(t("host.refuse_confirm", { name: p.name }),
+            { title: t("host.refuse_title", { name: p.name }), confirm: t("host.refuse_yes"), danger: true }))) return;
           if (await view.act("lobby:refuse", { participant: p.id, reason: reason.value.trim() })) {
             refusing.delete(p.id); delete reasons[p.id];
             view.say(t("host.refused_ok", { name: p.name }));
@@ -148,7 +150,7 @@ export function endPanel(view) {
   const reason = h("input", { type: "text", id: "end-reason", maxlength: "500", value: view.endReason || "",
     oninput: (e) => { view.endReason = e.target.value; } });
   const end = async () => {
-    if (!window.confirm(t("host.end_confirm"))) return;
+    if (!(await confirmDialog(t("host.end_confirm"), { title: t("host.end_title"), confirm: t("host.end_yes"), danger: true }))) return;
     if (await view.act("session:end", { reason: reason.value.trim() })) view.onEnded();
   };
   return h("section", { class: "card", id: "end" }, h("h2", {}, t("host.end")),

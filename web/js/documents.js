@@ -3,6 +3,7 @@
 // may use the socket form too.
 import "./strings-casefile.js";
 import { h, field, fmtTime } from "./dom.js";
+import { confirmDialog } from "./confirm.js";
 import { t, getLang } from "./i18n.js";
 import * as http from "./api.js";
 import { call } from "./socket.js";
@@ -91,7 +92,8 @@ export class DocumentsPanel {
   }
 
   async show(d) {
-    if (!window.confirm(t("doc.show_confirm", { file: d.filename }))) return;
+    if (!(await confirmDialog(t("doc.show_confirm", { file: d.filename }),
+      { title: t("doc.show_title", { file: d.filename }), confirm: t("doc.show_yes") }))) return;
     try {
       const out = await call(this.socket(), "document:show", { document: d.id });
       d.shown_jointly = true;

@@ -1,5 +1,6 @@
 // The party's view of a live session: tiles, controls, caucus notice, chat, audio-only, rejoin (P5, R7).
 import { h } from "./dom.js";
+import { confirmDialog } from "./confirm.js";
 import { t, getLang } from "./i18n.js";
 import { call } from "./socket.js";
 import { explain } from "./errors.js";
@@ -148,8 +149,8 @@ export class SessionView {
     this.paint();
   }
 
-  leave() {
-    if (!window.confirm(t("sess.leave_confirm"))) return;
+  async leave() {
+    if (!(await confirmDialog(t("sess.leave_confirm"), { title: t("sess.leave_title"), confirm: t("sess.leave_yes"), danger: true }))) return;
     this.media.leave().finally(() => this.app.leave());
   }
 

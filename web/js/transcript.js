@@ -2,6 +2,7 @@
 // writing (mediators), closing for review, the parties' signed answers. Page-neutral (`canWrite` for mediators).
 import "./strings-casefile.js";
 import { h, field } from "./dom.js";
+import { confirmDialog } from "./confirm.js";
 import { t } from "./i18n.js";
 import { call } from "./socket.js";
 import { explain } from "./errors.js";
@@ -67,7 +68,7 @@ export class TranscriptPanel {
   }
 
   async close() {
-    if (!window.confirm(t("tr.close_confirm"))) return;
+    if (!(await confirmDialog(t("tr.close_confirm"), { title: t("tr.close_title"), confirm: t("tr.close_yes"), danger: true }))) return;
     try {
       await call(this.socket(), "transcript:close", {});
       this.say(t("tr.closed_ok"));
