@@ -136,6 +136,7 @@ class Bot:
         self.audio_track = ClipTrack(audio_clip()) if audio else None
         # `clip`: another video clip (a weak party's browser adapts its encoder; a bot publishes a smaller clip)
         self.video_track = ClipTrack(clip or video_clip()) if video else None
+        self.screen_track: ClipTrack | None = None  # a shared screen (share_screen), on the `screen` m-line
         self.pc: RTCPeerConnection | None = None
         self.ice_servers: list[dict[str, Any]] = []  # from the server's `media:ice` for the current join
         self.tracks: dict[str, dict[str, Any]] = {}  # mid -> what the hub says it carries
@@ -187,6 +188,23 @@ class Bot:
         """After a new signaling connection, with the peer connection still up: ask for the current offer (the
         hub sends the one outstanding again, or a fresh one), so nothing sent while away is missed."""
         return await self.channel.call("media:renegotiate", {})
+
+    async def share_screen(self, clip: EncodedClip | None = None) -> dict[str, Any]:
+        """Publish `clip` (default: a 1280x720 clip) on the screen m-line, as a page does with getDisplayMedia:
+        a new answer (media:renegotiate) with that m-line sendonly."""
+        self.screen_track = ClipTrack(clip or video_clip(width=1280, height=720, fps=15, bitrate=600_000))
+        self._answered.clear()
+        ack = await self.channel.call("media:renegotiate", {})
+        await self._answered.wait()
+        return ack
+
+    async def stop_screen(self) -> dict[str, Any]:
+        """Stop sharing: the screen m-line goes back to inactive in a new answer."""
+        self.screen_track = None
+        self._answered.clear()
+        ack = await self.channel.call("media:renegotiate", {})
+        await self._answered.wait()
+        return ack
 
     async def request_audio_only(self, enabled: bool) -> dict[str, Any]:
         return await self.channel.call("media:audio-only", {"enabled": enabled})
@@ -253,7 +271,12 @@ class Bot:
         self._answered.set()
 
     def _publish(self, transceiver: RTCRtpTransceiver, source: str) -> None:
-        track = self.audio_track if source == "audio" else self.video_track if source == "camera" else None
+        tracks = {"audio": self.audio_track, "camera": self.video_track, "screen": self.screen_track}
+        track = tracks.get(source)
+        if track is None and source == "screen" and transceiver.sender.track is not None:
+            transceiver.sender.replaceTrack(None)  # the share stopped
+            transceiver.direction = "inactive"
+            return
         if track is None or transceiver.sender.track is track:
             return
         transceiver.sender.replaceTrack(track)

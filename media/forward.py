@@ -194,6 +194,10 @@ class Publication:
             slot.active = False
             slot.forwarder.restart()
         self.slots.clear()
+        for sink in self.sinks.values():  # a sink that keeps streams (the recorder) may finish this one now
+            ended = getattr(sink, "source_ended", None)
+            if ended is not None:
+                ended(self.owner, self.source)
         self.sinks.clear()
         self.receiver = None
         self.live = False

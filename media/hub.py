@@ -205,6 +205,10 @@ class Hub:
                     changed = True
                     if publication.live:
                         publication.close()
+                    elif peer.publish.get(source) is not None and publication.receiver is None:
+                        # live again on the same peer connection (a screen shared again): its receiver is
+                        # still tapped into this publication; keyframe requests go to it again
+                        publication.receiver = peer.publish[source].receiver
                     publication.live = source in live
             self._update_activity(peer)
             self._update_sinks()

@@ -5,6 +5,10 @@ Frames arrive on the event loop from the hub (no decoding) and go into a bounded
 `recordings.recorder.Recorder.write`, which muxes and encrypts. When the queue is full the oldest frames are
 dropped and counted (never an unbounded queue on the media path); a dropped video frame makes the recorder ask
 the publisher for a keyframe so the stream resumes cleanly.
+
+A shared screen (the `screen` publication) is recorded as a source of its own, `<participant>.screen`
+(recordings.sources): its own video-only streams, encrypted like the others, ended when the share stops (the hub
+closes the publication and calls `source_ended`), a new part when it is shared again.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ from typing import Any
 from media.forward import SOURCE_KIND
 from media.hub import Hub
 from recordings.recorder import Recorder
+from recordings.sources import screen_owner, screen_source
 
 log = logging.getLogger(__name__)
+END = "end"  # a queue entry that ends a source's stream (a shared screen stopped)
 
 
 class RecorderParticipant:
@@ -31,6 +37,7 @@ class RecorderParticipant:
         self._task: asyncio.Task[None] | None = None
         self.frames = 0
         self.frames_from: dict[str, int] = {}  # per publisher: what the routing table let through
+        self.screen_frames: dict[str, int] = {}  # per publisher: its shared screen's frames (in frames_from too)
         self.dropped = 0
         self.written = 0
 
@@ -47,15 +54,22 @@ class RecorderParticipant:
         self._on_frame(owner, source, data, _ts, keyframe)
 
     def _on_frame(self, owner: str, source: str, data: bytes, _ts: int, keyframe: bool) -> None:
-        if source == "screen":
-            return  # screen share is not recorded in this version (docs/security.md)
         self.frames += 1
         self.frames_from[owner] = self.frames_from.get(owner, 0) + 1
+        if source == "screen":  # a shared screen is a recorded source of its own (recordings.sources)
+            self.screen_frames[owner] = self.screen_frames.get(owner, 0) + 1
+            owner = screen_source(owner)
         if len(self._queue) >= self._capacity:
             self._queue.popleft()
             self.dropped += 1
         self._queue.append((owner, SOURCE_KIND[source], data, keyframe, self.recorder.now_ms()))
         self._wake.set()
+
+    def source_ended(self, owner: str, source: str) -> None:
+        """The hub closed a publication: a shared screen's stream ends here (after the frames queued before)."""
+        if source == "screen":
+            self._queue.append((screen_source(owner), END, b"", False, 0))
+            self._wake.set()
 
     async def _pump(self) -> None:
         asked: set[str] = set()
@@ -67,13 +81,15 @@ class RecorderParticipant:
             self._idle.clear()
             owner, kind, data, keyframe, pts = self._queue.popleft()
             try:
-                if await self.recorder.write(owner, kind, data, pts_ms=pts, keyframe=keyframe):
+                if kind == END:
+                    await self.recorder.end_source(owner)
+                elif await self.recorder.write(owner, kind, data, pts_ms=pts, keyframe=keyframe):
                     self.written += 1
             except Exception:  # a bad frame must not stop the recording of everyone else
                 log.exception("recording write failed for %s", owner)
             waiting = self.recorder.waiting_for_keyframe()
-            for pid in waiting - asked:
-                self.hub.request_keyframe(pid)
+            for sid in waiting - asked:
+                self.hub.request_keyframe(screen_owner(sid) or sid)
             asked = waiting
 
     async def flush(self, limit: float = 2.0) -> None:

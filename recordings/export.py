@@ -40,6 +40,7 @@ from mediation.recording_records import Recording, RecordingEvent, RecordingPart
 from recordings.decrypt import DecryptedStream
 from recordings.ffmpeg import ExportFailed, raw_output_args, run_ffmpeg, stream_ffmpeg
 from recordings.reader import authorize_read
+from recordings.sources import source_label
 from recordings.storage import RecordingStorage
 
 FONTS = (
@@ -105,7 +106,7 @@ def grid_filter(
         n += 1
     text = [f"[bg{n}]"]
     for sid, (x, y) in pos.items():
-        label = _safe_text(labels.get(sid, sid))
+        label = _safe_text(source_label(labels, sid))
         if label:
             text.append(
                 f"drawtext=fontfile={font}:text='{label}':x={x + 10}:y={y + 10}:fontsize=22:"

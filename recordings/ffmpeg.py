@@ -19,6 +19,7 @@ from pathlib import Path
 
 from mediation.errors import OneDoorError
 from recordings.decrypt import DecryptedStream
+from recordings.sources import source_label
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ def raw_output_args(streams: list[tuple[str, str, list[str]]], labels: dict[str,
     for i, (source, stream_id, kinds) in enumerate(streams):
         args += ["-map", f"{i}"]
         for _ in kinds:
-            args += [f"-metadata:s:{k}", f"title={labels.get(source, source)} ({stream_id})"]
+            args += [f"-metadata:s:{k}", f"title={source_label(labels, source)} ({stream_id})"]
             k += 1
     return [*args, "-c", "copy", "-f", "matroska", str(out)]
 

@@ -53,6 +53,7 @@ from recordings import keys
 from recordings.manifest import finalize
 from recordings.muxer import StreamMuxer, vp8_keyframe_size
 from recordings.recover import settle_streams
+from recordings.sources import SCREEN_LABEL, screen_owner
 from recordings.storage import RecordingStorage, check_name
 from recordings.writer import SegmentWriter
 
@@ -82,6 +83,8 @@ class _Source:
     stream_id: str = ""
     waiting_audio: deque[tuple[bytes, int]] = field(default_factory=deque)
     last_pts: int = 0
+    screen: bool = False  # a shared screen (recordings.sources): video only, its own streams
+    seen: bool = False  # a screen: frames came since its stream last ended (so it waits for a keyframe)
 
 
 class Recorder:
@@ -247,7 +250,8 @@ class Recorder:
         return int((self._clock() - self._t0) * 1000)
 
     def waiting_for_keyframe(self) -> set[str]:
-        return {sid for sid, src in self._sources.items() if src.muxer is None or src.muxer.video is None}
+        return {sid for sid, src in self._sources.items()
+                if (src.muxer is None or src.muxer.video is None) and (src.seen or not src.screen)}
 
     async def add_participant(self, p: Participant, *, actor: str) -> None:
         if not p.consented:
@@ -271,8 +275,14 @@ class Recorder:
     async def write(self, source_id: str, kind: str, payload: bytes, pts_ms: int, keyframe: bool) -> bool:
         """Record one encoded frame; False when it is not recorded (paused, not admitted, waiting for keyframe)."""
         src = self._sources.get(source_id)
+        if src is None and self.state == "recording":
+            src = self._screen(source_id)
         if self.state != "recording" or src is None:
             return False
+        if src.screen:
+            if kind != "video":
+                raise InvalidInput("a shared screen is video only")
+            src.seen = True
         if kind == "video":
             return await self._video(source_id, src, payload, pts_ms, keyframe)
         if kind != "audio":
@@ -286,6 +296,17 @@ class Recorder:
         if src.muxer is None and pts_ms - src.waiting_audio[0][1] >= self.settings.audio_only_after_ms:
             await self._open(source_id, src, None, pts_ms)
         return True
+
+    def _screen(self, source_id: str) -> _Source | None:
+        """The shared screen of an admitted (consented) participant: a source of its own, made at its first frame."""
+        owner = screen_owner(source_id)
+        person = self._sources.get(owner) if owner is not None else None
+        if person is None or person.screen:
+            return None
+        src = self._sources[source_id] = _Source(f"{person.label} · {SCREEN_LABEL}", screen=True)
+        src.part = max((int(sid.rsplit(".", 1)[1]) for sid in self._prior if sid.rsplit(".", 1)[0] == source_id),
+                       default=-1)
+        return src
 
     async def _video(self, source_id: str, src: _Source, payload: bytes, pts_ms: int, keyframe: bool) -> bool:
         size = vp8_keyframe_size(payload) if keyframe else None
@@ -303,7 +324,7 @@ class Recorder:
             await self.fence()
         src.part += 1
         src.stream_id = f"{source_id}.{src.part}"
-        src.muxer = StreamMuxer(video=size, audio=True, title=src.label)
+        src.muxer = StreamMuxer(video=size, audio=not src.screen, title=src.label)
         first = src.waiting_audio[0][1] if src.waiting_audio else pts_ms
         await self._writer.open_stream(
             src.stream_id,
@@ -343,6 +364,7 @@ class Recorder:
         src = self._sources.get(source_id)
         if src is not None:
             await self._close_source(src)
+            src.seen = False
 
     async def pause(self, reason: str, *, actor: str) -> None:
         await self._transition("recording", "paused", "pause", reason, actor)
