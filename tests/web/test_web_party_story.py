@@ -14,7 +14,7 @@ from playwright.async_api import Page, expect
 from signaling.client import SessionClient
 from tests.conftest import World
 from tests.court.helpers import COURT, complete_people, draft_and_finalize, party_sign
-from tests.web.helpers import ARTIFACTS, Opener, shot
+from tests.web.helpers import ARTIFACTS, CONFIRM, Opener, shot
 from tests.web.wording import both_languages
 
 pytestmark = pytest.mark.browser
@@ -269,3 +269,71 @@ async def test_refused_party_is_told_whom_to_call(web_world: World, open_page: O
     await fits(page)
     await view_shot(page, "party-18-refused-whom-to-call-360")
     await both_languages(page, allow=allowed(w), where="refused")
+
+
+@pytest.mark.timeout(120)
+async def test_leaving_is_asked_in_the_page(web_world: World, open_page: Opener) -> None:
+    """"Leave" on a 390x844 phone asks in the page (web/js/confirm.js): the dialog fits the screen, the focus starts
+    on "cancel"; cancelling keeps the party in the session (the mediator still sees them connected); confirming
+    leaves and says so, with how to come back."""
+    w = web_world
+    m = await w.staff("mediator")
+    page = await open_page(f"{w.base_url}/join#{w.tokens['B']}", viewport=PHONE)
+    await expect(page.locator("[data-step=identity]")).to_be_visible()
+    await page.click("#otp-start")
+    await expect(page.locator("#otp")).to_be_visible()
+    await page.fill("#otp", w.codes[f"invite:{w.invite_ids['B']}"])
+    await page.get_by_role("button", name="确认", exact=True).click()
+    await expect(page.locator("[data-step=notices]")).to_be_visible()
+    await page.check("#ack")
+    await page.get_by_role("button", name="继续").click()
+    await expect(page.locator("[data-step=consents]")).to_be_visible()
+    for box in await page.locator("fieldset input[value=yes]").all():
+        await box.check()
+    await page.get_by_role("button", name="确认并进入等候").click()
+    await expect(page.locator("[data-step=lobby]")).to_be_visible()
+    await m.wait(lambda c: any(p["name"] == "李四" for p in c.state.get("lobby", [])))
+    await m.call("lobby:admit", {"participant": lobby_id(m, "李四")})
+    leave = page.locator("#btn-leave")
+    await expect(leave).to_be_visible()
+
+    def connected(c: SessionClient) -> bool:
+        return any(p["name"] == "李四" and p["connected"] and not p.get("reconnecting")
+                   for p in c.state.get("participants", []))
+
+    await m.wait(connected)
+    # asked first: legible on the phone, nothing cut off, the safe answer chosen
+    await leave.click()
+    dlg = page.locator(CONFIRM)
+    await expect(dlg).to_be_visible()
+    await expect(dlg.get_by_role("heading")).to_have_text("离开调解？")
+    await expect(dlg).to_contain_text("刷新页面即可重新进入")
+    await expect(page.locator("#confirm-dialog-no")).to_be_focused()
+    assert await dlg.get_attribute("aria-labelledby") and await dlg.get_attribute("aria-describedby")
+    box = await dlg.bounding_box()
+    assert box and box["x"] >= 0 and box["y"] >= 0, box
+    assert box["x"] + box["width"] <= PHONE["width"] and box["y"] + box["height"] <= PHONE["height"], box
+    await in_view(page, "#confirm-dialog-yes")
+    await view_shot(page, "party-19-leave-asks-first-390")
+    # cancelled: nothing happens, the focus is back on "leave", the mediator still has the party
+    await page.click("#confirm-dialog-no")
+    await expect(dlg).to_have_count(0)
+    await expect(leave).to_be_focused()
+    await expect(page.locator("#btn-mute")).to_be_visible()
+    assert connected(m)
+    # Escape is "no" too
+    await leave.click()
+    await expect(dlg).to_be_visible()
+    await page.keyboard.press("Escape")
+    await expect(dlg).to_have_count(0)
+    assert connected(m)
+    # confirmed: the page says what happened and how to come back
+    await leave.click()
+    await page.click("#confirm-dialog-yes")
+    final = page.locator("[data-final=left]")
+    await expect(final).to_contain_text("您已离开调解")
+    await in_view(page, "[data-final=left]")
+    await expect(final).to_contain_text("重新进入")
+    await view_shot(page, "party-20-left-390")
+    await both_languages(page, allow=allowed(w), where="left")
+    assert page.js_errors == []  # type: ignore[attr-defined]

@@ -237,7 +237,7 @@ function myDocuments() {
 
 function endedView() {
   const f = app.final;
-  const title = f.kind === "refused" ? t("refused.title") : t("end.title");
+  const title = f.kind === "refused" ? t("refused.title") : f.kind === "left" ? t("end.left_title") : t("end.title");
   const text = { refused: t("err.refused"), replaced: t("err.replaced"), left: t("end.left"),
     ended: t("err.session_ended") }[f.kind];
   return [h("section", { class: "card", role: "status", dataset: { final: f.kind } },
