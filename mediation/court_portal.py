@@ -21,7 +21,7 @@ from mediation.agreements import agreement as agreements
 from mediation.agreements import confirmation, judging, signing
 from mediation.agreements.bundle import Bundle, DocumentPart, RecordingPart, build_bundle
 from mediation.agreements.courts import CourtDirectory
-from mediation.agreements.models import ConfirmationApplication
+from mediation.agreements.models import ConfirmationApplication, CourtQuestioning
 from mediation.agreements.notary import Notary
 from mediation.db import Database, utcnow
 from mediation.errors import Forbidden
@@ -53,6 +53,17 @@ async def _transcript(s: AsyncSession, case_id: int) -> list[dict[str, Any]]:
          .where(MediationSession.case_id == case_id, ChatMessage.caucus.is_(None)).order_by(ChatMessage.id))
     return [{"session": m.session_id, "from": m.sender, "name": m.sender_name, "text": m.text,
              "at": m.at.isoformat()} for m in (await s.scalars(q)).all()]
+
+
+async def _questionings(s: AsyncSession, app_id: int) -> list[dict[str, Any]]:
+    """The questionings scheduled for this application, oldest first, each with its session's state: the portal
+    shows "join the questioning" from this after a reload (the invite links themselves are shown only once)."""
+    q = (select(CourtQuestioning, MediationSession)
+         .outerjoin(MediationSession, MediationSession.id == CourtQuestioning.session_id)
+         .where(CourtQuestioning.application_id == app_id).order_by(CourtQuestioning.id))
+    return [{"id": qn.id, "scheduled_at": qn.scheduled_at.isoformat(), "note": qn.note,
+             "session": {"id": sess.id, "kind": sess.kind, "state": sess.state} if sess else None}
+            for qn, sess in (await s.execute(q)).all()]
 
 
 class CourtPortal:
@@ -99,6 +110,7 @@ class CourtPortal:
                 "recordings": [{"id": r.id, "session": r.session_id, "status": r.status,
                                 "duration_ms": r.duration_ms, "started_at": r.started_at.isoformat()} for r in recs],
                 "audit": [e.to_dict() for e in trail[-500:]],
+                "questionings": await _questionings(s, app_id),
                 "links": {"pdf": f"{base}/agreement.pdf", "bundle": f"{base}/bundle"},
             }
 

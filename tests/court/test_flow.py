@@ -113,6 +113,11 @@ async def test_draft_to_ruling_and_bundle(world: World, tmp_path: Path) -> None:
     qs = await judge.api("POST", f"/api/court/applications/{app_id}/questioning", {"note": "询问双方是否自愿"})
     assert qs["session"]["kind"] == "questioning" and len(qs["invites"]) == 2
     assert all("/join#" in i["link"] for i in qs["invites"])
+    # the file names the questioning and its session (the portal's "join" after a reload), never its links
+    again = (await judge.api("GET", f"/api/court/applications/{app_id}"))["questionings"]
+    assert [(x["id"], x["note"], x["session"]) for x in again] == [
+        (qs["questioning"], "询问双方是否自愿", {"id": qs["session"]["id"], "kind": "questioning", "state": "scheduled"})]
+    assert "link" not in str(again)
     with pytest.raises(ProtocolError) as e:
         await judge.api("POST", f"/api/court/applications/{app_id}/rule",
                             {"outcome": "rejected", "reasoning": "经审查"})

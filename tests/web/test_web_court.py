@@ -99,6 +99,14 @@ async def test_court_portal_at_laptop_size(web_world: World, open_page: Opener) 
     invite = await court.locator(".invite[data-role=party]").first.get_attribute("data-invite")
     assert link and invite
     await shot(court, "court-5-questioning-scheduled-1366")
+    # a reload keeps the way in: the portal draws "join" from the application's questionings on the server
+    href = await join.get_attribute("href")
+    await court.reload()
+    await expect(court.locator("#questioning-scheduled")).to_contain_text("已安排询问")
+    await expect(join).to_have_attribute("href", href or "")
+    await expect(court.locator(".invite-link")).to_have_count(0)  # the links themselves were shown once
+    await shot(court, "court-5b-questioning-after-reload-1366")
+    await both_languages(court, allow, "questioning after a reload")
     await join.click()
     view = court.locator("#questioning-view")
     await expect(view).to_be_visible()
@@ -127,6 +135,8 @@ async def test_court_portal_at_laptop_size(web_world: World, open_page: Opener) 
 
     # the ruling: reasoning, read back, signed; the outcome at the top
     await court.get_by_role("link", name="返回申请").click()
+    await expect(court.locator("#reasoning")).to_be_visible()
+    await expect(court.locator("#join-questioning")).to_have_count(0)  # the questioning is over
     await court.fill("#reasoning", "经询问，双方确认自愿达成协议，内容明确，不违反法律强制性规定。")
     await court.get_by_label("驳回申请的事由（仅驳回时需要）").select_option("unclear_content")
     await court.click("#court-reject")

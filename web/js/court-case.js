@@ -88,7 +88,14 @@ export async function courtCaseView(id, rerender) {
     href: `#/session/${encodeURIComponent(sessionId)}/${encodeURIComponent(id)}` }, t("court.join_q"));
   const showQuestioning = (res) => out.replaceChildren(h("p", { class: "okmsg", role: "status" }, t("court.q_created")),
     joinLink(res.session.id), invitesList(res.invites, "court.q_links") || "");
+  // after a reload (or on another device) the links are gone, but the server knows the questioning: the latest
+  // one whose session has not ended keeps its "join" button
+  const pending = (d.questionings || []).filter((q) => q.session && q.session.state !== "ended").pop();
+  const ended = (d.questionings || []).filter((q) => q.session && q.session.state === "ended").map((q) => q.session.id);
+  if (lastQuestioning && ended.includes(lastQuestioning.res.session.id)) lastQuestioning = null;  // over: no join
   if (lastQuestioning && lastQuestioning.app === String(id)) showQuestioning(lastQuestioning.res);
+  else if (pending) out.replaceChildren(h("p", { class: "notice", id: "questioning-scheduled" },
+    t("court.q_scheduled", { at: fmtTime(pending.scheduled_at, lang) })), joinLink(pending.session.id));
 
   const ruling = app.ruling;
   const shown = flash && flash.id === String(id) ? flash.text : "";

@@ -19,6 +19,7 @@ register({
   "court.extended_ok": ["审查期限已延长 10 日。", "The review period was extended by 10 days."],
   "court.ruled_ok": ["裁定已签发，双方已收到通知。", "The ruling was signed and issued; both parties have been told."],
   "court.q_links": ["询问链接（只显示这一次，请分别发给各方）", "Questioning links (shown only now; send each person theirs)"],
+  "court.q_scheduled": ["已安排询问（{at}）。各方的询问链接只在安排时显示过一次。", "A questioning is scheduled ({at}). Each person's link was shown once, when it was scheduled."],
   "court.join_q": ["进入询问（我主持）", "Join the questioning (as host)"],
   "court.q_created": ["询问已安排。请把下面的链接分别发给各方，然后点“进入询问”。", "The questioning is scheduled. Send each person their link below, then press “Join the questioning”."],
   "court.q_existing": ["已安排的询问", "Scheduled questionings"],
