@@ -8,6 +8,7 @@ import { explain } from "./errors.js";
 const explainWith = (err, names) => explain(err) + " " + names.join(t("list.sep"));
 import { MediaClient } from "./media.js";
 import { Tiles } from "./tiles.js";
+import { screenShareButton } from "./screen-share.js";
 import { Chat } from "./chat.js";
 import { AgreementEditor } from "./agreement-editor.js";
 import { lobbyPanel, peoplePanel, caucusPanel, caucusNames, endPanel, recordingPanel } from "./console-panels.js";
@@ -42,7 +43,8 @@ export class HostView {
       h("div", { class: "host-head" }, this.title, this.status), this.prompt, this.caucusBox, this.errBox, this.okBox,
       h("div", { class: "host" },
         this.mainCol = h("div", { class: "main-col" }, this.tiles.el,
-          h("div", { class: "controls", role: "toolbar", "aria-label": t("sess.controls") }, this.mute, this.camera), this.chat.root),
+          h("div", { class: "controls", role: "toolbar", "aria-label": t("sess.controls") }, this.mute, this.camera,
+            screenShareButton(this.media, { onError: (e) => this.showError(e) })), this.chat.root),
         this.side),
       this.lower);
   }
@@ -238,6 +240,6 @@ export class HostView {
     const inside = new Set(this.caucusIds || (st.participants || []).filter((p) => (caucus.members || []).includes(p.name)).map((p) => p.id));
     const hidden = new Set(caucus.active ? Object.keys(people).filter((id) => !inside.has(id)) : []);
     this.tiles.render({ local: this.media.local ? { stream: this.media.local, name: (st.you || {}).name,
-      muted: this.media.micMuted, cameraOff: this.media.cameraOff } : null, groups: this.media.groups(), people, hidden });
+      muted: this.media.micMuted, cameraOff: this.media.cameraOff, screen: this.media.screen } : null, groups: this.media.groups(), people, hidden });
   }
 }

@@ -33,6 +33,8 @@ export class MediaClient {
     this._networkEpoch = 0;  // counts network changes; a peer connection from an older epoch is not resumed
     this.cameraOff = false;
     this.micMuted = false;
+    this.screen = null;  // the shared screen's track (getDisplayMedia), sent on the `screen` m-line
+    this.events = new EventTarget();  // "screen": sharing started or stopped (screen-share.js repaints its toggle)
     this._handlers = {
       "media:offer": (o) => this._queue(() => this._answer(o)),
       "media:tracks": (m) => { this.tracks = { ...((m && m.tracks) || {}) }; this.onChange(); },  // the full map
@@ -190,15 +192,59 @@ export class MediaClient {
   }
 
   async _publish(tr, source) {
-    const track = source === "audio" ? this.audioTrack() : source === "camera" ? this.videoTrack() : null;
+    const track = source === "audio" ? this.audioTrack() : source === "camera" ? this.videoTrack() : this.screen;
     if (!track) {
-      tr.direction = "inactive";  // nothing to publish on this m-line (screen share, or no camera)
+      if (tr.sender.track) await tr.sender.replaceTrack(null);  // a screen share that stopped
+      tr.direction = "inactive";  // nothing to publish on this m-line (no screen shared, or no camera)
       return;
     }
     if (tr.sender.track !== track) await tr.sender.replaceTrack(track);
-    const stream = this.local;
+    const stream = source === "screen" ? null : this.local;
     if (stream && tr.sender.setStreams) tr.sender.setStreams(stream);
     tr.direction = "sendonly";
+  }
+
+  /** Screen sharing exists here (desktop browsers; phones have no getDisplayMedia). */
+  static canShareScreen() {
+    return Boolean(navigator.mediaDevices && typeof navigator.mediaDevices.getDisplayMedia === "function");
+  }
+
+  get sharingScreen() { return Boolean(this.screen); }
+
+  /**
+   * Share a screen: `track` (tests) or the one the person picks (getDisplayMedia). The screen m-line goes from
+   * inactive to sendonly in our answer to a fresh offer (media:renegotiate): the hub then forwards it to everyone the
+   * routing allows (a caucus is obeyed) and records it as its own source. The browser's own "Stop sharing" ends it.
+   */
+  async startScreen(track = null) {
+    if (this.screen) return this.screen;
+    if (!track) {
+      const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 10, max: 15 } }, audio: false });
+      track = stream.getVideoTracks()[0];
+    }
+    if (!track) throw new ServerError({ code: "screen_failed", message: "no video track" });
+    try { track.contentHint = "detail"; } catch { /* older browsers */ }
+    track.addEventListener("ended", () => { if (this.screen === track) this.stopScreen().catch((err) => this.onError(err)); });
+    this.screen = track;
+    this.onChange();
+    this.events.dispatchEvent(new Event("screen"));
+    await this._renegotiate();
+    return track;
+  }
+
+  /** Stop sharing: the track stops and the m-line goes back to inactive (the others' big tile goes away). */
+  async stopScreen() {
+    const track = this.screen;
+    if (!track) return;
+    this.screen = null;
+    track.stop();
+    this.onChange();
+    this.events.dispatchEvent(new Event("screen"));
+    await this._renegotiate();
+  }
+
+  async _renegotiate() {
+    if (this.socket && this.socket.connected && this.pc) await call(this.socket, "media:renegotiate", {}, 15000);
   }
 
   audioTrack() { return this.local ? this.local.getAudioTracks()[0] || null : null; }
@@ -232,7 +278,7 @@ export class MediaClient {
     if (tellServer && this.socket) await call(this.socket, "media:audio-only", { enabled });
   }
 
-  /** Remote media grouped per participant: [{participant, label, audio, camera, screen, active}]. */
+  /** Remote media grouped per participant: [{participant, label, audio, camera, screen, active, screenActive}]. */
   groups() {
     const by = new Map();
     for (const [mid, track] of this.remote) {
@@ -241,7 +287,8 @@ export class MediaClient {
       const g = by.get(info.participant) || { participant: info.participant, label: info.label || {}, active: false };
       const slot = info.source === "screen" ? "screen" : info.kind === "audio" ? "audio" : "camera";
       g[slot] = track;
-      if (info.kind === "video" && info.active) g.active = true;
+      if (slot === "screen") g.screenActive = Boolean(info.active);
+      else if (info.kind === "video" && info.active) g.active = true;
       by.set(info.participant, g);
     }
     return [...by.values()];
@@ -258,6 +305,7 @@ export class MediaClient {
   stopLocal() {
     if (this.local) for (const tr of this.local.getTracks()) tr.stop();
     this.local = null;
+    if (this.screen) { this.screen.stop(); this.screen = null; this.events.dispatchEvent(new Event("screen")); }
   }
 
   _detach() {

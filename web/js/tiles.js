@@ -1,5 +1,7 @@
 // Video tiles: one per participant (their camera + microphone in one <video>), plus the local preview.
-// Elements are kept per participant so re-renders do not restart playback.
+// A shared screen is shown large above the camera grid (`.screen-stage`, spanning the grid's full width) with the
+// sharer's name; our own shared screen is previewed there too. Elements are kept per participant so re-renders do
+// not restart playback.
 import { h } from "./dom.js";
 import { t } from "./i18n.js";
 
@@ -8,10 +10,49 @@ export class Tiles {
     this.el = container;
     this.el.classList.add("tiles");
     this.tiles = new Map();  // key -> {root, video, name, flags, trackIds}
+    this.screens = new Map();  // sharer id (or "local") -> {root, video, name, trackIds}
+    this.stage = h("div", { class: "screen-stage", hidden: true });
+    this.el.prepend(this.stage);
+  }
+
+  /** Shared screens, large: every admitted participant's forwarded screen (not cut off by a caucus), and ours. */
+  _screens({ local, groups, people, hidden }) {
+    const keep = new Set();
+    const show = (key, track, caption) => {
+      keep.add(key);
+      let s = this.screens.get(key);
+      if (!s) {
+        const video = h("video", { autoplay: true, playsInline: true, muted: true });
+        video.setAttribute("playsinline", "");
+        video.muted = true;  // the sharer's voice plays in their camera tile
+        const name = h("figcaption", {});
+        s = { root: h("figure", { class: "screen-tile" + (key === "local" ? " local" : ""), dataset: { sharer: key } }, video, name),
+          video, name, trackIds: "" };
+        this.stage.append(s.root);
+        this.screens.set(key, s);
+      }
+      if (s.trackIds !== track.id) {
+        s.trackIds = track.id;
+        s.video.srcObject = new MediaStream([track]);
+        s.video.play().catch(() => {});
+      }
+      s.name.textContent = caption;
+    };
+    if (local && local.screen) show("local", local.screen, t("sess.screen_yours"));
+    for (const g of groups) {
+      const who = people[g.participant] || {};
+      if (!g.screen || !g.screenActive || who.admitted === false || hidden.has(g.participant)) continue;
+      show(g.participant, g.screen, t("sess.screen_of", { name: who.name || g.label.name || g.participant }));
+    }
+    for (const [key, s] of this.screens) {
+      if (!keep.has(key)) { s.video.srcObject = null; s.root.remove(); this.screens.delete(key); }
+    }
+    this.stage.hidden = keep.size === 0;
+    this.el.classList.toggle("has-screen", keep.size > 0);
   }
 
   /**
-   * Render. `local`: {stream, name, muted, cameraOff}; `groups`: MediaClient.groups();
+   * Render. `local`: {stream, name, muted, cameraOff, screen}; `groups`: MediaClient.groups();
    * `people`: session:state participants by id (for names, mute, hands); `hidden`: ids cut off by a caucus, and
    * `hiddenLabel` what their tiles say (default: "cannot hear each other for now", true from either side);
    * `everyone: {self}`: also a tile (no video) for each person in `people` but `self` who sends no media.
@@ -19,6 +60,7 @@ export class Tiles {
   render({ local, groups, people = {}, hidden = new Set(), hiddenLabel, everyone = null }) {
     // a caucus cuts `hidden` off from us; say it neutrally unless the caller knows which side they are on
     this.hiddenLabel = hiddenLabel || t("sess.cut_off");
+    this._screens({ local, groups, people, hidden });
     const keep = new Set();
     if (local && local.stream) {
       keep.add("local");
@@ -109,5 +151,8 @@ export class Tiles {
   clear() {
     for (const tile of this.tiles.values()) { tile.video.srcObject = null; tile.root.remove(); }
     this.tiles.clear();
+    for (const s of this.screens.values()) { s.video.srcObject = null; s.root.remove(); }
+    this.screens.clear();
+    this.stage.hidden = true;
   }
 }
