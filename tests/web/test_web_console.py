@@ -213,7 +213,7 @@ async def test_console_whole_day(web_world: World, open_page: Opener, tmp_path: 
     assert box and box["width"] > 300, box
     await shot(med, "console-5-refuse-reason")
     await g_item.get_by_role("button", name="确认拒绝").click()
-    await confirm_in_page(med, "拒绝 孙旁听 进入本次调解")
+    await confirm_in_page(med, "孙旁听 不能进入本次调解")
     await expect(med.locator(".hostview > .okmsg")).to_contain_text("已拒绝 孙旁听 进入")
     await expect(g_item).to_have_count(0)
     await expect(guest.locator("body")).to_contain_text("本案当事人不同意旁听")

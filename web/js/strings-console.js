@@ -270,7 +270,7 @@ register({
   "host.refuse_do": ["确认拒绝", "Refuse"],
   "host.refuse_title": ["拒绝 {name} 进入？", "Refuse {name}?"],
   "host.refuse_yes": ["确定拒绝", "Refuse"],
-  "host.refuse_confirm": ["拒绝 {name} 进入本次调解？对方会看到您填写的理由并被断开；需要时可在“邀请链接”中为其重新生成链接。", "Refuse {name}? They see your reason and are disconnected; you can give them a new link under “Invite links” if needed."],
+  "host.refuse_confirm": ["{name} 不能进入本次调解：对方会看到您填写的理由并被断开；需要时可在“邀请链接”中为其重新生成链接。", "{name} will not join this session: they see your reason and are disconnected; you can give them a new link under “Invite links” if needed."],
   "host.refused_ok": ["已拒绝 {name} 进入。", "{name} was refused."],
   "host.not_ready_item": ["{name}（{why}）", "{name} ({why})"],
   "host.semi": ["；", "; "],
@@ -303,7 +303,7 @@ register({
   "inv.reissue_for": ["为 {name} 重新生成链接", "New link for {name}"],
   "inv.reissue_title": ["为 {name} 重新生成链接？", "A new link for {name}?"],
   "inv.reissue_yes": ["生成新链接", "Make a new link"],
-  "inv.reissue_confirm": ["为 {name} 重新生成链接？旧链接会立即失效，正在使用旧链接的人会被断开，需用新链接在新设备上重新进入。", "Give {name} a new link? The old link stops working at once; whoever uses it is disconnected and must come back with the new link."],
+  "inv.reissue_confirm": ["旧链接会立即失效，此操作不能撤回；正在使用旧链接的人会被断开，需用新链接在新设备上重新进入。", "The old link stops working at once and this cannot be undone; whoever uses it is disconnected and must come back with the new link."],
   "inv.reissued": ["已为 {name} 生成新链接：请立即发送给本人（只显示这一次）。", "A new link for {name}: send it to them now (shown only this once)."],
   "inv.new_link": ["新链接（仅此一次显示）", "New link (shown only now)"],
   // case view: people, recordings, intake
