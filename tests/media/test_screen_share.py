@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 import mediation.recording_records  # noqa: F401  (registers the tables)
 from media.fixtures import video_clip
@@ -18,7 +19,6 @@ from mediation.recording_records import RecordingStream
 from recordings.export import export
 from recordings.recorder import Participant, Recorder
 from recordings.storage import LocalStorage
-from sqlalchemy import select
 from tests.media.conftest import PC_SETUP_BLOCKS, wait_until
 
 pytestmark = [pytest.mark.timeout(90), PC_SETUP_BLOCKS]
@@ -26,6 +26,12 @@ pytestmark = [pytest.mark.timeout(90), PC_SETUP_BLOCKS]
 
 def screen_of(got, publisher):
     return got.get(publisher, {}).get("screen", {"packets": 0, "frames": 0, "keyframes": 0})
+
+
+async def ffprobe(path: Path) -> dict:
+    out = await asyncio.to_thread(subprocess.run, ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of",
+                                                   "json", str(path)], capture_output=True, check=True, timeout=60)
+    return json.loads(out.stdout)
 
 
 async def screen_clip():
@@ -64,7 +70,8 @@ async def test_screen_is_forwarded_to_everyone_admitted_and_not_outside_a_caucus
     await s.hub.apply_routing()
     await s.phase("rejoint", 1.5, settle=0.6)
     back = screen_of(s.got("b", "rejoint"), "m")
-    assert back["packets"] > 0 and back["keyframes"] >= 1  # resumed on a keyframe
+    assert back["packets"] > 0 and back["frames"] > 5
+    assert screen_of(s.bots["b"].delta("caucus:end", "rejoint:end"), "m")["keyframes"] >= 1  # resumed on a keyframe
     figures["rejoint:b"] = back["packets"]
 
     await s.bots["m"].stop_screen()
@@ -131,8 +138,7 @@ async def test_screen_is_recorded_as_its_own_encrypted_stream_and_exported(make_
 
     raw = tmp_path / "raw.mkv"
     await export(db, storage, keyring, rec.recording_id, raw, actor="judge:3", reason="review", raw=True)
-    probe = json.loads(subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json",
-                                       str(raw)], capture_output=True, check=True).stdout)
+    probe = await ffprobe(raw)
     titled = [(st["codec_type"], st.get("width"), st.get("tags", {}).get("title", "")) for st in probe["streams"]]
     screen_tracks = [t for t in titled if "screen" in t[2]]
     assert len(screen_tracks) == 2 and all(t[0] == "video" and t[1] == 1280 for t in screen_tracks), titled
@@ -140,9 +146,7 @@ async def test_screen_is_recorded_as_its_own_encrypted_stream_and_exported(make_
     mp4 = tmp_path / "court.mp4"
     res = await export(db, storage, keyring, rec.recording_id, mp4, actor="judge:3", reason="review",
                        tile=(320, 180))
-    video = next(st for st in json.loads(subprocess.run(
-        ["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(mp4)], capture_output=True, check=True
-    ).stdout)["streams"] if st["codec_type"] == "video")
+    video = next(st for st in (await ffprobe(mp4))["streams"] if st["codec_type"] == "video")
     assert (video["width"], video["height"]) == (640, 360)  # m, a and m's screen: a 2x2 grid of tiles
     durations = {sid: (rows[sid].last_pts_ms or 0) - (rows[sid].first_pts_ms or 0) for sid in screens}
     print("screen frames recorded:", rp.screen_frames, "stream durations (ms):", durations,

@@ -105,9 +105,12 @@ async def test_mediator_shares_a_screen_and_the_party_sees_it_large(web_world: W
     tile = a.locator(".screen-stage .screen-tile")
     await expect(tile).to_have_count(1)
     await expect(tile.locator("figcaption")).to_have_text("mediator 正在共享屏幕")
-    async with asyncio.timeout(20):
-        while not ((info := await screen_tile(a)) and info["w"] > 0 and info["frames"] > 5):
-            await asyncio.sleep(0.3)
+    for _ in range(60):
+        info = await screen_tile(a)
+        if info and info["w"] > 0 and info["frames"] > 5:
+            break
+        await asyncio.sleep(0.3)
+    assert info and info["w"] > 0 and info["frames"] > 5, f"the party's page does not decode the screen: {info}"
     await asyncio.sleep(1.0)
     later = await screen_tile(a)
     assert later and later["frames"] > info["frames"], "the screen stopped"
