@@ -151,4 +151,23 @@ async def test_mediator_shares_a_screen_and_the_party_sees_it_large(web_world: W
     print("screen stream finished:", row.stream_id, "ms", row.first_pts_ms, "→", row.last_pts_ms,
           "segments", row.segments)
     await shot(a, "screen-share-stopped-party", full_page=False)
+
+    # a party on a desktop browser shares its own screen (a photo of an IOU, a contract): the console shows it large
+    pbtn = a.locator("#btn-screen")
+    await expect(pbtn).to_have_text("共享屏幕")
+    await pbtn.click()
+    await expect(pbtn).to_have_text("停止共享屏幕", timeout=8_000)
+    mtile = med.locator(".screen-stage .screen-tile:not(.local)")
+    await expect(mtile).to_have_count(1)
+    await expect(mtile.locator("figcaption")).to_have_text("王五 正在共享屏幕")
+    for _ in range(60):
+        minfo = await screen_tile(med)
+        if minfo and minfo["w"] > 0 and minfo["frames"] > 5:
+            break
+        await asyncio.sleep(0.3)
+    assert minfo and minfo["w"] > 0 and minfo["frames"] > 5, f"the console does not decode the party's screen: {minfo}"
+    await mtile.scroll_into_view_if_needed()
+    await shot(med, "screen-share-from-party-console", full_page=False)
+    await pbtn.click()
+    await expect(med.locator(".screen-stage .screen-tile")).to_have_count(0)
     assert not a.js_errors and not med.js_errors, (a.js_errors, med.js_errors)  # type: ignore[attr-defined]

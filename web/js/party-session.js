@@ -10,6 +10,7 @@ import { Chat } from "./chat.js";
 import { pendingThirdParties } from "./party-steps.js";
 import { AgreementPanel } from "./party-agreement.js";
 import { promptFor, promptBox } from "./party-prompt.js";
+import { screenShareButton } from "./screen-share.js";
 
 export class SessionView {
   constructor(app) {
@@ -39,6 +40,8 @@ export class SessionView {
       leave: h("button", { type: "button", id: "btn-leave", class: "danger", onclick: () => this.leave() }),
     };
     this.controls = h("div", { class: "controls", role: "toolbar" }, Object.values(this.buttons));
+    const share = screenShareButton(this.media, { onError: (err) => this.showError(err) });  // desktop only
+    if (share) this.controls.append(share);
     this.root = h("div", { class: "session" }, this.promptEl, this.caucusBox, this.noticeBox, this.errBox, this.thirdBox,
       this.tilesEl, this.controls, this.agreement.root, this.chat.root);
     this.app.socket.on("chat:message", (m) => this.chat.add(m));
@@ -201,7 +204,7 @@ export class SessionView {
       : [...inside]);
     this.tiles.render({
       local: this.media.local ? { stream: this.media.local, name: (st.you || {}).name, muted: this.media.micMuted,
-        cameraOff: this.media.cameraOff || this.media.audioOnly } : null,
+        cameraOff: this.media.cameraOff || this.media.audioOnly, screen: this.media.screen } : null,
       groups: this.media.groups(),
       people,
       hidden: away,
