@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, Table, TypeDecorator, event
+from sqlalchemy import DateTime, MetaData, Table, TypeDecorator, event, exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -51,6 +52,22 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def unreachable(e: BaseException) -> bool:
+    """`e` says the database cannot be reached now (refused, reset, restarting, shutting down), not that a
+    statement is wrong: the caller answers 503 and the pool's pre-ping replaces dead connections once it is
+    back, so nothing needs a restart."""
+    if isinstance(e, ConnectionError | TimeoutError | socket.gaierror):
+        return True
+    if isinstance(e, exc.DBAPIError):
+        if e.connection_invalidated or isinstance(e, exc.OperationalError | exc.InterfaceError):
+            return True
+        e = e.orig if e.orig is not None else e
+    name = type(e).__name__  # asyncpg's, through SQLAlchemy's adapter (PostgresConnectionError and kin)
+    return name in {"ConnectionDoesNotExistError", "CannotConnectNowError", "AdminShutdownError",
+                    "CrashShutdownError", "ConnectionFailureError", "TooManyConnectionsError",
+                    "InterfaceError"} or isinstance(e.__cause__, ConnectionError | TimeoutError)
 
 
 Recorder = Callable[[AsyncSession, list[dict[str, Any]]], Awaitable[object]]

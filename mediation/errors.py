@@ -83,3 +83,10 @@ class IntegrityError(OneDoorError):
 
     code = "integrity"
     status = 422
+
+
+class Unavailable(OneDoorError):
+    """A store this needs (PostgreSQL, Redis) cannot be reached now: try again shortly (HTTP 503)."""
+
+    code = "unavailable"
+    status = 503

@@ -7,7 +7,6 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
-import socketio
 from aiohttp import web
 
 from signaling import (
@@ -34,6 +33,7 @@ from signaling.metrics import METRICS, NodeMetrics, TimedStorage, metrics_app
 from signaling.publish import NS, Publisher
 from signaling.services import SERVICES, Services
 from signaling.session_ns import NAMESPACE, SessionNamespace
+from signaling.sio_redis import RedisManager
 from signaling.sockets import SIO, EventSpec, EventTable, merge
 from signaling.takeover import let_go
 from web import WEB_DIR
@@ -78,7 +78,7 @@ def create_app(settings: Settings, services: Services | None = None, routes: lis
     services = services or Services.build(settings)
     app = web.Application(middlewares=[security_headers, errors_middleware], client_max_size=1024 * 1024)
     app[SERVICES] = services
-    mgr = socketio.AsyncRedisManager(settings.redis_url) if settings.redis_url else None
+    mgr = RedisManager(settings.redis_url) if settings.redis_url else None
     # GuardedServer screens every packet (binary, reserved or non-string event names, depth; signaling/limits.py);
     # one Engine.IO message is at most 256 KiB (also aiohttp's websocket max_msg_size), nothing is buffered beyond it.
     sio = GuardedServer(async_mode="aiohttp", client_manager=mgr, max_http_buffer_size=256 * 1024,
@@ -200,18 +200,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             await live.caucus_recorder.stop("server shutdown", actor="server")
         if live.media is not None:
             await live.media.close()
-    await _close_redis_manager(app[SIO].manager)
+    if isinstance(app[SIO].manager, RedisManager):
+        await app[SIO].manager.close()
     await sv.db.close()
 
 
-async def _close_redis_manager(manager: object) -> None:
-    """python-socketio's AsyncRedisManager has no close(): stop its listener and close its connections."""
-    if not isinstance(manager, socketio.AsyncRedisManager):
-        return
-    listener = getattr(manager, "thread", None)
-    if isinstance(listener, asyncio.Task):
-        listener.cancel()
-        await asyncio.gather(listener, return_exceptions=True)
-    for conn in (getattr(manager, "pubsub", None), getattr(manager, "redis", None)):
-        if conn is not None:
-            await conn.aclose()

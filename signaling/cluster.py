@@ -27,7 +27,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from mediation.errors import OneDoorError
+from mediation.errors import OneDoorError, Unavailable
 from mediation.live import LiveSessions
 from mediation.placement import STALE_MS, Lease, NodeLoad, NoNode, Placed, place
 
@@ -37,11 +37,6 @@ _RENEW = """if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEX
 return 0"""
 _RELEASE = """if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0"""
-
-
-class Unavailable(OneDoorError):
-    code = "unavailable"
-    status = 503
 
 
 class WrongNode(OneDoorError):
@@ -258,6 +253,10 @@ class ClusterNode:
         held = self.held.get(session_id)
         try:
             ok = held is not None and await self.store.current(held[0])
+            if not ok and held is not None:  # expired while Redis was away: take it again now if nobody has it,
+                await self._retake(session_id, held[0])  # rather than wait for the next renewal
+                held = self.held.get(session_id)
+                ok = held is not None and await self.store.current(held[0])
         except (RedisError, OSError):  # no store to ask: only while the last renewal cannot have expired yet
             ok = held is not None and time.monotonic() - self.renewed.get(session_id, 0.0) < self.ttl_ms / 1000
         if not ok or held is None:

@@ -20,6 +20,7 @@ from mediation.models import StaffLogin
 from mediation.permissions import Action
 from mediation.resources import login_actor
 from signaling.limits import TooDeep, loads, too_deep_error
+from signaling.outage import RETRY_AFTER, outage
 from signaling.services import SERVICES, Services
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,12 @@ async def errors_middleware(request: web.Request, handler: Callable[[web.Request
             return web.json_response({"error": {"code": "http_" + str(e.status), "message": e.reason}},
                                      status=e.status)
         raise
-    except Exception:
+    except Exception as e:
+        down = outage(e)
+        if down is not None:
+            out = error_response(down)
+            out.headers["Retry-After"] = str(RETRY_AFTER)
+            return out
         log.exception("unhandled error on %s %s", request.method, request.path)
         return web.json_response({"error": {"code": "internal", "message": "internal error"}}, status=500)
 

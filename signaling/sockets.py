@@ -26,6 +26,7 @@ from mediation.errors import Forbidden, InvalidInput, OneDoorError, RateLimited,
 from mediation.live import LiveSession, Presence
 from mediation.permissions import Action
 from signaling.limits import MAX_DEPTH, depth_exceeds, too_deep_error
+from signaling.outage import outage
 from signaling.publish import NS, Publisher
 from signaling.services import Services
 
@@ -148,9 +149,11 @@ async def dispatch(services: Services, publisher: Publisher, handlers: dict[str,
                                          errors=[{"loc": list(x["loc"]), "msg": x["msg"]} for x in e.errors()[:5]])
     except OneDoorError as e:
         err = e
-    except Exception:
-        log.exception("handler for %s failed", label)
-        err = OneDoorError("internal error", code="internal")
+    except Exception as e:
+        down = outage(e)
+        if down is None:
+            log.exception("handler for %s failed", label)
+        err = down or OneDoorError("internal error", code="internal")
     if live is not None:
         await publisher.flush(live)  # what changed before the error is still shown
     await publisher.sio.emit("error", {**err.to_dict(), "event": label}, to=sid, namespace=NS)

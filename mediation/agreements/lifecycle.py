@@ -281,7 +281,7 @@ async def facts(s: AsyncSession, case_id: int, *, now: dt.datetime | None = None
     on_file = await powers_of_attorney(s, app.id)
     poa_open = tuple(a for a in applicant_agents(json.loads(app.document)) if a not in on_file)
     ruled = await s.scalar(select(CourtRuling.ruled_at).where(CourtRuling.application_id == app.id))
-    served = ()
+    served: tuple[tuple[int, dt.datetime], ...] = ()
     if ruled is not None:
         q = (select(DocumentDelivery.person_id, func.min(DocumentDelivery.delivered_at))
              .where(DocumentDelivery.document == "ruling", DocumentDelivery.person_id.in_([p.id for p in who]))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from mediation import audit
-
 from signaling.client import ProtocolError
 from tests.conftest import World
 

@@ -3,13 +3,12 @@ driven by Playwright with a fake camera and microphone (media-notes.md)."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Dialog, Page, async_playwright, expect
 
 from signaling.app import create_app
 from signaling.config import Settings
@@ -75,7 +74,11 @@ async def open_page(browser: Browser) -> AsyncIterator[Opener]:
         page.js_errors = errors  # type: ignore[attr-defined]
         # The pages ask "are you sure?" in the page (web/js/confirm.js, tests answer it with helpers.confirm_in_page).
         # A browser dialog (window.confirm/alert) is a bug now: it is answered no and reported as a page error.
-        page.on("dialog", lambda d: (errors.append(f"native dialog: {d.message}"), asyncio.ensure_future(d.dismiss())))
+        async def native_dialog(d: Dialog) -> None:
+            errors.append(f"native dialog: {d.message}")
+            await d.dismiss()
+
+        page.on("dialog", native_dialog)
         await page.goto(url)
         return page
 

@@ -310,9 +310,9 @@ async def test_leaving_is_asked_in_the_page(web_world: World, open_page: Opener)
     await expect(dlg).to_contain_text("刷新页面即可重新进入")
     await expect(page.locator("#confirm-dialog-no")).to_be_focused()
     assert await dlg.get_attribute("aria-labelledby") and await dlg.get_attribute("aria-describedby")
-    box = await dlg.bounding_box()
-    assert box and box["x"] >= 0 and box["y"] >= 0, box
-    assert box["x"] + box["width"] <= PHONE["width"] and box["y"] + box["height"] <= PHONE["height"], box
+    rect = await dlg.bounding_box()
+    assert rect and rect["x"] >= 0 and rect["y"] >= 0, rect
+    assert rect["x"] + rect["width"] <= PHONE["width"] and rect["y"] + rect["height"] <= PHONE["height"], rect
     await in_view(page, "#confirm-dialog-yes")
     await view_shot(page, "party-19-leave-asks-first-390")
     # cancelled: nothing happens, the focus is back on "leave", the mediator still has the party
