@@ -23,6 +23,7 @@ class SessionRole(StrEnum):
     PSYCHOLOGIST = "psychologist"
     INTERPRETER = "interpreter"
     OBSERVER = "observer"
+    CLERK = "clerk"  # the center's clerk (书记员) keeping the electronic transcript (issue 13 item 3)
     OUTSIDER = "outsider"  # nobody: may not join
 
 
@@ -42,7 +43,9 @@ Role = SessionRole | StaffRole
 STAFF_ROLES = set(StaffRole)
 MEDIATORS = {SessionRole.HOST, SessionRole.CO_MEDIATOR}
 SIDES = {SessionRole.PARTY, SessionRole.AGENT}
-THIRD_PARTIES = {SessionRole.JUDGE, SessionRole.PSYCHOLOGIST, SessionRole.INTERPRETER, SessionRole.OBSERVER}
+# a clerk is one more person in the room: the parties consent to its presence (R8) as to a judge's or psychologist's
+THIRD_PARTIES = {SessionRole.JUDGE, SessionRole.PSYCHOLOGIST, SessionRole.INTERPRETER, SessionRole.OBSERVER,
+                 SessionRole.CLERK}
 IN_SESSION = MEDIATORS | SIDES | THIRD_PARTIES
 
 
@@ -58,7 +61,7 @@ class Action(StrEnum):
     CENTER_CONTACT = "center.contact"  # the center's public phone shown on the case QR page
     SESSION_CREATE = "session.create"
     SESSION_READ = "session.read"
-    SESSION_JOIN = "session.join"  # a staff member connects to a session (host, co-mediator, judge, psychologist)
+    SESSION_JOIN = "session.join"  # a staff member connects (host, co-mediator, judge, psychologist, clerk)
     INVITE_REISSUE = "invite.reissue"  # only the host mediator or an admin of the center (issue 10)
     USER_CREATE = "user.create"
     AUDIT_READ = "audit.read"
@@ -133,8 +136,8 @@ RULES: dict[Action, Rule] = {
     Action.USER_CREATE: Rule(frozenset({StaffRole.ADMIN, StaffRole.SYSTEM_ADMIN}), Scope.NONE),
     Action.AUDIT_READ: Rule(frozenset({StaffRole.ADMIN}), Scope.NONE),
     Action.RECORDING_EXPORT: Rule(frozenset({StaffRole.MEDIATOR, StaffRole.ADMIN, StaffRole.COURT_JUDGE}), Scope.CENTER_OR_COURT),
-    Action.SESSION_JOIN: Rule(frozenset({StaffRole.MEDIATOR, StaffRole.COURT_JUDGE, StaffRole.STAFF_PSYCHOLOGIST}),
-                              Scope.CENTER_OR_COURT),
+    Action.SESSION_JOIN: Rule(frozenset({StaffRole.MEDIATOR, StaffRole.COURT_JUDGE, StaffRole.STAFF_PSYCHOLOGIST,
+                                         StaffRole.INTAKE_CLERK}), Scope.CENTER_OR_COURT),
     Action.INVITE_REISSUE: Rule(frozenset({StaffRole.MEDIATOR, StaffRole.ADMIN, StaffRole.COURT_JUDGE}), Scope.HOST),
     Action.AGREEMENT_VIEW: Rule(frozenset({StaffRole.MEDIATOR, StaffRole.ADMIN}), Scope.CENTER),
     Action.AGREEMENT_EDIT: Rule(frozenset({StaffRole.MEDIATOR}), Scope.CENTER),
@@ -170,7 +173,8 @@ RULES: dict[Action, Rule] = {
     Action.DOCUMENT_READ: Rule(frozenset({StaffRole.INTAKE_CLERK, StaffRole.MEDIATOR, StaffRole.ADMIN})
                                | _ADMITTED - {SessionRole.OBSERVER}, Scope.SESSION),
     Action.DOCUMENT_SHOW: Rule(frozenset(MEDIATORS | SIDES), Scope.SESSION),
-    Action.TRANSCRIPT_WRITE: Rule(frozenset(MEDIATORS), Scope.SESSION),
+    # the mediators, or the case's center clerk in that session (a clerk joins only its own center's sessions)
+    Action.TRANSCRIPT_WRITE: Rule(frozenset(MEDIATORS | {SessionRole.CLERK}), Scope.SESSION),
     Action.TRANSCRIPT_READ: Rule(_ADMITTED, Scope.SESSION),
     Action.TRANSCRIPT_RESPOND: Rule(frozenset(SIDES), Scope.SESSION),
 }
@@ -196,4 +200,5 @@ def session_role_for_staff(staff_role: str, staff_id: int, host_id: int) -> Sess
         StaffRole.MEDIATOR: SessionRole.CO_MEDIATOR,
         StaffRole.COURT_JUDGE: SessionRole.JUDGE,
         StaffRole.STAFF_PSYCHOLOGIST: SessionRole.PSYCHOLOGIST,
+        StaffRole.INTAKE_CLERK: SessionRole.CLERK,
     }.get(StaffRole(staff_role), SessionRole.OUTSIDER)
