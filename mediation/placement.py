@@ -13,6 +13,7 @@ person asks it for a session (own it, or send them to the owner).
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -30,6 +31,7 @@ class NodeLoad:
     sessions: int  # live sessions it owns
     draining: bool = False
     seen_ms: int = 0  # when it reported (the store's clock, milliseconds)
+    running: tuple[int, ...] = ()  # the sessions it runs (their people and media are there)
 
     @property
     def score(self) -> float:
@@ -57,6 +59,8 @@ class LeaseStore(Protocol):
     """What placement needs from the shared store (signaling.cluster.RedisLeases implements it)."""
 
     async def now_ms(self) -> int: ...
+    async def epoch_age_ms(self) -> int:
+        """How long the store has held its state (0 just after it started empty: a Redis restart)."""
     async def nodes(self) -> list[NodeLoad]: ...
     async def owner(self, session_id: int) -> Lease | None: ...
     async def acquire(self, session_id: int, node_id: str, ttl_ms: int) -> Lease | None:
@@ -83,21 +87,30 @@ class NoNode(LookupError):
 
 
 async def place(store: LeaseStore, session_id: int, ttl_ms: int, stale_ms: int = STALE_MS) -> Placed:
-    """The session's owner: the current lease if its node is alive, else a new lease for the least loaded node.
+    """The session's owner: the current lease if its node is alive, else a new lease for the node that runs it
+    (after the store lost its leases: a Redis restart) or the least loaded node.
 
     A lease whose node stopped heartbeating is not waited for (its expiry is at most `ttl_ms` away and would only
     delay the people): its owner is taken to be dead and a new lease is written over it, with a higher token, so
-    that anything the old owner still tries to write is refused."""
-    nodes = {n.node_id: n for n in await store.nodes()}
-    now = await store.now_ms()
+    that anything the old owner still tries to write is refused. Just after the store started empty, a session
+    nobody claims yet waits until every live node has heartbeated (two renewal periods), so that a join does not
+    place a running session on another node before its owner says it runs it."""
+    settle = 2 * ttl_ms // 3
     for _ in range(3):  # another node may be placing the same session at the same moment: one of them wins
+        nodes = {n.node_id: n for n in await store.nodes()}
+        now = await store.now_ms()
         lease = await store.owner(session_id)
         if lease is not None:
             node = nodes.get(lease.node_id)
             if node is not None and node.fresh(now, stale_ms):
                 return Placed(lease, node)
             await store.release(lease)  # a dead owner's lease; release() only deletes exactly this lease
-        target = choose(list(nodes.values()), now, stale_ms)
+        runs = [n for n in nodes.values() if session_id in n.running and n.fresh(now, stale_ms)]
+        age = await store.epoch_age_ms()
+        if not runs and age < settle:
+            await asyncio.sleep((settle - age) / 1000)
+            continue
+        target = runs[0] if runs else choose(list(nodes.values()), now, stale_ms)
         if target is None:
             raise NoNode(session_id)
         got = await store.acquire(session_id, target.node_id, ttl_ms)

@@ -69,12 +69,20 @@ class RedisLeases:
         sec, usec = await self.r.time()
         return int(sec) * 1000 + int(usec) // 1000
 
+    async def epoch_age_ms(self) -> int:
+        """The store's epoch is set once (NX, no expiry): a Redis that restarted empty starts a new one."""
+        now = await self.now_ms()
+        await self.r.set(f"{self.p}epoch", now, nx=True)
+        began = await self.r.get(f"{self.p}epoch")
+        return now - int(began) if began is not None else 0
+
     async def heartbeat(self, node: NodeLoad) -> None:
         body = {"url": node.url, "cpu": node.cpu, "sessions": node.sessions, "draining": node.draining,
-                "seen_ms": node.seen_ms}
+                "seen_ms": node.seen_ms, "running": list(node.running)}
         async with self.r.pipeline(transaction=True) as pipe:
             pipe.set(f"{self.p}node:{node.node_id}", json.dumps(body), px=STALE_MS * 3)
             pipe.sadd(f"{self.p}nodes", node.node_id)
+            pipe.set(f"{self.p}epoch", node.seen_ms, nx=True)  # a Redis that restarted empty: a new epoch
             await pipe.execute()
 
     async def forget_node(self, node_id: str) -> None:
@@ -93,7 +101,7 @@ class RedisLeases:
                 continue
             d = json.loads(body)
             out.append(NodeLoad(node_id, d["url"], float(d["cpu"]), int(d["sessions"]), bool(d["draining"]),
-                                int(d["seen_ms"])))
+                                int(d["seen_ms"]), tuple(int(x) for x in d.get("running", ()))))
         if gone:
             await self.r.srem(f"{self.p}nodes", *gone)
         return out
@@ -150,7 +158,8 @@ class ClusterNode:
 
     # ---- figures -----------------------------------------------------------------------------------------
     def load(self, seen_ms: int = 0) -> NodeLoad:
-        return NodeLoad(self.node_id, self.url, round(self.cpu(), 4), len(self.held), self.draining, seen_ms)
+        return NodeLoad(self.node_id, self.url, round(self.cpu(), 4), len(self.held), self.draining, seen_ms,
+                        tuple(sorted(self.held)))
 
     def figures(self) -> dict[str, Any]:
         n = self.load()
@@ -208,6 +217,9 @@ class ClusterNode:
         """The lease is gone: it expired while Redis was away (or Redis restarted empty) and then nobody else may
         have it yet (take it again, new token), or another node owns the session now (lose it here)."""
         owner = await self.store.owner(sid)
+        if owner is not None and owner.node_id == self.node_id:  # placed here again by a join (it runs here)
+            self.held[sid] = (owner, self.held[sid][1])
+            return
         got = await self.store.acquire(sid, self.node_id, self.ttl_ms) if owner is None else None
         if got is not None:
             self.held[sid] = (got, self.held[sid][1])

@@ -128,3 +128,22 @@ async def test_cluster_nodes_redirect_drain_and_lose_a_lease(store: RedisLeases)
         await n2.stop()
     assert await store.nodes() == []  # a clean stop leaves the set
 
+
+
+async def test_after_redis_restarts_empty_a_join_goes_to_the_node_that_runs_the_session(store: RedisLeases) -> None:
+    """The flake of test_failover's Redis restart: the store came back empty, the idle node heartbeated first and a
+    join placed the running session there. Now a join waits until the nodes have heartbeated (two renewal periods
+    of the new epoch) and places it on the node that reports running it; that node adopts the new lease."""
+    await beat(store, "idle")  # the first heartbeat after the restart starts the epoch
+    runner = NodeLoad("runner", "http://runner", 0.9, 1, False, 0, running=(21,))
+
+    async def runner_heartbeats_late() -> None:
+        await asyncio.sleep(0.5)
+        await store.heartbeat(NodeLoad(**{**runner.__dict__, "seen_ms": await store.now_ms()}))
+
+    late = asyncio.create_task(runner_heartbeats_late())
+    placed = await place(store, 21, ttl_ms=1500)  # settles for 1 s: the runner reports within it
+    await late
+    assert placed.lease.node_id == "runner"  # not the idle (less loaded) node that heartbeated first
+    other = await place(store, 22, ttl_ms=1500)  # a session nobody runs: the least loaded, no wait now
+    assert other.lease.node_id == "idle"
