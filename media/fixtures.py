@@ -114,9 +114,11 @@ def video_clip(
     return _cached(key, "video", 90000 // fps, 90000, make, cache_dir)
 
 
-def audio_clip(seconds: int = 1, bitrate: int = 32_000, cache_dir: Path | None = None) -> EncodedClip:
-    key = f"opus-fec-v{FORMAT_VERSION}-{seconds}-{bitrate}"
-    return _cached(key, "audio", 960, 48000, lambda: _encode_audio(seconds * 50, bitrate), cache_dir)
+def audio_clip(seconds: int = 1, bitrate: int = 32_000, cache_dir: Path | None = None, tone_hz: int = 440
+               ) -> EncodedClip:
+    """`tone_hz`: the sine it plays (tests tell speakers apart by it, e.g. tests/media/test_speech_tap.py)."""
+    key = f"opus-fec-v{FORMAT_VERSION}-{seconds}-{bitrate}" + ("" if tone_hz == 440 else f"-{tone_hz}hz")
+    return _cached(key, "audio", 960, 48000, lambda: _encode_audio(seconds * 50, bitrate, tone_hz), cache_dir)
 
 
 def _encode_video(width: int, height: int, fps: int, count: int, bitrate: int, gop: int) -> EncodedClip:
@@ -183,7 +185,7 @@ def _pad(data: bytes, line_size: int, width: int, height: int) -> bytes:
     return b"".join(data[y * width : (y + 1) * width] + pad for y in range(height))
 
 
-def _encode_audio(count: int, bitrate: int) -> EncodedClip:
+def _encode_audio(count: int, bitrate: int, tone_hz: int = 440) -> EncodedClip:
     codec = av.CodecContext.create("libopus", "w")
     codec.sample_rate, codec.layout, codec.format = 48000, "stereo", "s16"
     codec.bit_rate = bitrate
@@ -195,7 +197,7 @@ def _encode_audio(count: int, bitrate: int) -> EncodedClip:
         samples = b"".join(
             struct.pack("<hh", s, s)
             for n in range(960)
-            for s in [int(8000 * math.sin(2 * math.pi * 440 * (i * 960 + n) / 48000))]
+            for s in [int(8000 * math.sin(2 * math.pi * tone_hz * (i * 960 + n) / 48000))]
         )
         frame = av.AudioFrame(format="s16", layout="stereo", samples=960)
         frame.planes[0].update(samples)

@@ -59,6 +59,7 @@ class Hub:
         self.observer = observer
         self._peers: dict[str, Peer] = {}
         self._sinks: dict[str, FrameSink] = {}
+        self._taps: dict[str, FrameSink] = {}  # audio of every admitted, unmuted speaker, any group (speech drafts)
         self._tasks: set[asyncio.Future[Any]] = set()
         self._monitor: asyncio.Task[None] | None = None
         self._caucus: frozenset[str] = frozenset()
@@ -102,6 +103,10 @@ class Hub:
 
     async def close(self) -> None:
         self._closed = True
+        for tap in list(self._taps.values()):  # a tap with work of its own (speech drafts) ends with the hub
+            stop = getattr(tap, "stop", None)
+            if stop is not None:
+                await stop()
         if self._monitor is not None:
             self._monitor.cancel()
         for pid in list(self._peers):
@@ -165,6 +170,17 @@ class Hub:
             self.routing.remove(sink_id)
         self._update_sinks()
 
+    def add_tap(self, tap_id: str, sink: FrameSink) -> None:
+        """An audio-only frame sink outside the routing groups: each admitted, unmuted participant's own audio,
+        in the joint session or in a caucus (media/speech.py marks caucus audio, R9). Never a lobby's or a
+        muted person's. Frames are assembled only while a publication has a sink or tap."""
+        self._taps[tap_id] = sink
+        self._update_sinks()
+
+    def remove_tap(self, tap_id: str) -> None:
+        self._taps.pop(tap_id, None)
+        self._update_sinks()
+
     def request_keyframe(self, participant_id: str) -> None:
         peer = self._peers.get(participant_id)
         if peer is not None:
@@ -174,8 +190,13 @@ class Hub:
     def _update_sinks(self) -> None:
         for peer in self._peers.values():
             for pub in peer.publications.values():
-                for sink_id in set(pub.sinks) - set(self._sinks):
+                for sink_id in set(pub.sinks) - set(self._sinks) - set(self._taps):
                     del pub.sinks[sink_id]
+                for tap_id, tap in self._taps.items():
+                    if pub.live and pub.kind == "audio" and self.routing.heard(pub.owner):
+                        pub.sinks.setdefault(tap_id, tap)
+                    else:
+                        pub.sinks.pop(tap_id, None)
                 for sink_id, sink in self._sinks.items():
                     want = pub.live and self.routing.may_forward(pub.owner, sink_id, pub.kind)
                     if want and sink_id not in pub.sinks:

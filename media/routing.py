@@ -140,6 +140,12 @@ class RoutingTable:
             return publisher_id not in self._muted
         return subscriber_id not in self._audio_only
 
+    def heard(self, publisher_id: str) -> bool:
+        """Is this publisher's audio heard by anyone at all (admitted, not muted)? Whatever group it is in: what
+        an audio tap (speech drafts, media/speech.py) may take; the tap marks caucus audio itself (R9)."""
+        return publisher_id in self._participants and publisher_id not in self._lobby and \
+            publisher_id not in self._muted
+
     def snapshot(self) -> dict[str, object]:
         return {
             "caucuses": {name: sorted(m) for name, m in self._caucuses.items()},

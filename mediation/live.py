@@ -83,6 +83,8 @@ class LiveSession:
     recorder: Any = None  # the joint session's recorder participant (media.recorder.RecorderParticipant)
     caucus_recorder: Any = None  # the separate, privileged caucus recording (center policy, R9)
     caucus_sinks: frozenset[str] = frozenset()  # recorder sinks that are members of the open caucus
+    speech: Any = None  # speech-to-text drafts when a recognizer is configured (media.speech.SpeechParticipant)
+    drafts: dict[str, dict[str, Any]] = field(default_factory=dict)  # draft lines not yet accepted (newest last)
     dirty: bool = False
     on_change: Callable[[LiveSession], None] | None = None
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)

@@ -39,6 +39,7 @@ class AudioFrame:
     at_ms: int  # on the session's recording clock (mediation.transcript.clock)
     pcm: bytes  # signed 16-bit little-endian mono samples
     sample_rate: int = SAMPLE_RATE
+    caucus: bool = False  # spoken inside a caucus: its drafts are caucus material (R9)
 
     @property
     def duration_ms(self) -> int:
@@ -51,6 +52,7 @@ class DraftLine:
     start_ms: int
     end_ms: int
     text: str
+    caucus: bool = False  # from audio inside a caucus (R9): shown only to those who may see caucus material
 
 
 class Recognizer(Protocol):
@@ -116,6 +118,7 @@ class _Speaker:
     recognizer: Recognizer
     start_ms: int | None = None
     end_ms: int = 0
+    caucus: bool = False
 
 
 @dataclass
@@ -132,6 +135,10 @@ class DraftTranscriber:
     _speakers: dict[str, _Speaker] = field(default_factory=dict)
     _queue: asyncio.Queue[AudioFrame | None] = field(default_factory=lambda: asyncio.Queue())
     _task: asyncio.Task[None] | None = None
+
+    def recognizer_of(self, speaker_id: str) -> Recognizer | None:
+        sp = self._speakers.get(speaker_id)
+        return None if sp is None else sp.recognizer
 
     def feed(self, frame: AudioFrame) -> None:
         if self._queue.qsize() >= self.max_pending:
@@ -154,8 +161,10 @@ class DraftTranscriber:
             sp = self._speakers.get(frame.speaker_id)
             if sp is None:
                 sp = self._speakers[frame.speaker_id] = _Speaker(self.factory())
+            if sp.start_ms is not None and sp.caucus != frame.caucus:
+                await self._finish(frame.speaker_id)  # into or out of a caucus: an utterance never spans both
             if sp.start_ms is None:
-                sp.start_ms = frame.at_ms
+                sp.start_ms, sp.caucus = frame.at_ms, frame.caucus
             sp.end_ms = frame.at_ms + frame.duration_ms
             text, endpoint = await asyncio.to_thread(_accept, sp.recognizer, frame)
             if endpoint:
@@ -168,7 +177,7 @@ class DraftTranscriber:
 
     async def _emit(self, pid: str, sp: _Speaker, text: str) -> None:
         if text and sp.start_ms is not None:
-            await self.on_draft(DraftLine(pid, sp.start_ms, sp.end_ms, text))
+            await self.on_draft(DraftLine(pid, sp.start_ms, sp.end_ms, text, sp.caucus))
         await asyncio.to_thread(sp.recognizer.reset)
         sp.start_ms = None
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,8 +35,9 @@ from mediation.db import Database, utcnow
 from mediation.errors import Conflict, Forbidden, InvalidInput, NotFound
 from mediation.live import LiveSession, Presence
 from mediation.models import Case, Invite, MediationSession
-from mediation.permissions import Action
+from mediation.permissions import Action, allowed
 from mediation.recording_records import Recording
+from mediation.speech import DraftLine
 from mediation.transcript_format import VERDICTS, check_response, response_payload, transcript_document
 
 TEXT_MAX = 4000
@@ -74,13 +76,20 @@ async def _load(s: AsyncSession, live: LiveSession) -> tuple[MediationSession, C
 
 
 async def write(db: Database, live: LiveSession, me: Presence, actor: Actor, *, speaker: str,
-                speaker_id: str | None, text: str, at_ms: int | None = None, source: str = "typed"
-                ) -> tuple[dict[str, Any], list[str]]:
-    """Append one entry; returns it and who sees it live (the writer's side of the caucus)."""
+                speaker_id: str | None, text: str, at_ms: int | None = None, source: str = "typed",
+                draft: str | None = None) -> tuple[dict[str, Any], list[str]]:
+    """Append one entry; returns it and who sees it live (the writer's side of the caucus). With `draft` (the id
+    of a speech draft line shown to this writer), the entry is that draft accepted, as edited: its time and its
+    caucus flag are the draft's, `source` is "speech", and the draft is gone from the live list."""
     text = "".join(ch for ch in text if ch >= " " or ch in "\n\t").strip()
     if not text or not speaker.strip():
         raise InvalidInput("speaker and text are required", code="invalid_input")
     inside = me.pid in live.caucus
+    if draft is not None:
+        d = live.drafts.get(draft)
+        if d is None or me.pid not in draft_audience(live, bool(d["private"])):
+            raise NotFound("no such draft line (accepted already, or not yours to see)", code="draft_not_found")
+        inside, at_ms, source = bool(d["private"]), int(d["at_ms"]), "speech"
     async with db.session() as s:
         sess, case = await _load(s, live)
         _check(actor, Action.TRANSCRIPT_WRITE, live.session_id, case)
@@ -103,7 +112,44 @@ async def write(db: Database, live: LiveSession, me: Presence, actor: Actor, *, 
                            detail={"seq": seq, "at_ms": when, "clock": label, "caucus": inside,
                                    "text_sha256": sha256_hex(e.text.encode())})
         out = entry_json(e)
+    if draft is not None:
+        live.drafts.pop(draft, None)
+        return out, draft_audience(live, inside) if inside else [p.pid for p in live.admitted()]
     return out, [p.pid for p in live.admitted() if live.same_side_of_caucus(me.pid, p.pid)]
+
+
+# ---- speech drafts (mediation.speech, media.speech): suggested lines, never entries until accepted ---------------
+
+DRAFTS_KEPT = 200
+
+
+def draft_audience(live: LiveSession, caucus: bool) -> list[str]:
+    """Who is shown a draft line: the admitted people who may write the transcript; a draft from inside a caucus
+    only to those of them who may see caucus material (the mediators, who read caucus entries back, and anyone in
+    the caucus): never to anyone outside it (R9)."""
+    writers = [p for p in live.admitted() if allowed(p.role, Action.TRANSCRIPT_WRITE)]
+    return [p.pid for p in writers if not caucus or p.is_mediator or p.pid in live.caucus]
+
+
+async def draft(db: Database, live: LiveSession, line: DraftLine) -> tuple[dict[str, Any], list[str]]:
+    """A recognizer's draft line as shown in the console (`transcript:draft`), on the transcript's clock, and who
+    is shown it. `line`'s times are wall-clock milliseconds (media.speech); kept in `live.drafts` until accepted
+    with `transcript:write {draft}` (a bounded list: the oldest unaccepted drafts are forgotten)."""
+    async with db.session() as s:
+        sess = await s.get(MediationSession, live.session_id)
+        if sess is None:
+            raise NotFound("no such session", code="session_not_found")
+        label, origin = await clock(s, sess)
+    origin_ms = int(time.time() * 1000 - (utcnow() - origin).total_seconds() * 1000)  # naive or aware alike
+    p = live.people.get(line.speaker_id)
+    out: dict[str, Any] = {"id": f"d{line.speaker_id}-{line.start_ms}", "speaker": p.name if p else line.speaker_id,
+           "speaker_id": line.speaker_id, "at_ms": max(0, line.start_ms - origin_ms),
+           "end_ms": max(0, line.end_ms - origin_ms), "clock": label, "text": line.text[:TEXT_MAX],
+           "private": line.caucus, "source": "speech"}
+    live.drafts[out["id"]] = out
+    while len(live.drafts) > DRAFTS_KEPT:
+        live.drafts.pop(next(iter(live.drafts)))
+    return out, draft_audience(live, line.caucus)
 
 
 async def view(db: Database, live: LiveSession, me: Presence, actor: Actor) -> dict[str, Any]:

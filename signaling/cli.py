@@ -67,6 +67,10 @@ def _server_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--s3-bucket", default=None, help="store recordings in this S3-compatible bucket")
     s.add_argument("--s3-endpoint", default=None)
     s.add_argument("--secure-cookies", action="store_true", help="behind HTTPS")
+    s.add_argument("--speech-model", default=None, metavar="DIR",
+                   help="speech-to-text drafts for the transcript from this model directory (off without it)")
+    s.add_argument("--speech-engine", default="sherpa-onnx", help="the engine the model is for (sherpa-onnx)")
+    s.add_argument("--speech-threads", type=int, default=1, help="recognizer threads")
     sub.add_parser("demo", parents=[common], help="create a demo center, staff accounts and a case; print links")
     u = sub.add_parser("users", parents=[common], help="manage staff accounts").add_subparsers(dest="sub",
                                                                                                  required=True)

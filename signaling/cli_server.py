@@ -19,11 +19,12 @@ from sqlalchemy import select
 from mediation import accounts, audit, cases, schema, sessions
 from mediation.db import private_dir, utcnow
 from mediation.models import Center, StaffUser
+from mediation.speech import SpeechSettings, load_recognizer
 from recordings.recover import recover
 from signaling.app import create_app, node_id_of
 from signaling.cluster import LeaseProbe
 from signaling.config import DEMO_PASSWORD, Settings
-from signaling.services import Services
+from signaling.services import SERVICES, Services
 
 log = logging.getLogger("onedoor")
 # development only; printed by `onedoor demo` (username, role, display name, extra)
@@ -99,6 +100,9 @@ def serve(a: argparse.Namespace) -> int:
         schema.upgrade(settings.db_url)
     asyncio.run(_recover_at_start(settings))
     app = create_app(settings)
+    if getattr(a, "speech_model", None):  # an offline engine the operator installed, with its model files
+        app[SERVICES].speech = load_recognizer(SpeechSettings(a.speech_engine, Path(a.speech_model),
+                                                              a.speech_threads))
     print(f"OneDoor serving on {settings.public_url}  (mediator console: {settings.public_url}/console)",
           flush=True)
     web.run_app(app, host=settings.host, port=settings.port, print=None)

@@ -26,6 +26,7 @@ class WriteIn(Payload):
     speaker_id: str | None = Field(None, max_length=40)
     text: str = Field(min_length=1, max_length=tx.TEXT_MAX)
     at_ms: int | None = Field(None, ge=0)
+    draft: str | None = Field(None, max_length=80)  # accept this speech draft line (`transcript:draft`), as edited
 
 
 class Dispute(Payload):
@@ -75,7 +76,7 @@ async def show(ctx: Ctx, body: ShowIn) -> dict[str, Any]:
 @events.on("transcript:write", Action.TRANSCRIPT_WRITE, WriteIn, admitted=True)
 async def write(ctx: Ctx, body: WriteIn) -> dict[str, Any]:
     entry, to = await tx.write(ctx.services.db, ctx.live, ctx.me, ctx.actor, speaker=body.speaker,
-                               speaker_id=body.speaker_id, text=body.text, at_ms=body.at_ms)
+                               speaker_id=body.speaker_id, text=body.text, at_ms=body.at_ms, draft=body.draft)
     for pid in to:
         await ctx.emit("transcript:entry", entry, to=pid)
     return {"seq": entry["seq"], "at_ms": entry["at_ms"]}

@@ -7,15 +7,20 @@ the routing table shows them to mediators only (ID check on camera), and they re
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 from media.config import MediaConfig
 from media.hub import Hub
+from media.speech import SpeechParticipant
 from media.turn import ordered_servers, turn_credentials
+from mediation import transcript as tx
+from mediation.errors import OneDoorError
 from mediation.live import LiveSession
 from mediation.permissions import Action
+from mediation.speech import DraftLine, DraftTranscriber, RecognizerFactory
 from signaling.publish import Publisher
 from signaling.services import Services
 from signaling.sockets import Ctx, EventSpec, EventTable
@@ -23,6 +28,7 @@ from signaling.sockets import Ctx, EventSpec, EventTable
 MEDIA_EVENTS = ("media:join", "media:answer", "media:renegotiate", "media:audio-only", "media:keyframe",
                 "media:leave")
 events = EventTable()
+log = logging.getLogger(__name__)
 
 
 class MediaPayload(BaseModel):
@@ -48,8 +54,28 @@ def hub_for(services: Services, publisher: Publisher, live: LiveSession) -> Hub:
         st = services.settings
         live.media = Hub(str(live.session_id), MediaConfig(ice_servers=st.ice_servers, turn_ca_file=st.turn_ca_file),
                          send, observer=live)
+        if services.speech is not None:
+            live.speech = speech_drafts(services, publisher, live, live.media, services.speech)
     assert isinstance(live.media, Hub)
     return live.media
+
+
+def speech_drafts(services: Services, publisher: Publisher, live: LiveSession, hub: Hub,
+                  factory: RecognizerFactory) -> SpeechParticipant:
+    """Speech drafts for this session (only when a recognizer is configured): each admitted speaker's audio to
+    its own recognizer stream; every draft line goes as `transcript:draft` to those who may see it (R9)."""
+    async def on_draft(line: DraftLine) -> None:
+        try:
+            out, to = await tx.draft(services.db, live, line)
+        except OneDoorError as e:  # the session ended under the last utterance
+            log.info("speech draft not shown: %s", e)
+            return
+        for pid in to:
+            await publisher.to_person(live, pid, "transcript:draft", out)
+
+    sp = SpeechParticipant(hub, DraftTranscriber(factory, on_draft))
+    sp.start()
+    return sp
 
 
 async def _media(ctx: Ctx, event: str, body: MediaPayload) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from mediation.documents import CaseFile
 from mediation.identity import AttestationVerifier, IdentityVerifier, OtpVerifier
 from mediation.keyring import KeyRing
 from mediation.live import LiveSessions
+from mediation.speech import RecognizerFactory
 from mediation.workflow import Workflow
 from recordings.court_share import CourtShare
 from recordings.documents_store import CourtDocuments, DocumentStore
@@ -39,6 +40,9 @@ class Services:
     storage: RecordingStorage
     login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
     cluster: ClusterNode | None = None  # this node of several (signaling/cluster.py); None: a single server
+    # speech-to-text drafts (mediation.speech): a factory of per-speaker recognizer streams from the operator's
+    # engine (`onedoor serve --speech-model DIR`); None: the feature is off, no audio is decoded at all
+    speech: RecognizerFactory | None = None
     _notary: Notary | None = None
     _courts: CourtDirectory | None = None
 
