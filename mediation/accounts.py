@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 import secrets
 import time
 from collections.abc import Callable
@@ -53,18 +54,21 @@ async def _verify(stored: str, password: str) -> bool:
 class _Failures:
     count: int = 0
     locked_until: float = 0.0
+    last: float = 0.0
 
 
 @dataclass
 class LoginThrottle:
     """Failed logins per key ("user:<name>", "addr:<ip>"): after `free` failures (more for an address) each further
     one locks the key for base * 2^(n - free - 1) seconds, capped at `cap`; a success clears the account's key.
-    Kept in the node's memory (docs/security.md says what that means with several nodes)."""
+    A key quiet for `forget_after` seconds starts over. Kept in the node's memory (docs/security.md says what that
+    means with several nodes). Also the throttle of failed Socket.IO connects (signaling.session_ns)."""
 
     free: int = 5  # per account
     free_per_address: int = 20  # an address may be a whole office behind one NAT
     base: float = 1.0
     cap: float = 900.0
+    forget_after: float = math.inf
     keys: dict[str, _Failures] = field(default_factory=dict)
     clock: Callable[[], float] = time.monotonic
 
@@ -82,7 +86,10 @@ class LoginThrottle:
             self.keys = {k: f for k, f in self.keys.items() if f.locked_until > now - self.cap}
         for k in keys:
             f = self.keys.setdefault(k, _Failures())
+            if now - f.last > self.forget_after:
+                f.count = 0
             f.count += 1
+            f.last = now
             free = self.free_per_address if k.startswith("addr:") else self.free
             if f.count > free:
                 f.locked_until = now + min(self.cap, self.base * 2 ** min(f.count - free - 1, 20))

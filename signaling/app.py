@@ -80,9 +80,11 @@ def create_app(settings: Settings, services: Services | None = None, routes: lis
     app[SERVICES] = services
     mgr = RedisManager(settings.redis_url) if settings.redis_url else None
     # GuardedServer screens every packet (binary, reserved or non-string event names, depth; signaling/limits.py);
+    # websockets only (no long-polling); what waits to be sent to one client is bounded (max_outgoing_bytes);
     # one Engine.IO message is at most 256 KiB (also aiohttp's websocket max_msg_size), nothing is buffered beyond it.
     sio = GuardedServer(async_mode="aiohttp", client_manager=mgr, max_http_buffer_size=256 * 1024,
-                        ping_interval=10, ping_timeout=10, default_namespace=NS)
+                        ping_interval=10, ping_timeout=10, default_namespace=NS,
+                        max_queue_bytes=settings.max_outgoing_bytes)
     install_log_filter()  # library tracebacks for malformed packets: one line per connection
     metrics = app[METRICS] = NodeMetrics(services.live)
     if not isinstance(services.storage, TimedStorage):  # segments written and fsync latency for /metrics

@@ -38,6 +38,8 @@ class Settings:
     max_event_bytes: int = 64 * 1024  # largest Socket.IO payload (SDP offers are the big ones)
     events_per_second: float = 20.0
     event_burst: int = 60
+    # what may wait to be sent to one client that does not read; past it the client is dropped (`slow client`)
+    max_outgoing_bytes: int = 1024 * 1024
     secure_cookies: bool = False  # True behind HTTPS
     s3_bucket: str | None = None  # recordings in an S3-compatible store instead of data_dir/recordings
     s3_endpoint: str | None = None

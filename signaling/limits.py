@@ -8,6 +8,11 @@
   run the server's connect or disconnect logic; packets that do not parse are refused (`bad_packet`, `too_deep`).
   A refused packet is answered with an ack (when the client asked for one) and an `error` event, and logged as one
   line for the first one of a connection only.
+- Transports: Engine.IO's long-polling transport is refused (the pages and clients use websockets only), so every
+  frame a client sends goes through `ScreenedWebSocket`.
+- `BoundedQueue`: each Engine.IO socket's outgoing queue is bounded in bytes (`max_queue_bytes`); a client that
+  does not read (its websocket's write buffer full, the queue growing) is dropped with the reason `slow client`
+  rather than buffered for without bound.
 - `OncePerConnection`: a logging filter for the `socketio`/`engineio` loggers: a library traceback becomes one line,
   at most one per connection (the rest are counted, not written).
 
@@ -17,11 +22,15 @@ checked by `check_internals()` when the server is built, so an upgrade that rena
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, ClassVar
 
+import engineio
 import socketio
+from engineio import async_socket as eio_socket
 from engineio.async_drivers import aiohttp as eio_aiohttp
 from socketio import packet as sio_packet
 
@@ -30,6 +39,7 @@ from mediation.errors import InvalidInput, OneDoorError, RateLimited
 log = logging.getLogger(__name__)
 
 MAX_DEPTH = 32
+SLOW_CLIENT = "slow client"  # the disconnect reason of a client dropped for not reading what it is sent
 RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "message", "*"})
 LIBRARY_LOGGERS = ("socketio.server", "engineio.server", "socketio", "engineio")
 _INTERNALS = ("_handle_eio_message", "_handle_eio_disconnect", "_handle_connect", "_handle_disconnect",
@@ -127,10 +137,13 @@ class GuardedServer(socketio.AsyncServer):
     packets that name no namespace (raw binary frames) are reported."""
 
     def __init__(self, *args: Any, default_namespace: str = "/", max_inflight: int = 32,
-                 **kwargs: Any) -> None:
+                 max_queue_bytes: int = 1024 * 1024, **kwargs: Any) -> None:
         kwargs.setdefault("serializer", GuardedPacket)
         kwargs.setdefault("json", Json)
+        kwargs.setdefault("transports", ["websocket"])  # long-polling bodies would bypass ScreenedWebSocket
         super().__init__(*args, **kwargs)
+        assert isinstance(self.eio, GuardedEngine)
+        self.eio.max_queue_bytes = max_queue_bytes
         check_internals(self)
         if self.async_mode == "aiohttp":  # Engine.IO frames are screened as they are read (ScreenedWebSocket)
             self.eio._async = {**self.eio._async, "websocket": ScreenedWebSocket}
@@ -139,6 +152,9 @@ class GuardedServer(socketio.AsyncServer):
         self.refused_total = 0
         self.max_inflight = max_inflight
         self.inflight: dict[str, int] = {}  # eio sid -> events being handled now
+
+    def _engineio_server_class(self) -> type[engineio.AsyncServer]:
+        return GuardedEngine
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         if isinstance(data, bytes | bytearray):  # a binary frame: an attachment or raw bytes; never buffered
@@ -220,6 +236,64 @@ class GuardedServer(socketio.AsyncServer):
         await super()._handle_eio_disconnect(eio_sid, reason)
 
 
+def _queued_size(item: Any) -> int:
+    """What an Engine.IO packet waiting in a socket's queue holds (characters or bytes, plus a little)."""
+    data = getattr(item, "data", None)
+    return 64 + (len(data) if isinstance(data, str | bytes | bytearray) else 0)
+
+
+class BoundedQueue(asyncio.Queue[Any]):
+    """An Engine.IO socket's outgoing queue, bounded in bytes. The packet that would pass `limit` is not queued:
+    the queue empties, refuses everything after it but the writer's stop sentinel (None), and `on_overflow` is
+    called once (ScreenedWebSocket drops the client)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.size = 0
+        self.overflowed = False
+        self.on_overflow: Callable[[], None] | None = None
+
+    def put_nowait(self, item: Any) -> None:
+        if item is not None:
+            if self.overflowed:
+                return
+            if self.size + _queued_size(item) > self.limit:
+                self.overflowed = True
+                self._discard()
+                if self.on_overflow is not None:
+                    self.on_overflow()
+                return
+            self.size += _queued_size(item)
+        super().put_nowait(item)
+
+    def get_nowait(self) -> Any:
+        item = super().get_nowait()
+        if item is not None:
+            self.size -= _queued_size(item)
+        return item
+
+    def _discard(self) -> None:
+        stop = False
+        while not self.empty():
+            stop = stop or self.get_nowait() is None
+            self.task_done()
+        if stop:
+            super().put_nowait(None)
+
+
+class GuardedEngine(engineio.AsyncServer):
+    """python-engineio's server whose sockets' outgoing queues are `BoundedQueue`s."""
+
+    max_queue_bytes = 1024 * 1024
+    slow_dropped = 0  # clients dropped for not reading (this server)
+
+    def create_queue(self, *args: Any, **kwargs: Any) -> asyncio.Queue[Any]:
+        if args or kwargs:
+            return asyncio.Queue(*args, **kwargs)
+        return BoundedQueue(self.max_queue_bytes)
+
+
 class ScreenedWebSocket(eio_aiohttp.WebSocket):
     """python-engineio's aiohttp websocket, reading past text frames that are not Engine.IO packets.
 
@@ -229,6 +303,35 @@ class ScreenedWebSocket(eio_aiohttp.WebSocket):
     """
 
     MAX_BAD_FRAMES = 100
+    dropping: ClassVar[set[asyncio.Task[None]]] = set()  # drops under way (a reference keeps them alive)
+
+    async def __call__(self, environ: dict[str, Any]) -> Any:
+        sock = getattr(self.handler, "__self__", None)  # the engineio AsyncSocket this websocket carries
+        queue = getattr(sock, "queue", None)
+        if isinstance(queue, BoundedQueue):
+            request = environ["aiohttp.request"]
+            queue.on_overflow = lambda: self._drop(sock, request, queue.limit)
+        return await super().__call__(environ)
+
+    def _drop(self, sock: Any, request: Any, limit: int) -> None:
+        """A client that does not read what it is sent: the server's disconnect logic runs with the reason
+        `slow client`, then its TCP connection is aborted (nothing more can be written to it anyway)."""
+        server = getattr(sock, "server", None)
+        if isinstance(server, GuardedEngine):
+            server.slow_dropped += 1
+        log.warning("dropped a slow client (connection %s): more than %d KiB waiting to be sent to it",
+                    getattr(sock, "sid", "?"), limit // 1024)
+
+        async def drop() -> None:
+            try:
+                await sock.close(wait=False, abort=True, reason=SLOW_CLIENT)
+            finally:
+                if request.transport is not None:
+                    request.transport.abort()
+
+        task = asyncio.ensure_future(drop())
+        self.dropping.add(task)
+        task.add_done_callback(self.dropping.discard)
 
     async def wait(self) -> Any:
         while True:
@@ -247,6 +350,8 @@ def check_internals(server: socketio.AsyncServer) -> None:
     """The python-socketio methods GuardedServer overrides or calls must still exist (an upgrade renaming them
     would silently bypass the screening)."""
     missing = [name for name in _INTERNALS if not callable(getattr(socketio.AsyncServer, name, None))]
+    missing += [f"engineio AsyncSocket.{name}" for name in ("_websocket_handler", "close", "poll")
+                if not callable(getattr(eio_socket.AsyncSocket, name, None))]
     eio_async = getattr(server.eio, "_async", None)
     if server.async_mode == "aiohttp" and not (isinstance(eio_async, dict) and eio_async.get("websocket")
                                                    is eio_aiohttp.WebSocket):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import math
 from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import urlsplit
@@ -12,7 +14,9 @@ import socketio
 from aiohttp import web
 
 from mediation import lobby
-from mediation.errors import Forbidden, OneDoorError, Unauthenticated
+from mediation.accounts import LoginThrottle
+from mediation.errors import Forbidden, OneDoorError, RateLimited, Unauthenticated
+from signaling.limits import SLOW_CLIENT
 from signaling.publish import NS, Publisher, person_room, session_room
 from signaling.services import Services
 from signaling.sockets import Conn, EventSpec, dispatch, fail
@@ -20,8 +24,11 @@ from signaling.takeover import restore
 
 log = logging.getLogger(__name__)
 # disconnect reasons of a connection lost rather than closed (engineio.Server.reason)
-DROPPED = frozenset({"ping timeout", "transport close", "transport error"})
+# (and a client dropped for not reading what it was sent: signaling.limits)
+DROPPED = frozenset({"ping timeout", "transport close", "transport error", SLOW_CLIENT})
 # events that write session state: on a node of several, refused (`stale_owner`) unless its lease is current
+# connect refusals the throttle does not count: not a wrong credential
+UNCOUNTED = frozenset({"wrong_node", "rate_limited", "unavailable"})
 FENCED = ("lobby:", "caucus:", "recording:", "session:", "transcript:", "agreement:", "identity:")
 
 
@@ -35,6 +42,8 @@ class SessionNamespace(socketio.AsyncNamespace):
         self.sids: dict[tuple[int, str], str] = {}  # (session, participant) -> the connection now in use
         self.tasks: set[asyncio.Task[Any]] = set()
         self.restoring: dict[int, asyncio.Task[None]] = {}  # session -> its takeover (signaling/takeover.py)
+        # failed connects, per address and per invite token: each costs a lookup and a signature check
+        self.throttle = LoginThrottle(free=5, free_per_address=20, cap=300.0, forget_after=3600.0)
 
     async def trigger_event(self, event: Any, *args: Any) -> Any:
         """The library calls `connect`/`disconnect` while the connection is pending (not yet, or no longer,
@@ -55,30 +64,50 @@ class SessionNamespace(socketio.AsyncNamespace):
 
     # ---- connect ------------------------------------------------------------------------------------------
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
-        sv = self.services
+        keys = _throttle_keys(environ, auth)
         try:
-            _same_origin(environ)
-            if not isinstance(auth, dict):
-                raise Unauthenticated("missing credentials", code="auth_required")
-            if "invite" in auth:
-                joined = await lobby.join_by_invite(sv.db, auth, secret=sv.challenge_secret)
-            elif "session" in auth:
-                sid_raw = auth.get("session")
-                if not isinstance(sid_raw, int) or isinstance(sid_raw, bool):
-                    raise Unauthenticated("session must be a number", code="auth_required")
-                cookie = SimpleCookie(environ.get("HTTP_COOKIE", ""))
-                token = cookie["od_session"].value if "od_session" in cookie else None
-                joined = await lobby.join_as_staff(sv.db, token, sid_raw)
-            else:
-                raise Unauthenticated("missing credentials", code="auth_required")
-            if sv.cluster is not None:  # several nodes: the session's owner serves it; others name the owner
-                await sv.cluster.claim(joined.session_id)
+            wait = self.throttle.retry_after(*keys)
+            if wait > 0:  # refused before any lookup or signature check (not counted again)
+                raise RateLimited("too many failed connects; try again later", code="rate_limited",
+                                  retry_after=math.ceil(wait))
+            joined = await self._authenticate(environ, auth)
         except OneDoorError as e:
+            if e.status < 500 and e.code not in UNCOUNTED:
+                for k in self.throttle.failed(*keys):
+                    log.warning("failed connects to %s throttled: %s for %.0f s", NS, k.split(":", 1)[0],
+                                self.throttle.retry_after(k))
             raise socketio.exceptions.ConnectionRefusedError(e.message, e.to_dict()) from None
         except Exception:
             log.exception("connect failed")
             err = {"code": "internal", "message": "internal error"}
             raise socketio.exceptions.ConnectionRefusedError(err["message"], err) from None
+        if len(keys) > 1:
+            self.throttle.succeeded(keys[1])  # the invite's own count; the address's stays
+        return await self._enter(sid, joined)
+
+    async def _authenticate(self, environ: dict[str, Any], auth: Any) -> lobby.Joined:
+        """Who connects (an invite's signed challenge, or a staff login cookie); OneDoorError when refused."""
+        sv = self.services
+        _same_origin(environ)
+        if not isinstance(auth, dict):
+            raise Unauthenticated("missing credentials", code="auth_required")
+        if "invite" in auth:
+            joined = await lobby.join_by_invite(sv.db, auth, secret=sv.challenge_secret)
+        elif "session" in auth:
+            sid_raw = auth.get("session")
+            if not isinstance(sid_raw, int) or isinstance(sid_raw, bool):
+                raise Unauthenticated("session must be a number", code="auth_required")
+            cookie = SimpleCookie(environ.get("HTTP_COOKIE", ""))
+            token = cookie["od_session"].value if "od_session" in cookie else None
+            joined = await lobby.join_as_staff(sv.db, token, sid_raw)
+        else:
+            raise Unauthenticated("missing credentials", code="auth_required")
+        if sv.cluster is not None:  # several nodes: the session's owner serves it; others name the owner
+            await sv.cluster.claim(joined.session_id)
+        return joined
+
+    async def _enter(self, sid: str, joined: lobby.Joined) -> bool:
+        sv = self.services
         fresh = sv.live.get(joined.session_id) is None
         live = sv.live.open(joined.session_id, joined.case_code, joined.host_id)
         live.grace = sv.settings.reconnect_grace
@@ -142,6 +171,16 @@ class SessionNamespace(socketio.AsyncNamespace):
 
 
 NAMESPACE = web.AppKey("namespace", SessionNamespace)
+
+
+def _throttle_keys(environ: dict[str, Any], auth: Any) -> tuple[str, ...]:
+    """The connect throttle's keys: the client's address and, when one is given, the invite token (hashed)."""
+    request = environ.get("aiohttp.request")
+    address = (getattr(request, "remote", None) or "")[:64]
+    token = auth.get("invite") if isinstance(auth, dict) else None
+    if not isinstance(token, str):
+        return (f"addr:{address}",)
+    return f"addr:{address}", "invite:" + hashlib.sha256(token[:1000].encode()).hexdigest()[:32]
 
 
 def _same_origin(environ: dict[str, Any]) -> None:
