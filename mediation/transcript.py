@@ -114,7 +114,9 @@ async def write(db: Database, live: LiveSession, me: Presence, actor: Actor, *, 
         out = entry_json(e)
     if draft is not None:
         live.drafts.pop(draft, None)
-        return out, draft_audience(live, inside) if inside else [p.pid for p in live.admitted()]
+        if inside:  # caucus material: those in the caucus and the mediators (who read caucus entries back)
+            return out, [p.pid for p in live.admitted() if p.pid in live.caucus or p.is_mediator]
+        return out, [p.pid for p in live.admitted()]
     return out, [p.pid for p in live.admitted() if live.same_side_of_caucus(me.pid, p.pid)]
 
 
