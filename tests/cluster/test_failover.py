@@ -99,7 +99,8 @@ async def test_owner_killed_while_recording(env: Env, tmp_path: Path) -> None:  
         for c in clients:
             await c.wait(lambda c: c.state.get("you", {}).get("admitted") is True, limit=15)
         await m.wait(lambda c: c.state.get("recording") == "running", limit=15)
-        assert sorted(m.state["caucus"]["member_ids"]) == sorted([m.pid, a.pid])
+        members = sorted([m.pid, a.pid])  # shown once both are back (a push follows each one's rejoin)
+        await m.wait(lambda c: sorted((c.state.get("caucus") or {}).get("member_ids", [])) == members, limit=15)
         await asyncio.sleep(2.0)
         for bot in bots:
             bot.mark("after")
