@@ -2,7 +2,8 @@
 
 A server starts in-process on 127.0.0.1 (ephemeral port); a mediator and N-1 parties join over HTTP and
 Socket.IO, pass the identity check (one-time codes from an in-memory sender), consent, are admitted, publish
-pre-encoded VP8 + Opus (media/bots.py), are recorded, hold a caucus with side A, return to the joint session,
+pre-encoded VP8 + Opus (media/bots.py), are recorded (the mediator shares a screen meanwhile: recorded as its own source, in the bundle, reported by
+the offline verification), hold a caucus with side A, return to the joint session,
 and leave the media. A party uploads a photo of an IOU into the case file and shows it; the mediator writes the
 electronic transcript as they go (one entry inside the caucus), closes it for review, and every party confirms
 it with its device key (signaling/simulate_casefile.py). Then they agree, sign, apply, and a judge bot confirms
@@ -30,12 +31,16 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import select
 
 from media.bots import Bot
 from media.channels import SocketIOChannel
+from media.fixtures import video_clip
 from mediation import schema
 from mediation.identity import MemoryCodeSender
+from mediation.recording_records import RecordingStream
 from recordings.export import export
+from recordings.sources import screen_owner
 from signaling.app import create_app
 from signaling.cli_server import DEMO_PASSWORD, make_demo
 from signaling.client import SessionClient
@@ -123,6 +128,7 @@ async def mediation(sv: Services, servers: list[str], participants: int, seconds
         phase = seconds / 3
         await _phase(bots, "joint", phase)
         rec = (await mediator.call("recording:start", {}))["recording"]
+        screen = await _share_screen(bots, mediator.pid, phase)
         photo = await upload_photo(parties[0], [mediator, *parties[1:]])
         await write(mediator, parties[0], "我方出示借条照片一张，借款金额两千六百元。")
         await write(mediator, parties[1], "对借条的真实性没有异议。")
@@ -144,7 +150,8 @@ async def mediation(sv: Services, servers: list[str], participants: int, seconds
         summary: dict[str, Any] = {
             "ok": court["verify"]["ok"], "case": demo["case"], "session": demo["session"], **court,
             "recording": {"id": rec, "export_bytes": res.bytes, "export_seconds": res.duration_ms / 1000,
-                          "export_streams": res.streams},
+                          "export_streams": res.streams, "screen_streams": await screen_streams(sv, rec)},
+            "screen": screen,
             "caucus": {"members": [mediator.pid, *side_a]},
             "documents": [photo], "transcript": transcript,
             "bots": {pid: {"sent": b.sent(), "phases": {p: b.delta(p, p + ":end") for p in
@@ -161,6 +168,34 @@ async def mediation(sv: Services, servers: list[str], participants: int, seconds
             await bot.close()
         for c in clients:
             await c.close()
+
+
+async def _share_screen(bots: dict[str, Bot], by: str, seconds: float) -> dict[str, Any]:
+    """`by` shares a screen (1280x720, as a page with getDisplayMedia) while everyone is in the joint session and
+    the recording runs, until every other bot receives it and a while longer; then stops sharing."""
+    clip = await asyncio.to_thread(video_clip, width=1280, height=720, fps=15, bitrate=600_000)  # encoded once
+    bot = bots[by]
+    await bot.share_screen(clip)
+    others = [b for pid, b in bots.items() if pid != by]
+    try:
+        async with asyncio.timeout(30):
+            while not all(b.receiving_from(by, ("screen",)) for b in others):  # noqa: ASYNC110
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        log.warning("the shared screen did not reach every bot within 30 s")
+    await asyncio.sleep(max(1.0, min(3.0, seconds)))
+    sent = bot.screen_track.frames_sent if bot.screen_track is not None else 0
+    await bot.stop_screen()
+    return {"by": by, "frames_sent": sent,
+            "received_by": {pid: b.received[(by, "screen")].frames if (by, "screen") in b.received else 0
+                            for pid, b in bots.items() if pid != by}}
+
+
+async def screen_streams(sv: Services, recording_id: str) -> list[str]:
+    """The recording's shared-screen streams (`<participant>.screen.<part>`, recordings.sources)."""
+    async with sv.db.session() as s:
+        rows = (await s.scalars(select(RecordingStream).where(RecordingStream.recording_id == recording_id))).all()
+    return sorted(r.stream_id for r in rows if screen_owner(r.source_id) is not None)
 
 
 def _owner(parties: list[SessionClient]) -> dict[str, Any] | None:

@@ -43,6 +43,7 @@ from recordings.ffmpeg import ExportFailed, raw_output_args, run_ffmpeg
 from recordings.keywrap import court_unwrap
 from recordings.manifest_format import check_stream, verify_manifest
 from recordings.segment import open_stream
+from recordings.sources import screen_owner
 
 
 class _BundleStorage:
@@ -78,6 +79,14 @@ class Recordings:
                 raise IntegrityError("; ".join(problems))
         lines = [f"manifest signed by the center; {len(body['streams'])} streams, {body['segments_total']} segments, "
                  f"{(body['duration_ms'] or 0) / 1000:.1f} s, every stored segment matches"]
+        screens: dict[str, list[dict[str, Any]]] = {}
+        for st in body["streams"]:
+            if screen_owner(st["source_id"]) is not None:
+                screens.setdefault(st["source_id"], []).append(st)
+        for source, parts in sorted(screens.items()):  # a shared screen is a recorded source of its own
+            big = max(parts, key=lambda x: (x.get("width") or 0) * (x.get("height") or 0))
+            lines.append(f"shared screen {source}: {len(parts)} stream(s) {', '.join(x['stream_id'] for x in parts)}"
+                         f", {big.get('width')}x{big.get('height')}")
         if self.court_key is None:
             return lines
         key = court_unwrap(self.court_key, body["recording_id"], self.wrapped.get(body["recording_id"], b""))

@@ -18,6 +18,7 @@ from typing import Any
 from mediation import cases
 from mediation.agreements import zipfmt
 from mediation.agreements.verify import averify_bundle
+from recordings.sources import screen_owner
 from signaling.cli_server import DEMO_PASSWORD
 from signaling.cli_verify import Documents, Recordings
 from signaling.client import ProtocolError, SessionClient
@@ -61,6 +62,16 @@ async def _sign(c: SessionClient, event: str) -> dict[str, Any]:
     got = await c.call(f"{event}:payload")
     sig = c.device_key.sign(base64.b64decode(got["payload"]))
     return await c.call(f"{event}:sign", {"signature": sig}, limit=SIGN_TIMEOUT)
+
+
+def _recording_contents(members: dict[str, bytes], meta: dict[str, Any]) -> dict[str, Any]:
+    """One recording in the bundle: its streams from the signed manifest, the shared screens' named apart."""
+    body = json.loads(members[meta["manifest"]])["manifest"]
+    streams = [st["stream_id"] for st in body["streams"]]
+    return {"dir": meta["dir"], "recording_id": body["recording_id"], "streams": len(streams),
+            "screen_streams": sorted(st["stream_id"] for st in body["streams"]
+                                     if screen_owner(st["source_id"]) is not None),
+            "files": sum(1 for k in members if k.startswith(meta["dir"] + "/files/"))}
 
 
 async def agree_and_confirm(sv: Services, base: str, case_code: str, mediator: SessionClient,
@@ -121,8 +132,10 @@ async def agree_and_confirm(sv: Services, base: str, case_code: str, mediator: S
             "transcripts": [{"session": t["session"], "sha256": t["sha256"],
                              "signers": sorted(x["signer"] for x in manifest["signers"]
                                                if x["context"] == f"transcript:{t['session']}")}
-                            for t in manifest["transcripts"]]},
+                            for t in manifest["transcripts"]],
+            "recordings": [_recording_contents(members, r) for r in manifest["recordings"]]},
         "verify": {"ok": report.ok, "failed_item": report.failed_item, "checks": len(report.lines),
+                   "shared_screens": [x for x in report.lines if ": shared screen " in x],
                    "center_fingerprint": sv.keys.fingerprint, "documents_decrypted": docs.count,
                    "transcript_responses_valid": sum(1 for x in report.lines
                                                      if ": response of " in x and x.endswith("signature valid"))},

@@ -52,6 +52,16 @@ def test_simulate_runs_a_whole_mediation_and_its_recording_exports(tmp_path: Pat
     assert out["bundle_contents"]["transcripts"] == [{"session": tx["session"], "sha256": tx["sha256"],
                                                       "signers": signers}]
     assert out["verify"]["documents_decrypted"] == 1 and out["verify"]["transcript_responses_valid"] == 2
+    # the mediator shared a screen during the recording: its own source, in the export and in the bundle, verified
+    screen = out["screen"]
+    assert screen["by"] == "staff-1" and screen["frames_sent"] > 10
+    assert all(n > 0 for n in screen["received_by"].values()), screen
+    assert out["recording"]["screen_streams"] and all(x.startswith("staff-1.screen.") for x in
+                                                      out["recording"]["screen_streams"])
+    assert set(out["recording"]["screen_streams"]) <= set(out["recording"]["export_streams"])
+    [rec_in_bundle] = out["bundle_contents"]["recordings"]
+    assert rec_in_bundle["screen_streams"] == out["recording"]["screen_streams"]
+    assert any("shared screen staff-1.screen" in x for x in out["verify"]["shared_screens"]), out["verify"]
     bundle = Path(out["bundle"])
     assert bundle.parent == tmp_path / "data" / "bundles" and bundle.stat().st_size > 100_000
     court_key = tmp_path / "keys" / "courts" / "court-huangzhong-wrap.pem"
@@ -61,6 +71,7 @@ def test_simulate_runs_a_whole_mediation_and_its_recording_exports(tmp_path: Pat
     assert "ruling: 裁定确认调解协议有效" in r.stdout and (tmp_path / "court.mkv").stat().st_size > 10_000
     assert f"document {photo['id']} ({photo['filename']}): decrypted with the court key" in r.stdout, r.stdout
     assert f"transcript of session {tx['session']}: 3 entries" in r.stdout
+    assert "shared screen staff-1.screen: 1 stream(s)" in r.stdout, r.stdout
     assert r.stdout.count("confirmed; recording may replace the transcript: yes; signature valid") == 2, r.stdout
     r = onedoor("verify", str(bundle), "--fingerprint", "00" * 32, data=tmp_path)
     assert r.returncode == 1 and "INVALID — center key" in r.stdout

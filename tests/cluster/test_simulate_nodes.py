@@ -45,3 +45,7 @@ async def test_simulate_against_two_running_nodes(env: Env, tmp_path: Path) -> N
         assert all(sum(v.get("packets", 0) for v in got.get(other, {}).values()) > 0
                    for other in summary["bots"] if other != pid), (pid, got)
     assert summary["verify"]["ok"] is True and summary["transcript"]
+    # a screen shared during the recording on the owning node: recorded as its own source, in the bundle, verified
+    assert rec["screen_streams"] and summary["screen"]["frames_sent"] > 0
+    assert summary["bundle_contents"]["recordings"][0]["screen_streams"] == rec["screen_streams"]
+    assert summary["verify"]["shared_screens"], summary["verify"]
