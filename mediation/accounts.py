@@ -99,6 +99,18 @@ class LoginThrottle:
     def succeeded(self, key: str) -> None:
         self.keys.pop(key, None)
 
+    # what callers use: the same, awaitable, so a node of several can count in Redis (signaling.shared_limits)
+    async def check(self, *keys: str) -> float:
+        """Seconds until all `keys` are unlocked (0: go ahead)."""
+        return self.retry_after(*keys)
+
+    async def fail(self, *keys: str) -> list[tuple[str, float]]:
+        """Count a failure; the keys that became locked now, with their lock's seconds."""
+        return [(k, self.retry_after(k)) for k in self.failed(*keys)]
+
+    async def clear(self, key: str) -> None:
+        self.succeeded(key)
+
 
 
 
@@ -129,7 +141,7 @@ async def create_user(
 async def login(db: Database, throttle: LoginThrottle, username: str, password: str, *, address: str = ""
                 ) -> tuple[StaffUser, str, StaffLogin]:
     keys = (f"user:{username[:100]}", f"addr:{address[:64]}")
-    wait = throttle.retry_after(*keys)
+    wait = await throttle.check(*keys)
     if wait > 0:
         raise RateLimited("too many failed logins; try again later", code="login_throttled",
                           retry_after=int(wait) + 1)
@@ -140,12 +152,12 @@ async def login(db: Database, throttle: LoginThrottle, username: str, password: 
     if not ok or u is None:
         async with db.session() as s:  # committed: the failure is on record even though the request fails
             await audit.append(s, actor="outsider", action="login.failed", subject=f"user:{username[:100]}")
-            for k in throttle.failed(*keys):
+            for k, seconds in await throttle.fail(*keys):
                 await audit.append(s, actor="system", action="login.locked", subject=k.replace("addr:", "address:"),
-                                   detail={"seconds": int(throttle.retry_after(k)) + 1})
+                                   detail={"seconds": int(seconds) + 1})
         raise Unauthenticated("wrong user name or password", code="bad_credentials")
     async with db.session() as s:
-        throttle.succeeded(keys[0])
+        await throttle.clear(keys[0])
         token = secrets.token_urlsafe(32)
         row = StaffLogin(token_hash=hash_token(token), user_id=u.id, csrf_token=secrets.token_urlsafe(24),
                          expires_at=utcnow() + LOGIN_TTL)

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import redis.asyncio as aioredis
 from aiohttp import web
 
 from signaling import (
@@ -32,7 +33,8 @@ from signaling.limits import GuardedServer, install_log_filter
 from signaling.metrics import METRICS, NodeMetrics, TimedStorage, metrics_app
 from signaling.publish import NS, Publisher
 from signaling.services import SERVICES, Services
-from signaling.session_ns import NAMESPACE, SessionNamespace
+from signaling.session_ns import NAMESPACE, SessionNamespace, connect_throttle
+from signaling.shared_limits import RedisBucket, RedisThrottle
 from signaling.sio_redis import RedisManager
 from signaling.sockets import SIO, EventSpec, EventTable, merge
 from signaling.takeover import let_go
@@ -53,6 +55,7 @@ def api_routes() -> Api:
 
 def event_handlers() -> dict[str, EventSpec]:
     return merge(EVENTS)
+SHARED_REDIS = web.AppKey("shared_redis", aioredis.Redis)
 PAGES = {"/join": "party.html", "/console": "console.html", "/court": "court.html",
          "/verify/{code}": "verify.html", "/c/{code}": "case.html"}
 CSP = ("default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self' ws: wss:; "
@@ -92,6 +95,12 @@ def create_app(settings: Settings, services: Services | None = None, routes: lis
     publisher = Publisher(sio, services)
     ns = SessionNamespace(services, publisher, merge(events or EVENTS))
     sio.register_namespace(ns)
+    if settings.redis_url:  # a node of several: throttles and rate limits counted once for all nodes
+        shared = app[SHARED_REDIS] = aioredis.from_url(settings.redis_url, socket_timeout=2,
+                                                       socket_connect_timeout=2)
+        services.login_throttle = RedisThrottle(redis=shared)
+        ns.throttle = connect_throttle(RedisThrottle, redis=shared, prefix="onedoor:limit:connect:")
+        public_api.share(app, RedisBucket(redis=shared))
     sio.attach(app)
     app[SIO], app[NAMESPACE], app[PUBLISHER] = sio, ns, publisher
     api = Api.merge(routes or ROUTES)
@@ -204,6 +213,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
             await live.media.close()
     if isinstance(app[SIO].manager, RedisManager):
         await app[SIO].manager.close()
+    if SHARED_REDIS in app:
+        await app[SHARED_REDIS].aclose()
     await sv.db.close()
 
 

@@ -40,6 +40,10 @@ class Bucket:
         self.tokens[key] = (have - 1, now)
         return 0.0
 
+    async def take_shared(self, key: str) -> float:
+        """`take`, counted across the nodes when they share Redis (signaling.shared_limits.RedisBucket)."""
+        return self.take(key)
+
 
 _buckets: weakref.WeakKeyDictionary[web.Application, Bucket] = weakref.WeakKeyDictionary()  # one per app
 
@@ -50,8 +54,13 @@ def bucket(app: web.Application) -> Bucket:
     return _buckets[app]
 
 
-def _limited(ctx: Ctx) -> web.Response | None:
-    wait = bucket(ctx.request.app).take(ctx.request.remote or "")
+def share(app: web.Application, shared: Bucket) -> None:
+    """Use `shared` (a node of several: counted in Redis) as the app's bucket."""
+    _buckets[app] = shared
+
+
+async def _limited(ctx: Ctx) -> web.Response | None:
+    wait = await bucket(ctx.request.app).take_shared(ctx.request.remote or "")
     if not wait:
         return None
     resp = error_response(RateLimited("请求过于频繁，请稍后再试 / too many requests; try again shortly",
@@ -75,10 +84,10 @@ def _cached(data: dict[str, Any]) -> web.Response:
 async def verify(ctx: Ctx, _: None) -> web.Response:
     """Whether an agreement with this case code exists: version, status, seal time, the SHA-256 fingerprints a
     PDF is checked against, the ruling's outcome and fingerprints. No personal data."""
-    return _limited(ctx) or _cached(await _facts(ctx).verify(ctx.param("code")))
+    return await _limited(ctx) or _cached(await _facts(ctx).verify(ctx.param("code")))
 
 
 @api.route("GET", "/api/public/cases/{code}", staff=False)
 async def case_page(ctx: Ctx, _: None) -> web.Response:
     """Where a case stands, what happens next and whom to call (the center's name, address, phone)."""
-    return _limited(ctx) or _cached(await _facts(ctx).case_page(ctx.param("code")))
+    return await _limited(ctx) or _cached(await _facts(ctx).case_page(ctx.param("code")))

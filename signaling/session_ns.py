@@ -43,7 +43,7 @@ class SessionNamespace(socketio.AsyncNamespace):
         self.tasks: set[asyncio.Task[Any]] = set()
         self.restoring: dict[int, asyncio.Task[None]] = {}  # session -> its takeover (signaling/takeover.py)
         # failed connects, per address and per invite token: each costs a lookup and a signature check
-        self.throttle = LoginThrottle(free=5, free_per_address=20, cap=300.0, forget_after=3600.0)
+        self.throttle = connect_throttle()
 
     async def trigger_event(self, event: Any, *args: Any) -> Any:
         """The library calls `connect`/`disconnect` while the connection is pending (not yet, or no longer,
@@ -66,23 +66,22 @@ class SessionNamespace(socketio.AsyncNamespace):
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> bool:
         keys = _throttle_keys(environ, auth)
         try:
-            wait = self.throttle.retry_after(*keys)
+            wait = await self.throttle.check(*keys)
             if wait > 0:  # refused before any lookup or signature check (not counted again)
                 raise RateLimited("too many failed connects; try again later", code="rate_limited",
                                   retry_after=math.ceil(wait))
             joined = await self._authenticate(environ, auth)
         except OneDoorError as e:
             if e.status < 500 and e.code not in UNCOUNTED:
-                for k in self.throttle.failed(*keys):
-                    log.warning("failed connects to %s throttled: %s for %.0f s", NS, k.split(":", 1)[0],
-                                self.throttle.retry_after(k))
+                for k, seconds in await self.throttle.fail(*keys):
+                    log.warning("failed connects to %s throttled: %s for %.0f s", NS, k.split(":", 1)[0], seconds)
             raise socketio.exceptions.ConnectionRefusedError(e.message, e.to_dict()) from None
         except Exception:
             log.exception("connect failed")
             err = {"code": "internal", "message": "internal error"}
             raise socketio.exceptions.ConnectionRefusedError(err["message"], err) from None
         if len(keys) > 1:
-            self.throttle.succeeded(keys[1])  # the invite's own count; the address's stays
+            await self.throttle.clear(keys[1])  # the invite's own count; the address's stays
         return await self._enter(sid, joined)
 
     async def _authenticate(self, environ: dict[str, Any], auth: Any) -> lobby.Joined:
@@ -171,6 +170,12 @@ class SessionNamespace(socketio.AsyncNamespace):
 
 
 NAMESPACE = web.AppKey("namespace", SessionNamespace)
+
+
+def connect_throttle(kind: type[LoginThrottle] = LoginThrottle, **kw: Any) -> LoginThrottle:
+    """Failed connects: 20 per address and 5 per invite token free, then 1 s x 2^n up to 5 min; an hour quiet
+    starts over."""
+    return kind(free=5, free_per_address=20, cap=300.0, forget_after=3600.0, **kw)
 
 
 def _throttle_keys(environ: dict[str, Any], auth: Any) -> tuple[str, ...]:
