@@ -53,6 +53,9 @@ async def served(aiohttp_server: Any, settings: Settings) -> AsyncIterator[Serve
     settings.max_outgoing_bytes = LIMIT
     settings.event_burst, settings.events_per_second = 100_000, 100_000.0
     app = create_app(settings)
+    # the slow client answers no ping: a long ping timeout, so that only the queue's bound can drop it however
+    # long the flood takes on a busy machine
+    app[SIO].eio.ping_interval = app[SIO].eio.ping_timeout = 600
     server = await aiohttp_server(app)
     w = World(str(server.make_url("")).rstrip("/"), app[SERVICES])
     seeded = await seed(w.services)
