@@ -100,7 +100,8 @@ export class HostView {
   ensureCaseFile() {
     if (this.transcript || !this.state || !this.state.you) return;
     const speakers = () => ((this.state && this.state.participants) || []).map((p) => ({ id: p.id, name: p.name }));
-    this.transcript = new TranscriptPanel({ socket: () => this.socket, canWrite: this.isMediator, speakers });
+    const canWrite = this.isMediator || this.role === "clerk";  // the center's clerk keeps the record too
+    this.transcript = new TranscriptPanel({ socket: () => this.socket, canWrite, speakers });
     this.transcript.attach(this.socket);
     this.transcript.load();
     this.documents = new DocumentsPanel({ socket: () => this.socket, canShow: this.isMediator });

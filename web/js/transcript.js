@@ -1,5 +1,7 @@
 // The electronic transcript of a session (电子笔录, R11; docs/protocol-casefile.md): entries on the session's clock,
-// writing (mediators), closing for review, the parties' signed answers. Page-neutral (`canWrite` for mediators).
+// writing (mediators, the center's clerk), closing for review, the parties' signed answers; speech-to-text drafts
+// (`transcript:draft`, only when the center runs an engine) shown as suggestions: "use" puts one in the form, and
+// it is written (`transcript:write {draft}`) only when the writer adds it. Page-neutral (`canWrite` for writers).
 import "./strings-casefile.js";
 import { h, field } from "./dom.js";
 import { confirmDialog } from "./confirm.js";
@@ -23,6 +25,8 @@ export class TranscriptPanel {
     this.speakers = speakers;
     this.view = null;  // transcript:get answer
     this.responses = [];
+    this.drafts = [];  // transcript:draft suggestions not used yet (newest last, a few kept)
+    this.draftId = null;  // the suggestion now in the form
     this.root = h("section", { class: "card transcript", id: "transcript", "aria-labelledby": "transcript-h" });
     this.msg = h("p", { class: "okmsg", role: "status", hidden: true, tabindex: "-1" });
     this.err = h("p", { class: "error", role: "alert", hidden: true, tabindex: "-1" });
@@ -50,6 +54,7 @@ export class TranscriptPanel {
     s.on("transcript:entry", (e) => { if (this.view) { this.view.entries.push(e); this.render(); } });
     s.on("transcript:review", (r) => { if (this.view) { Object.assign(this.view, { closed: true, sha256: r.sha256 }); this.render(); } });
     s.on("transcript:response", (r) => { this.responses.push(r); this.render(); });
+    s.on("transcript:draft", (d) => { this.drafts = [...this.drafts, d].slice(-8); this.render(); });
   }
 
   async write(e) {
@@ -59,12 +64,25 @@ export class TranscriptPanel {
     const opt = this.speaker.selectedOptions[0];
     const body = { speaker: opt ? opt.textContent : "", text };
     if (opt && opt.value) body.speaker_id = opt.value;
+    if (this.draftId) body.draft = this.draftId;
     try {
       await call(this.socket(), "transcript:write", body);
+      this.drafts = this.drafts.filter((d) => d.id !== this.draftId);
+      this.draftId = null;
       this.text.value = "";
       this.say("");
       this.text.focus();
     } catch (err) { this.say(explain(err), true); }
+  }
+
+  /** Put a speech suggestion in the form, to be checked and edited before it is added. */
+  useDraft(d) {
+    this.draftId = d.id;
+    this.text.value = d.text;
+    if ([...this.speaker.options].some((o) => o.value === d.speaker_id)) this.speaker.value = d.speaker_id;
+    this.render();
+    this.say(t("tr.draft_editing"));
+    this.text.focus();
   }
 
   async close() {
@@ -93,9 +111,15 @@ export class TranscriptPanel {
       e.source === "speech" ? h("span", { class: "tag" }, t("tr.from_speech")) : null, "：", e.text)))
       : h("p", { class: "muted", id: "transcript-empty" }, this.emptyWhy());
     const closed = v && v.closed;
+    const drafts = this.canWrite && v && !closed && this.drafts.length ? h("div", { class: "tr-drafts", id: "transcript-drafts" },
+      h("h3", {}, t("tr.drafts_title")),
+      h("ol", { class: "tr-list" }, this.drafts.map((d) => h("li", { class: "draft" + (d.private ? " private" : "") + (d.id === this.draftId ? " current" : "") },
+        h("time", {}, clock(d.at_ms)), " ", h("strong", {}, d.speaker), d.private ? h("span", { class: "tag warn" }, t("tr.private")) : null,
+        "：", d.text, " ", h("button", { type: "button", class: "secondary draft-use", onclick: () => this.useDraft(d) }, t("tr.draft_use")))))) : null;
     this.root.replaceChildren(...[h("h2", { id: "transcript-h" }, t("tr.title")),
       v && v.clock ? h("p", { class: "hint" }, v.clock === "session_live" ? t("tr.clock_live") : t("tr.clock_rec")) : null,
       list,
+      drafts,
       closed ? h("p", { class: "notice", id: "transcript-closed" }, t("tr.closed")) : null,
       this.responses.length ? h("ul", { class: "tr-responses" }, this.responses.map((r) => h("li", {},
         t(r.verdict === "confirmed" ? "tr.confirmed_by" : "tr.disputed_by", { name: r.name, n: (r.disputes || []).length })))) : null,
