@@ -1,19 +1,24 @@
 """Speech-to-text drafts for the electronic transcript (issue 13 item 4): a port, off unless an operator plugs in
 an offline engine.
 
-The media hub has each participant's audio separately; whoever decodes it (a recorder-like participant in media/)
-hands `AudioFrame`s (16-bit mono PCM with the speaker's participant id and the time on the session's recording
-clock) to a `DraftTranscriber`, which feeds one `Recognizer` stream per speaker in a worker thread and passes each
-`DraftLine` it produces to a callback (the console shows drafts to the mediator, who edits and writes them as
-entries with `source="speech"`; a draft is never an entry by itself).
+The media hub has each participant's audio separately; media/speech.py (a hub audio tap, created only when a
+recognizer is configured) decodes it and hands `AudioFrame`s (16-bit mono PCM with the speaker's participant id,
+the time in wall-clock milliseconds from the speaker's RTP clock, and whether it was spoken inside a caucus) to a
+`DraftTranscriber`, which feeds one `Recognizer` stream per speaker in a worker thread and passes each `DraftLine`
+it produces to a callback. The signaling layer puts the line on the transcript's clock and shows it as
+`transcript:draft` to those who may write the transcript (caucus drafts only to those who may see caucus
+material, R9); the writer edits it and accepts it with `transcript:write {draft}` (`source="speech"`); a draft is
+never an entry by itself (docs/protocol-casefile.md, "Speech drafts").
 
 Plugging an engine (nothing is downloaded at run time; without `SpeechSettings` the feature is simply off):
 
 - sherpa-onnx: `pip install sherpa-onnx`, put a streaming Mandarin model (e.g. a zipformer transducer: encoder,
   decoder, joiner .onnx and tokens.txt) in a directory, and set `SpeechSettings(engine="sherpa-onnx",
   model_dir=...)`. `load_recognizer` builds `sherpa_onnx.OnlineRecognizer.from_transducer(...)` from those files.
-- FunASR (or any other engine): implement `Recognizer` (three methods) around it and pass the factory to
-  `DraftTranscriber` directly.
+  On the command line: `onedoor serve --speech-model DIR [--speech-engine sherpa-onnx] [--speech-threads N]`.
+- FunASR (or any other engine): implement `Recognizer` (three methods) around its streaming model (e.g.
+  `funasr.AutoModel(model=<local dir>)` with the operator's model files, `disable_update=True`) and set
+  `Services.speech` to a factory of per-speaker instances (one per speaker, called from a worker thread).
 """
 
 from __future__ import annotations
