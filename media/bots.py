@@ -394,6 +394,15 @@ class Bot:
             if t is not None
         }
 
+    def encoder_target(self) -> int | None:
+        """The camera sender's encoder target bitrate (aiortc sets it from the hub's REMB), None before it has one."""
+        if self.pc is None or self.video_track is None:
+            return None
+        for transceiver in self.pc.getTransceivers():
+            if transceiver.sender.track is self.video_track:
+                return passthrough.encoder_target_bitrate(transceiver.sender)
+        return None
+
     def receiving_from(self, participant: str, sources: tuple[str, ...] = ("audio", "camera")) -> bool:
         return all(
             (c := self.received.get((participant, s))) is not None

@@ -40,6 +40,28 @@ class MediaConfig:
     keyframe_only_interval: float = 2.0
     # Minimum number of packets in the window before a loss decision is taken.
     loss_min_packets: int = 50
+    # Bandwidth (issue 15, media/bandwidth.py): a loss-based downlink estimate per subscriber (bit/s), like
+    # Chromium's: per interval of at least `bwe_min_packets` packets, loss > `bwe_decrease_loss` lowers it by
+    # loss/2, loss < `bwe_increase_loss` raises it by `bwe_increase`; bounded to [bwe_min, bwe_max]; starts at
+    # `bwe_start` (no probing: start high, come down on loss). A subscriber's own REMB caps it.
+    bwe_start: int = 2_500_000
+    bwe_min: int = 30_000
+    bwe_max: int = 2_500_000
+    bwe_decrease_loss: float = 0.10
+    bwe_increase_loss: float = 0.02
+    bwe_increase: float = 0.08
+    bwe_min_packets: int = 20
+    # Each video publisher gets a REMB every `remb_interval` s: min over the subscribers receiving its video at
+    # full rate of their estimate's share (`bwe_audio_allowance` per audio stream first, the rest split between
+    # their full-rate video streams), never below `remb_floor` (one weak subscriber does not starve the others'
+    # view: 250 kbit/s is aiortc's VP8 encoder minimum and still a usable VGA picture; below it the ladder acts),
+    # never above `remb_ceiling` nor the hub's own estimate of the publisher's uplink. Up by at most
+    # x`remb_step_up` per interval, down at once.
+    remb_floor: int = 250_000
+    remb_ceiling: int = 2_500_000
+    remb_interval: float = 0.5
+    remb_step_up: float = 1.2
+    bwe_audio_allowance: int = 50_000
     # UDP receive buffer of each peer connection's socket (capped by the kernel's net.core.rmem_max).
     udp_receive_buffer: int = 4 * 1024 * 1024
     # Largest SDP accepted from a client, in characters.

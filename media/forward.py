@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -27,6 +28,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
 from media import passthrough
+from media.bandwidth import RembControl
 from media.rtpforward import RtpForwarder, vp8_keyframe_start
 
 logger = logging.getLogger(__name__)
@@ -116,6 +118,8 @@ class Publication:
     media_ssrc: int | None = None
     keyframe_requests: int = 0
     plis_sent: int = 0
+    remb: RembControl | None = None  # video: the bitrate told to the publisher (media/bandwidth.py)
+    remb_log: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=600))  # (monotonic, bit/s)
     _last_pli: float = float("-inf")
     _pending: asyncio.TimerHandle | None = None
     _epoch: object = None
@@ -129,7 +133,23 @@ class Publication:
         self.receiver = receiver
         self.media_ssrc = None
         self._epoch = object()
-        passthrough.forward_receiver(receiver, self.on_rtp, self.on_frame, self.has_sinks)
+        limit = self._limit_remb if self.remb is not None else None
+        passthrough.forward_receiver(receiver, self.on_rtp, self.on_frame, self.has_sinks, limit)
+
+    def _limit_remb(self, estimate: int) -> int:
+        """The hub receiver's own REMB (its estimate of the publisher's uplink), capped by the subscribers."""
+        return estimate if self.remb is None else self.remb.on_uplink(estimate)
+
+    def send_remb(self, bitrate: int) -> bool:
+        """Tell the publisher `bitrate` (REMB on its media SSRC); False before its first packet."""
+        if self.receiver is None or self.media_ssrc is None:
+            return False
+        sending = passthrough.send_remb(self.receiver, self.media_ssrc, bitrate)
+        if sending is None:
+            return False
+        self.spawn(sending)
+        self.remb_log.append((time.monotonic(), bitrate))
+        return True
 
     def on_rtp(self, packet: RtpPacket) -> None:
         payload = packet.payload

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from aiortc import RTCPeerConnection
 
 from media import passthrough
+from media.bandwidth import RembControl, share
 from media.config import MediaConfig
 from media.errors import UnknownEvent, UnknownParticipant
 from media.forward import FrameSink, Publication, QueueingSink, Slot
@@ -293,6 +294,7 @@ class Hub:
                 label=peer.label,
                 keyframe_interval=self.config.keyframe_interval,
                 spawn=self._spawn,
+                remb=RembControl(self.config) if source != "audio" else None,
             )
             peer.publications[source] = publication
         return publication
@@ -389,14 +391,52 @@ class Hub:
             )
 
     async def _watch_links(self) -> None:
+        config = self.config
+        tick = min(config.monitor_interval, config.remb_interval)
+        next_check = time.monotonic() + config.monitor_interval
         while True:
-            await asyncio.sleep(self.config.monitor_interval)
-            for peer in list(self._peers.values()):
-                try:
-                    await self._check_link(peer)
-                    self._keyframes_for_weak(peer)
-                except Exception:
-                    logger.exception("link check failed for %s", peer.pid)
+            await asyncio.sleep(tick)
+            if time.monotonic() >= next_check:
+                next_check = time.monotonic() + config.monitor_interval
+                for peer in list(self._peers.values()):
+                    try:
+                        await self._check_link(peer)
+                        self._keyframes_for_weak(peer)
+                    except Exception:
+                        logger.exception("link check failed for %s", peer.pid)
+            try:
+                self._send_rembs()
+            except Exception:
+                logger.exception("REMB update failed")
+
+    def _full_rate_shares(self) -> dict[str, int | None]:
+        """Per connected subscriber: what each video stream it receives at full rate may take (bit/s)."""
+        now = time.monotonic()
+        shares: dict[str, int | None] = {}
+        for peer in self._peers.values():
+            if not peer.connected:
+                continue
+            audio = sum(1 for s in peer.slots if s.active and s.kind == "audio")
+            video = sum(1 for s in peer.slots if s.active and s.kind == "video" and not s.forwarder.keyframes_only)
+            shares[peer.pid] = share(peer.downlink.value(now), audio, video, self.config.bwe_audio_allowance)
+        return shares
+
+    def _send_rembs(self) -> None:
+        """Each live video publication: REMB = min over its full-rate subscribers' shares, floored, stepwise up
+        (media/bandwidth.py). A subscriber at key frames only or audio only does not count."""
+        shares = self._full_rate_shares()
+        for peer in self._peers.values():
+            for pub in peer.publications.values():
+                if pub.remb is None or not pub.live or pub.receiver is None or pub.media_ssrc is None:
+                    continue
+                caps = [
+                    cap
+                    for slot in pub.slots
+                    if slot.active and not slot.forwarder.keyframes_only
+                    and (cap := shares.get(slot.subscriber)) is not None
+                ]
+                pub.remb.downlink = min(caps) if caps else None
+                pub.send_remb(pub.remb.tick())
 
     def _keyframes_for_weak(self, peer: Peer) -> None:
         """A subscriber at the key-frames-only step sees each publisher at least every `keyframe_only_interval`
@@ -426,6 +466,7 @@ class Hub:
                     )
         now = time.monotonic()
         fresh = peer.meter.update(reports)
+        peer.downlink.update(peer.meter.lost, peer.meter.received, fresh, now)
         link = peer.link
         link.window.add(now, peer.meter.lost, peer.meter.received, fresh)
         before = link.level
@@ -472,6 +513,9 @@ class Hub:
                 "audio_only": self.routing.is_audio_only(pid),
                 "link_level": peer.link.level,
                 "link_loss": peer.link.last_loss,
+                "downlink_estimate": peer.downlink.value(time.monotonic()),
+                "downlink_loss": peer.downlink.last_loss,
+                "downlink_remb": peer.downlink.remb,
                 "publications": {
                     source: {
                         "live": p.live,
@@ -480,6 +524,9 @@ class Hub:
                         "bytes_in": p.bytes_in,
                         "keyframe_requests": p.keyframe_requests,
                         "plis_sent": p.plis_sent,
+                        "remb": None if p.remb is None else p.remb.value,
+                        "remb_downlink": None if p.remb is None else p.remb.downlink,
+                        "remb_uplink": None if p.remb is None else p.remb.uplink,
                         "subscribers": len(p.slots),
                         "decoded_frames": 0 if p.receiver is None else _decoded(p.receiver),
                     }

@@ -434,7 +434,19 @@ PACK_REMB_FCI = _add(
         params=("bitrate", "ssrcs"),
     )
 )
-RTCP_PSFB_APP = _add(Internal("aiortc.rtp", "RTCP_PSFB_APP", Kind.NAME, _FWD, "the PSFB fmt of REMB (15)"))
+UNPACK_REMB_FCI = _add(
+    Internal(
+        "aiortc.rtp",
+        "unpack_remb_fci",
+        Kind.NAME,
+        "passthrough.on_remb",
+        "unpack_remb_fci(data) -> (bitrate, ssrcs), ValueError if malformed",
+        params=("data",),
+    )
+)
+RTCP_PSFB_APP = _add(
+    Internal("aiortc.rtp", "RTCP_PSFB_APP", Kind.NAME, f"{_FWD}, passthrough.send_remb", "the PSFB fmt of REMB (15)")
+)
 RTCP_PSFB_PACKET = _add(
     Internal(
         "aiortc.rtp",
@@ -738,6 +750,36 @@ SENDER_RETRANSMIT = _add(
         "coroutine (sequence_number) the RTCP handler awaits for each NACKed packet",
         params=("self", "sequence_number"),
         calls=((f"{_SEND}._handle_rtcp_packet", "await self._retransmit(seq)"),),
+    )
+)
+SENDER_HANDLE_RTCP = _add(
+    Internal(
+        _SEND,
+        "_handle_rtcp_packet",
+        Kind.WRAPPED,
+        "passthrough.on_remb",
+        "coroutine (packet) the DTLS transport awaits for each RTCP packet routed to the sender; REMB is routed "
+        "to every sender whose SSRC its FCI lists",
+        params=("self", "packet"),
+        calls=(
+            (f"{_DTLS}._handle_rtcp_data", "await recipient._handle_rtcp_packet(packet)"),
+            ("aiortc.rtcdtlstransport.RtpRouter.route_rtcp", "for ssrc in rtp.unpack_remb_fci(packet.fci)[1]:"),
+        ),
+    )
+)
+SENDER_ENCODER = _add(
+    Internal(
+        _SEND,
+        "__encoder",
+        Kind.ATTRIBUTE,
+        "passthrough.encoder_target_bitrate (bots, tests)",
+        "the sender's encoder (None until its first frame); a REMB listing the sender's SSRC in its FCI sets "
+        "encoder.target_bitrate (aiortc's VP8 encoder clamps it to 250 kbit/s .. 1.5 Mbit/s)",
+        on=("sender",),
+        calls=(
+            (f"{_SEND}._handle_rtcp_packet", "if self._ssrc in ssrcs:"),
+            (f"{_SEND}._handle_rtcp_packet", "self.__encoder.target_bitrate = bitrate"),
+        ),
     )
 )
 SENDER_SEND_KEYFRAME = _add(

@@ -50,7 +50,7 @@ from aiortc.rtcdtlstransport import State as _DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unwrap_rtx
+from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unpack_remb_fci, unwrap_rtx
 
 from media import internals as ix
 from media.errors import AiortcInternalsChanged
@@ -128,12 +128,14 @@ def forward_receiver(
     on_rtp: Callable[[RtpPacket], None],
     on_frame: FrameSink,
     wants_frames: Callable[[], bool],
+    limit_remb: Callable[[int], int] | None = None,
 ) -> None:
     """Hub receivers: every RTP packet (RTX unwrapped) goes to `on_rtp`; complete frames go to `on_frame` only
     while `wants_frames()` is true. Must be called before the receiver starts.
 
     Kept from aiortc's handler: receiver statistics (for the receiver reports the publisher adapts to), NACKs
-    for lost video packets, REMB (sent at most every 200 ms unless the estimate drops by 10 %). Dropped: the
+    for lost video packets, REMB (sent at most every 200 ms unless the estimate drops by 10 %; `limit_remb`
+    maps the receive-side estimate to the bitrate actually sent: the hub's subscribers' share). Dropped: the
     jitter buffer and depayloading while no frame is wanted, the decoder, and the per-packet datetime
     bookkeeping of getSynchronizationSources (the hub tracks the media SSRC itself).
     """
@@ -171,14 +173,13 @@ def forward_receiver(
                 ssrc=packet.ssrc,
             )
             rtcp_ssrc = state[rtcp_ssrc_key]
-            if (
-                remb is not None
-                and rtcp_ssrc is not None
-                and (arrival_time_ms - remb_sent[0] >= REMB_MIN_INTERVAL_MS or remb[0] < remb_sent[1] * 0.9)
-            ):
-                remb_sent[:] = arrival_time_ms, remb[0]
-                fci = pack_remb_fci(*remb)
-                _background(send_rtcp(RtcpPsfbPacket(RTCP_PSFB_APP, rtcp_ssrc, 0, fci)))
+            if remb is not None and rtcp_ssrc is not None:
+                bitrate = remb[0] if limit_remb is None else limit_remb(remb[0])
+                if arrival_time_ms - remb_sent[0] >= REMB_MIN_INTERVAL_MS or bitrate < remb_sent[1] * 0.9:
+                    remb_sent[:] = arrival_time_ms, bitrate
+                    fci = pack_remb_fci(bitrate, remb[1])
+                    media_ssrc = remb[1][0] if remb[1] else 0
+                    _background(send_rtcp(RtcpPsfbPacket(RTCP_PSFB_APP, rtcp_ssrc, media_ssrc, fci)))
         pt = packet.payload_type
         codec = codecs.get(pt)
         if codec is None:
@@ -408,6 +409,47 @@ def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> Awaitable[None]:
     """Ask the remote publisher of `receiver` for a keyframe (RTCP PLI)."""
     send: Callable[[int], Awaitable[None]] = ix.get(receiver, ix.RECEIVER_SEND_PLI)
     return send(media_ssrc)
+
+
+def send_remb(receiver: RTCRtpReceiver, media_ssrc: int, bitrate: int) -> Awaitable[None] | None:
+    """Tell the remote publisher of `receiver` the bitrate it may send on `media_ssrc` (RTCP PSFB fmt 15, REMB):
+    sender SSRC = the receiver's own RTCP SSRC, media SSRC = the publisher's, FCI lists the publisher's SSRC
+    (aiortc's sender only reads the FCI list; Chromium's reads the FCI). None before the receiver started."""
+    rtcp_ssrc = ix.get(receiver, ix.RECEIVER_RTCP_SSRC)
+    if rtcp_ssrc is None:
+        return None
+    send: Callable[[Any], Awaitable[None]] = ix.get(receiver, ix.RECEIVER_SEND_RTCP)
+    return send(RtcpPsfbPacket(RTCP_PSFB_APP, rtcp_ssrc, media_ssrc, pack_remb_fci(bitrate, [media_ssrc])))
+
+
+def on_remb(sender: RTCRtpSender, callback: Callable[[int], None]) -> None:
+    """Call `callback(bitrate)` for each REMB the remote side of `sender` sends about it (its original handler
+    still runs: a pass-through sender has no encoder, so aiortc itself ignores it)."""
+
+    def wrap(original: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
+        async def handle_rtcp_packet(packet: Any) -> None:
+            if isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+                try:
+                    bitrate, _ssrcs = unpack_remb_fci(packet.fci)
+                except ValueError:
+                    bitrate = None
+                if bitrate is not None:
+                    try:
+                        callback(bitrate)
+                    except Exception:
+                        logger.exception("REMB callback failed")
+            await original(packet)
+
+        return handle_rtcp_packet
+
+    ix.replace(sender, ix.SENDER_HANDLE_RTCP, wrap)
+
+
+def encoder_target_bitrate(sender: RTCRtpSender) -> int | None:
+    """The target bitrate of `sender`'s encoder (aiortc sets it from REMB), None before it has one."""
+    encoder = ix.get(sender, ix.SENDER_ENCODER)
+    target = getattr(encoder, "target_bitrate", None)
+    return target if isinstance(target, int) else None
 
 
 def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> None:

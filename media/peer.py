@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from aiortc.exceptions import InvalidStateError, OperationError
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 
 from media import passthrough
+from media.bandwidth import DownlinkEstimate
 from media.config import MediaConfig
 from media.errors import MalformedSdp, NegotiationConflict, UnsupportedCodec
 from media.forward import CLOCK_RATE, Publication, Slot, SlotTrack
@@ -83,6 +85,7 @@ class Peer:
         # the downlink's place on the ladder survives a new peer connection (automatic stays automatic)
         self.link = LinkState(config, top=FULL if config.keyframes_step else 1)
         self.meter = LinkMeter()
+        self.downlink = DownlinkEstimate(config)  # bit/s, from its receiver reports and its own REMB
 
     @property
     def keyframes_only(self) -> bool:
@@ -104,6 +107,7 @@ class Peer:
         self.offer_outstanding, self.sent_tracks, self._buffers_set = False, None, False
         self.link.reset()
         self.meter.reset()
+        self.downlink.reset()
         for source, kind in PUBLISH_SOURCES:
             transceiver = pc.addTransceiver(kind, direction="recvonly")
             transceiver.setCodecPreferences(codec_preferences(kind))
@@ -132,6 +136,7 @@ class Peer:
         passthrough.on_negotiated(sender, negotiated)
         passthrough.on_retransmit_request(sender, forwarder.retransmit)
         passthrough.on_keyframe_request(sender, functools.partial(on_keyframe, slot))
+        passthrough.on_remb(sender, lambda bitrate: self.downlink.on_remb(bitrate, time.monotonic()))
         self.slots.append(slot)
         return slot
 

@@ -1,0 +1,115 @@
+"""Bandwidth: a downlink estimate per subscriber, and the REMB each video publisher gets from the hub. Pure logic.
+
+- `DownlinkEstimate` (one per subscriber, fed by `Hub._check_link` at each receiver-report check): a loss-based
+  controller like Chromium's send-side estimator. Per interval with at least `bwe_min_packets` packets of net
+  loss data (the subscriber's reported loss net of what the hub never received from the publishers, as for the
+  ladder: `LinkMeter`): loss above `bwe_decrease_loss` lowers the estimate by loss/2, loss below
+  `bwe_increase_loss` raises it by `bwe_increase` (8 %), in between it holds; bounded to [bwe_min, bwe_max]. A
+  REMB the subscriber itself sends (a browser does when `goog-remb` is negotiated; it covers everything it
+  receives) caps the estimate while it is fresh (`report_timeout`).
+- `share` splits one subscriber's estimate between the video it receives at full rate (audio first).
+- `RembControl` (one per video publication): the bitrate told to the publisher is
+  min(ceiling, the publisher's own uplink estimate, max(floor, min over its full-rate subscribers' shares)).
+  Going down is immediate; going up is at most x`remb_step_up` per `remb_interval` (stepwise, no jump from the
+  floor to the ceiling when a weak subscriber leaves). A subscriber at the ladder's key-frames-only or audio-only
+  step does not count (it no longer receives this publisher's full video).
+"""
+
+from __future__ import annotations
+
+from media.config import MediaConfig
+
+
+class DownlinkEstimate:
+    """One subscriber's downlink estimate in bit/s."""
+
+    def __init__(self, config: MediaConfig) -> None:
+        self._config = config
+        self.bitrate = float(config.bwe_start)
+        self.remb: int | None = None
+        self._remb_at: float | None = None
+        self._base: tuple[int, int] | None = None  # (lost, received) totals at the start of the interval
+        self.last_loss: float | None = None
+        self.updates = 0
+
+    def reset(self) -> None:
+        """A new peer connection: start again (the link may have changed)."""
+        self.bitrate = float(self._config.bwe_start)
+        self.remb, self._remb_at, self._base, self.last_loss = None, None, None, None
+
+    def on_remb(self, bitrate: int, now: float) -> None:
+        """The subscriber's own REMB (total for everything it receives)."""
+        self.remb, self._remb_at = bitrate, now
+
+    def update(self, lost: int, received: int, fresh: bool, now: float) -> None:
+        """Running net totals from `LinkMeter`; acts once an interval holds `bwe_min_packets` packets."""
+        config = self._config
+        base = self._base
+        if base is None or lost < base[0] or received < base[1]:
+            self._base = (lost, received)
+            return
+        if not fresh:
+            return
+        d_lost, d_received = lost - base[0], received - base[1]
+        if d_lost + d_received < config.bwe_min_packets:
+            return  # not enough data yet: keep the interval open
+        self._base = (lost, received)
+        loss = self.last_loss = d_lost / (d_lost + d_received)
+        if loss > config.bwe_decrease_loss:
+            self.bitrate *= 1 - loss / 2
+        elif loss < config.bwe_increase_loss:
+            self.bitrate *= 1 + config.bwe_increase
+        self.bitrate = min(max(self.bitrate, config.bwe_min), config.bwe_max)
+        self.updates += 1
+
+    def value(self, now: float) -> int:
+        """The estimate, capped by the subscriber's REMB while that is fresh."""
+        estimate = self.bitrate
+        if self.remb is not None and self._remb_at is not None and now - self._remb_at <= self._config.report_timeout:
+            estimate = min(estimate, max(self.remb, self._config.bwe_min))
+        return round(estimate)
+
+
+def share(estimate: int, audio_slots: int, video_slots: int, audio_allowance: int) -> int | None:
+    """What one full-rate video stream of a subscriber may take; None without such a stream."""
+    if video_slots <= 0:
+        return None
+    return max(estimate - audio_slots * audio_allowance, 0) // video_slots
+
+
+class RembControl:
+    """The REMB bitrate told to one video publisher."""
+
+    def __init__(self, config: MediaConfig) -> None:
+        self._config = config
+        self.uplink: int | None = None  # the hub's own receive-side estimate of the publisher's uplink
+        self.downlink: int | None = None  # min share over full-rate subscribers; None: none counts
+        self.value: int | None = None  # the last value told to the publisher
+        self.sent = 0
+
+    def desired(self) -> int:
+        config = self._config
+        bitrate = config.remb_ceiling
+        if self.downlink is not None:
+            bitrate = min(bitrate, max(config.remb_floor, self.downlink))
+        if self.uplink is not None:
+            bitrate = min(bitrate, self.uplink)  # the publisher's own link: not floored
+        return int(bitrate)
+
+    def tick(self) -> int:
+        """The value to send now (every `remb_interval`): down at once, up by at most x`remb_step_up`."""
+        bitrate = self.desired()
+        if self.value is not None and bitrate > self.value:
+            bitrate = min(bitrate, int(self.value * self._config.remb_step_up))
+        self.value = bitrate
+        self.sent += 1
+        return bitrate
+
+    def on_uplink(self, estimate: int) -> int:
+        """The receive-side estimator's new value: what its own REMB should say (never above the last tick)."""
+        self.uplink = estimate
+        bitrate = self.desired()
+        if self.value is not None:
+            bitrate = min(bitrate, self.value)
+        self.value = bitrate
+        return bitrate

@@ -1,0 +1,81 @@
+"""Bandwidth logic with deterministic numbers: the loss-based downlink estimate, shares, the publisher's REMB."""
+
+import itertools
+
+import pytest
+
+from media.bandwidth import DownlinkEstimate, RembControl, share
+from media.config import MediaConfig
+
+pytestmark = pytest.mark.timeout(10)
+
+CFG = MediaConfig(bwe_start=1_000_000, bwe_min=30_000, bwe_max=2_000_000, bwe_min_packets=20,
+                  remb_floor=250_000, remb_ceiling=2_000_000, remb_step_up=1.2, report_timeout=2.0)
+
+
+def feed(est: DownlinkEstimate, steps: int, lost: int, received: int, t0: float = 0.0) -> list[int]:
+    est.update(0, 0, True, t0)  # baseline
+    out, tl, tr = [], 0, 0
+    for i in range(steps):
+        tl, tr = tl + lost, tr + received
+        est.update(tl, tr, True, t0 + i + 1)
+        out.append(est.value(t0 + i + 1))
+    return out
+
+
+def test_heavy_loss_decreases_by_half_the_loss_and_is_bounded():
+    est = DownlinkEstimate(CFG)
+    values = feed(est, 40, lost=20, received=80)  # 20 % loss: x0.9 per report
+    assert values[0] == 900_000 and values[1] == 810_000
+    assert all(b <= a for a, b in itertools.pairwise(values))
+    assert values[-1] == CFG.bwe_min
+
+
+def test_low_loss_increases_by_8_percent_and_moderate_loss_holds():
+    est = DownlinkEstimate(CFG)
+    assert feed(est, 2, lost=0, received=100) == [1_080_000, 1_166_400]
+    est = DownlinkEstimate(CFG)
+    assert feed(est, 3, lost=5, received=95) == [1_000_000] * 3  # 5 %: between 2 % and 10 %
+    est = DownlinkEstimate(CFG)
+    assert feed(est, 40, lost=0, received=100)[-1] == CFG.bwe_max
+
+
+def test_too_few_packets_keep_the_interval_open_and_stale_reports_do_nothing():
+    est = DownlinkEstimate(CFG)
+    est.update(0, 0, True, 0)
+    est.update(3, 7, True, 1)  # 10 packets: not enough
+    assert est.value(1) == 1_000_000 and est.updates == 0
+    est.update(3, 7, False, 2)
+    est.update(6, 24, True, 3)  # 30 packets since the baseline, 20 % loss
+    assert est.value(3) == 900_000 and est.updates == 1
+
+
+def test_the_subscribers_own_remb_caps_the_estimate_while_fresh():
+    est = DownlinkEstimate(CFG)
+    est.on_remb(400_000, now=10.0)
+    assert est.value(11.0) == 400_000
+    assert est.value(13.0) == 1_000_000  # older than report_timeout: ignored
+
+
+def test_share_gives_audio_first_then_splits_between_full_rate_video():
+    assert share(1_000_000, audio_slots=2, video_slots=2, audio_allowance=50_000) == 450_000
+    assert share(1_000_000, audio_slots=2, video_slots=0, audio_allowance=50_000) is None
+    assert share(60_000, audio_slots=2, video_slots=1, audio_allowance=50_000) == 0
+
+
+def test_remb_is_floored_capped_by_uplink_and_rises_stepwise():
+    control = RembControl(CFG)
+    assert control.tick() == CFG.remb_ceiling  # nobody counts yet
+    control.downlink = 100_000  # one weak subscriber's share
+    assert control.tick() == CFG.remb_floor  # down at once, never below the floor
+    control.downlink = None  # it was switched down the ladder, or left
+    ups = [control.tick() for _ in range(12)]
+    assert ups[0] == 300_000 and ups[1] == 360_000  # x1.2 per interval
+    assert all(b <= a * 1.2 + 1 for a, b in zip([CFG.remb_floor, *ups], ups, strict=False))
+    assert ups[-1] == CFG.remb_ceiling
+    # the publisher's own uplink is not floored, and the estimator's REMB never exceeds the last tick
+    assert control.on_uplink(150_000) == 150_000
+    control.uplink = None
+    control.downlink = 500_000
+    assert control.on_uplink(3_000_000) == 150_000
+    assert control.tick() == 180_000
