@@ -31,14 +31,12 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import select
 
 from media.bots import Bot
 from media.channels import SocketIOChannel
 from media.fixtures import video_clip
 from mediation import schema
 from mediation.identity import MemoryCodeSender
-from mediation.recording_records import RecordingStream
 from recordings.export import export
 from recordings.sources import screen_owner
 from signaling.app import create_app
@@ -150,7 +148,7 @@ async def mediation(sv: Services, servers: list[str], participants: int, seconds
         summary: dict[str, Any] = {
             "ok": court["verify"]["ok"], "case": demo["case"], "session": demo["session"], **court,
             "recording": {"id": rec, "export_bytes": res.bytes, "export_seconds": res.duration_ms / 1000,
-                          "export_streams": res.streams, "screen_streams": await screen_streams(sv, rec)},
+                          "export_streams": res.streams, "screen_streams": screen_streams(res.streams)},
             "screen": screen,
             "caucus": {"members": [mediator.pid, *side_a]},
             "documents": [photo], "transcript": transcript,
@@ -191,11 +189,9 @@ async def _share_screen(bots: dict[str, Bot], by: str, seconds: float) -> dict[s
                             for pid, b in bots.items() if pid != by}}
 
 
-async def screen_streams(sv: Services, recording_id: str) -> list[str]:
-    """The recording's shared-screen streams (`<participant>.screen.<part>`, recordings.sources)."""
-    async with sv.db.session() as s:
-        rows = (await s.scalars(select(RecordingStream).where(RecordingStream.recording_id == recording_id))).all()
-    return sorted(r.stream_id for r in rows if screen_owner(r.source_id) is not None)
+def screen_streams(stream_ids: list[str]) -> list[str]:
+    """The shared-screen streams among a recording's (`<participant>.screen.<part>`, recordings.sources)."""
+    return sorted(sid for sid in stream_ids if screen_owner(sid.rsplit(".", 1)[0]) is not None)
 
 
 def _owner(parties: list[SessionClient]) -> dict[str, Any] | None:
