@@ -99,7 +99,8 @@ class Action(StrEnum):
     DOCUMENT_UPLOAD = "document.upload"  # a photo or PDF into the case file (staff, or a party/agent of a session)
     DOCUMENT_READ = "document.read"  # the case file's list and a document's content (every read logged)
     DOCUMENT_SHOW = "document.show"  # show a document to everyone who may see it under the current routing (R9)
-    TRANSCRIPT_WRITE = "transcript.write"  # 电子笔录 (R11): write entries, close it for the parties' review
+    TRANSCRIPT_WRITE = "transcript.write"  # 电子笔录 (R11): write entries (the mediators, the center's clerk)
+    TRANSCRIPT_CLOSE = "transcript.close"  # close it for the parties' review: the mediators decide, not the clerk
     TRANSCRIPT_READ = "transcript.read"  # what one may see of it (never caucus entries from outside, R9)
     TRANSCRIPT_RESPOND = "transcript.respond"  # a party confirms it or marks disputed passages (device key)
 
@@ -175,6 +176,7 @@ RULES: dict[Action, Rule] = {
     Action.DOCUMENT_SHOW: Rule(frozenset(MEDIATORS | SIDES), Scope.SESSION),
     # the mediators, or the case's center clerk in that session (a clerk joins only its own center's sessions)
     Action.TRANSCRIPT_WRITE: Rule(frozenset(MEDIATORS | {SessionRole.CLERK}), Scope.SESSION),
+    Action.TRANSCRIPT_CLOSE: Rule(frozenset(MEDIATORS), Scope.SESSION),
     Action.TRANSCRIPT_READ: Rule(_ADMITTED, Scope.SESSION),
     Action.TRANSCRIPT_RESPOND: Rule(frozenset(SIDES), Scope.SESSION),
 }

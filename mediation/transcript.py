@@ -176,7 +176,7 @@ async def close(db: Database, live: LiveSession, actor: Actor) -> dict[str, Any]
     """Freeze the transcript (joint entries only) for the parties' review."""
     async with db.session() as s:
         sess, case = await _load(s, live)
-        _check(actor, Action.TRANSCRIPT_WRITE, live.session_id, case)
+        _check(actor, Action.TRANSCRIPT_CLOSE, live.session_id, case)
         if await s.get(Transcript, live.session_id) is not None:
             raise Conflict("笔录已提交确认 / already closed for review", code="transcript_closed")
         label, _ = await clock(s, sess)

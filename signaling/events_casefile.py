@@ -87,7 +87,7 @@ async def get(ctx: Ctx, _: Empty) -> dict[str, Any]:
     return await tx.view(ctx.services.db, ctx.live, ctx.me, ctx.actor)
 
 
-@events.on("transcript:close", Action.TRANSCRIPT_WRITE, Empty, admitted=True)
+@events.on("transcript:close", Action.TRANSCRIPT_CLOSE, Empty, admitted=True)
 async def close(ctx: Ctx, _: Empty) -> dict[str, Any]:
     """Freeze the transcript; every admitted person gets `transcript:review` (parties then confirm or dispute)."""
     review = await tx.close(ctx.services.db, ctx.live, ctx.actor)

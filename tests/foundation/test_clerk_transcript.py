@@ -17,6 +17,7 @@ from tests.conftest import PASSWORD, World
 def test_rules_clerk_writes_only_in_a_session_of_its_center() -> None:
     assert session_role_for_staff(StaffRole.INTAKE_CLERK, 7, host_id=1) is SessionRole.CLERK
     assert SessionRole.CLERK in TABLE[Action.TRANSCRIPT_WRITE]
+    assert SessionRole.CLERK not in TABLE[Action.TRANSCRIPT_CLOSE]  # the mediators close it for review
     assert StaffRole.INTAKE_CLERK not in TABLE[Action.TRANSCRIPT_WRITE]  # only from inside the session
     session_a = Resource("session", center_id=1, session_id=10)
     check(Actor("staff-7", SessionRole.CLERK, center_id=1, staff_id=7, session_id=10), Action.TRANSCRIPT_WRITE,
@@ -47,6 +48,9 @@ async def test_center_clerk_writes_the_transcript_other_center_clerk_cannot(worl
     got = await a.wait_event("transcript:entry", limit=30)
     assert got["text"] == "借款五千元属实" and got["speaker"] == "张三"
     assert [x["text"] for x in (await m.call("transcript:get"))["entries"]] == ["借款五千元属实"]
+    with pytest.raises(ProtocolError) as closing:  # the clerk writes; closing it for review is the mediator's
+        await clerk.call("transcript:close")
+    assert closing.value.code == "forbidden"
 
     async with world.services.db.session() as s:
         other = Center(code="QH-CD", name="城东区社会治理综合服务中心", address="西宁市城东区")

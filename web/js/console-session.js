@@ -101,7 +101,8 @@ export class HostView {
     if (this.transcript || !this.state || !this.state.you) return;
     const speakers = () => ((this.state && this.state.participants) || []).map((p) => ({ id: p.id, name: p.name }));
     const canWrite = this.isMediator || this.role === "clerk";  // the center's clerk keeps the record too
-    this.transcript = new TranscriptPanel({ socket: () => this.socket, canWrite, speakers });
+    // the mediators close it for the parties' review (transcript.close), the clerk only writes
+    this.transcript = new TranscriptPanel({ socket: () => this.socket, canWrite, canClose: this.isMediator, speakers });
     this.transcript.attach(this.socket);
     this.transcript.load();
     this.documents = new DocumentsPanel({ socket: () => this.socket, canShow: this.isMediator });

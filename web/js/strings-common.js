@@ -80,6 +80,7 @@ register({
   "role.judge": ["法官", "Judge"],
   "role.psychologist": ["心理咨询师", "Psychologist"],
   "role.interpreter": ["翻译", "Interpreter"],
+  "role.clerk": ["书记员", "Clerk"],
   "role.observer": ["旁听人员", "Observer"],
   "side.A": ["甲方", "Side A"],
   "side.B": ["乙方", "Side B"],

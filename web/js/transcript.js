@@ -19,9 +19,10 @@ const clock = (ms) => {
 
 export class TranscriptPanel {
   /** socket: () => the session socket; speakers: () => [{id, name}] (who may be named as the speaker). */
-  constructor({ socket, canWrite = false, speakers = () => [] }) {
+  constructor({ socket, canWrite = false, canClose = canWrite, speakers = () => [] }) {
     this.socket = socket;
     this.canWrite = canWrite;
+    this.canClose = canClose;
     this.speakers = speakers;
     this.view = null;  // transcript:get answer
     this.responses = [];
@@ -126,7 +127,7 @@ export class TranscriptPanel {
       this.canWrite && v && !closed ? h("form", { class: "tr-write", onsubmit: (e) => this.write(e) },
         h("div", { class: "tr-grid" }, field(t("tr.speaker"), this.speaker), field(t("tr.text"), this.text)),
         h("div", { class: "row" }, h("button", { type: "submit", id: "transcript-add" }, t("tr.add")),
-          entries.length ? h("button", { type: "button", class: "danger", id: "transcript-close", onclick: () => this.close() }, t("tr.close")) : null)) : null,
+          entries.length && this.canClose ? h("button", { type: "button", class: "danger", id: "transcript-close", onclick: () => this.close() }, t("tr.close")) : null)) : null,
       this.msg, this.err].filter(Boolean));
   }
 }
