@@ -95,7 +95,9 @@ def _records_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     k = sub.add_parser("keys", parents=[common]).add_subparsers(dest="sub", required=True)
     k.add_parser("rotate", parents=[common], help="new master key; re-wrap every data key (media untouched)")
     r = sub.add_parser("recordings", parents=[common]).add_subparsers(dest="sub", required=True)
-    r.add_parser("recover", parents=[common], help="verify every segment; finalize interrupted recordings")
+    rc = r.add_parser("recover", parents=[common], help="verify every segment; finalize interrupted recordings")
+    rc.add_argument("--redis-url", default=None, help="nodes of several: leave alone the recordings whose session a "
+                    "node owns now (it is continuing them); without it every interrupted recording is finalized")
     e = r.add_parser("export", parents=[common], help="decrypt to ONE playable file (or --raw tracks)")
     e.add_argument("recording_id")
     e.add_argument("--out", required=True)

@@ -14,6 +14,7 @@ from recordings import keys, retention
 from recordings.export import export
 from recordings.recover import recover
 from signaling.cli_server import run_with_services
+from signaling.cluster import LeaseProbe
 from signaling.services import Services
 
 
@@ -33,8 +34,16 @@ def keys_rotate(a: argparse.Namespace) -> int:
 
 
 def recordings_recover(a: argparse.Namespace) -> int:
+    """With --redis-url (nodes of several), a recording whose session a node owns now is being continued there
+    (after a takeover) and is left alone, as a node's own start does; Redis unreachable: none is finalized."""
     async def go(sv: Services) -> int:
-        reports = await recover(sv.db, sv.storage, sv.keys, actor=_actor())
+        probe = LeaseProbe(a.redis_url, "onedoor-cli") if getattr(a, "redis_url", None) else None
+        try:
+            reports = await recover(sv.db, sv.storage, sv.keys, actor=_actor(),
+                                    continued_elsewhere=probe.elsewhere if probe is not None else None)
+        finally:
+            if probe is not None:
+                await probe.aclose()
         print(json.dumps([r.__dict__ for r in reports], ensure_ascii=False, indent=2))
         return 0 if all(r.status != "corrupt" for r in reports) else 1
     return int(run_with_services(a, go))

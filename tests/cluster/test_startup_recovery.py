@@ -4,9 +4,14 @@ other node holds a live lease of are finalized as truncated. Real local Redis; t
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import os
 import secrets
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 import redis.asyncio as aioredis
@@ -17,6 +22,7 @@ from signaling.cli_server import _recover_at_start
 from signaling.config import Settings
 from signaling.services import Services
 
+ROOT = Path(__file__).resolve().parents[2]
 REDIS_DB = 10  # `onedoor serve` uses the default key prefix: a database of its own, and only our keys touched
 pytestmark = pytest.mark.timeout(60)
 
@@ -76,4 +82,32 @@ async def test_restart_leaves_recordings_another_node_continues(settings: Settin
         assert await status(sv, rid) == "truncated"
     finally:
         await redis_db.delete(*keys)
+        await sv.db.close()
+
+
+async def test_recover_command_leaves_recordings_a_node_continues(settings: Settings, redis_db: aioredis.Redis) -> None:
+    """`onedoor recordings recover --redis-url` (an operator's run on a cluster) skips a recording whose session a
+    node owns now, as a node's own start does; without --redis-url (one server) it finalizes every one."""
+    base = 900_000_000 + secrets.randbelow(90_000_000)
+    owned, free = str(base), str(base + 1)
+    key = f"onedoor:lease:{owned}"
+    sv = Services.build(settings)
+    try:
+        rids = {s: await interrupted(sv, s) for s in (owned, free)}
+        await redis_db.set(key, "node-b|9", px=60_000)
+        cli = [sys.executable, "-m", "signaling.cli", "recordings", "recover", "--data-dir", str(settings.data_dir),
+               "--key-dir", str(settings.key_dir), "--database-url", settings.db_url]
+        env = dict(os.environ)
+        run = await asyncio.to_thread(subprocess.run, [*cli, "--redis-url", f"redis://127.0.0.1:6379/{REDIS_DB}"],
+                                      capture_output=True, text=True, timeout=120, cwd=ROOT, env=env)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert await status(sv, rids[owned]) == "recording"  # node-b continues it
+        assert await status(sv, rids[free]) == "truncated"
+        await redis_db.delete(key)
+        run = await asyncio.to_thread(subprocess.run, cli, capture_output=True, text=True, timeout=120, cwd=ROOT,
+                                      env=env)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert await status(sv, rids[owned]) == "truncated"
+    finally:
+        await redis_db.delete(key)
         await sv.db.close()
