@@ -64,6 +64,11 @@ async def missing() -> str | None:
     for binary in ("ip", "haproxy", "moto_server"):
         if shutil.which(binary) is None:
             return f"no {binary} binary"
+    return await stores_missing()
+
+
+async def stores_missing() -> str | None:
+    """Why the local Redis and PostgreSQL cannot be used, or None."""
     try:
         r = aioredis.from_url("redis://127.0.0.1:6379/0")
         await r.ping()

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -26,7 +25,7 @@ from signaling.app import create_app
 from signaling.client import ProtocolError
 from signaling.config import Settings
 from signaling.services import SERVICES
-from tests.cluster.test_balancer import PG, ROOT, free_port
+from tests.cluster.test_balancer import PG, ROOT, free_port, stores_missing
 from tests.conftest import World, seed
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -64,16 +63,9 @@ def forwarder() -> Iterator[Forwarder]:
 
 @pytest.fixture
 async def outage_world(aiohttp_server: Any, tmp_path: Path, forwarder: Forwarder) -> AsyncIterator[World]:
-    try:
-        r = aioredis.from_url("redis://127.0.0.1:6379/0")
-        await r.ping()
-        await r.aclose()
-        probe = create_async_engine(f"{PG}/postgres")
-        async with probe.connect() as c:
-            await c.execute(text("SELECT 1"))
-        await probe.dispose()
-    except Exception as e:  # any failure means the service is not there
-        pytest.skip(f"local Redis/PostgreSQL not reachable: {e}")
+    reason = await stores_missing()
+    if reason:
+        pytest.skip(reason)
     dbname = f"onedoor_outage_{secrets.token_hex(3)}"
     admin = create_async_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
     async with admin.connect() as c:

@@ -16,8 +16,8 @@ from sqlalchemy import select
 
 from mediation.recording_records import RecordingStream
 from tests.conftest import World
-from tests.web.helpers import CHROMIUM, FLAGS, Opener, party_through_lobby, shot
-from tests.web.test_web_story import mediator_opens_case, wait_frames_grow
+from tests.web.helpers import CHROMIUM, FLAGS, Opener, shot
+from tests.web.test_web_story import host_admits_one_party, wait_frames_grow
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -68,16 +68,7 @@ async def screen_tile(page: Page) -> dict | None:
 
 
 async def test_mediator_shares_a_screen_and_the_party_sees_it_large(web_world: World, open_page: Opener) -> None:
-    med = await open_page(f"{web_world.base_url}/console", viewport=DESKTOP)
-    invites = await mediator_opens_case(med)
-    await med.get_by_role("link", name="以主持人身份进入").click()
-    await expect(med.locator("#lobby")).to_be_visible()
-    a = await open_page(invites["王五"]["link"], viewport=DESKTOP)
-    web_world.invite_ids["王五"] = int(invites["王五"]["invite"])
-    await party_through_lobby(a, web_world, "王五")
-    await expect(med.locator("#lobby li.lobby-person[data-ready=true]")).to_have_count(1)
-    await med.click("#admit-all")
-    await expect(a.locator("#btn-mute")).to_be_visible()
+    med, a = await host_admits_one_party(web_world, open_page, DESKTOP)
     await med.click("#recording-start")
     await expect(a.locator("#rec")).to_have_text("正在录音录像")
     ids = dict(await med.evaluate("window.__onedoor.state.participants.map(p => [p.name, p.id])"))

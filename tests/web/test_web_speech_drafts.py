@@ -10,8 +10,8 @@ from playwright.async_api import expect
 
 from tests.conftest import World
 from tests.media.test_speech_tap import RecordingRecognizer
-from tests.web.helpers import Opener, party_through_lobby
-from tests.web.test_web_story import mediator_opens_case
+from tests.web.helpers import Opener
+from tests.web.test_web_story import host_admits_one_party
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 DESKTOP = {"width": 1366, "height": 768}
@@ -26,16 +26,7 @@ async def test_console_shows_speech_suggestions_and_writes_only_what_is_added(we
         return made[-1]
 
     web_world.services.speech = factory
-    med = await open_page(f"{web_world.base_url}/console", viewport=DESKTOP)
-    invites = await mediator_opens_case(med)
-    await med.get_by_role("link", name="以主持人身份进入").click()
-    await expect(med.locator("#lobby")).to_be_visible()
-    a = await open_page(invites["王五"]["link"], viewport=DESKTOP)
-    web_world.invite_ids["王五"] = int(invites["王五"]["invite"])
-    await party_through_lobby(a, web_world, "王五")
-    await expect(med.locator("#lobby li.lobby-person[data-ready=true]")).to_have_count(1)
-    await med.click("#admit-all")
-    await expect(a.locator("#btn-mute")).to_be_visible()
+    med, _party = await host_admits_one_party(web_world, open_page, DESKTOP)
 
     drafts = med.locator("#transcript-drafts li", has_text="王五")
     await expect(drafts.first).to_be_visible(timeout=60_000)

@@ -107,6 +107,22 @@ async def mediator_opens_case(page: Page) -> dict[str, dict[str, str]]:
     return out
 
 
+async def host_admits_one_party(world: World, open_page: Opener, viewport: dict[str, int]) -> tuple[Page, Page]:
+    """The mediator opens the demo case and enters as host; 王五 joins from its link, goes through the lobby and is
+    admitted: (console page, party page)."""
+    med = await open_page(f"{world.base_url}/console", viewport=viewport)
+    invites = await mediator_opens_case(med)
+    await med.get_by_role("link", name="以主持人身份进入").click()
+    await expect(med.locator("#lobby")).to_be_visible()
+    party = await open_page(invites["王五"]["link"], viewport=viewport)
+    world.invite_ids["王五"] = int(invites["王五"]["invite"])
+    await party_through_lobby(party, world, "王五")
+    await expect(med.locator("#lobby li.lobby-person[data-ready=true]")).to_have_count(1)
+    await med.click("#admit-all")
+    await expect(party.locator("#btn-mute")).to_be_visible()
+    return med, party
+
+
 async def agreement_signed_and_applied(med: Page, a: Page, b: Page) -> None:
     """R15-R17, R21: drafted in the console from a template, vague wording refused, finalized; each party reads it
     and signs with its device key; the mediator signs (sealed); the application is signed by both parties."""
