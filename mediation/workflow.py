@@ -29,11 +29,14 @@ from mediation.agreements import confirmation, judging, lifecycle, package, sign
 from mediation.agreements.courts import CourtDirectory
 from mediation.agreements.models import Agreement, ConfirmationApplication
 from mediation.agreements.notary import Notary
+from mediation.casefile_records import Transcript
 from mediation.db import Database
+from mediation.documents import case_documents, court_documents
 from mediation.errors import Forbidden, NotFound
 from mediation.models import Case, Invite, MediationSession
 from mediation.notices import AgreementChanged, ApplicationSubmitted, Event, notifications
 from mediation.permissions import Action
+from mediation.recording_records import court_bound
 from mediation.resources import case_by_code, case_resource
 
 Result = tuple[dict[str, Any], list[Event]]
@@ -80,10 +83,25 @@ async def agreement_json(s: AsyncSession, view: agreements.AgreementView) -> dic
     return dict(out)
 
 
+async def court_receives(s: AsyncSession, case_id: int) -> dict[str, Any]:
+    """What the court will receive with the application, told to the parties before they sign it (R9, R23): the
+    package's parts, the case file's court-bound documents by name, the joint recordings and closed transcripts;
+    caucus material (recordings, transcript entries, documents shown only inside a caucus) never goes."""
+    case = await s.get(Case, case_id)
+    assert case is not None
+    docs = court_documents(await case_documents(s, case_id))
+    sessions = select(MediationSession.id).where(MediationSession.case_id == case_id)
+    closed = (await s.scalars(select(Transcript.session_id).where(Transcript.session_id.in_(sessions)))).all()
+    return {"items": ["application", "sealed_agreement", "identity", "mediation_proof"],
+            "documents": [{"filename": d.filename, "purpose": d.purpose} for d in docs],
+            "recordings": len(await court_bound(s, case.code)), "transcripts": len(closed), "withheld": ["caucus"]}
+
+
 async def application_json(s: AsyncSession, application_id: int) -> dict[str, Any]:
     view = await confirmation.get_application(s, application_id)
     out = jsonable(view)
     out["missing"] = await package.missing_items(s, application_id)
+    out["court_receives"] = await court_receives(s, view.case_id)
     ruling = await judging.ruling_for(s, application_id)
     out["ruling"] = jsonable(ruling) if ruling else None
     return dict(out)

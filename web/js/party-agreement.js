@@ -178,7 +178,7 @@ export class AgreementPanel {
       const canSign = application.status === "draft" && !this.appSigned && (!st.next_actions || Boolean(mySign && mySign.ready));
       body.push(h("h3", {}, t("app.title")), this.applicationStatus(application, names, lang));
       if (canSign) {
-        body.push(h("p", {}, t("papp.explain")));
+        body.push(h("p", {}, t("papp.explain")), courtReceives(application.court_receives));
         if (this.asking === "application") body.push(this.confirmPanel("application"));
         else body.push(h("button", { type: "button", class: "primary", id: "application-sign", onclick: () => this.ask("application") }, t("app.sign")));
       }
@@ -216,4 +216,17 @@ export class AgreementPanel {
         ? h("p", { class: "muted", id: "application-missing" }, t("papp.missing_words", { items: app.missing.map((m) => missingText(m, names)).join(t("list.sep")) }))
         : null);
   }
+}
+
+/** What the court will receive with the application (R9, R23), said before the party signs it. */
+function courtReceives(r) {
+  if (!r) return null;
+  const items = (r.items || []).map((k) => t("papp.receives." + k));
+  if ((r.documents || []).length) items.push(t("papp.receives.documents", { names: r.documents.map((d) => d.filename).join(t("list.sep")) }));
+  if (r.recordings) items.push(t("papp.receives.recordings", { n: r.recordings }));
+  if (r.transcripts) items.push(t("papp.receives.transcripts", { n: r.transcripts }));
+  return h("section", { class: "court-receives", id: "court-receives" },
+    h("h4", {}, t("papp.receives_title")),
+    h("ul", {}, items.map((x) => h("li", {}, x))),
+    (r.withheld || []).includes("caucus") ? h("p", { class: "muted" }, t("papp.receives.withheld")) : null);
 }
