@@ -19,6 +19,7 @@ from playwright.async_api import Page, ViewportSize, expect
 
 from tests.conftest import PASSWORD, World
 from tests.web.helpers import CONFIRM, ROOT, Opener, confirm_in_page, shot
+from tests.web.wording import scan
 
 pytestmark = pytest.mark.browser
 
@@ -350,6 +351,9 @@ async def test_console_whole_day(web_world: World, open_page: Opener, tmp_path: 
     await med.click("[data-lang-switch]")
     await expect(med.locator("#lobby h2")).to_contain_text("Lobby")
     await check_page(med, "host view in English", zh=False)
+    # and no Chinese in English mode but what people wrote and named (names, the court, a transcript line, a file)
+    data = ("王五", "赵六", "西宁市湟中区人民法院", "甲方表示愿意先清理通道。", "现场照片.png")
+    assert await scan(med, data) == []
     await shot(med, "console-13-host-english")
     await med.click("[data-lang-switch]")
 

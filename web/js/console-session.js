@@ -43,7 +43,7 @@ export class HostView {
       h("div", { class: "host-head" }, this.title, this.status), this.prompt, this.caucusBox, this.errBox, this.okBox,
       h("div", { class: "host" },
         this.mainCol = h("div", { class: "main-col" }, this.tiles.el,
-          h("div", { class: "controls", role: "toolbar", "aria-label": t("sess.controls") }, this.mute, this.camera,
+          this.controls = h("div", { class: "controls", role: "toolbar", "aria-label": t("sess.controls") }, this.mute, this.camera,
             screenShareButton(this.media, { onError: (e) => this.showError(e) })), this.chat.root),
         this.side),
       this.lower);
@@ -115,7 +115,8 @@ export class HostView {
         if (!box.hidden) paintInvites(this.sessionId, box);
       } }, t("inv.manage"));
       box.hidden = true;
-      parts.push(h("section", { class: "card", id: "invites-card" }, h("h2", {}, t("inv.title")), h("p", { class: "hint" }, t("inv.hint")), btn, box));
+      this.invites = { title: h("h2", {}, t("inv.title")), hint: h("p", { class: "hint" }, t("inv.hint")), btn, box };
+      parts.push(h("section", { class: "card", id: "invites-card" }, this.invites.title, this.invites.hint, btn, box));
     }
     this.lower.append(...parts);
   }
@@ -208,6 +209,13 @@ export class HostView {
   paint() {
     if (this.ended) return;
     const st = this.state || {};
+    const relang = this.lang !== getLang();
+    if (relang) {  // a notice said in the other language is over: clear it rather than mix languages
+      this.say("");
+      this.recNote = null;
+      if (this.editor) this.editor.say("");
+      if (this.documents) this.documents.say("");
+    }
     this.title.textContent = t("host.title", { id: this.sessionId, code: st.case || "" });
     this.paintRec();
     this.mute.textContent = this.media.micMuted ? t("sess.unmute") : t("sess.mute");
@@ -223,8 +231,15 @@ export class HostView {
       ...[caucusPanel(this), this.role === "host" ? endPanel(this) : null].filter(Boolean));
     this.paintPrompt();
     if (keep && document.getElementById(keep)) document.getElementById(keep).focus();
-    if (this.lang !== getLang()) {
+    if (relang) {
       this.lang = getLang();
+      if (this.controls) this.controls.setAttribute("aria-label", t("sess.controls"));
+      if (this.invites) {
+        this.invites.title.textContent = t("inv.title");
+        this.invites.hint.textContent = t("inv.hint");
+        this.invites.btn.textContent = t("inv.manage");
+        if (!this.invites.box.hidden) paintInvites(this.sessionId, this.invites.box);
+      }
       this.chat.paint();
       if (this.editor && this.editor.data) this.editor.render();
       if (this.transcript) this.transcript.render();
