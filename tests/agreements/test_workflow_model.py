@@ -334,7 +334,7 @@ async def template(tmp_path: Path) -> AsyncIterator[Template]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(max(600, RUNS * 8))  # ONEDOOR_MODEL_RUNS=300 for a longer soak
 async def test_workflow_model(template: Template, capsys: pytest.CaptureFixture[str]) -> None:
     WorkflowModel.template, WorkflowModel.loop = template, asyncio.get_running_loop()
     Stats.runs = Stats.steps = 0
