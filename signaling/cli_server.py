@@ -77,16 +77,16 @@ def db_upgrade(a: argparse.Namespace) -> int:
     return 0
 
 
-def raise_fd_limit(want: int = 65536) -> tuple[int, int]:
+def raise_fd_limit(want: int = 65536, enough: int = 8192) -> tuple[int, int]:
     """Each connection is a descriptor (a WebSocket, and several UDP sockets per peer connection): lift the soft
     limit towards the hard one, as far as `want` (systemd's default soft limit of 1,024 would cap a node below
-    ~300 people). Returns (soft, hard) after; a soft limit still below `want` is logged."""
+    ~300 people). Returns (soft, hard) after; a soft limit still below `enough` (~2,000 people) is logged."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = want if hard == resource.RLIM_INFINITY else min(want, hard)
     if soft != resource.RLIM_INFINITY and soft < target:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         soft = target
-    if soft != resource.RLIM_INFINITY and soft < want:
+    if soft != resource.RLIM_INFINITY and soft < enough:
         log.warning("open-file limit is %d (hard %d): raise LimitNOFILE for a busy node (deploy/README.md)",
                     soft, hard)
     return soft, hard
