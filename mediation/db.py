@@ -61,13 +61,13 @@ def unreachable(e: BaseException) -> bool:
     if isinstance(e, ConnectionError | TimeoutError | socket.gaierror):
         return True
     if isinstance(e, exc.DBAPIError):
-        if e.connection_invalidated or isinstance(e, exc.OperationalError | exc.InterfaceError):
+        if e.connection_invalidated:
             return True
-        e = e.orig if e.orig is not None else e
+        e = e.orig if e.orig is not None else e  # a wrong statement stays a 500 with its traceback
     name = type(e).__name__  # asyncpg's, through SQLAlchemy's adapter (PostgresConnectionError and kin)
     return name in {"ConnectionDoesNotExistError", "CannotConnectNowError", "AdminShutdownError",
-                    "CrashShutdownError", "ConnectionFailureError", "TooManyConnectionsError",
-                    "InterfaceError"} or isinstance(e.__cause__, ConnectionError | TimeoutError)
+                    "CrashShutdownError", "ConnectionFailureError", "TooManyConnectionsError"} \
+        or isinstance(e.__cause__, ConnectionError | TimeoutError)
 
 
 Recorder = Callable[[AsyncSession, list[dict[str, Any]]], Awaitable[object]]

@@ -101,7 +101,8 @@ async def application_json(s: AsyncSession, application_id: int) -> dict[str, An
     view = await confirmation.get_application(s, application_id)
     out = jsonable(view)
     out["missing"] = await package.missing_items(s, application_id)
-    out["court_receives"] = await court_receives(s, view.case_id)
+    # told before the parties sign it (a draft); later the package is what was sent
+    out["court_receives"] = await court_receives(s, view.case_id) if view.status == "draft" else None
     ruling = await judging.ruling_for(s, application_id)
     out["ruling"] = jsonable(ruling) if ruling else None
     return dict(out)

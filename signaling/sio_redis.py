@@ -22,11 +22,11 @@ WARN_EVERY = 10.0  # seconds between log lines about failed publishes
 
 
 class RedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]
+    connected: bool  # the library's flag: False makes the next publish connect again
     def __init__(self, url: str) -> None:
         super().__init__(url, redis_options={"socket_connect_timeout": 1.0})
         self._closing: set[asyncio.Task[None]] = set()
         self._warned = -WARN_EVERY
-        self.connected: bool = self.connected
 
     async def _publish(self, data: Any) -> Any:
         """To the other nodes (this node's clients already have it): two tries, the second on a new connection

@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from mediation import schema
+from mediation.db import Database, unreachable
 from mediation.identity import MemoryCodeSender
 from signaling.app import create_app
 from signaling.client import ProtocolError
@@ -134,3 +136,16 @@ async def test_database_and_redis_restart_answer_503_and_recover_without_a_resta
     drafted = await m.call("agreement:draft", {"template": "neighbours"})
     assert drafted["agreement"]["status"] == "draft"
     assert all(c.sio.connected for c in (m, a, b))
+
+
+async def test_a_wrong_statement_is_not_an_outage(tmp_path: Path) -> None:
+    """Only an unreachable store answers 503: a statement the database refuses stays an error with its traceback."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}")
+    try:
+        with pytest.raises(DBAPIError) as e:
+            async with db.session() as s:
+                await s.execute(text("SELECT * FROM no_such_table"))
+        assert not unreachable(e.value)
+    finally:
+        await db.close()
+    assert unreachable(ConnectionRefusedError(111, "Connect call failed"))
