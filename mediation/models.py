@@ -1,4 +1,4 @@
-"""ORM tables of the domain core: centers, staff, cases and their people, sessions, invites, consents.
+"""ORM tables of the domain core: centers, courts, staff, cases and their people, sessions, invites, consents.
 
 Other tables live beside their logic: `mediation.audit` (the audit chain), `mediation.recording_records`,
 `mediation.agreements.models`. `mediation.schema` imports them all so Alembic sees one metadata.
@@ -21,6 +21,24 @@ class Center(Base):
     name: Mapped[str] = mapped_column(String(200))
     address: Mapped[str] = mapped_column(String(300), default="")
     record_caucus: Mapped[bool] = mapped_column(Boolean, default=False)  # R9: caucus recorded separately, privileged
+    # the level above (a township center's county center, a county's city...; mediation.tenancy.CENTER_LEVELS)
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("centers.id"), nullable=True)
+    level: Mapped[str] = mapped_column(String(20), default="county", server_default="county")
+
+
+class CourtRecord(Base):
+    """A court cases can be sent to (R22): the rows behind `mediation.agreements.courts.CourtDirectory`. Created by
+    the system administrator (mediation.tenancy) or seeded from the directory file at start-up."""
+
+    __tablename__ = "courts"
+    id: Mapped[str] = mapped_column(String(50), primary_key=True)  # e.g. "court-huangzhong"
+    name: Mapped[str] = mapped_column(String(200))
+    level: Mapped[str] = mapped_column(String(20))  # basic | intermediate | high
+    region: Mapped[str] = mapped_column(String(100))  # the place name matched against addresses (R22)
+    address: Mapped[str] = mapped_column(String(300), default="")
+    ruling_public_key: Mapped[str] = mapped_column(String(100))  # base64 raw Ed25519
+    recording_public_key: Mapped[str] = mapped_column(String(100))  # base64 raw X25519
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class StaffUser(Base):
@@ -31,7 +49,8 @@ class StaffUser(Base):
     display_name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(30))  # mediation.permissions.StaffRole value
     password_hash: Mapped[str] = mapped_column(String(200))
-    court_id: Mapped[str | None] = mapped_column(String(50), nullable=True)  # judges: which court they sit in
+    # judges: which court they sit in (a courts.id; checked by the use case, no FK: see migration 0006)
+    court_id: Mapped[str | None] = mapped_column(String(50), nullable=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
 
