@@ -11,7 +11,8 @@ from alembic.config import Config
 from mediation.db import Base
 
 # Modules that define tables. Optional ones are imported when present (they land with their features).
-TABLE_MODULES = ["mediation.models", "mediation.audit", "mediation.recording_records", "mediation.agreements.models"]
+TABLE_MODULES = ["mediation.models", "mediation.audit", "mediation.recording_records", "mediation.agreements.models",
+                 "mediation.export_jobs"]
 
 
 def load_all() -> None:
