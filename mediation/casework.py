@@ -70,12 +70,12 @@ async def create_case(db: Database, actor: Actor, courts: CourtDirectory, *, peo
         raise InvalidInput("personal_matter is none, status or inheritance", code="bad_personal_matter") from None
     if fields.pop("personal_status", False):
         matter = cases.PersonalMatter.STATUS
-    if referring_court_id:
-        courts.get(referring_court_id)  # 404 no_court: not in the directory
-    elif fields.get("channel") == cases.Channel.COURT.value:
+    if not referring_court_id and fields.get("channel") == cases.Channel.COURT.value:
         raise InvalidInput("诉调案件须填写委派法院 / a court-referred case names the referring court",
                            code="court_required")
     async with db.session() as s:
+        if referring_court_id:
+            await courts.lookup(s, referring_court_id)  # 404 no_court: not in the courts table
         center = await s.get(Center, actor.center_id)
         if center is None:
             raise Forbidden("only staff of a center open cases", code="forbidden")
@@ -238,21 +238,26 @@ async def join_info(db: Database, token: str, secret: bytes) -> dict[str, Any]:
 # ---- staff and the audit log ------------------------------------------------------------------------------------
 
 async def add_user(db: Database, actor: Actor, courts: CourtDirectory, *, username: str, password: str, role: str,
-                   display_name: str, court_id: str | None) -> dict[str, Any]:
-    """A center admin creates staff of its own center; only the system administrator creates judges (of a court
-    in the directory) and other system administrators (issue 10)."""
+                   display_name: str, court_id: str | None, center_id: int | None = None) -> dict[str, Any]:
+    """A center admin creates staff of its own center (another `center_id` is 403 `other_center`); only the system
+    administrator creates judges (of a court in the courts table: `staff_users.court_id` has no foreign key, this
+    is the check), other system administrators, and staff of any center (issue 10)."""
     system = actor.role == StaffRole.SYSTEM_ADMIN
     if role in (StaffRole.COURT_JUDGE, StaffRole.SYSTEM_ADMIN) and not system:
         raise Forbidden("only the system administrator creates judges and administrators", code="forbidden")
-    if role == StaffRole.COURT_JUDGE:
-        if not court_id:
-            raise InvalidInput("a judge belongs to a court", code="court_required")
-        courts.get(court_id)  # 404 no_court for a court not in the directory
-    elif court_id:
+    if center_id is not None and center_id != actor.center_id and not system:
+        raise Forbidden("一个中心的管理员只管理本中心人员 / an admin manages only its own center's staff",
+                        code="other_center")
+    if role != StaffRole.COURT_JUDGE and court_id:
         raise InvalidInput("only judges belong to a court", code="bad_court")
+    if role == StaffRole.COURT_JUDGE and not court_id:
+        raise InvalidInput("a judge belongs to a court", code="court_required")
     async with db.session() as s:
-        center = await s.get(Center, actor.center_id)
-        assert center is not None
+        if court_id:
+            await courts.lookup(s, court_id)  # 404 no_court for a court not in the table
+        center = await s.get(Center, center_id if center_id is not None else actor.center_id)
+        if center is None:
+            raise NotFound("no such center", code="center_not_found")
         u = await accounts.create_user(s, center, username=username, password=password, role=role,
                                        display_name=display_name, actor=actor.id, court_id=court_id)
         return user_json(u)

@@ -35,7 +35,7 @@ class StaffRole(StrEnum):
     ADMIN = "admin"  # a center's administrator: its own staff, its own audit log
     COURT_JUDGE = "court_judge"  # a judge's staff account (court portal)
     STAFF_PSYCHOLOGIST = "staff_psychologist"
-    SYSTEM_ADMIN = "system_admin"  # above centers: creates courts' judges (issue 10)
+    SYSTEM_ADMIN = "system_admin"  # above centers: creates courts, centers, judges (issue 10)
 
 
 Role = SessionRole | StaffRole
@@ -64,6 +64,9 @@ class Action(StrEnum):
     SESSION_JOIN = "session.join"  # a staff member connects (host, co-mediator, judge, psychologist, clerk)
     INVITE_REISSUE = "invite.reissue"  # only the host mediator or an admin of the center (issue 10)
     USER_CREATE = "user.create"
+    COURT_CREATE = "court.create"  # a court with its public keys (the system administrator; issue 10 item 1)
+    CENTER_CREATE = "center.create"  # a center under its parent level
+    CENTER_LIST = "center.list"
     AUDIT_READ = "audit.read"
     RECORDING_EXPORT = "recording.export"
     AGREEMENT_VIEW = "agreement.view"  # the console: the case's agreement, versions, PDFs, application status
@@ -136,6 +139,10 @@ RULES: dict[Action, Rule] = {
     Action.SESSION_READ: Rule(frozenset({StaffRole.MEDIATOR, StaffRole.ADMIN, StaffRole.COURT_JUDGE}), Scope.CENTER),
     Action.USER_CREATE: Rule(frozenset({StaffRole.ADMIN, StaffRole.SYSTEM_ADMIN}), Scope.NONE),
     Action.AUDIT_READ: Rule(frozenset({StaffRole.ADMIN}), Scope.NONE),
+    # tenancy (mediation.tenancy): above every center, so no object scope; only the system administrator
+    Action.COURT_CREATE: Rule(frozenset({StaffRole.SYSTEM_ADMIN}), Scope.NONE),
+    Action.CENTER_CREATE: Rule(frozenset({StaffRole.SYSTEM_ADMIN}), Scope.NONE),
+    Action.CENTER_LIST: Rule(frozenset({StaffRole.SYSTEM_ADMIN}), Scope.NONE),
     Action.RECORDING_EXPORT: Rule(frozenset({StaffRole.MEDIATOR, StaffRole.ADMIN, StaffRole.COURT_JUDGE}), Scope.CENTER_OR_COURT),
     Action.SESSION_JOIN: Rule(frozenset({StaffRole.MEDIATOR, StaffRole.COURT_JUDGE, StaffRole.STAFF_PSYCHOLOGIST,
                                          StaffRole.INTAKE_CLERK}), Scope.CENTER_OR_COURT),

@@ -28,8 +28,8 @@ class CourtShare:
 
     async def wrap_case(self, case_code: str, court_id: str, *, actor: str) -> list[str]:
         """Wrap every court-bound recording's data key to the court's X25519 key (once per recording and court)."""
-        court = self.courts.get(court_id)
         async with self.db.session() as s:
+            court = await self.courts.lookup(s, court_id)
             recs = [r.id for r in await court_bound(s, case_code)]
         done = []
         for rid in recs:

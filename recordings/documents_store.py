@@ -143,9 +143,9 @@ class CourtDocuments:
         self.db, self.store, self.courts = db, store, courts
 
     async def wrap_case(self, case_code: str, court_id: str) -> list[str]:
-        court = self.courts.get(court_id)
         done = []
         async with self.db.session() as s:
+            court = await self.courts.lookup(s, court_id)
             case = await s.scalar(select(Case).where(Case.code == case_code))
             if case is None:
                 return []

@@ -10,6 +10,8 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from mediation import tenancy
+from mediation.db import unreachable
 from signaling import (
     agreement_api,
     court_api,
@@ -19,6 +21,7 @@ from signaling import (
     events_lobby,
     events_media,
     events_session,
+    exports,
     http_api,
     party_api,
     public_api,
@@ -44,7 +47,7 @@ log = logging.getLogger(__name__)
 
 # Every route table and event table the server answers, handed to the app factory (nothing registers on import).
 ROUTES: list[Api] = [http_api.api, agreement_api.api, court_api.api, recordings_api.api, party_api.api,
-                     public_api.api, documents_api.api]
+                     public_api.api, documents_api.api, exports.api]
 EVENTS: list[EventTable] = [events_lobby.events, events_session.events, events_media.events,
                             recording_events.events, events_agreement.events, events_casefile.events]
 
@@ -122,6 +125,7 @@ def create_app(settings: Settings, services: Services | None = None, routes: lis
         metrics.load = services.cluster.figures
         app.cleanup_ctx.append(_cluster)  # before _lifecycle: its leases are released after the sessions stop
     app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(exports.lifecycle)  # after _lifecycle: the worker stops before the database closes
     app.cleanup_ctx.append(_metrics_listener)
     return app
 
@@ -200,6 +204,12 @@ def _page(file: Path) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await asyncio.to_thread(app[SERVICES].prepare_keys)
+    try:  # the directory file's courts (or the development courts) into the courts table, then every row
+        await tenancy.seed_courts(app[SERVICES].db, app[SERVICES].courts)
+    except Exception as e:
+        if not unreachable(e):
+            raise
+        log.warning("database unreachable at start-up: courts from the directory file only until a lookup reloads")
     yield
     sv = app[SERVICES]
     await app[PUBLISHER].close()

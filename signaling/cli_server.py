@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
-from mediation import accounts, audit, cases, schema, sessions
+from mediation import accounts, audit, cases, schema, sessions, tenancy
 from mediation.db import private_dir, utcnow
 from mediation.models import Center, StaffUser
 from mediation.speech import SpeechSettings, load_recognizer
@@ -128,7 +128,11 @@ async def _recover_at_start(settings: Settings) -> None:
 
 def users_add(a: argparse.Namespace) -> int:
     async def go(sv: Services) -> int:
+        if a.court_id:  # a judge sits in a court of the courts table (seeded from the directory file first)
+            await tenancy.seed_courts(sv.db, sv.courts)
         async with sv.db.session() as s:
+            if a.court_id:
+                await sv.courts.lookup(s, a.court_id)
             center = await ensure_center(s)
             u = await accounts.create_user(s, center, username=a.username, password=a.password, role=a.role,
                                            display_name=a.name, actor="cli", court_id=a.court_id)
@@ -166,6 +170,7 @@ async def ensure_user(s: Any, center: Center, username: str, role: str, name: st
 
 async def make_demo(sv: Services, parties: int = 2) -> dict[str, Any]:
     base = sv.settings.public_url
+    await tenancy.seed_courts(sv.db, sv.courts)  # the development courts (keys under <key_dir>/courts) as rows
     async with sv.db.session() as s:
         center = await ensure_center(s)
         mediator = await ensure_user(s, center, *DEMO_STAFF[0][:3])

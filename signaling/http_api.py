@@ -11,7 +11,7 @@ import qrcode
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from mediation import accounts, cases, casework
+from mediation import accounts, cases, casework, tenancy
 from mediation.casework import user_json
 from mediation.errors import NotFound
 from mediation.permissions import Action
@@ -100,6 +100,27 @@ class UserIn(Strict):
     role: str = Field(max_length=30)
     display_name: str = Field(max_length=200)
     court_id: str | None = Field(None, max_length=50)
+    center_id: int | None = Field(None, ge=1, lt=10**12)  # another center's: the system administrator only
+
+
+class CourtIn(Strict):
+    """A court's directory entry (the same fields and checks as the directory file: mediation.agreements.courts)."""
+
+    id: str = Field(max_length=50)
+    name: str = Field(max_length=200)
+    level: str = Field(max_length=20)
+    region: str = Field(max_length=100)
+    address: str = Field("", max_length=300)
+    ruling_public_key: str = Field(max_length=100)
+    recording_public_key: str = Field(max_length=100)
+
+
+class CenterIn(Strict):
+    code: str = Field(max_length=20)
+    name: str = Field(max_length=200)
+    address: str = Field("", max_length=300)
+    level: str = Field(max_length=20)
+    parent_id: int | None = Field(None, ge=1, lt=10**12)
 
 
 def base_url(ctx: Ctx) -> str:
@@ -171,8 +192,25 @@ async def overdue(ctx: Ctx, _: None) -> dict[str, Any]:
 @api.route("GET", "/api/courts", action=Action.CASE_CREATE)
 async def list_courts(ctx: Ctx, _: None) -> dict[str, Any]:
     """The court directory (id, name, level, region): the intake form's referring-court picker."""
-    return {"courts": [{"id": c.id, "name": c.name, "level": c.level, "region": c.region}
-                       for c in ctx.services.courts.courts.values()]}
+    return {"courts": await tenancy.list_courts(ctx.services.db, ctx.services.courts)}
+
+
+@api.route("POST", "/api/courts", action=Action.COURT_CREATE, body=CourtIn)
+async def create_court(ctx: Ctx, body: CourtIn) -> dict[str, Any]:
+    """Add a court with its public keys (the system administrator; 409 court_exists, 422 invalid_court)."""
+    return {"court": await tenancy.create_court(ctx.services.db, ctx.actor, ctx.services.courts, body.model_dump())}
+
+
+@api.route("GET", "/api/centers", action=Action.CENTER_LIST)
+async def list_centers(ctx: Ctx, _: None) -> dict[str, Any]:
+    """Every center with its level and parent (the system administrator)."""
+    return {"centers": await tenancy.list_centers(ctx.services.db, ctx.actor)}
+
+
+@api.route("POST", "/api/centers", action=Action.CENTER_CREATE, body=CenterIn)
+async def create_center(ctx: Ctx, body: CenterIn) -> dict[str, Any]:
+    """Add a center under a parent of a higher level (the system administrator; 409 center_exists)."""
+    return {"center": await tenancy.create_center(ctx.services.db, ctx.actor, **body.model_dump())}
 
 
 @api.route("POST", "/api/cases", action=Action.CASE_CREATE, body=CaseIn)
@@ -277,10 +315,12 @@ async def join(ctx: Ctx, body: JoinIn) -> dict[str, Any]:
 
 @api.route("POST", "/api/users", action=Action.USER_CREATE, body=UserIn)
 async def add_user(ctx: Ctx, body: UserIn) -> dict[str, Any]:
-    """Create a staff account in the admin's center (judges: only the system administrator)."""
+    """Create a staff account in the admin's center (judges, and staff of another center: only the system
+    administrator)."""
     return {"user": await casework.add_user(ctx.services.db, ctx.actor, ctx.services.courts,
                                             username=body.username, password=body.password, role=body.role,
-                                            display_name=body.display_name, court_id=body.court_id)}
+                                            display_name=body.display_name, court_id=body.court_id,
+                                            center_id=body.center_id)}
 
 
 @api.route("GET", "/api/audit", action=Action.AUDIT_READ)

@@ -24,6 +24,7 @@ from mediation.speech import RecognizerFactory
 from mediation.workflow import Workflow
 from recordings.court_share import CourtShare
 from recordings.documents_store import CourtDocuments, DocumentStore
+from recordings.export_queue import ExportQueue
 from recordings.storage import LocalStorage, RecordingStorage, S3Storage
 from signaling.cluster import ClusterNode
 from signaling.config import Settings
@@ -43,6 +44,9 @@ class Services:
     # speech-to-text drafts (mediation.speech): a factory of per-speaker recognizer streams from the operator's
     # engine (`onedoor serve --speech-model DIR`); None: the feature is off, no audio is decoded at all
     speech: RecognizerFactory | None = None
+    # export jobs: their encrypted results (any node serves them) and the queue (signaling/exports.py starts it)
+    export_store: RecordingStorage | None = None
+    exports: ExportQueue | None = None
     _notary: Notary | None = None
     _courts: CourtDirectory | None = None
 
@@ -87,7 +91,8 @@ class Services:
 
     @property
     def courts(self) -> CourtDirectory:
-        """The court directory: `<key_dir>/courts/courts.json`; development courts are generated when absent."""
+        """The court directory: seeded from `<key_dir>/courts/courts.json` (development courts are generated when
+        absent) and backed by the courts table (`mediation.tenancy.seed_courts` at start-up)."""
         if self._courts is None:
             assert self.settings.key_dir is not None
             self._courts = CourtDirectory.load_or_create_dev(self.settings.key_dir)
@@ -109,6 +114,7 @@ class Services:
             challenge_secret=hashlib.sha256(b"onedoor-join-challenge:" + raw).digest(),
             live=LiveSessions(),
             storage=recording_storage(settings),
+            export_store=export_storage(settings),
         )
 
 
@@ -116,6 +122,13 @@ def document_storage(settings: Settings) -> RecordingStorage:
     if settings.s3_bucket:
         return S3Storage(bucket=settings.s3_bucket, endpoint_url=settings.s3_endpoint, prefix="documents/")
     return LocalStorage(settings.data_dir / "documents")
+
+
+def export_storage(settings: Settings) -> RecordingStorage:
+    """Export jobs' results, encrypted (recordings/export_job.py): beside the recordings, never inside them."""
+    if settings.s3_bucket:
+        return S3Storage(bucket=settings.s3_bucket, endpoint_url=settings.s3_endpoint, prefix="exports/")
+    return LocalStorage(settings.data_dir / "exports")
 
 
 def recording_storage(settings: Settings) -> RecordingStorage:

@@ -117,6 +117,9 @@ async def suggest_court(s: AsyncSession, agreement_id: int, courts: CourtDirecto
     view = await get_agreement(s, agreement_id)
     case = await case_row(s, view.case_id)
     center = await center_of(s, case)
+    if case.referring_court_id:
+        await courts.lookup(s, case.referring_court_id)  # created on another node since this one last loaded
+    await courts.fresh(s)  # venue by place: courts created elsewhere in the last minute
     return suggest_courts(
         courts, referring_court_id=case.referring_court_id,
         party_addresses=[p["address"] for p in view.content["parties"] if p["kind"] == "party"],

@@ -8,6 +8,12 @@ A directory is a list of courts loadable from JSON (`[{...}]` or `{"courts": [..
 
 Development courts (`load_or_create_dev`) keep their private keys under `<key_dir>/courts/` (0600) so the dev
 judge can sign rulings and `onedoor verify --court-key` can unwrap recordings; real courts keep theirs.
+
+The directory is backed by the `courts` table (issue 10 item 1): at start-up the file's courts are upserted into it
+(`seed`: the file wins for the courts it lists), and the directory then holds every row. The system administrator
+creates courts through the API (mediation.tenancy), which adds them to the rows and to this node's directory at
+once; another node learns of a court when a lookup misses (`lookup` reloads the rows), or at `refresh`.
+`get` and `.courts` answer from what was last loaded.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 import tomllib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,13 +30,21 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation.canonical import sha256_hex
 from mediation.errors import Forbidden, InvalidInput, NotFound
 from mediation.keyring import write_secret
+from mediation.models import CourtRecord
 
 log = logging.getLogger(__name__)
 LEVELS = ("basic", "intermediate", "high")
+# what the `courts` table holds (mediation.models.CourtRecord): longer values are refused, not truncated
+LIMITS = {"id": 50, "name": 200, "level": 20, "region": 100, "address": 300, "ruling_public_key": 100,
+          "recording_public_key": 100}
+ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
 
 DEV_COURTS = (
     ("court-huangzhong", "西宁市湟中区人民法院", "basic", "湟中区", "青海省西宁市湟中区鲁沙尔镇"),
@@ -68,23 +83,40 @@ class CourtSuggestion:
     reasons: list[str] = field(default_factory=list)
 
 
-def _court(d: dict[str, Any]) -> Court:
+def parse_court(d: dict[str, Any]) -> Court:
+    """One directory entry (from the file or the API), checked: every field present, the id made of ASCII letters,
+    digits and `-_.`, the level one of LEVELS, a 32-byte Ed25519 ruling key and a 32-byte X25519 recording key (in
+    base64). Anything else is 422 `invalid_court`."""
+    entry = str(d.get("id", ""))[:60]
     try:
         c = Court(**{k: str(d[k]) for k in Court.__dataclass_fields__})
-        Ed25519PublicKey.from_public_bytes(base64.b64decode(c.ruling_public_key))
-        if len(base64.b64decode(c.recording_public_key)) != 32:
+        for k, limit in LIMITS.items():
+            if len(getattr(c, k)) > limit:
+                raise ValueError(f"{k} longer than {limit} characters")
+        if not c.id or not set(c.id) <= ID_CHARS:
+            raise ValueError("id is ASCII letters, digits, '-', '_' or '.'")
+        if not c.name.strip():
+            raise ValueError("name is empty")
+        Ed25519PublicKey.from_public_bytes(base64.b64decode(c.ruling_public_key, validate=True))
+        if len(base64.b64decode(c.recording_public_key, validate=True)) != 32:
             raise ValueError("recording_public_key must be 32 bytes")
-    except (KeyError, ValueError) as e:
-        raise InvalidInput(f"court directory entry invalid: {e}", code="invalid_court", entry=d.get("id")) from e
+    except (KeyError, ValueError, TypeError) as e:
+        raise InvalidInput(f"court directory entry invalid: {e}", code="invalid_court", entry=entry) from e
     if c.level not in LEVELS:
-        raise InvalidInput(f"court {c.id}: level must be one of {LEVELS}", code="invalid_court")
+        raise InvalidInput(f"court {c.id}: level must be one of {LEVELS}", code="invalid_court", entry=entry)
     return c
+
+
+def court_of(row: CourtRecord) -> Court:
+    return Court(row.id, row.name, row.level, row.region, row.address, row.ruling_public_key,
+                 row.recording_public_key)
 
 
 class CourtDirectory:
     def __init__(self, courts: list[Court], key_dir: Path | None = None) -> None:
         self.courts = {c.id: c for c in courts}
         self.key_dir = key_dir
+        self.loaded_at = float("-inf")  # time.monotonic() of the last load from the table
 
     @classmethod
     def from_file(cls, path: Path, key_dir: Path | None = None) -> CourtDirectory:
@@ -93,7 +125,7 @@ class CourtDirectory:
         else:
             doc = json.loads(path.read_text("utf-8"))
             entries = doc["courts"] if isinstance(doc, dict) else doc
-        return cls([_court(e) for e in entries], key_dir)
+        return cls([parse_court(e) for e in entries], key_dir)
 
     @classmethod
     def load_or_create_dev(cls, key_dir: Path) -> CourtDirectory:
@@ -118,9 +150,46 @@ class CourtDirectory:
         return cls(courts, key_dir)
 
     def get(self, court_id: str) -> Court:
+        """From the rows last loaded; `lookup` is the same with a reload when the court is not (yet) known here."""
         if court_id not in self.courts:
             raise NotFound(f"法院目录中没有该法院 / no court '{court_id}' in the directory", code="no_court")
         return self.courts[court_id]
+
+    async def lookup(self, s: AsyncSession, court_id: str) -> Court:
+        """A court by id; a miss reloads the rows first (a court created on another node since the last load)."""
+        if court_id not in self.courts:
+            await self.refresh(s)
+        return self.get(court_id)
+
+    async def refresh(self, s: AsyncSession) -> None:
+        """Hold every row of the `courts` table, over what was loaded before (courts are never deleted); the
+        mapping is replaced at once, so a reader sees the old one or the new one."""
+        rows = (await s.scalars(select(CourtRecord).order_by(CourtRecord.id))).all()
+        self.courts = {**self.courts, **{r.id: court_of(r) for r in rows}}
+        self.loaded_at = time.monotonic()
+
+    async def fresh(self, s: AsyncSession, max_age: float = 60.0) -> None:
+        """Reload the rows if the last load is older than `max_age` seconds (venue suggestions list every court, so
+        a miss cannot tell them of a court created on another node)."""
+        if time.monotonic() - self.loaded_at > max_age:
+            await self.refresh(s)
+
+    async def seed(self, s: AsyncSession) -> int:
+        """Upsert the courts this directory was loaded with (the file, or the development courts) into the table,
+        then hold every row. Safe when several nodes start at once (INSERT .. ON CONFLICT DO UPDATE)."""
+        insert = postgresql.insert if s.get_bind().dialect.name == "postgresql" else sqlite.insert
+        for c in self.courts.values():
+            values = c.to_dict()
+            stmt = insert(CourtRecord).values(**values)
+            await s.execute(stmt.on_conflict_do_update(index_elements=[CourtRecord.id],
+                                                       set_={k: v for k, v in values.items() if k != "id"}))
+        n = len(self.courts)
+        await self.refresh(s)
+        return n
+
+    def add(self, court: Court) -> None:
+        """This node holds a court just created (the row is committed by the caller)."""
+        self.courts = {**self.courts, court.id: court}
 
     def _private(self, court_id: str, suffix: str) -> Any:
         path = self.key_dir / "courts" / f"{court_id}-{suffix}.pem" if self.key_dir else None

@@ -260,7 +260,7 @@ async def rule(
     if app.status != "accepted":
         raise Conflict("须先受理 / accept the application before ruling", code="not_accepted")
     judge = await judge_account(s, judge_id)
-    court = courts.get(app.court_id)
+    court = await courts.lookup(s, app.court_id)
     a = await agreement_row(s, app.agreement_id)
     document = {
         "type": "onedoor-court-ruling", "court": {"id": court.id, "name": court.name}, "case": code,
@@ -352,7 +352,7 @@ async def ruling_document(s: AsyncSession, application_id: int, *, courts: Court
         return row
     app = await application_row(s, application_id)
     applicants = json.loads(app.document).get("applicants", [])
-    court = courts.get(view.court_id)
+    court = await courts.lookup(s, view.court_id)
     doc = ruling_input(view, verify_url=verify_url, court_fingerprint=court.ruling_key_fingerprint,
                        applicants=applicants, center_name=center_name)
     pdf = await asyncio.to_thread(render_document, doc, font)
