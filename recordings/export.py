@@ -26,7 +26,7 @@ import asyncio
 import hashlib
 import math
 import os
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -138,6 +138,10 @@ def grid_filter(
     return ";".join(parts)
 
 
+# MP4 written to a pipe cannot be rewritten at the end (no seek): fragmented, the index first (plays everywhere)
+_MOVFLAGS_PIPE = "frag_keyframe+empty_moov+default_base_moof"
+
+
 @dataclass
 class _Plan:
     readers: list[DecryptedStream]
@@ -178,7 +182,7 @@ async def _plan(
     # head alone, which ffmpeg refuses): left out; the manifest still lists it
     streams = [s for s in streams if s.status not in ("truncated", "corrupt") or (s.segments or 0) >= 2]
     if not streams:
-        raise NotFound("the recording has no media", recording=recording_id)
+        raise NotFound("the recording has no media", code="no_media", recording=recording_id)
     key = await authorize_read(db, keyring, recording_id, actor=actor, reason=reason, action="recording.export",
                                detail={"raw": raw, "file": file})
     duration_s = max(0.04, (rec.duration_ms or 0) / 1000)
@@ -191,7 +195,8 @@ async def _plan(
         args = ["-filter_complex", graph, "-map", "[vout]", "-map", "[aout]",
                 "-c:v", "libx264", "-preset", "veryfast", "-crf", "26", "-pix_fmt", "yuv420p", "-r", str(fps),
                 "-c:a", "aac", "-b:a", "128k", "-t", f"{duration_s:.3f}",
-                *(["-movflags", "+faststart"] if fmt == "mp4" else []), "-f", fmt, target]
+                *(["-movflags", _MOVFLAGS_PIPE if target == "pipe:1" else "+faststart"] if fmt == "mp4" else []),
+                "-f", fmt, target]
     return _Plan(readers, args, duration_s, [s.stream_id for s in streams], gaps)
 
 
@@ -241,15 +246,26 @@ async def export_stream(
     ffmpeg: str = "ffmpeg",
     tile: tuple[int, int] = (640, 360),
     fps: int = 15,
+    fmt: str = "matroska",
+    progress: Callable[[float], None] | None = None,
 ) -> AsyncGenerator[bytes, None]:
-    """The export as Matroska bytes (grid: H.264 + AAC; raw: the original tracks), straight from ffmpeg's stdout:
-    no plaintext file exists at any moment. Errors before the first chunk (not found, no key, ffmpeg refusing)
-    raise before anything is yielded; the audit entry with the SHA-256 is written once the last byte is out."""
-    file = f"{recording_id}.mkv"
+    """The export as Matroska bytes (grid: H.264 + AAC; raw: the original tracks), or with fmt="mp4" (grid only)
+    fragmented MP4, straight from ffmpeg's stdout: no plaintext file exists at any moment. Errors before the first
+    chunk (not found, no key, ffmpeg refusing) raise before anything is yielded; the audit entry with the SHA-256
+    is written once the last byte is out. `progress` is told the share done (0..1) against the recording's
+    duration, as ffmpeg reports its position."""
+    fmt = "matroska" if raw else fmt
+    file = f"{recording_id}.{'mp4' if fmt == 'mp4' else 'mkv'}"
     plan = await _plan(db, storage, keyring, recording_id, "pipe:1", actor=actor, reason=reason, raw=raw,
-                       fmt="matroska", file=file, fontfile=fontfile, tile=tile, fps=fps)
+                       fmt=fmt, file=file, fontfile=fontfile, tile=tile, fps=fps)
     h, size = hashlib.sha256(), 0
-    chunks = stream_ffmpeg(plan.readers, plan.args, ffmpeg=ffmpeg, env={**os.environ, **({"TZ": tz} if tz else {})})
+
+    def on_time(seconds: float) -> None:
+        if progress is not None:
+            progress(max(0.0, min(1.0, seconds / plan.duration_s)))
+
+    chunks = stream_ffmpeg(plan.readers, plan.args, ffmpeg=ffmpeg, env={**os.environ, **({"TZ": tz} if tz else {})},
+                           on_time=on_time if progress is not None else None)
     try:
         async for chunk in chunks:
             h.update(chunk)

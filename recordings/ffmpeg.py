@@ -14,7 +14,7 @@ import ctypes
 import logging
 import os
 import signal
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
 
 from mediation.errors import OneDoorError
@@ -82,30 +82,53 @@ def raw_output_args(streams: list[tuple[str, str, list[str]]], labels: dict[str,
     return [*args, "-c", "copy", "-f", "matroska", str(out)]
 
 
+async def _progress(fd: int, on_time: Callable[[float], None]) -> None:
+    """Read ffmpeg's `-progress` key=value lines from our end of a pipe; report each `out_time_us` in seconds."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader()
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
+                                                os.fdopen(fd, "rb", buffering=0))
+    try:
+        while line := await reader.readline():
+            key, _, value = line.decode(errors="replace").strip().partition("=")
+            if key == "out_time_us" and value.isdigit():
+                on_time(int(value) / 1e6)
+    finally:
+        transport.close()
+
+
 async def _start(readers: list[DecryptedStream], output_args: list[str], *, ffmpeg: str, env: dict[str, str] | None,
-                 stdout: int) -> tuple[asyncio.subprocess.Process, list[asyncio.Task[None]]]:
+                 stdout: int, on_time: Callable[[float], None] | None = None,
+                 ) -> tuple[asyncio.subprocess.Process, list[asyncio.Task[None]]]:
     pipes = [os.pipe() for _ in readers]
     args = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-copyts"]
+    progress = os.pipe() if on_time is not None else None
+    if progress is not None:
+        args += ["-nostats", "-stats_period", "0.25", "-progress", f"pipe:{progress[1]}"]
     for r, _ in pipes:
         args += ["-thread_queue_size", "1024", "-f", "matroska", "-i", f"pipe:{r}"]
     try:
         proc = await asyncio.create_subprocess_exec(
             *args, *output_args,
             preexec_fn=_die_with_parent,
-            pass_fds=[r for r, _ in pipes],
+            pass_fds=[r for r, _ in pipes] + ([progress[1]] if progress else []),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=stdout,
             stderr=asyncio.subprocess.PIPE,
             env=env,
         )
     except BaseException:
-        for r, w in pipes:
+        for r, w in pipes + ([progress] if progress else []):
             os.close(r)
             os.close(w)
         raise
     for r, _ in pipes:
         os.close(r)
-    return proc, [asyncio.create_task(_feed(reader, w)) for reader, (_, w) in zip(readers, pipes, strict=True)]
+    tasks = [asyncio.create_task(_feed(reader, w)) for reader, (_, w) in zip(readers, pipes, strict=True)]
+    if progress is not None and on_time is not None:
+        os.close(progress[1])
+        tasks.append(asyncio.create_task(_progress(progress[0], on_time)))
+    return proc, tasks
 
 
 async def _abort(proc: asyncio.subprocess.Process, tasks: list[asyncio.Task[None]]) -> None:
@@ -137,11 +160,14 @@ async def run_ffmpeg(readers: list[DecryptedStream], output_args: list[str], out
 
 
 async def stream_ffmpeg(readers: list[DecryptedStream], output_args: list[str], *, ffmpeg: str = "ffmpeg",
-                        env: dict[str, str] | None = None, chunk: int = 1 << 16) -> AsyncGenerator[bytes, None]:
+                        env: dict[str, str] | None = None, chunk: int = 1 << 16,
+                        on_time: Callable[[float], None] | None = None) -> AsyncGenerator[bytes, None]:
     """Feed each decrypted stream to ffmpeg through its own pipe and yield what ffmpeg writes to its stdout
     (`output_args` end in `pipe:1`). Nothing is written to any file. Close the generator (`contextlib.aclosing`)
-    if you stop early: ffmpeg is killed. A failure raises `ExportFailed` after the bytes already yielded."""
-    proc, feeders = await _start(readers, output_args, ffmpeg=ffmpeg, env=env, stdout=asyncio.subprocess.PIPE)
+    if you stop early: ffmpeg is killed. A failure raises `ExportFailed` after the bytes already yielded.
+    `on_time` is told the output's position in seconds as ffmpeg reports it (`-progress` on a pipe of its own)."""
+    proc, feeders = await _start(readers, output_args, ffmpeg=ffmpeg, env=env, stdout=asyncio.subprocess.PIPE,
+                                 on_time=on_time)
     assert proc.stdout is not None and proc.stderr is not None
     errors = asyncio.create_task(proc.stderr.read())
     tasks: list[asyncio.Task[None]] = [*feeders, errors]  # type: ignore[list-item]

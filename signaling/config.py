@@ -43,6 +43,11 @@ class Settings:
     secure_cookies: bool = False  # True behind HTTPS
     s3_bucket: str | None = None  # recordings in an S3-compatible store instead of data_dir/recordings
     s3_endpoint: str | None = None
+    # export jobs (recordings/export_queue.py): how many ffmpeg exports one node runs at once; with redis_url, a
+    # running job not touched for export_heartbeat s is handed to another node (checked every export_sweep s)
+    export_concurrency: int = 1
+    export_heartbeat: int = 15
+    export_sweep: int = 5
     web_dir: Path | None = None  # default: the installed `web` package
 
     def __post_init__(self) -> None:
