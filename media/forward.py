@@ -6,6 +6,12 @@ it through the slot's `RtpForwarder` (header rewritten, payload untouched: media
 sendonly transceiver on a subscriber's peer connection; it is bound to at most one publication at a time and
 reused when its publication goes away.
 
+Audio in RED (RFC 2198; media/sdpmunge.py offers it, Chromium sends it): the publication recognises the
+payload type its receiver negotiated for red (`red_pt`) and forwards the packet unchanged to subscribers that
+negotiated red, and its primary block as plain Opus to the others (parsed once per packet, only if one of them
+is active; a malformed RED packet goes to nobody and is counted in `red_malformed`). Frame sinks get stored RED
+(recordings/red.py `stored`): the recorder keeps what it receives and the export unwraps it.
+
 There is no queue on the forwarding path: a packet is sent while the publisher's packet is handled, or dropped
 (video then waits for the next keyframe, asking the publisher for one). Complete encoded frames are assembled
 only while the publication has frame sinks (the recorder participant).
@@ -30,6 +36,7 @@ from aiortc.rtp import RtpPacket
 from media import passthrough
 from media.bandwidth import RembControl
 from media.rtpforward import RtpForwarder, vp8_keyframe_start
+from recordings import red
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +127,9 @@ class Publication:
     plis_sent: int = 0
     remb: RembControl | None = None  # video: the bitrate told to the publisher (media/bandwidth.py)
     remb_log: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=600))  # (monotonic, bit/s)
+    red_pt: int | None = None  # audio: the red payload type of its receiver (the publisher sends RED)
+    red_in: int = 0  # RED packets received
+    red_malformed: int = 0  # RED packets that did not parse: forwarded to nobody
     _last_pli: float = float("-inf")
     _pending: asyncio.TimerHandle | None = None
     _epoch: object = None
@@ -168,9 +178,38 @@ class Publication:
             level = packet.extensions.audio_level  # (voice activity, -dBov), passed on as received
             ext = None if level is None else bytes([(level[0] << 7) | (level[1] & 0x7F)])
         seq, ts, marker, epoch = packet.sequence_number, packet.timestamp, packet.marker, self._epoch
+        if packet.payload_type == self.red_pt:  # never for video (None)
+            self._forward_red(seq, ts, marker, payload, epoch, ext, ntp, now)
+            return
         for slot in self.slots:
             if slot.active:
                 slot.forwarder.forward(seq, ts, marker, payload, start_ok, epoch, ext, ntp, now)
+
+    def _forward_red(
+        self,
+        seq: int,
+        ts: int,
+        marker: int,
+        payload: bytes,
+        epoch: object,
+        ext: bytes | None,
+        ntp: int,
+        now: float,
+    ) -> None:
+        """A RED packet: as it is to subscribers that negotiated red, its primary (Opus) to the others."""
+        self.red_in += 1
+        primary = red.primary(payload)
+        if primary is None:
+            self.red_malformed += 1
+            return
+        for slot in self.slots:
+            if slot.active:
+                forwarder = slot.forwarder
+                red_pt = forwarder.red_payload_type
+                if red_pt is None:
+                    forwarder.forward(seq, ts, marker, primary, True, epoch, ext, ntp, now)
+                else:
+                    forwarder.forward(seq, ts, marker, payload, True, epoch, ext, ntp, now, red_pt)
 
     def has_sinks(self) -> bool:
         return bool(self.sinks)
@@ -178,6 +217,8 @@ class Publication:
     def on_frame(self, codec: RTCRtpCodecParameters, frame: JitterFrame) -> None:
         """A complete encoded frame (assembled only while there are sinks): to the recorder participant."""
         data = frame.data
+        if codec.payloadType == self.red_pt:
+            data = red.stored(data)  # the recorder keeps RED as received (recordings/red.py)
         keyframe = self.kind == "audio" or passthrough.is_vp8_keyframe(data)
         for sink in list(self.sinks.values()):
             sink(self.owner, self.source, data, frame.timestamp, keyframe)

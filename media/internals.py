@@ -255,6 +255,43 @@ RECEIVER_HANDLE_RTP = _add(
         ),
     )
 )
+RECEIVER_RECEIVE = _add(
+    Internal(
+        _RECV,
+        "receive",
+        Kind.WRAPPED,
+        "passthrough.accept_extra_codec (RED on hub receivers)",
+        "coroutine receive(parameters) looked up on the receiver instance by the peer connection, once; it fills "
+        "__codecs from parameters.codecs and registers every codec's payload type with the RTP router, which "
+        "routes a packet only if its payload type is registered for the receiver of its SSRC",
+        params=("self", "parameters"),
+        calls=(
+            (f"{_PC}._RTCPeerConnection__connect", "await transceiver.receiver.receive("),
+            (f"{_RECV}.receive", "for codec in parameters.codecs:"),
+            (
+                f"{_DTLS}._register_rtp_receiver",
+                "payload_types=[codec.payloadType for codec in parameters.codecs]",
+            ),
+            (
+                "aiortc.rtcdtlstransport.RtpRouter.route_rtp",
+                "if ssrc_receiver is not None and ssrc_receiver in pt_receivers:",
+            ),
+        ),
+    )
+)
+UNKNOWN_CODECS_IGNORED = _add(
+    Internal(
+        "aiortc.rtcpeerconnection",
+        "find_common_codecs",
+        Kind.BEHAVIOUR,
+        "sdpmunge.offer_red, peer.Peer.apply_answer",
+        "a codec aiortc does not know (red) in a remote description is left out of the negotiated codecs, so "
+        "the red the hub offers never reaches aiortc's own state (nor an aiortc client's answer: the bots keep "
+        "Opus); aiortc.codecs.CODECS has no red (checked)",
+        params=("local_codecs", "remote_codecs"),
+        calls=(("aiortc.rtcpeerconnection.find_common_codecs", "if is_codec_compatible(codec, c):"),),
+    )
+)
 RECEIVER_SEND_RTCP = _add(
     Internal(
         _RECV,
@@ -1021,6 +1058,10 @@ def _check(entry: Internal, samples: dict[str, Any]) -> list[str]:
         src = _source(target)
         if src.find("if task is None:") > src.find("get_decoder(codec)"):
             out.append("the decoder is created before the stop sentinel is looked at")
+    if entry is UNKNOWN_CODECS_IGNORED:
+        codecs = _resolve("aiortc.codecs.CODECS")
+        if any(c.mimeType.lower() == "audio/red" for c in codecs.get("audio", [])):
+            out.append("aiortc now has an audio/red codec: RED would be negotiated by aiortc itself")
     if entry is CURRENT_MS and abs(target() - (time.time() + NTP_EPOCH) * 1000) > 1000:
         out.append("current_ms() is no longer NTP-epoch milliseconds of time.time()")
     return out

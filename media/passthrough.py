@@ -21,6 +21,12 @@ SRTP-protects already-built packets and sends them on the sender's (bundled) tra
 counters right for its RTCP sender reports; `on_negotiated` tells when a sender has started and with which
 parameters; `on_retransmit_request` answers the subscriber's NACKs from the hub's own packet cache.
 
+RED (media/sdpmunge.py): aiortc knows no "audio/red" and is not taught one (its codec table is process-wide:
+every aiortc client in the process would then answer with red and try to encode or decode it).
+`accept_extra_codec` wraps `receive` on one hub receiver instance so that, when the answer negotiated red, the
+receiver is started with red's payload type among its codecs: aiortc's RTP router then routes those packets to
+it (it matches SSRC *and* payload type), and forward_receiver hands them on like any other.
+
 `drop_incoming_rtp` simulates a lossy downlink on one transport (tests: the DummyConnection loss_pattern idea).
 `check_aiortc_internals` verifies every entry of that table; the hub calls it once per process and a test
 calls it too, so an aiortc/aioice upgrade fails loudly instead of silently decoding (or dropping) everything.
@@ -31,6 +37,7 @@ use dict lookups keyed by the table's names.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import logging
 import socket
@@ -388,6 +395,24 @@ def on_negotiated(sender: RTCRtpSender, callback: Callable[[Any, int, int, RtpOu
         return send
 
     ix.replace(sender, ix.SENDER_SEND, wrap)
+
+
+def accept_extra_codec(receiver: RTCRtpReceiver, extra: Callable[[], list[RTCRtpCodecParameters]]) -> None:
+    """Start `receiver` with the codecs `extra()` returns (asked when it starts) added to the negotiated ones.
+    Must be called before the receiver starts."""
+    if ix.get(receiver, ix.RECEIVER_STARTED):
+        raise AiortcInternalsChanged("accept_extra_codec() called on a receiver that already started")
+
+    def wrap(original: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
+        async def receive(parameters: Any) -> None:
+            more = [c for c in extra() if all(c.payloadType != k.payloadType for k in parameters.codecs)]
+            if more:
+                parameters = dataclasses.replace(parameters, codecs=[*parameters.codecs, *more])
+            await original(parameters)
+
+        return receive
+
+    ix.replace(receiver, ix.RECEIVER_RECEIVE, wrap)
 
 
 def on_retransmit_request(sender: RTCRtpSender, callback: Callable[[int], None]) -> None:

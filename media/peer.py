@@ -3,7 +3,10 @@
 Negotiation is glare-free by construction: the server is always the offerer. Its first offer has three
 recvonly m-lines the client publishes on (audio, camera, screen: mids in `publish`) followed by one sendonly
 m-line per forwarded track (a `Slot`); the client only ever answers. Later offers add slots. Only Opus and VP8
-(+ RTX) are offered, so nothing else can be negotiated; an answer that drops them is refused.
+(+ RTX) are offered, so nothing else can be negotiated; an answer that drops them is refused. Every audio section
+also offers RED before Opus (media/sdpmunge.py): a browser that keeps it sends RED to the hub and gets RED from it;
+a client that drops it (aiortc) sends and gets plain Opus. `red_in` is the red payload type the client's audio
+publication negotiated (its hub receiver accepts it), each audio slot's forwarder gets its own.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender, RTCRtpTransceiver, RTCSessionDescription
 from aiortc import sdp as aiortc_sdp
 from aiortc.exceptions import InvalidStateError, OperationError
-from aiortc.rtcrtpparameters import RTCRtpCodecCapability
+from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 
 from media import passthrough
 from media.bandwidth import DownlinkEstimate
@@ -26,7 +29,7 @@ from media.config import MediaConfig
 from media.errors import MalformedSdp, NegotiationConflict, UnsupportedCodec
 from media.forward import CLOCK_RATE, Publication, Slot, SlotTrack
 from media.rtpforward import RtpForwarder, SendParams
-from media.sdpmunge import opus_fec_dtx
+from media.sdpmunge import offer_red, opus_fec_dtx, red_payload_types
 from media.weaklink import FULL, KEYFRAMES_ONLY, LinkMeter, LinkState
 
 logger = logging.getLogger(__name__)
@@ -86,6 +89,7 @@ class Peer:
         self.link = LinkState(config, top=FULL if config.keyframes_step else 1)
         self.meter = LinkMeter()
         self.downlink = DownlinkEstimate(config)  # bit/s, from its receiver reports and its own REMB
+        self.red_in: int | None = None  # the red payload type its audio publication negotiated, if any
 
     @property
     def keyframes_only(self) -> bool:
@@ -108,15 +112,24 @@ class Peer:
         self.link.reset()
         self.meter.reset()
         self.downlink.reset()
+        self.red_in = None
         for source, kind in PUBLISH_SOURCES:
             transceiver = pc.addTransceiver(kind, direction="recvonly")
             transceiver.setCodecPreferences(codec_preferences(kind))
             self.publish[source] = transceiver
+            if kind == "audio":
+                passthrough.accept_extra_codec(transceiver.receiver, self._red_codecs)
             publication(source).attach(transceiver.receiver)
 
         @pc.on("connectionstatechange")
         def _state() -> None:
             on_state(pc, pc.connectionState)
+
+    def _red_codecs(self) -> list[RTCRtpCodecParameters]:
+        if self.red_in is None:
+            return []
+        red = RTCRtpCodecParameters(mimeType="audio/red", clockRate=48000, channels=2, payloadType=self.red_in)
+        return [red]
 
     def add_slot(self, kind: str, on_keyframe: Callable[[Slot], None]) -> Slot:
         """A new sendonly transceiver; `on_keyframe(slot)` runs on the subscriber's PLI/FIR or a dropped packet."""
@@ -152,14 +165,20 @@ class Peer:
             self.fast_sockets = passthrough.fast_rtp_path(self.pc)
         return {
             "type": "offer",
-            "sdp": opus_fec_dtx(self.pc.localDescription.sdp),  # publishers: Opus FEC + DTX
+            "sdp": offer_red(opus_fec_dtx(self.pc.localDescription.sdp)),  # Opus FEC + DTX, RED before Opus
             "publish": {source: t.mid for source, t in self.publish.items()},
         }
 
     async def apply_answer(self, sdp_text: Any) -> None:
         if self.pc is None or not self.offer_outstanding:
             raise NegotiationConflict("no offer is waiting for an answer")
-        check_answer(sdp_text, self.config.max_sdp_chars)
+        reds = red_payload_types(check_answer(sdp_text, self.config.max_sdp_chars))
+        audio = self.publish.get("audio")
+        if audio is not None and audio.mid is not None:
+            self.red_in = reds.get(audio.mid)  # read when its receiver starts (at the first answer)
+            publication = self.publications.get("audio")
+            if publication is not None:
+                publication.red_pt = self.red_in
         try:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp_text, type="answer"))
         except OperationError as exc:
@@ -171,6 +190,8 @@ class Peer:
         self.offer_outstanding, self.pending_offer = False, None
         for slot in self.slots:
             slot.negotiated = slot.transceiver.currentDirection in ("sendonly", "sendrecv")
+            if slot.kind == "audio" and slot.mid is not None:
+                slot.forwarder.red_payload_type = reds.get(slot.mid)
 
     def live_sources(self) -> list[str]:
         """Sources the client agreed to send in the last answer."""

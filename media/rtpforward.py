@@ -16,6 +16,11 @@ payload untouched (for VP8 the payload descriptor stays as the publisher wrote i
   the publisher at the key frame rate instead of not at all. (Temporal layers would be the finer step: see
   docs/performance.md for why the hub does not use them yet.)
 
+- RED (RFC 2198, media/sdpmunge.py): a subscriber whose answer kept red (`red_payload_type`) gets a RED
+  publisher's packets as they are, under its red payload type; one that did not gets only the primary block as a
+  plain Opus packet under its Opus payload type (the publication strips it once per packet: recordings/red.py).
+  Sequence numbers are unchanged either way.
+
 No aiortc internals here: `RtpOut` (media/passthrough.py) protects and sends the bytes on the sender's transport.
 """
 
@@ -113,6 +118,7 @@ class RtpForwarder:
         self._rtx_seq = random.randrange(1 << 15)
         self._cache: list[tuple[int, bytes, int] | None] = [None] * CACHE if self._video else []
         self.packets = self.frames = self.bytes = self.dropped = self.retransmitted = 0
+        self.red_payload_type: int | None = None  # audio: the subscriber's red payload type, if negotiated
         self.keyframes_only = False
         self.skipped = 0  # packets not sent because only key frames go to this subscriber
         self.keyframes = 0  # key frames started (video)
@@ -157,10 +163,13 @@ class RtpForwarder:
         ext: bytes | None,
         ntp: int,
         now: float,
+        payload_type: int | None = None,
     ) -> None:
+        """Send one packet; `payload_type` overrides the negotiated one (a RED payload: `red_payload_type`)."""
         p, out = self.params, self._out
         if p is None or out is None:
             return
+        pt = p.payload_type if payload_type is None else payload_type
         if self.need_start or source is not self._source:
             if not start_ok:
                 if self.keyframes_only and self.need_start and source is self._source:
@@ -186,16 +195,14 @@ class RtpForwarder:
             block = p.static_ext
             data = b"".join(
                 (
-                    _HEADER.pack(
-                        0x90 if block else 0x80, (marker << 7) | p.payload_type, out_seq, out_ts, p.ssrc
-                    ),
+                    _HEADER.pack(0x90 if block else 0x80, (marker << 7) | pt, out_seq, out_ts, p.ssrc),
                     block,
                     payload,
                 )
             )
             header_len = 12 + len(block)
         else:
-            head = _HEADER.pack(0x90, (marker << 7) | p.payload_type, out_seq, out_ts, p.ssrc)
+            head = _HEADER.pack(0x90, (marker << 7) | pt, out_seq, out_ts, p.ssrc)
             data = b"".join((head, p.ext_head, ext, p.ext_tail, payload))
             header_len = len(data) - len(payload)
         if not out.send(data, len(payload), out_ts, ntp):

@@ -30,6 +30,7 @@ import av
 
 from media.hub import Hub
 from mediation.speech import SAMPLE_RATE, AudioFrame, DraftTranscriber
+from recordings import red
 
 log = logging.getLogger(__name__)
 RTP_RATE = 48000  # Opus
@@ -53,7 +54,10 @@ class _Decoder:
 
     def decode(self, data: bytes) -> bytes:
         out = bytearray()
-        for frame in self.codec.decode(av.Packet(data)):
+        opus = red.opus_of_stored(data)  # a RED publisher's frames come as stored RED: the primary is Opus
+        if opus is None:
+            return b""
+        for frame in self.codec.decode(av.Packet(opus)):
             for r in self.resampler.resample(frame):
                 out += bytes(r.planes[0])[: r.samples * 2]
         return bytes(out)

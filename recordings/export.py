@@ -39,6 +39,7 @@ from mediation.keyring import KeyRing
 from mediation.recording_records import Recording, RecordingEvent, RecordingParticipant, RecordingStream
 from recordings.decrypt import DecryptedStream
 from recordings.ffmpeg import ExportFailed, raw_output_args, run_ffmpeg, stream_ffmpeg
+from recordings.mkvred import RedUnwrappedStream
 from recordings.reader import authorize_read
 from recordings.sources import source_label
 from recordings.storage import RecordingStorage
@@ -186,7 +187,9 @@ async def _plan(
     key = await authorize_read(db, keyring, recording_id, actor=actor, reason=reason, action="recording.export",
                                detail={"raw": raw, "file": file})
     duration_s = max(0.04, (rec.duration_ms or 0) / 1000)
-    readers = [DecryptedStream(storage, key, recording_id, s.stream_id) for s in streams]
+    # audio stored as RED (a browser that sent it) comes out as Opus, losses repaired (recordings/mkvred.py)
+    readers = [(RedUnwrappedStream if "audio" in s.kinds.split(",") else DecryptedStream)(
+        storage, key, recording_id, s.stream_id) for s in streams]
     if raw:
         args = raw_output_args([(s.source_id, s.stream_id, s.kinds.split(",")) for s in streams], labels, target)
     else:
