@@ -1,0 +1,108 @@
+"""A real headless Chromium as a hub participant, without the web app: the test relays the hub's offers to a page
+that answers them (audio from Chromium's fake microphone on the publish m-line, nothing on video), over the same
+in-process channel the bots use (media/channels.py). Only the WebRTC part of a browser is under test here."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from playwright.async_api import Page
+
+from media.channels import DirectChannel, DirectRouter
+from media.hub import Hub
+
+FLAGS_EXTRA = ["--autoplay-policy=no-user-gesture-required"]  # the tone's AudioContext runs without a click
+
+PAGE_JS = """
+window.__peer = {
+  pc: null, mic: null, answers: 0,
+  async answer(offer) {
+    if (!this.pc) {
+      this.pc = new RTCPeerConnection({iceServers: []});
+      // a steady 440 Hz tone (never silent, so DTX stays off and the export has audio to find)
+      const ctx = new AudioContext();
+      const osc = ctx.createOscillator();
+      osc.frequency.value = 440;
+      const dst = ctx.createMediaStreamDestination();
+      osc.connect(dst);
+      osc.start();
+      await ctx.resume();
+      this.mic = dst.stream.getAudioTracks()[0];
+      this.pc.ontrack = (e) => {  // play (muted) what arrives, so the receive pipeline runs as in the app
+        const a = document.createElement("audio");
+        a.muted = true; a.autoplay = true; a.srcObject = new MediaStream([e.track]);
+        document.body.appendChild(a);
+      };
+    }
+    const pc = this.pc;
+    await pc.setRemoteDescription({type: "offer", sdp: offer.sdp});
+    const publish = {};
+    for (const [source, mid] of Object.entries(offer.publish || {})) publish[mid] = source;
+    for (const tr of pc.getTransceivers()) {
+      const source = publish[tr.mid];
+      if (source === "audio") {
+        if (tr.sender.track !== this.mic) await tr.sender.replaceTrack(this.mic);
+        tr.direction = "sendonly";
+      } else if (source) {
+        tr.direction = "inactive";
+      }
+    }
+    await pc.setLocalDescription(await pc.createAnswer());
+    this.answers++;
+    return pc.localDescription.sdp;
+  },
+  async stats() {
+    const out = {inbound: [], outbound: [], codecs: {}};
+    if (!this.pc) return out;
+    (await this.pc.getStats()).forEach((s) => {
+      if (s.type === "codec") out.codecs[s.id] = {mimeType: s.mimeType, payloadType: s.payloadType};
+      if (s.type === "inbound-rtp" && s.kind === "audio") out.inbound.push(s);
+      if (s.type === "outbound-rtp" && s.kind === "audio") out.outbound.push(s);
+    });
+    return out;
+  },
+};
+"""
+
+
+class ChromiumPeer:
+    """One Chromium page joined to `hub` as `pid`; `stats()` is the page's getStats() for audio."""
+
+    def __init__(self, page: Page, hub: Hub, router: DirectRouter, pid: str) -> None:
+        self.page, self.hub, self.pid = page, hub, pid
+        self.channel = router.attach(DirectChannel(hub, pid))
+        self.channel.on("media:offer", self._on_offer)
+        self.errors: list[str] = []
+        self._lock = asyncio.Lock()
+
+    async def join(self) -> None:
+        # an http://localhost origin is a secure context (getUserMedia); the page never leaves the browser
+        await self.page.route(
+            "http://localhost/**",
+            lambda route: route.fulfill(body="<html><body></body></html>", content_type="text/html"),
+        )
+        await self.page.goto("http://localhost/peer")
+        await self.page.evaluate(PAGE_JS)
+        await self.hub.add(self.pid, {"name": self.pid})
+        ack = await self.channel.call("media:join", {})
+        assert ack.get("ok"), ack
+
+    async def _on_offer(self, offer: dict[str, Any]) -> None:
+        async with self._lock:  # one offer at a time, in order (as web/js/media.js)
+            try:
+                sdp = await self.page.evaluate("(o) => window.__peer.answer(o)", offer)
+                ack = await self.channel.call("media:answer", {"type": "answer", "sdp": sdp})
+                if not ack.get("ok"):
+                    self.errors.append(repr(ack))
+            except Exception as exc:  # reported by the test
+                self.errors.append(repr(exc))
+
+    async def stats(self) -> dict[str, Any]:
+        result: dict[str, Any] = await self.page.evaluate("() => window.__peer.stats()")
+        return result
+
+    async def answer_sdp(self) -> str:
+        return str(
+            await self.page.evaluate("() => window.__peer.pc && window.__peer.pc.localDescription.sdp")
+        )
