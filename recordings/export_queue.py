@@ -22,6 +22,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 from saq import Queue, Worker
 from saq.queue.redis import RedisQueue
@@ -89,6 +91,21 @@ class LocalQueue:
         self._tasks.clear()
 
 
+class _Pipeline(Pipeline):
+    def setex(self, name: Any, time: Any, value: Any) -> Any:  # SAQ's call; deprecated in redis-py 8
+        return self.set(name, value, ex=time)
+
+
+class _Redis(Redis):
+    """redis-py 8 deprecates SETEX, which SAQ 0.26 calls: the same command as SET ... EX (no warning)."""
+
+    def setex(self, name: Any, time: Any, value: Any) -> Any:
+        return self.set(name, value, ex=time)
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Any:
+        return _Pipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+
+
 class _Queue(RedisQueue):
     """SAQ's Redis queue, patient while Redis is away: a failed dequeue waits a second instead of spinning."""
 
@@ -110,15 +127,20 @@ class SaqQueue:
                  resubmit: float = 30.0) -> None:
         self.db, self.runner = db, runner
         self.heartbeat, self.retries, self.resubmit = heartbeat, retries, resubmit
-        self.queue: Queue = _Queue.from_url(redis_url, name=name)
+        self.queue: Queue = _Queue(_Redis.from_url(redis_url), name=name)
         self.worker = Worker(self.queue, functions=[(self.FUNCTION, self._run)], concurrency=concurrency,
                              timers=PartialTimersDict(sweep=sweep, abort=1, schedule=1, worker_info=10), dequeue_timeout=5.0,
                              shutdown_grace_period_s=0)
         self.worker.SIGNALS = []  # the server handles its own signals; stopping the app stops the worker
         self._tasks: set[asyncio.Task[None]] = set()
+        self._running: set[asyncio.Task[Any]] = set()  # the jobs this node runs now
 
     async def _run(self, ctx: Context, *, job_id: str) -> str:
         job = ctx["job"]
+        me = asyncio.current_task()
+        assert me is not None
+        self._running.add(me)
+        me.add_done_callback(self._running.discard)
         stop = asyncio.Event()
 
         async def touch() -> None:  # the heartbeat, also while ffmpeg reports nothing
@@ -159,7 +181,15 @@ class SaqQueue:
                        asyncio.create_task(self._resubmit(), name="export-resubmit")}
 
     async def stop(self) -> None:
-        """Stop taking jobs; a running job is given back to the queue (another node runs it)."""
+        """Stop taking jobs; a running job is given back to the queue (another node runs it). Our running jobs
+        are cancelled and awaited first (ffmpeg killed and reaped), then SAQ's worker sees them cancelled and
+        re-queues them, and stops."""
+        self.worker.event.set()
+        running = list(self._running)
+        for t in running:
+            t.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        await asyncio.sleep(0.1)  # SAQ's process task re-queues the cancelled job
         await self.worker.stop()
         for t in self._tasks:
             t.cancel()

@@ -16,6 +16,7 @@ import os
 import signal
 from collections.abc import AsyncGenerator, Callable
 from pathlib import Path
+from typing import Any
 
 from mediation.errors import OneDoorError
 from recordings.decrypt import DecryptedStream
@@ -82,12 +83,11 @@ def raw_output_args(streams: list[tuple[str, str, list[str]]], labels: dict[str,
     return [*args, "-c", "copy", "-f", "matroska", str(out)]
 
 
-async def _progress(fd: int, on_time: Callable[[float], None]) -> None:
+async def _progress(pipe: Any, on_time: Callable[[float], None]) -> None:
     """Read ffmpeg's `-progress` key=value lines from our end of a pipe; report each `out_time_us` in seconds."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
-    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
-                                                os.fdopen(fd, "rb", buffering=0))
+    transport, _ = await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), pipe)
     try:
         while line := await reader.readline():
             key, _, value = line.decode(errors="replace").strip().partition("=")
@@ -127,7 +127,10 @@ async def _start(readers: list[DecryptedStream], output_args: list[str], *, ffmp
     tasks = [asyncio.create_task(_feed(reader, w)) for reader, (_, w) in zip(readers, pipes, strict=True)]
     if progress is not None and on_time is not None:
         os.close(progress[1])
-        tasks.append(asyncio.create_task(_progress(progress[0], on_time)))
+        pipe = os.fdopen(progress[0], "rb", buffering=0)
+        reading = asyncio.create_task(_progress(pipe, on_time))
+        reading.add_done_callback(lambda _t: pipe.close())  # also when cancelled before it ever ran
+        tasks.append(reading)
     return proc, tasks
 
 

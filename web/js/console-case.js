@@ -9,6 +9,7 @@ import { AgreementEditor } from "./agreement-editor.js";
 import { agreementSteps, namesOf, promptBox } from "./console-next.js";
 import { peopleCard } from "./console-people.js";
 import { DocumentsPanel } from "./documents.js";
+import { exportControl } from "./export-job.js";
 
 const NEXT = { intake: ["triage"], triage: ["handling"], handling: ["feedback", "triage"], feedback: ["archived", "handling"], archived: [] };
 const REASONS = ["agreement_reached", "party_refused_to_sign", "party_withdrew", "no_agreement", "party_absent",
@@ -57,7 +58,8 @@ export async function caseView(ctx, code) {
     h("div", { class: "grid2" }, stageCard(ctx, c, data.history, base), endCard(ctx, c, base)));
 }
 
-/** The case's recordings (GET …/recordings) with a download that says why it is read (logged). */
+/** The case's recordings (GET …/recordings), each with an export job (progress, then the download) that says why
+ * it is read (logged). */
 function recordingsCard(c) {
   const box = h("section", { class: "card", id: "recordings" }, h("h2", {}, t("recs.title")), h("p", { class: "muted" }, t("common.loading")));
   http.get(`/api/cases/${encodeURIComponent(c.code)}/recordings`).then(({ recordings }) => {
@@ -68,11 +70,10 @@ function recordingsCard(c) {
         h("span", { class: "muted" }, fmtTime(r.started_at, getLang())),
         r.privileged ? h("span", { class: "tag warn" }, t("recs.privileged")) : null,
         h("span", { class: "muted" }, t("recs.duration", { min: Math.round((r.duration_ms || 0) / 60000) })),
-        h("a", { class: "button small", href: "#", onclick: (e) => {
-          e.preventDefault();
-          if (!reason.value.trim()) { reason.focus(); return; }
-          window.open(`/api/recordings/${encodeURIComponent(r.id)}/export?reason=${encodeURIComponent(reason.value.trim())}`, "_blank", "noopener");
-        } }, t("recs.download")))));
+        exportControl(r.id, () => {
+          if (!reason.value.trim()) { reason.focus(); return ""; }
+          return reason.value.trim();
+        }))));
     box.replaceChildren(h("h2", {}, t("recs.title")),
       ...(items.length ? [h("ul", { class: "plist" }, items), field(t("recs.reason"), reason)]
         : [h("p", { class: "muted", id: "recordings-empty" }, t("recs.empty"))]));

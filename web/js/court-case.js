@@ -9,6 +9,7 @@ import { explain } from "./errors.js";
 import { agreementDoc, agreementStatus } from "./agreement-view.js";
 import { applicationStatus } from "./agreement-application.js";
 import { invitesList } from "./console-case.js";
+import { exportControl } from "./export-job.js";
 import "./strings-public.js";
 
 const DECLINE = ["out_of_scope", "no_jurisdiction", "personal_status", "special_procedure", "ownership"];
@@ -152,7 +153,7 @@ export async function courtCaseView(id, rerender) {
       agreementDoc(d.agreement.content)),
     h("section", { class: "card" }, h("h2", {}, t("court.recordings")),
       d.recordings.length ? h("ul", {}, d.recordings.map((r) => h("li", {}, `${fmtTime(r.started_at, lang)} · ${Math.round((r.duration_ms || 0) / 1000)} s · `,
-        h("a", { href: `/api/recordings/${encodeURIComponent(r.id)}/export?reason=${encodeURIComponent("court review")}` }, t("court.play")))))
+        exportControl(r.id, () => "court review", { label: "court.play" }))))
         : h("p", { class: "muted" }, t("court.no_recordings"))),
     h("section", { class: "card" }, h("h2", {}, t("court.transcript")),
       d.transcript.length ? h("ol", { class: "chat-list", lang: "zh-CN" }, d.transcript.map((m) => h("li", {}, h("span", { class: "who" }, m.name), " ",
