@@ -2,7 +2,8 @@
 event, for every staff actor of the OTHER tenants, against center A's objects (its case, session, invite,
 recordings, and its application sent to court 1). Nobody reaches what is not theirs: 0 unauthorized successes.
 Request bodies are generated from the OpenAPI schemas, so the object check — not a validation error — is what
-stops each request. Lists (no object in the path) are checked for leaks of A's data instead.
+stops each request. Lists (no object in the path) are checked for leaks of A's data instead, and creations with no
+object (courts and centers, above every tenant) must be refused to every role the permission table does not name.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from mediation import accounts, cases, sessions
 from mediation.db import utcnow
 from mediation.models import Center
+from mediation.permissions import TABLE, Action
 from mediation.recording_records import Recording
 from signaling.app import event_handlers
 from signaling.client import ProtocolError, SessionClient
@@ -21,6 +23,7 @@ from tests.conftest import PASSWORD, World
 from tests.court.helpers import COURT, http_status, party_sign, sealed
 
 COURT_B = "court-chengdong"
+ACTIONS = {a.value for a in Action}
 OTHERS = {"mediator_b": "mediator", "clerk_b": "intake_clerk", "admin_b": "admin", "psych_b": "staff_psychologist",
           "judge_b": "court_judge"}
 
@@ -124,7 +127,17 @@ async def test_no_actor_of_another_tenant_reaches_center_a(world: World) -> None
                 url = _fill(path, world, a_objects["app"], rec)
                 if "{" not in path:  # no object in the path: the answer must not carry center A's data
                     if method != "get":
-                        continue  # creating in one's own tenant is legitimate (covered by the object cells)
+                        # creating in one's own tenant is legitimate (covered by the object cells); what is
+                        # above tenants (courts, centers: the system administrator's) or not the role's is refused
+                        permission = op.get("x-permission", "")
+                        if permission in ACTIONS and OTHERS[name] not in TABLE[Action(permission)]:
+                            status, _ = await http_status(others[name], method.upper(), url, body)
+                            statuses[status] = statuses.get(status, 0) + 1
+                            cells += 1
+                            if status < 300:
+                                successes += 1
+                                failures.append((method, url, name, status))
+                        continue
                     status, data = await http_status(others[name], "GET", url)
                     text = json.dumps(data, ensure_ascii=False) if isinstance(data, dict) else ""
                     leaked = [x for x in sensitive if x in text]
@@ -157,6 +170,7 @@ async def test_no_actor_of_another_tenant_reaches_center_a(world: World) -> None
     assert refused == 5
     cells += refused * len(events)
     print(f"tenancy matrix: {cells} cells ({len(others)} actors of center B and court 2 x routes x objects, "
+          f"and x creating routes their role may not use, such as courts and centers, "
           f"+ {refused} refused joins x {len(events)} events), unauthorized successes: {successes}; "
           f"object cells by status: {dict(sorted(statuses.items()))}")
     assert failures == []
