@@ -34,6 +34,7 @@ the same clock (milliseconds since the recording started, by the wall clock).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 import time
@@ -100,6 +101,10 @@ class Recorder:
         self.db, self._storage, self._keyring = db, storage, keyring
         self._writer, self.recording_id, self.settings = writer, recording_id, settings
         self.state = "recording"
+        # one change at a time: a frame being muxed (the media pump) and a pause, stop or departure (the session's
+        # events) both open and close a source's stream across awaits; interleaved, a frame went to a stream the
+        # writer had not opened yet or to a muxer already closed (seen as KeyError / "no video track" on pause)
+        self._lock = asyncio.Lock()
         self._clock = settings.clock
         self._t0 = self._clock()
         self._max_pts = 0
@@ -274,6 +279,10 @@ class Recorder:
 
     async def write(self, source_id: str, kind: str, payload: bytes, pts_ms: int, keyframe: bool) -> bool:
         """Record one encoded frame; False when it is not recorded (paused, not admitted, waiting for keyframe)."""
+        async with self._lock:
+            return await self._write(source_id, kind, payload, pts_ms, keyframe)
+
+    async def _write(self, source_id: str, kind: str, payload: bytes, pts_ms: int, keyframe: bool) -> bool:
         src = self._sources.get(source_id)
         if src is None and self.state == "recording":
             src = self._screen(source_id)
@@ -361,10 +370,11 @@ class Recorder:
 
     async def end_source(self, source_id: str) -> None:
         """The participant left: finish its stream now (it may come back; a new part then starts)."""
-        src = self._sources.get(source_id)
-        if src is not None:
-            await self._close_source(src)
-            src.seen = False
+        async with self._lock:
+            src = self._sources.get(source_id)
+            if src is not None:
+                await self._close_source(src)
+                src.seen = False
 
     async def pause(self, reason: str, *, actor: str) -> None:
         await self._transition("recording", "paused", "pause", reason, actor)
@@ -373,6 +383,10 @@ class Recorder:
         await self._transition("paused", "recording", "resume", reason, actor)
 
     async def _transition(self, before: str, after: str, kind: str, reason: str, actor: str) -> None:
+        async with self._lock:
+            await self._change(before, after, kind, reason, actor)
+
+    async def _change(self, before: str, after: str, kind: str, reason: str, actor: str) -> None:
         if not reason:
             raise InvalidInput(f"a {kind} needs a reason (R12)")
         if self.state != before:
@@ -389,6 +403,10 @@ class Recorder:
 
     async def stop(self, reason: str, *, actor: str) -> dict[str, Any]:
         """Finish every stream, wait until all segments are durable, sign and store the manifest; return it."""
+        async with self._lock:
+            return await self._stop(reason, actor=actor)
+
+    async def _stop(self, reason: str, *, actor: str) -> dict[str, Any]:
         if self.state == "stopped":
             raise Conflict("recording already stopped")
         if self.fence is not None:

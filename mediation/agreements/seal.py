@@ -58,7 +58,9 @@ async def seal_pdf(pdf: bytes, notary: Notary, attachments: dict[str, bytes], *,
         embed_validation_info=True, validation_context=validation_context([pki.root.cert_der, *notary.tsa.roots]),
     )
     pdf_signer = signers.PdfSigner(meta, signer=signer, timestamper=notary.tsa.stamper)
-    out = await pdf_signer.async_sign_pdf(w)
+    # off the event loop: building and timestamping the PAdES signature is ~100 ms of CPU in asn1crypto (sign_pdf
+    # runs pyhanko's own coroutine in this worker thread's loop; the timestampers used here hold no loop state)
+    out = await asyncio.to_thread(pdf_signer.sign_pdf, w)
     return bytes(out.getvalue())
 
 

@@ -101,8 +101,9 @@ async def make_bundle(tmp_path: Path) -> tuple[bytes, Path, Path, str]:
     """The bundle, the key directory (center key), the court's recording key (PEM) and the center fingerprint."""
     key_dir = tmp_path / "keys"
     keyring = KeyRing.load_or_create(key_dir)
-    notary = Notary.load(AgreementSettings(key_dir=key_dir, base_url="https://onedoor.example.cn",
-                                           center_name="湟中区综治中心"), keyring)
+    notary = await asyncio.to_thread(  # a new RSA seal key: known setup, off the loop
+        Notary.load, AgreementSettings(key_dir=key_dir, base_url="https://onedoor.example.cn",
+                                       center_name="湟中区综治中心"), keyring)
     courts = CourtDirectory.load_or_create_dev(key_dir)
     db = Database(f"sqlite+aiosqlite:///{tmp_path}/t.db")
     try:

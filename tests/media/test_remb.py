@@ -6,6 +6,7 @@ follows it; when w is switched down the ladder, or leaves, the REMB goes back up
 throughout. Figures are printed (run with -s)."""
 
 import asyncio
+import dataclasses
 import itertools
 import time
 
@@ -113,7 +114,10 @@ async def test_remb_falls_to_the_floor_and_comes_back_when_the_ladder_switches_t
 
 
 async def test_remb_comes_back_stepwise_when_the_weak_subscriber_leaves(make_session):
-    s = make_session(CONFIG)
+    # the ladder kept out of it (threshold 0.95): on a busy machine real loss adds to the 1/3 dropped here, and a
+    # subscriber the ladder takes down no longer counts for REMB (media/bandwidth.py), so REMB would never reach
+    # the floor that this test is about
+    s = make_session(dataclasses.replace(CONFIG, loss_threshold=0.95))
     figures = None
     try:
         await s.join("p")

@@ -169,3 +169,43 @@ async def test_nothing_in_plaintext_under_the_data_dir(
         for sec in secrets_:
             assert sec not in blob, f
         assert (f.stat().st_mode & 0o077) == 0 or f.name.startswith("t.db"), f
+
+
+async def test_pause_and_departures_while_frames_arrive(
+    db: Database, keyring: KeyRing, storage: LocalStorage, two_sources: dict[str, list[Pkt]]
+) -> None:
+    """The media pump writes frames while the session's events pause, resume and end sources (a check-then-write
+    across awaits: before the recorder's lock, a frame landed on a stream the writer had not opened yet, KeyError,
+    or on a muxer already closed, "no video track in this stream"). Every call succeeds and every stream is whole."""
+    rec = await Recorder.start(db=db, storage=storage, keyring=keyring, session_id="s", case_code="C",
+                               participants=[Participant(sid, sid, True) for sid in two_sources],
+                               actor="m", reason="consented")
+
+    async def pump(sid: str, pkts: list[Pkt]) -> int:
+        written = 0
+        for p in pkts:
+            written += await rec.write(sid, p.kind, p.data, p.pts_ms, p.keyframe)
+            await asyncio.sleep(0)
+        return written
+
+    async def control() -> int:
+        changes = 0
+        for _ in range(8):
+            for _ in range(3):
+                await asyncio.sleep(0)
+            await rec.pause("休息", actor="m")
+            await asyncio.sleep(0)
+            await rec.resume("继续", actor="m")
+            await rec.end_source("alice")  # she left; her next keyframe starts a new part
+            changes += 3
+        return changes
+
+    written_a, written_b, changes = await asyncio.gather(
+        pump("alice", two_sources["alice"]), pump("bob", two_sources["bob"]), control())
+    doc = await rec.stop("session ended", actor="m")
+    body = verify_manifest(doc, keyring.public_key)
+    assert changes == 24 and written_a > 0 and written_b > 0
+    assert len(body["streams"]) > 2  # new parts after pauses and departures
+    for sid in [st["stream_id"] for st in body["streams"]]:
+        stored = b"".join([c async for c in storage.read_stream(rec.recording_id, sid)])
+        assert check_stream(body, sid, stored) == []
