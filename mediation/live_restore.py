@@ -28,6 +28,7 @@ class DurableLive:
     caucus_kind: str
     recordings: tuple[tuple[str, str], ...]  # (recording id, "recording" | "paused") of the joint recording
     ended: bool
+    caucus_recording: str | None = None  # the privileged recording of the open caucus (center policy, R9)
 
     @property
     def anything(self) -> bool:
@@ -43,10 +44,12 @@ async def durable_live(db: Database, session_id: int) -> DurableLive:
         entries = [e for e in await audit.entries_for(s, subject) if e.subject == subject]
         sess = await sessions.get_session(s, session_id)
         ended = sess.state == sessions.SessionState.ENDED
-        q = select(Recording.id, Recording.status).where(
-            Recording.session_id == str(session_id), Recording.status.in_(("recording", "paused")),
-            Recording.privileged.is_(False)).order_by(Recording.started_at)
-        recordings = tuple((rid, st) for rid, st in (await s.execute(q)).all())
+        q = select(Recording.id, Recording.status, Recording.privileged).where(
+            Recording.session_id == str(session_id), Recording.status.in_(("recording", "paused"))
+        ).order_by(Recording.started_at)
+        rows = (await s.execute(q)).all()
+        recordings = tuple((rid, st) for rid, st, privileged in rows if not privileged)
+        privileged_running = [rid for rid, _, privileged in rows if privileged]
     for e in entries:
         detail = json.loads(e.detail or "{}")
         if e.action == "lobby.admit":
@@ -58,4 +61,5 @@ async def durable_live(db: Database, session_id: int) -> DurableLive:
             if room in CAUCUS_KINDS and what in ("open", "close"):
                 members = frozenset(str(m) for m in detail.get("members", []))
                 caucus, kind = (members, room) if what == "open" and members else (frozenset(), "")
-    return DurableLive(frozenset(admitted), caucus, kind, recordings, ended)
+    caucus_recording = privileged_running[-1] if caucus and privileged_running else None
+    return DurableLive(frozenset(admitted), caucus, kind, recordings, ended, caucus_recording)

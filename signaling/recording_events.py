@@ -10,10 +10,11 @@ from typing import Any
 
 from pydantic import Field
 
+from media.hub import Hub
 from media.recorder import RecorderParticipant
 from mediation import recording_policy
 from mediation.errors import Conflict
-from mediation.live import Presence
+from mediation.live import LiveSession, Presence
 from mediation.permissions import Action
 from recordings.recorder import Participant as RecSource
 from recordings.recorder import Recorder
@@ -129,8 +130,13 @@ async def on_caucus_opened(ctx: Ctx) -> None:
                                case_code=live.case_code, participants=[_source(p, True) for p in members],
                                actor=ctx.me.pid, reason="caucus recorded separately by center policy (R9)",
                                privileged=True, record_type="caucus_recording")
-    hub = hub_for(sv, ctx.publisher, live)
-    hub.routing.add(CAUCUS_SINK)  # into the caucus group before it receives anything
+    await record_caucus_with(hub_for(sv, ctx.publisher, live), live, rec)
+
+
+async def record_caucus_with(hub: Hub, live: LiveSession, rec: Recorder) -> None:
+    """The caucus recorder's sink joins the open caucus (before it receives anything) and records what it hears:
+    at a caucus's opening, and when a node takes the session over with the caucus open (signaling.takeover)."""
+    hub.routing.add(CAUCUS_SINK)
     live.caucus_sinks = frozenset({CAUCUS_SINK})
     await live.sync_caucus()
     live.caucus_recorder = RecorderParticipant(hub, rec, sink_id=CAUCUS_SINK)

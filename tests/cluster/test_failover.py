@@ -3,7 +3,8 @@
 The balancer rig of tests/cluster/test_balancer.py (two namespaced `onedoor serve` nodes, HAProxy, shared
 PostgreSQL, Redis and moto S3). The clients rejoin on their own through the balancer (SessionClient(rejoin=True))
 and are sent to the other node, which takes the lease (the dead node's heartbeat goes stale after 5 s) and restores
-the session from the durable record: admissions, the open caucus, and the recording, continued as its next part.
+the session from the durable record: admissions, the open caucus, and the recording, continued as its next part,
+and so is the caucus's separate privileged recording (the center records caucuses, R9).
 After the stop, the lost node's streams are in S3 up to its last stored segment, the signed manifest covers both
 parts and verifies, and the export plays them in order with the gap marked.
 """
@@ -20,13 +21,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from media.bots import Bot
 from media.channels import SocketIOChannel
 from mediation.db import Database
 from mediation.keyring import KeyRing
-from mediation.recording_records import RecordingEvent, RecordingStream
+from mediation.models import Center
+from mediation.recording_records import Recording, RecordingEvent, RecordingStream
 from recordings.export import export
 from recordings.recover import recover
 from recordings.storage import S3Storage
@@ -54,6 +56,9 @@ async def owner_of(session_id: int) -> str | None:
 async def test_owner_killed_while_recording(env: Env, tmp_path: Path) -> None:  # noqa: F811
     clients: list[SessionClient] = []
     bots: list[Bot] = []
+    db = Database(env.db_url)
+    async with db.session() as s:  # the center records caucuses separately (privileged, R9)
+        await s.execute(update(Center).values(record_caucus=True))
     try:
         m = SessionClient(env.lb, rejoin=True)
         clients.append(m)
@@ -118,13 +123,22 @@ async def test_owner_killed_while_recording(env: Env, tmp_path: Path) -> None:  
         for c in clients:
             await c.close()
 
-    db = Database(env.db_url)
     try:
         async with db.session() as s:
+            privileged = (await s.scalars(select(Recording.id).where(
+                Recording.session_id == str(env.session_id), Recording.privileged.is_(True)))).all()
+            assert len(privileged) == 1, privileged  # the caucus's recording, one recording in two parts
+            caucus_streams = (await s.scalars(select(RecordingStream).where(
+                RecordingStream.recording_id == privileged[0]))).all()
+            caucus_kinds = [e.kind for e in (await s.scalars(select(RecordingEvent).where(
+                RecordingEvent.recording_id == privileged[0]).order_by(RecordingEvent.id))).all()]
             streams = (await s.scalars(select(RecordingStream).where(RecordingStream.recording_id == rid))).all()
             kinds = [e.kind for e in (await s.scalars(select(RecordingEvent).where(
                 RecordingEvent.recording_id == rid).order_by(RecordingEvent.id))).all()]
         assert kinds.count("node_lost") == 1 and kinds.count("continued") == 1, kinds
+        assert caucus_kinds.count("node_lost") == 1 and caucus_kinds.count("continued") == 1, caucus_kinds
+        assert {x.part for x in caucus_streams} >= {0} and any(x.part > 0 for x in caucus_streams), [
+            (x.stream_id, x.part, x.segments) for x in caucus_streams]
         first = [x for x in streams if x.part == 0]
         later = [x for x in streams if x.part > 0]
         assert first and later, [(x.stream_id, x.status, x.segments) for x in streams]
@@ -132,8 +146,9 @@ async def test_owner_killed_while_recording(env: Env, tmp_path: Path) -> None:  
         storage = S3Storage(env.bucket, endpoint_url=env.s3, aws_access_key_id=AWS["AWS_ACCESS_KEY_ID"],
                             aws_secret_access_key=AWS["AWS_SECRET_ACCESS_KEY"], region_name=AWS["AWS_DEFAULT_REGION"])
         keys = KeyRing.load_or_create(env.key_dir)
-        checked = [r for r in await recover(db, storage, keys) if r.recording_id == rid]
-        assert checked and checked[0].status == "ok", checked  # the signed manifest covers both parts
+        checked = {r.recording_id: r for r in await recover(db, storage, keys)}
+        for r in (rid, privileged[0]):  # each signed manifest covers both parts
+            assert r in checked and checked[r].status == "ok", checked.get(r)
         res = await export(db, storage, keys, rid, tmp_path / "out.mp4", actor="test", reason="failover test")
         assert len(res.gaps) == 1 and res.gaps[0][1] > res.gaps[0][0], res.gaps
         assert res.bytes > 0 and res.duration_ms > 8000
