@@ -100,7 +100,7 @@ class UserIn(Strict):
     role: str = Field(max_length=30)
     display_name: str = Field(max_length=200)
     court_id: str | None = Field(None, max_length=50)
-    center_id: int | None = Field(None, ge=1, lt=10**12)  # another center's: the system administrator only
+    center_id: int | None = Field(None, ge=1, le=2**31 - 1)  # another center's: the system administrator only
 
 
 class CourtIn(Strict):
@@ -120,7 +120,7 @@ class CenterIn(Strict):
     name: str = Field(max_length=200)
     address: str = Field("", max_length=300)
     level: str = Field(max_length=20)
-    parent_id: int | None = Field(None, ge=1, lt=10**12)
+    parent_id: int | None = Field(None, ge=1, le=2**31 - 1)
 
 
 def base_url(ctx: Ctx) -> str:

@@ -82,7 +82,7 @@ async def test_system_admin_creates_a_court_and_its_judge_who_sees_only_that_cou
         "title": "大通借款纠纷", "category": "contract", "channel": "court", "referring_court_id": "court-datong",
         "people": [{"side": "A", "name": "甲"}, {"side": "B", "name": "乙"}]})
     assert status == 200
-    status, _ = await http_status(sysadmin, "POST", "/api/users", {
+    status, out = await http_status(sysadmin, "POST", "/api/users", {
         "username": "judge-datong", "password": "long-enough-password", "role": "court_judge",
         "display_name": "马法官", "court_id": "court-datong"})
     assert status == 200 and out["user"]["court_id"] == "court-datong"
