@@ -6,7 +6,7 @@ SUDO  := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 PG_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/onedoor_test
 DEB   := chromium ffmpeg fonts-wqy-zenhei fonts-noto-cjk poppler-utils coturn haproxy
 
-.PHONY: install system-deps run test test-pg lint bench
+.PHONY: install system-deps run test test-pg lint bench soak
 
 install: system-deps $(VENV)/.installed web/node_modules/.package-lock.json
 
@@ -29,14 +29,20 @@ run: install
 	$(BIN)/onedoor demo
 	$(BIN)/onedoor serve
 
+# Two worker processes (pytest-xdist); tests that share something machine-wide (Redis, network namespaces, the
+# link emulator) run one after another in one of them (tests/conftest.py MACHINE_WIDE, --dist loadgroup).
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # The database-facing tests again on the machine's PostgreSQL (CI runs this after `make test`).
 test-pg: install
 	@psql -h 127.0.0.1 -U postgres -tc "select 1 from pg_database where datname='onedoor_test'" | grep -q 1 \
 	  || createdb -h 127.0.0.1 -U postgres onedoor_test
 	ONEDOOR_TEST_DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest -m "not browser" tests/foundation
+
+# The workflow model at length (make test runs 60 generated runs of it).
+soak: install
+	ONEDOOR_MODEL_RUNS=300 $(BIN)/python -m pytest -p no:cacheprovider tests/agreements/test_workflow_model.py -s
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/mypy

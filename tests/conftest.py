@@ -39,6 +39,28 @@ def _process_warm_up() -> None:
     Hub("warm-up", MediaConfig(), _no_send)
 
 
+# Tests that use something the whole machine shares run one after another in one worker when the suite runs in
+# several processes (pytest-xdist, `--dist loadgroup`; docs/performance.md "The test suite"): the machine's Redis
+# (the cluster tests restart it), network namespaces and veth pairs, HAProxy and coturn on fixed ports, the
+# link emulator's timing measurements, and /tmp scanned for plaintext.
+MACHINE_WIDE = (
+    "tests/cluster/",
+    "tests/netem/",
+    "tests/foundation/test_redis.py",
+    "tests/foundation/test_shared_limits.py",
+    "tests/recordings/test_export.py",
+    "tests/recordings/test_export_jobs_redis.py",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = config.rootpath
+    for item in items:
+        where = item.path.relative_to(root).as_posix()
+        if where.startswith(MACHINE_WIDE):
+            item.add_marker(pytest.mark.xdist_group("machine"))
+
+
 async def _no_send(participant_id: str, event: str, payload: dict[str, Any]) -> None:
     return None
 

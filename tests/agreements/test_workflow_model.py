@@ -50,7 +50,7 @@ from .model_harness import COURT, WHO, Run, Template, make_template
 
 ACTIONS = ("draft_agreement", "edit_draft", "finalize", "sign_as_mediator", "sign_agreement", "refuse",
            "start_application", "add_power_of_attorney", "sign_application", "accept", "decline", "rule", "extend")
-RUNS = int(os.environ.get("ONEDOOR_MODEL_RUNS", "100"))
+RUNS = int(os.environ.get("ONEDOOR_MODEL_RUNS", "60"))  # `make soak`: 300
 STEPS = 30
 LIMIT = 30.0  # seconds for one step's calls
 
