@@ -18,7 +18,7 @@ from tests.conftest import STAFF, World
 
 def _path(path: str, w: World) -> str:
     return (path.replace("{code}", w.case_code).replace("{id}", str(w.session_id))
-            .replace("{invite}", str(w.invite_ids["B"])))
+            .replace("{invite}", str(w.invite_ids["B"])).replace("{job}", "1"))
 
 
 async def _status(c: SessionClient, method: str, path: str) -> int:
