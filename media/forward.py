@@ -33,9 +33,9 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
-from media import passthrough
+from media import passthrough, vp8
 from media.bandwidth import RembControl
-from media.rtpforward import RtpForwarder, vp8_keyframe_start
+from media.rtpforward import RtpForwarder
 from recordings import red
 
 logger = logging.getLogger(__name__)
@@ -130,6 +130,11 @@ class Publication:
     red_pt: int | None = None  # audio: the red payload type of its receiver (the publisher sends RED)
     red_in: int = 0  # RED packets received
     red_malformed: int = 0  # RED packets that did not parse: forwarded to nobody
+    # video: bytes received per temporal layer id (VP8 descriptors with the T bit), and the bit rates of layers
+    # 0..k measured from them at each link check (`measure_layers`); empty rates: the publisher sends no layers
+    layer_bytes: list[int] = field(default_factory=lambda: [0, 0, 0, 0])
+    layer_rates: list[int] = field(default_factory=list)
+    _layer_base: tuple[float, list[int]] | None = None
     _last_pli: float = float("-inf")
     _pending: asyncio.TimerHandle | None = None
     _epoch: object = None
@@ -168,22 +173,44 @@ class Publication:
         self.media_ssrc = packet.ssrc
         now = time.time()
         ntp = int((now + NTP_EPOCH) * 4294967296) & 0xFFFFFFFFFFFFFFFF
-        if self.kind == "video":
-            self.frames_in += packet.marker
-            start_ok = vp8_keyframe_start(payload)
-            ext: bytes | None = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")  # abs-send-time
-        else:
-            self.frames_in += 1
-            start_ok = True
-            level = packet.extensions.audio_level  # (voice activity, -dBov), passed on as received
-            ext = None if level is None else bytes([(level[0] << 7) | (level[1] & 0x7F)])
         seq, ts, marker, epoch = packet.sequence_number, packet.timestamp, packet.marker, self._epoch
-        if packet.payload_type == self.red_pt:  # never for video (None)
-            self._forward_red(seq, ts, marker, payload, epoch, ext, ntp, now)
+        if self.kind == "video":
+            self.frames_in += marker
+            desc = vp8.parse(payload)  # once per packet, for every subscriber
+            start_ok = desc is not None and desc.keyframe
+            if desc is not None and desc.tid >= 0:
+                self.layer_bytes[desc.tid] += len(payload)
+            ext = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")  # abs-send-time
+            for slot in self.slots:
+                if slot.active:
+                    slot.forwarder.forward(seq, ts, marker, payload, start_ok, epoch, ext, ntp, now, None, desc)
+            return
+        self.frames_in += 1
+        level = packet.extensions.audio_level  # (voice activity, -dBov), passed on as received
+        audio_ext = None if level is None else bytes([(level[0] << 7) | (level[1] & 0x7F)])
+        if packet.payload_type == self.red_pt:
+            self._forward_red(seq, ts, marker, payload, epoch, audio_ext, ntp, now)
             return
         for slot in self.slots:
             if slot.active:
-                slot.forwarder.forward(seq, ts, marker, payload, start_ok, epoch, ext, ntp, now)
+                slot.forwarder.forward(seq, ts, marker, payload, True, epoch, audio_ext, ntp, now)
+
+    def measure_layers(self, now: float) -> list[int]:
+        """Bit rates (bit/s) of temporal layers 0..k together, k = 0.. the highest seen since the last call;
+        [] when the publisher sent no layered packets in the meantime (it sends no temporal layers)."""
+        counts = list(self.layer_bytes)
+        base, self._layer_base = self._layer_base, (now, counts)
+        if base is None or now <= base[0]:
+            return self.layer_rates
+        seconds = now - base[0]
+        deltas = [max(c - b, 0) for c, b in zip(counts, base[1], strict=True)]
+        top = max((i for i, d in enumerate(deltas) if d), default=-1)
+        rates, total = [], 0
+        for d in deltas[: top + 1]:
+            total += d
+            rates.append(int(total * 8 / seconds))
+        self.layer_rates = rates
+        return rates
 
     def _forward_red(
         self,

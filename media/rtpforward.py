@@ -13,13 +13,26 @@ payload untouched (for VP8 the payload descriptor stays as the publisher wrote i
 - `keyframes_only` (a weak subscriber's middle step, media/weaklink.py): only key frames are sent, each one a
   (re)start point, so sequence numbers stay continuous (no NACKs for what was skipped) and the VP8 picture id
   is rewritten to follow the last one sent (`_pid_offset`, also applied after any restart): the subscriber sees
-  the publisher at the key frame rate instead of not at all. (Temporal layers would be the finer step: see
-  docs/performance.md for why the hub does not use them yet.)
+  the publisher at the key frame rate instead of not at all;
+- temporal layers (a publisher that sends them: Chromium's `L1T3`; media/vp8.py reads the descriptor once per
+  packet in the publication): `layer_cap` is the highest temporal layer id this subscriber gets (`ALL_LAYERS`:
+  everything). The cap in force (`layer`) follows it down at any frame start and up only where that is safe (a
+  TID 0 frame's start, or a layer-sync frame of a layer within the cap). A frame above it is not sent: every
+  later sequence number and picture id is lowered by what was left out, so the subscriber sees neither a
+  sequence gap (nothing to NACK) nor a picture id gap (nothing missing to its decoder); TL0PICIDX passes
+  unchanged (TID 0 frames are always sent). Each frame's decision and offsets are kept for the last `FRAMES`
+  frames, so a late packet (the publisher's retransmission of an upstream loss) gets its own frame's numbers or
+  is left out with its frame. Upstream gaps around a left-out frame that can only be that frame's packets are
+  closed the same way. A stream without the T bit takes none of this (the bots: aiortc's packetizer sets no T).
 
 - RED (RFC 2198, media/sdpmunge.py): a subscriber whose answer kept red (`red_payload_type`) gets a RED
   publisher's packets as they are, under its red payload type; one that did not gets only the primary block as a
   plain Opus packet under its Opus payload type (the publication strips it once per packet: recordings/red.py).
   Sequence numbers are unchanged either way.
+
+The subscriber's NACKs are answered from the ring of packets actually sent (keyed by the rewritten sequence
+number), never forwarded to the publisher: a packet left out by layer selection has no number on the
+subscriber's side, so it is never asked for. (The hub's receiver NACKs the publisher for its own upstream gaps.)
 
 No aiortc internals here: `RtpOut` (media/passthrough.py) protects and sends the bytes on the sender's transport.
 """
@@ -28,15 +41,21 @@ from __future__ import annotations
 
 import random
 import struct
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from media import vp8
+from media.vp8 import Descriptor
 
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 CACHE = 256  # packets kept per video slot for retransmission (~2.5 s at 800 kbit/s); a power of two
 _HEADER = struct.Struct("!BBHII")
+ALL_LAYERS = 3  # a layer cap that lets every temporal layer through (TID is two bits)
+FRAMES = 32  # frames whose layer decision and offsets are kept for late packets (~1 s at 30 fps)
 
 
 class Out(Protocol):
@@ -111,7 +130,8 @@ class RtpForwarder:
         self._source: object = None
         self._seq_offset = 0
         self._ts_offset = 0
-        self._base = 0
+        self._hi = 0  # the newest input sequence number of this run
+        self._run = 0  # input sequence numbers this run spans: a packet further behind is from before it
         self._last_seq: int | None = None
         self._last_ts = 0
         self._last_wall = 0.0
@@ -125,6 +145,15 @@ class RtpForwarder:
         self.last_keyframe_at: float | None = None
         self._pid_offset = 0  # added to the VP8 picture id (15 or 7 bits) so it follows the last one sent
         self._last_pid: int | None = None
+        # temporal layers (a publisher that sends them): the cap chosen for this subscriber, the cap in force
+        self.layer_cap = ALL_LAYERS
+        self.layer = ALL_LAYERS
+        self.layer_dropped = 0  # packets left out by layer selection
+        self.layer_frames_dropped = 0
+        # (RTP timestamp, sent, sequence number offset, picture id offset) of the last FRAMES layered frames
+        self._frames: deque[tuple[int, bool, int, int]] = deque(maxlen=FRAMES)
+        self._frame: tuple[int, bool, int, int] | None = None  # the newest one
+        self._frame_complete = True  # its marker packet was seen
         # packets the subscriber will count as lost that never reached the hub: gaps in the forwarded sequence
         # (the publisher's uplink loss), less the gaps filled later (media/weaklink.py nets them out)
         self.upstream_missing = 0
@@ -164,12 +193,17 @@ class RtpForwarder:
         ntp: int,
         now: float,
         payload_type: int | None = None,
+        desc: Descriptor | None = None,
     ) -> None:
-        """Send one packet; `payload_type` overrides the negotiated one (a RED payload: `red_payload_type`)."""
+        """Send one packet; `payload_type` overrides the negotiated one (a RED payload: `red_payload_type`).
+        Video: `desc` is the payload's VP8 descriptor (media/vp8.py) when the caller has parsed it already."""
         p, out = self.params, self._out
         if p is None or out is None:
             return
         pt = p.payload_type if payload_type is None else payload_type
+        video = self._video
+        if video and desc is None:
+            desc = vp8.parse(payload)
         if self.need_start or source is not self._source:
             if not start_ok:
                 if self.keyframes_only and self.need_start and source is self._source:
@@ -181,16 +215,29 @@ class RtpForwarder:
                     self.on_drop()
                 return
             self._start(seq, ts, source, now)
-            if self._video:
+            if video:
                 self.keyframes += 1
                 self.last_keyframe_at = now
-                self._rebase_picture_id(payload)
-        elif ((seq - self._base) & 0xFFFF) >= 0x8000:
-            return  # from before this run started (a late retransmission): never sent, never expected
-        out_seq = (seq + self._seq_offset) & 0xFFFF
+                self._rebase_picture_id(desc)
+        ahead = (seq - self._hi) & 0xFFFF
+        if 0 < ahead < 0x8000:
+            self._hi = seq
+            self._run += ahead
+        else:
+            ahead = 0
+            if ((self._hi - seq) & 0xFFFF) >= self._run:
+                return  # from before this run started (a late retransmission): never sent, never expected
+        if video and ((desc is not None and desc.tid >= 0) or self._frame is not None):
+            offsets = self._layers(ts, marker, desc, ahead)
+            if offsets is None:
+                return  # left out (a temporal layer above the cap)
+            seq_offset, pid_offset = offsets
+        else:
+            seq_offset, pid_offset = self._seq_offset, self._pid_offset
+        out_seq = (seq + seq_offset) & 0xFFFF
         out_ts = (ts + self._ts_offset) & 0xFFFFFFFF
-        if self._video:
-            payload = self._picture_id(payload)
+        if video:
+            payload = self._picture_id(payload, desc, pid_offset)
         if ext is None or p.ext_head is None:
             block = p.static_ext
             data = b"".join(
@@ -240,29 +287,87 @@ class RtpForwarder:
             self._source = source
         first = random.randrange(1 << 15) if self._last_seq is None else self._last_seq + 1
         self._seq_offset = (first - seq) & 0xFFFF
-        self._base = seq
+        self._hi, self._run = (seq - 1) & 0xFFFF, 0
         self.need_start = False
+        self._frames.clear()
+        self._frame, self._frame_complete = None, True
+        self.layer = self.layer_cap  # a start point is a key frame (or audio): any cap may begin here
 
-    def _rebase_picture_id(self, payload: bytes) -> None:
+    def _layers(self, ts: int, marker: int, desc: Descriptor | None, ahead: int) -> tuple[int, int] | None:
+        """Temporal layers: (sequence number offset, picture id offset) for this packet, or None to leave it out.
+        `ahead`: how far past the newest packet this one is (0: a late or repeated one)."""
+        frame = self._frame
+        if frame is None or frame[0] != ts:
+            if not ahead:  # a late packet of an older frame: that frame's numbers, or left out with it
+                frame = next((f for f in reversed(self._frames) if f[0] == ts), None)
+                if frame is None:  # a whole frame that never arrived until now: safe only if nothing was left out
+                    if all(f[1] for f in self._frames):
+                        return self._seq_offset, self._pid_offset
+                    self.layer_dropped += 1
+                    return None
+                if frame[1]:
+                    return frame[2], frame[3]
+                self.layer_dropped += 1
+                return None
+            frame = self._new_frame(ts, desc, ahead - 1)
+        elif ahead > 1 and not frame[1]:
+            self._seq_offset -= ahead - 1  # an upstream gap inside a left-out frame: its packets, left out too
+        if ahead and marker and frame is self._frame:
+            self._frame_complete = True
+        if frame[1]:
+            return frame[2], frame[3]
+        self.layer_dropped += 1
+        if ahead:
+            self._seq_offset -= 1  # every later packet moves down by one: no gap on the subscriber's side
+        return None
+
+    def _new_frame(self, ts: int, desc: Descriptor | None, gap: int) -> tuple[int, bool, int, int]:
+        """The first packet seen of a new frame: switch layers if this is a safe point, decide the frame."""
+        tid = desc.tid if desc is not None and desc.tid >= 0 else 0
+        start = desc is not None and desc.start
+        cap = self.layer_cap
+        if start and cap != self.layer:
+            if cap < self.layer:
+                self.layer = cap  # down: at any frame boundary
+            elif tid == 0:
+                self.layer = cap  # up: a TID 0 frame depends on nothing above it
+            elif desc is not None and desc.layer_sync and tid <= cap:
+                self.layer = max(self.layer, tid)  # up to a layer at its sync frame
+        sent = tid <= self.layer
+        previous = self._frame
+        if gap and previous is not None and (not previous[1] or not sent):
+            # packets lost upstream between two frames, one of them left out: close the gap when the missing
+            # packets can only belong to the left-out one(s): the previous frame's tail (it was left out and is
+            # incomplete) and/or this frame's head (this one is left out and this is not its start); never when
+            # whole frames may be missing (previous complete, this one starting)
+            complete = self._frame_complete
+            tail_ok = complete or not previous[1]
+            head_ok = start or not sent
+            if tail_ok and head_ok and not (complete and start):
+                self._seq_offset -= gap
+        frame = (ts, sent, self._seq_offset, self._pid_offset)
+        if not sent:
+            self._pid_offset -= 1  # later frames' picture ids move down by one: no picture id gap
+            self.layer_frames_dropped += 1
+        self._frames.append(frame)
+        self._frame, self._frame_complete = frame, False
+        return frame
+
+    def _rebase_picture_id(self, desc: Descriptor | None) -> None:
         """At a start point: choose the picture id offset so the next picture id sent follows the last one."""
-        found = vp8_picture_id(payload)
-        if found is None or self._last_pid is None:
+        if desc is None or not desc.picture_id_bits or self._last_pid is None:
             return
-        pid, _, bits = found
-        self._pid_offset = (self._last_pid + 1 - pid) % (1 << bits)
+        self._pid_offset = (self._last_pid + 1 - desc.picture_id) % (1 << desc.picture_id_bits)
 
-    def _picture_id(self, payload: bytes) -> bytes:
-        found = vp8_picture_id(payload)
-        if found is None:
+    def _picture_id(self, payload: bytes, desc: Descriptor | None, offset: int) -> bytes:
+        if desc is None or not desc.picture_id_bits:
             return payload
-        pid, pos, bits = found
-        out = (pid + self._pid_offset) % (1 << bits)
+        pid, bits = desc.picture_id, desc.picture_id_bits
+        out = (pid + offset) % (1 << bits)
         self._last_pid = out
         if out == pid:
             return payload
-        if bits == 15:
-            return b"".join((payload[:pos], bytes([0x80 | (out >> 8), out & 0xFF]), payload[pos + 2 :]))
-        return b"".join((payload[:pos], bytes([out]), payload[pos + 1 :]))
+        return vp8.with_picture_id(payload, out, bits)
 
     def retransmit(self, seq: int) -> None:
         """The subscriber NACKed `seq` (one of ours): resend it from the cache, as RTX if negotiated."""
@@ -293,34 +398,13 @@ def _ts_of(data: bytes) -> int:
 
 def vp8_picture_id(payload: bytes) -> tuple[int, int, int] | None:
     """(picture id, its offset in the payload, 7 or 15 bits) of a VP8 payload descriptor (RFC 7741), or None."""
-    if len(payload) < 3 or not payload[0] & 0x80 or not payload[1] & 0x80:  # X, then I
+    desc = vp8.parse(payload)
+    if desc is None or not desc.picture_id_bits:
         return None
-    if payload[2] & 0x80:
-        if len(payload) < 4:
-            return None
-        return ((payload[2] & 0x7F) << 8) | payload[3], 2, 15
-    return payload[2], 2, 7
+    return desc.picture_id, vp8.PICTURE_ID_OFFSET, desc.picture_id_bits
 
 
 def vp8_keyframe_start(payload: bytes) -> bool:
     """Is this RTP payload (RFC 7741) the first packet of a VP8 key frame?"""
-    n = len(payload)
-    if n < 2:
-        return False
-    b0 = payload[0]
-    if not b0 & 0x10 or b0 & 0x07:  # S bit set, partition index 0
-        return False
-    i = 1
-    if b0 & 0x80:  # X: extended control bits
-        x = payload[1]
-        i = 2
-        if x & 0x80:  # I: picture id, 7 or 15 bits
-            if i >= n:
-                return False
-            i += 2 if payload[i] & 0x80 else 1
-        if x & 0x40:  # L: TL0PICIDX
-            i += 1
-        if x & 0x30:  # T or K: TID/Y/KEYIDX
-            i += 1
-    # VP8 payload header: P bit (bit 0) is 0 for key frames, which carry the start code 9d 01 2a
-    return i + 6 <= n and not payload[i] & 0x01 and payload[i + 3 : i + 6] == b"\x9d\x01\x2a"
+    desc = vp8.parse(payload)
+    return desc is not None and desc.keyframe
