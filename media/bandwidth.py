@@ -8,6 +8,10 @@
   REMB the subscriber itself sends (a browser does when `goog-remb` is negotiated; it covers everything it
   receives) caps the estimate while it is fresh (`report_timeout`).
 - `share` splits one subscriber's estimate between the video it receives at full rate (audio first).
+- `layer_for` picks the highest temporal layer of a layered publisher that fits a subscriber's share (down at
+  once, up one layer at a time with a margin); `publisher_rate_for` is what a subscriber capped at a layer lets
+  the publisher send (its share divided by that layer's fraction of the whole: the cap, not the publisher, takes
+  the cut).
 - `RembControl` (one per video publication): the bitrate told to the publisher is
   min(ceiling, the publisher's own uplink estimate, max(floor, min over its full-rate subscribers' shares)).
   Going down is immediate; going up is at most x`remb_step_up` per `remb_interval` (stepwise, no jump from the
@@ -17,7 +21,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from media.config import MediaConfig
+from media.vp8 import ALL_LAYERS
 
 
 class DownlinkEstimate:
@@ -75,6 +82,32 @@ def share(estimate: int, audio_slots: int, video_slots: int, audio_allowance: in
     if video_slots <= 0:
         return None
     return max(estimate - audio_slots * audio_allowance, 0) // video_slots
+
+
+def layer_for(share: int | None, rates: Sequence[int], current: int, margin: float) -> int:
+    """The temporal layer cap for one subscriber of one layered publisher.
+
+    `rates[k]`: the publisher's bit rate of layers 0..k together (measured); `current`: the cap now (ALL_LAYERS:
+    none). Down at once to the highest layer that fits `share` (layer 0 at least: the ladder's lower steps take
+    it from there); up one layer per call when the next one fits within `margin` of the share. The top layer seen
+    is returned as ALL_LAYERS, so a layer the publisher adds later is not cut off."""
+    if not rates or share is None:
+        return ALL_LAYERS
+    top = len(rates) - 1
+    start = cap = min(current, top)
+    while cap > 0 and rates[cap] > share:
+        cap -= 1
+    if cap == start and cap < top and rates[cap + 1] <= share * margin:
+        cap += 1
+    return ALL_LAYERS if cap >= top else cap
+
+
+def publisher_rate_for(share: int, rates: Sequence[int], cap: int) -> int:
+    """What a subscriber whose stream is capped at layer `cap` lets the publisher send: its share scaled up by
+    the whole's size over the part it receives (uncapped, or without measurements: the share itself)."""
+    if cap >= len(rates) - 1 or not rates or rates[cap] <= 0 or rates[-1] <= 0:
+        return share
+    return int(share * rates[-1] / rates[cap])
 
 
 class RembControl:

@@ -36,6 +36,14 @@ class MediaConfig:
     monitor_interval: float = 1.0
     # The ladder's middle step (key frames only) between full video and audio only; False: video or audio only.
     keyframes_step: bool = True
+    # The ladder's step between full video and key frames only: temporal layer 0 only from publishers that send
+    # temporal layers (VP8 L1T3: a quarter of their frame rate). Skipped for a subscriber that receives no such
+    # publisher (the step would change nothing). False: no such step.
+    temporal_step: bool = True
+    # At full video, each layered publisher's stream to a subscriber is capped at the highest temporal layer whose
+    # measured rate (layers 0..k together) fits that subscriber's share of its loss-based downlink estimate:
+    # down at once, up one layer per link check once the next layer fits within `layer_up_margin` of the share.
+    layer_up_margin: float = 0.85
     # At the ladder's key-frames-only step, ask a publisher for a key frame when its last one is this old (s).
     keyframe_only_interval: float = 2.0
     # Minimum number of packets in the window before a loss decision is taken.

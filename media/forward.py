@@ -88,6 +88,7 @@ class Slot:
     publication: Publication | None = None
     negotiated: bool = False
     active: bool = False
+    keyframe_requests_in: int = 0  # PLIs/FIRs from the subscriber about this slot
 
     @property
     def mid(self) -> str | None:

@@ -26,13 +26,14 @@ from typing import Any, Protocol
 from aiortc import RTCPeerConnection
 
 from media import passthrough
-from media.bandwidth import RembControl, share
+from media.bandwidth import RembControl, layer_for, publisher_rate_for, share
 from media.config import MediaConfig
 from media.errors import UnknownEvent, UnknownParticipant
 from media.forward import FrameSink, Publication, QueueingSink, Slot
 from media.peer import Peer
 from media.routing import RoutingTable
-from media.weaklink import AUDIO_ONLY, SlotReport
+from media.vp8 import ALL_LAYERS
+from media.weaklink import AUDIO_ONLY, STEP_BASE_LAYER, SlotReport
 from mediation.errors import Conflict, InvalidInput
 
 logger = logging.getLogger(__name__)
@@ -383,6 +384,7 @@ class Hub:
             peer.meter.reset()
             for slot in peer.slots:
                 slot.forwarder.set_keyframes_only(False)
+            self._select_layers(peer)
         await self.apply_routing()
         await self._observe_audio_only(peer.pid, enabled, reason)
         if notify:
@@ -398,10 +400,14 @@ class Hub:
             await asyncio.sleep(tick)
             if time.monotonic() >= next_check:
                 next_check = time.monotonic() + config.monitor_interval
+                for pub in [p for peer in self._peers.values() for p in peer.publications.values()]:
+                    if pub.kind == "video":
+                        pub.measure_layers(time.monotonic())
                 for peer in list(self._peers.values()):
                     try:
                         await self._check_link(peer)
                         self._keyframes_for_weak(peer)
+                        self._select_layers(peer)
                     except Exception:
                         logger.exception("link check failed for %s", peer.pid)
             try:
@@ -429,8 +435,9 @@ class Hub:
             for pub in peer.publications.values():
                 if pub.remb is None or not pub.live or pub.receiver is None or pub.media_ssrc is None:
                     continue
+                # a subscriber capped at a temporal layer counts for what lets that layer fit (media/bandwidth.py)
                 caps = [
-                    cap
+                    publisher_rate_for(cap, pub.layer_rates, slot.forwarder.layer_cap)
                     for slot in pub.slots
                     if slot.active and not slot.forwarder.keyframes_only
                     and (cap := shares.get(slot.subscriber)) is not None
@@ -450,6 +457,37 @@ class Hub:
                 fwd.last_keyframe_at is None or now - fwd.last_keyframe_at >= self.config.keyframe_only_interval
             ):
                 self._keyframe_for(slot)
+
+    def _select_layers(self, peer: Peer) -> None:
+        """Each video slot's temporal layer cap: layer 0 at the ladder's base-layer step; at full video the highest
+        layer of a layered publisher that fits the subscriber's share of its loss-based estimate (a browser's own
+        REMB follows what it receives, so it cannot vouch for a layer it is not sent; the hub does not probe)."""
+        ceiling = peer.layer_ceiling
+        video = [s for s in peer.slots if s.kind == "video"]
+        full_rate = sum(1 for s in video if s.active and not s.forwarder.keyframes_only)
+        audio = sum(1 for s in peer.slots if s.active and s.kind == "audio")
+        portion = share(int(peer.downlink.bitrate), audio, full_rate, self.config.bwe_audio_allowance)
+        for slot in video:
+            fwd, pub = slot.forwarder, slot.publication
+            if pub is None or not pub.layer_rates:
+                fwd.layer_cap = ceiling  # no layers measured: nothing to leave out (the cap takes no effect)
+                continue
+            chosen = layer_for(portion, pub.layer_rates, fwd.layer_cap, self.config.layer_up_margin)
+            fwd.layer_cap = min(chosen, ceiling)
+
+    def _receives_layers(self, peer: Peer) -> bool:
+        """Does the subscriber receive video from a publisher that sends temporal layers?"""
+        return any(s.active and s.publication is not None and s.publication.layer_rates
+                   for s in peer.slots if s.kind == "video")
+
+    async def set_link_level(self, participant_id: str, level: int) -> None:
+        """Put a subscriber at a level of its ladder (0: audio only .. top: full video; `Peer.steps` names them)
+        as a loss decision would; the ladder goes on from there (operators, tests)."""
+        peer = self._peers.get(participant_id)
+        if peer is None:
+            raise UnknownParticipant("not a participant of this session's media")
+        before = peer.link.level
+        await self._apply_level(peer, before, peer.link.move(level))
 
     async def _check_link(self, peer: Peer) -> None:
         """One step of the subscriber's ladder from its receiver reports, net of its publishers' uplink loss."""
@@ -473,6 +511,8 @@ class Hub:
         level = link.decide(now)
         if level is None:
             return
+        if peer.steps[level] == STEP_BASE_LAYER and not self._receives_layers(peer):
+            level = link.move(level + (1 if level > before else -1))  # a step that would change nothing
         logger.info(
             "participant %s: loss %.3f, link level %d -> %d", peer.pid, link.last_loss or 0.0, before, level
         )
@@ -486,6 +526,7 @@ class Hub:
             await self._set_audio_only(peer, False, "recovered")
         for slot in peer.slots:
             slot.forwarder.set_keyframes_only(peer.keyframes_only)
+        self._select_layers(peer)
 
     # plumbing -----------------------------------------------------------------------------------
     def _spawn(self, coro: Coroutine[Any, Any, Any] | Awaitable[Any]) -> None:
@@ -512,6 +553,9 @@ class Hub:
                 "offers": peer.offers,
                 "audio_only": self.routing.is_audio_only(pid),
                 "link_level": peer.link.level,
+                "link_step": peer.step,
+                # the highest temporal layer it gets from any layered publisher (None: all layers, or none sent)
+                "max_layer": _max_layer(peer),
                 "link_loss": peer.link.last_loss,
                 "downlink_estimate": peer.downlink.value(time.monotonic()),
                 "downlink_loss": peer.downlink.last_loss,
@@ -527,6 +571,7 @@ class Hub:
                         "remb": None if p.remb is None else p.remb.value,
                         "remb_downlink": None if p.remb is None else p.remb.downlink,
                         "remb_uplink": None if p.remb is None else p.remb.uplink,
+                        "layer_rates": list(p.layer_rates),  # bit/s of temporal layers 0..k ([]: no layers)
                         "subscribers": len(p.slots),
                         "decoded_frames": 0 if p.receiver is None else _decoded(p.receiver),
                     }
@@ -544,6 +589,11 @@ class Hub:
                         "skipped": slot.forwarder.skipped,
                         "keyframes_out": slot.forwarder.keyframes,
                         "retransmitted": slot.forwarder.retransmitted,
+                        "max_layer": _layer(slot.forwarder.layer),  # in force (None: all)
+                        "max_layer_target": _layer(slot.forwarder.layer_cap),
+                        "layer_dropped": slot.forwarder.layer_dropped,
+                        "layer_frames_dropped": slot.forwarder.layer_frames_dropped,
+                        "keyframe_requests_in": slot.keyframe_requests_in,
                     }
                     for slot in peer.slots
                 ],
@@ -558,6 +608,16 @@ class Hub:
             "routing": self.routing.snapshot(),
             "participants": participants,
         }
+
+
+def _layer(cap: int) -> int | None:
+    return None if cap >= ALL_LAYERS else cap
+
+
+def _max_layer(peer: Peer) -> int | None:
+    caps = [s.forwarder.layer for s in peer.slots
+            if s.kind == "video" and s.active and s.publication is not None and s.publication.layer_rates]
+    return _layer(max(caps)) if caps else None
 
 
 def _decoded(receiver: Any) -> int:

@@ -30,7 +30,8 @@ from media.errors import MalformedSdp, NegotiationConflict, UnsupportedCodec
 from media.forward import CLOCK_RATE, Publication, Slot, SlotTrack
 from media.rtpforward import RtpForwarder, SendParams
 from media.sdpmunge import offer_red, opus_fec_dtx, red_payload_types
-from media.weaklink import FULL, KEYFRAMES_ONLY, LinkMeter, LinkState
+from media.vp8 import ALL_LAYERS
+from media.weaklink import STEP_BASE_LAYER, STEP_KEYFRAMES, LinkMeter, LinkState, ladder
 
 logger = logging.getLogger(__name__)
 
@@ -86,15 +87,26 @@ class Peer:
         self.pending_offer: dict[str, Any] | None = None  # the outstanding offer (sent again on renegotiate)
         self.audio_only_reason: str | None = None
         # the downlink's place on the ladder survives a new peer connection (automatic stays automatic)
-        self.link = LinkState(config, top=FULL if config.keyframes_step else 1)
+        self.steps = ladder(config.keyframes_step, config.temporal_step)
+        self.link = LinkState(config, top=len(self.steps) - 1)
         self.meter = LinkMeter()
         self.downlink = DownlinkEstimate(config)  # bit/s, from its receiver reports and its own REMB
         self.red_in: int | None = None  # the red payload type its audio publication negotiated, if any
 
     @property
+    def step(self) -> str:
+        """Where the subscriber is on the ladder (media/weaklink.py `ladder`)."""
+        return self.steps[self.link.level]
+
+    @property
     def keyframes_only(self) -> bool:
-        """At the ladder's middle step: its video slots get only key frames."""
-        return self.link.top == FULL and self.link.level == KEYFRAMES_ONLY
+        """At the ladder's key-frames-only step: its video slots get only key frames."""
+        return self.step == STEP_KEYFRAMES
+
+    @property
+    def layer_ceiling(self) -> int:
+        """The temporal layer cap the ladder imposes on its video slots (layer 0 at the base-layer step)."""
+        return 0 if self.step == STEP_BASE_LAYER else ALL_LAYERS
 
     @property
     def connected(self) -> bool:
@@ -139,6 +151,7 @@ class Peer:
         transceiver.setCodecPreferences(codec_preferences(kind))
         forwarder = RtpForwarder(kind, CLOCK_RATE[kind], lambda: None)
         forwarder.keyframes_only = kind == "video" and self.keyframes_only
+        forwarder.layer_cap = forwarder.layer = self.layer_ceiling
         slot = Slot(subscriber=self.pid, kind=kind, transceiver=transceiver, track=track, forwarder=forwarder)
         forwarder.on_drop = functools.partial(on_keyframe, slot)
         sender = transceiver.sender
@@ -148,7 +161,12 @@ class Peer:
 
         passthrough.on_negotiated(sender, negotiated)
         passthrough.on_retransmit_request(sender, forwarder.retransmit)
-        passthrough.on_keyframe_request(sender, functools.partial(on_keyframe, slot))
+
+        def subscriber_asks() -> None:
+            slot.keyframe_requests_in += 1
+            on_keyframe(slot)
+
+        passthrough.on_keyframe_request(sender, subscriber_asks)
         passthrough.on_remb(sender, lambda bitrate: self.downlink.on_remb(bitrate, time.monotonic()))
         self.slots.append(slot)
         return slot

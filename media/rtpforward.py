@@ -47,14 +47,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from media import vp8
-from media.vp8 import Descriptor
+from media.vp8 import ALL_LAYERS, Descriptor
 
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 CACHE = 256  # packets kept per video slot for retransmission (~2.5 s at 800 kbit/s); a power of two
 _HEADER = struct.Struct("!BBHII")
-ALL_LAYERS = 3  # a layer cap that lets every temporal layer through (TID is two bits)
 FRAMES = 32  # frames whose layer decision and offsets are kept for late packets (~1 s at 30 fps)
 
 

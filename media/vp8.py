@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 PICTURE_ID_OFFSET = 2  # the picture id, when present, always follows the X byte
+ALL_LAYERS = 3  # a temporal layer cap that lets every layer through (TID is two bits)
 
 
 class Descriptor(NamedTuple):

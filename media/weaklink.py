@@ -10,7 +10,8 @@ Three pieces, fed by `Hub._check_link` once per `monitor_interval`:
   stop (`report_timeout`: an outage, a frozen peer) and whenever the level changes, so a decision is only ever
   taken on data gathered since the last change and since the reports resumed.
 - `LinkState` moves a subscriber along a ladder of levels (0 = audio only ... `top` = everything) one step at a
-  time: down when the window's loss exceeds `loss_threshold`, up after `recover_wait` seconds at or below
+  time (the steps, from the top: full video; temporal layer 0 only from publishers that send temporal layers;
+  key frames only; audio only: `ladder`; a step a configuration turns off is not on the ladder): down when the window's loss exceeds `loss_threshold`, up after `recover_wait` seconds at or below
   `recover_threshold` (hysteresis: the two thresholds differ). A step up that is followed by a step down within
   `probe_window` doubles the wait before the next attempt (up to `recover_backoff_max`); a level held for
   `probe_window` seconds resets the wait.
@@ -24,8 +25,21 @@ from dataclasses import dataclass
 
 from media.config import MediaConfig
 
-# the ladder's levels: everything, key frames only (the publishers at their key frame rate), audio only
-AUDIO_ONLY, KEYFRAMES_ONLY, FULL = 0, 1, 2
+# the ladder's steps, bottom up: audio only; key frames only (the publishers at their key frame rate); temporal
+# layer 0 only (publishers that send temporal layers, at a quarter of their frame rate with L1T3); everything
+AUDIO_ONLY = 0  # the bottom level, always
+STEP_AUDIO_ONLY, STEP_KEYFRAMES, STEP_BASE_LAYER, STEP_FULL = "audio_only", "keyframes_only", "base_layer", "full"
+
+
+def ladder(keyframes: bool, temporal: bool) -> tuple[str, ...]:
+    """The steps a subscriber moves along, bottom (level 0) to top; audio only is always the last step down."""
+    steps = [STEP_AUDIO_ONLY]
+    if keyframes:
+        steps.append(STEP_KEYFRAMES)
+    if temporal:
+        steps.append(STEP_BASE_LAYER)
+    steps.append(STEP_FULL)
+    return tuple(steps)
 
 
 @dataclass(frozen=True)
@@ -168,6 +182,10 @@ class LinkState:
         else:
             self._good_since = None
         return None
+
+    def move(self, level: int) -> int:
+        """Put the subscriber at `level` (0..top) as a decision would: the window starts again from there."""
+        return self._move(min(max(level, 0), self.top))
 
     def _move(self, level: int) -> int:
         self.level = level

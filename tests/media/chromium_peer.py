@@ -1,6 +1,7 @@
 """A real headless Chromium as a hub participant, without the web app: the test relays the hub's offers to a page
-that answers them (audio from Chromium's fake microphone on the publish m-line, nothing on video), over the same
-in-process channel the bots use (media/channels.py). Only the WebRTC part of a browser is under test here."""
+that answers them (a 440 Hz tone on the audio publish m-line; with `camera=` Chromium's fake camera on the camera
+m-line, encoded with that scalability mode, e.g. "L1T3": VP8 with three temporal layers), over the same in-process
+channel the bots use (media/channels.py). Only the WebRTC part of a browser is under test here."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ FLAGS_EXTRA = ["--autoplay-policy=no-user-gesture-required"]  # the tone's Audio
 
 PAGE_JS = """
 window.__peer = {
-  pc: null, mic: null, answers: 0,
+  pc: null, mic: null, cam: null, camMode: null, answers: 0, layersSet: null,
   async answer(offer) {
     if (!this.pc) {
       this.pc = new RTCPeerConnection({iceServers: []});
@@ -29,8 +30,13 @@ window.__peer = {
       osc.start();
       await ctx.resume();
       this.mic = dst.stream.getAudioTracks()[0];
+      if (this.camMode) {
+        const cam = await navigator.mediaDevices.getUserMedia(
+          {video: {width: 640, height: 480, frameRate: 30}});
+        this.cam = cam.getVideoTracks()[0];
+      }
       this.pc.ontrack = (e) => {  // play (muted) what arrives, so the receive pipeline runs as in the app
-        const a = document.createElement("audio");
+        const a = document.createElement(e.track.kind === "video" ? "video" : "audio");
         a.muted = true; a.autoplay = true; a.srcObject = new MediaStream([e.track]);
         document.body.appendChild(a);
       };
@@ -44,11 +50,25 @@ window.__peer = {
       if (source === "audio") {
         if (tr.sender.track !== this.mic) await tr.sender.replaceTrack(this.mic);
         tr.direction = "sendonly";
+      } else if (source === "camera" && this.cam) {
+        if (tr.sender.track !== this.cam) await tr.sender.replaceTrack(this.cam);
+        tr.direction = "sendonly";
       } else if (source) {
         tr.direction = "inactive";
       }
     }
     await pc.setLocalDescription(await pc.createAnswer());
+    for (const tr of pc.getTransceivers()) {  // temporal layers on the camera's one encoding
+      if (publish[tr.mid] === "camera" && this.cam && this.camMode) {
+        const params = tr.sender.getParameters();
+        if (params.encodings && params.encodings.length &&
+            params.encodings[0].scalabilityMode !== this.camMode) {
+          params.encodings[0].scalabilityMode = this.camMode;
+          await tr.sender.setParameters(params);
+        }
+        this.layersSet = tr.sender.getParameters().encodings.map((e) => e.scalabilityMode || null);
+      }
+    }
     this.answers++;
     return pc.localDescription.sdp;
   },
@@ -59,6 +79,8 @@ window.__peer = {
       if (s.type === "codec") out.codecs[s.id] = {mimeType: s.mimeType, payloadType: s.payloadType};
       if (s.type === "inbound-rtp" && s.kind === "audio") out.inbound.push(s);
       if (s.type === "outbound-rtp" && s.kind === "audio") out.outbound.push(s);
+      if (s.type === "inbound-rtp" && s.kind === "video") (out.inboundVideo ||= []).push(s);
+      if (s.type === "outbound-rtp" && s.kind === "video") (out.outboundVideo ||= []).push(s);
     });
     return out;
   },
@@ -67,10 +89,12 @@ window.__peer = {
 
 
 class ChromiumPeer:
-    """One Chromium page joined to `hub` as `pid`; `stats()` is the page's getStats() for audio."""
+    """One Chromium page joined to `hub` as `pid`; `stats()` is the page's getStats() for audio (`inbound`,
+    `outbound`) and video (`inboundVideo`, `outboundVideo`). `camera`: publish the fake camera with this
+    scalability mode ("L1T3": VP8 with three temporal layers)."""
 
-    def __init__(self, page: Page, hub: Hub, router: DirectRouter, pid: str) -> None:
-        self.page, self.hub, self.pid = page, hub, pid
+    def __init__(self, page: Page, hub: Hub, router: DirectRouter, pid: str, camera: str | None = None) -> None:
+        self.page, self.hub, self.pid, self.camera = page, hub, pid, camera
         self.channel = router.attach(DirectChannel(hub, pid))
         self.channel.on("media:offer", self._on_offer)
         self.errors: list[str] = []
@@ -84,6 +108,8 @@ class ChromiumPeer:
         )
         await self.page.goto("http://localhost/peer")
         await self.page.evaluate(PAGE_JS)
+        if self.camera is not None:
+            await self.page.evaluate("(m) => { window.__peer.camMode = m; }", self.camera)
         await self.hub.add(self.pid, {"name": self.pid})
         ack = await self.channel.call("media:join", {})
         assert ack.get("ok"), ack
@@ -101,6 +127,11 @@ class ChromiumPeer:
     async def stats(self) -> dict[str, Any]:
         result: dict[str, Any] = await self.page.evaluate("() => window.__peer.stats()")
         return result
+
+    async def scalability_modes(self) -> list[str | None]:
+        """The camera encoding's scalability mode as the sender reports it after setParameters."""
+        modes: list[str | None] = await self.page.evaluate("() => window.__peer.layersSet || []")
+        return modes
 
     async def answer_sdp(self) -> str:
         return str(
