@@ -103,6 +103,7 @@ class Counter:
     # arrival times (time.monotonic) of the last packets, for gap figures over a lossy link
     arrivals: deque[float] = field(default_factory=lambda: deque(maxlen=20_000))
     frame_ends: deque[float] = field(default_factory=lambda: deque(maxlen=5_000))  # marker packets' arrivals
+    kept: deque[bytes] | None = None  # the last encoded video frames received (Bot(keep_frames=n)), for decoding
 
     def longest_gap(self, start: float, end: float) -> float:
         """Longest time without a packet between `start` and `end` (time.monotonic), edges included."""
@@ -129,8 +130,10 @@ class Bot:
         audio: bool = True,
         video: bool = True,
         clip: EncodedClip | None = None,
+        keep_frames: int = 0,
     ) -> None:
         self.pid = participant_id
+        self.keep_frames = keep_frames  # keep the last n encoded video frames per source (tests decode them)
         self.channel = channel
         self.config = config or MediaConfig()
         self.audio_track = ClipTrack(audio_clip()) if audio else None
@@ -305,6 +308,8 @@ class Bot:
             counter.frames += 1
             counter.nbytes += len(frame.data)
             counter.first_frame_at = counter.first_frame_at or now
+            if transceiver.kind == "video" and counter.kept is not None:
+                counter.kept.append(frame.data)
             if transceiver.kind == "video" and passthrough.is_vp8_keyframe(frame.data):
                 counter.keyframes += 1
                 if counter.first_keyframe_at is None:
@@ -320,6 +325,8 @@ class Bot:
         counter = self.received.get(key)
         if counter is None:
             counter = self.received[key] = Counter()
+            if self.keep_frames and SOURCE_KIND.get(key[1]) == "video":
+                counter.kept = deque(maxlen=self.keep_frames)
         return counter
 
     # lossy downlink (tests) ---------------------------------------------------------------------
