@@ -95,7 +95,7 @@ async def test_a_subscriber_capped_at_layer_0_gets_a_quarter_of_the_frames_and_a
     got = bot.received[("a", "camera")]
     assert got.kept is not None
     mid_b = str(slot_b.mid)
-    start = {
+    start: dict[str, Any] = {
         "pub": pub.frames_in,
         "bot": got.frames,
         "kept": len(got.kept),
