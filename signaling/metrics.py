@@ -33,7 +33,8 @@ from recordings.storage import RecordingStorage
 
 log = logging.getLogger(__name__)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-HUB_COUNTERS = ("packets_forwarded", "bytes_forwarded", "packets_dropped", "packets_received", "keyframe_requests")
+HUB_COUNTERS = ("packets_forwarded", "bytes_forwarded", "packets_dropped", "packets_received", "keyframe_requests",
+                "packets_layer_dropped")
 
 
 @dataclass
@@ -66,6 +67,7 @@ class HubTotals:
                     c["packets_forwarded"] += int(slot.get("packets_out", 0))
                     c["bytes_forwarded"] += int(slot.get("bytes_out", 0))
                     c["packets_dropped"] += int(slot.get("dropped", 0))
+                    c["packets_layer_dropped"] += int(slot.get("layer_dropped", 0))
                 audio_only += bool(p.get("audio_only"))
                 key = (sid, pid)
                 seen.add(key)
@@ -203,7 +205,9 @@ class NodeMetrics(Collector):
                             ("bytes_forwarded", "RTP bytes the hubs forwarded"),
                             ("packets_dropped", "RTP packets the hubs dropped (a subscriber could not take them)"),
                             ("packets_received", "RTP packets the hubs received from publishers"),
-                            ("keyframe_requests", "Keyframe requests (PLI/FIR) from subscribers")):
+                            ("keyframe_requests", "Keyframe requests (PLI/FIR) from subscribers"),
+                            ("packets_layer_dropped",
+                             "RTP packets left out by temporal layer selection (a subscriber's layer cap)")):
             yield CounterMetricFamily(f"onedoor_media_{name}", help_, value=self.hubs.total(name))
         yield CounterMetricFamily("onedoor_media_weak_link_switches", "Subscriber link-level changes",
                                   value=self.hubs.switches)
