@@ -18,11 +18,11 @@ original VP8/Opus tracks).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
 import secrets
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from mediation import export_jobs
@@ -90,32 +90,36 @@ async def run(db: Database, storage: RecordingStorage, exports: RecordingStorage
         await exports.delete_recording(job_id)
     data_key = secrets.token_bytes(DATA_KEY_LEN)
     out = SealedWriter(exports, data_key, job_id, stream_id, claim.recording_id)
-    last = {"t": 0.0, "p": 0.0}
-    pending: set[float] = set()
+    seen = {"now": 0.0, "written": 0.0}
 
-    def on_progress(p: float) -> None:
-        now = time.monotonic()
-        if now - last["t"] >= PROGRESS_EVERY and p > last["p"]:
-            last["t"], last["p"] = now, p
-            pending.add(p)
+    def on_progress(p: float) -> None:  # ffmpeg's position, as often as it reports it
+        seen["now"] = max(seen["now"], p)
 
-    async def flush_progress() -> None:
-        if pending:
-            p = max(pending)
-            pending.clear()
-            await export_jobs.set_progress(db, job_id, claim.attempt, min(p, 0.99))
-            if beat is not None:
-                await beat(p)
+    async def report() -> None:
+        """Every PROGRESS_EVERY s, the progress if it moved: on a clock of its own, not at ffmpeg's output (a
+        fragmented MP4 may come out in a few large pieces, the last at the very end)."""
+        while True:
+            await asyncio.sleep(PROGRESS_EVERY)
+            p = seen["now"]
+            if p > seen["written"]:
+                seen["written"] = p
+                await export_jobs.set_progress(db, job_id, claim.attempt, min(p, 0.99))
+                if beat is not None:
+                    await beat(p)
 
     media_type = "video/x-matroska" if claim.raw else "video/mp4"
     try:
         await out.open()
         chunks = export_stream(db, storage, keyring, claim.recording_id, actor=claim.requested_by,
                                reason=claim.reason, raw=claim.raw, fmt="mp4", progress=on_progress, ffmpeg=ffmpeg)
-        async with contextlib.aclosing(chunks):
-            async for chunk in chunks:
-                await out.write(chunk)
-                await flush_progress()
+        reporter = asyncio.create_task(report())
+        try:
+            async with contextlib.aclosing(chunks):
+                async for chunk in chunks:
+                    await out.write(chunk)
+        finally:
+            reporter.cancel()
+            await asyncio.gather(reporter, return_exceptions=True)  # a failed progress write is not the job's
         await out.close()
     except OneDoorError as e:
         log.warning("export job %s failed: %s %s", job_id, e.code, e.detail)

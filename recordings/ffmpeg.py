@@ -141,6 +141,10 @@ async def _abort(proc: asyncio.subprocess.Process, tasks: list[asyncio.Task[None
         proc.kill()
     await proc.wait()
     await asyncio.gather(*tasks, return_exceptions=True)
+    for pipe in (proc.stdout, proc.stderr):  # read to the end, so that the process's transport closes itself
+        if pipe is not None:  # (left unread, its pipe stays open: "unclosed transport" when it is collected)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(pipe.read(), 5)
 
 
 async def run_ffmpeg(readers: list[DecryptedStream], output_args: list[str], out: Path, *, ffmpeg: str = "ffmpeg",

@@ -53,12 +53,9 @@ MACHINE_WIDE = (
 )
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    root = config.rootpath
-    for item in items:
-        where = item.path.relative_to(root).as_posix()
-        if where.startswith(MACHINE_WIDE):
-            item.add_marker(pytest.mark.xdist_group("machine"))
+def pytest_itemcollected(item: pytest.Item) -> None:  # marked as collected: before xdist's own hooks read marks
+    if item.path.relative_to(item.config.rootpath).as_posix().startswith(MACHINE_WIDE):
+        item.add_marker(pytest.mark.xdist_group("machine"))
 
 
 async def _no_send(participant_id: str, event: str, payload: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -25,6 +26,27 @@ from signaling.client import SessionClient
 from tests.conftest import World
 
 MAGIC_MP4, MAGIC_EBML = b"ftyp", b"\x1a\x45\xdf\xa3"
+
+
+PACED_FFMPEG = """#!/bin/sh
+# the real ffmpeg, reading each input at its own speed (-readrate 1), so that an export of a few seconds takes a
+# few seconds and its progress can be seen between 0 and 1 however fast or busy the machine is
+first=1
+for a in "$@"; do
+  if [ "$first" = 1 ]; then set --; first=0; fi
+  if [ "$a" = "-thread_queue_size" ]; then set -- "$@" -readrate 1; fi
+  set -- "$@" "$a"
+done
+exec /usr/bin/ffmpeg "$@"
+"""
+
+
+def paced_ffmpeg(bin_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ffmpeg` on this process's PATH becomes the real one, paced (the job's ffmpeg is found through PATH)."""
+    bin_dir.mkdir()
+    (bin_dir / "ffmpeg").write_text(PACED_FFMPEG)
+    (bin_dir / "ffmpeg").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
 
 
 def plaintext_media(root: Path) -> list[str]:
@@ -106,6 +128,7 @@ async def test_export_job_runs_reports_progress_and_leaves_no_plaintext(
     tmp.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     monkeypatch.setenv("TMPDIR", str(tmp))
+    paced_ffmpeg(tmp_path / "bin", monkeypatch)
 
     st, body = await post_export(m, rid, reason="   ")
     assert st == 422 and body["error"]["code"] == "reason_required"
