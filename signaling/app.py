@@ -34,6 +34,7 @@ from signaling.http_api import PUBLISHER
 from signaling.httpkit import Api, errors_middleware, openapi
 from signaling.limits import GuardedServer, install_log_filter
 from signaling.metrics import METRICS, NodeMetrics, TimedStorage, metrics_app
+from signaling.outage import install_outage_filter
 from signaling.publish import NS, Publisher
 from signaling.services import SERVICES, Services
 from signaling.session_ns import NAMESPACE, SessionNamespace, connect_throttle
@@ -92,6 +93,7 @@ def create_app(settings: Settings, services: Services | None = None, routes: lis
                         ping_interval=10, ping_timeout=10, default_namespace=NS,
                         max_queue_bytes=settings.max_outgoing_bytes)
     install_log_filter()  # library tracebacks for malformed packets: one line per connection
+    install_outage_filter("saq")  # the export queue's tracebacks while Redis is away: one line per 10 s
     metrics = app[METRICS] = NodeMetrics(services.live)
     if not isinstance(services.storage, TimedStorage):  # segments written and fsync latency for /metrics
         services.storage = TimedStorage(services.storage, metrics)

@@ -34,3 +34,19 @@ def outage(e: BaseException) -> Unavailable | None:
                     str(e)[:200])
     return Unavailable("服务暂时不可用，请稍后重试 / the service is briefly unavailable; try again shortly",
                        code="unavailable", store=store, retry_after=RETRY_AFTER)
+
+
+class StoreOutageFilter(logging.Filter):
+    """A library's traceback for an unreachable store (SAQ's worker loops, every second while Redis restarts)
+    becomes the one line per store per LOG_EVERY s that `outage` writes; anything else passes unchanged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return exc is None or outage(exc) is None
+
+
+def install_outage_filter(*loggers: str) -> None:
+    for name in loggers:
+        lg = logging.getLogger(name)
+        if not any(isinstance(f, StoreOutageFilter) for f in lg.filters):
+            lg.addFilter(StoreOutageFilter())

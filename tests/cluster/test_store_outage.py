@@ -115,17 +115,19 @@ async def test_database_and_redis_restart_answer_503_and_recover_without_a_resta
         health = await status_of(w, m, "/healthz")
         with pytest.raises(ProtocolError) as e:  # an event that needs the database
             await m.call("agreement:draft", {"template": "neighbours"})
+        # the people in the session are still connected to it: nothing dropped them, not even once the session's
+        # lease (5 s) has expired in the Redis that is away; meanwhile the export queue's worker (SAQ) polls
+        # Redis every second and its tracebacks are filtered to the same one line per store
+        await asyncio.sleep(w.services.settings.lease_ms / 1000 + 1)
+        assert all(c.sio.connected for c in (m, a, b))
     assert {(st, body["error"]["code"], retry) for st, body, retry in answers} == {(503, "unavailable", "5")}
     assert health[0] == 503 and health[1]["error"]["code"] == "unavailable"
     assert e.value.code == "unavailable"
     outage_lines = [r for r in caplog.records if "unreachable" in r.getMessage()]
     lines = [r.getMessage() for r in caplog.records]
-    assert 1 <= len(outage_lines) <= 2 and len(lines) <= 8, lines  # a line per store, not one per request
+    # a line per store (and the cluster's own "sessions go on"), not one per request or per SAQ poll
+    assert 1 <= len(outage_lines) <= 3 and len(lines) <= 10, lines
     assert not any(r.exc_info for r in caplog.records), lines  # and no tracebacks
-    # the people in the session are still connected to it: nothing dropped them, not even once the session's
-    # lease (5 s) has expired in the Redis that is away
-    await asyncio.sleep(w.services.settings.lease_ms / 1000 + 1)
-    assert all(c.sio.connected for c in (m, a, b))
 
     forwarder.start()  # back on the same addresses: no restart of the server
     async with asyncio.timeout(30):
