@@ -11,6 +11,9 @@ The database is the truth for a job; the queue (recordings/export_queue.py) only
   the permission, a court's judges for cases sent to them, never a privileged recording at a court). Everyone
   else gets 404 `export_not_found`, as for a job that does not exist.
 - Every download is an evidence read: an audit entry (actor, job, SHA-256) with the job's reason.
+- An export is a copy of evidence: it is kept `export_keep_days` after it finished, then its stored object is
+  deleted and its wrapped data key wiped (`expire`, audited `recording.export_expired`); the job reads `expired`
+  and its download answers 410 `export_expired` (prepare it again).
 """
 
 from __future__ import annotations
@@ -26,9 +29,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 from mediation import audit, evidence
 from mediation.access import Actor
 from mediation.db import Base, Database, UTCDateTime, utcnow
-from mediation.errors import Conflict, InvalidInput, NotFound
+from mediation.errors import Conflict, Expired, InvalidInput, NotFound
 
-STATUSES = ("queued", "running", "done", "failed")
+STATUSES = ("queued", "running", "done", "failed", "expired")
 
 
 class ExportJob(Base):
@@ -122,6 +125,9 @@ class Result:
 async def open_download(db: Database, actor: Actor, job_id: str) -> Result:
     """A finished job's result for this actor; the download is logged as a read of evidence (R10, R14)."""
     job = await _visible(db, actor, job_id)
+    if job.status == "expired":
+        raise Expired("the export was deleted after its keeping time; prepare it again", code="export_expired",
+                      finished_at=_iso(job.finished_at))
     if job.status != "done":
         raise Conflict("the export is not ready", code="export_not_ready", job_status=job.status)
     assert job.result_object and job.key_ref and job.wrapped_key and job.result_sha256 and job.media_type
@@ -197,3 +203,31 @@ async def unfinished(db: Database, *, status: tuple[str, ...] = ("queued", "runn
     async with db.session() as s:
         q = select(ExportJob.id).where(ExportJob.status.in_(status)).order_by(ExportJob.created_at)
         return list((await s.scalars(q)).all())
+
+
+# --- keeping time: finished exports are deleted after it (recordings.export_job.expire, from the queue's upkeep) ---
+
+
+async def finished_before(db: Database, cutoff: dt.datetime) -> list[str]:
+    """Done jobs that finished before `cutoff`, oldest first."""
+    async with db.session() as s:
+        q = (select(ExportJob.id).where(ExportJob.status == "done", ExportJob.finished_at < cutoff)
+             .order_by(ExportJob.finished_at))
+        return list((await s.scalars(q)).all())
+
+
+async def mark_expired(db: Database, job_id: str, *, actor: str, keep_days: float) -> bool:
+    """The job's object is deleted: the job reads `expired`, its wrapped data key is wiped, and the expiry is an
+    audit entry. False when another node expired it first (only one entry)."""
+    async with db.session() as s:
+        job = await s.get(ExportJob, job_id[:40])
+        if job is None or job.status != "done":
+            return False
+        res = await s.execute(update(ExportJob).where(ExportJob.id == job.id, ExportJob.status == "done")
+                              .values(status="expired", wrapped_key=None, updated_at=utcnow()))
+        if getattr(res, "rowcount", 1) != 1:
+            return False
+        await audit.append(s, actor=actor, action="recording.export_expired", subject=f"recording:{job.recording_id}",
+                           detail={"job": job.id, "sha256": job.result_sha256, "finished_at": _iso(job.finished_at),
+                                   "keep_days": keep_days}, reason="export keeping time ran out")
+        return True

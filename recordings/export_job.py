@@ -12,6 +12,10 @@ only wrapped by the center's current master key (`recordings.keywrap.master_wrap
 The download (`decrypted`) authenticates and decrypts segment by segment while streaming; a stream that does
 not end with its authentic last segment raises `IntegrityError` (the response is cut, never completed).
 
+A finished export is kept `keep` (the `export_keep_days` setting) and then deleted (`expire`): the stored object
+first, then the job marked `expired` with its wrapped key wiped (a failure in between leaves it `done`, deleted
+again at the next round).
+
 Grid exports are fragmented MP4 (H.264 + AAC: plays in browsers and every player), raw exports Matroska (the
 original VP8/Opus tracks).
 """
@@ -20,13 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import hashlib
 import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from mediation import export_jobs
-from mediation.db import Database
+from mediation.db import Database, utcnow
 from mediation.errors import IntegrityError, OneDoorError
 from mediation.keyring import KeyRing
 from recordings.decrypt import DecryptedStream
@@ -149,3 +154,15 @@ async def decrypted(exports: RecordingStorage, keyring: KeyRing, result: export_
     if not stream.status.complete:
         raise IntegrityError("the stored export does not authenticate", code="export_corrupt",
                              status=stream.status.describe())
+
+
+async def expire(db: Database, exports: RecordingStorage, *, keep: dt.timedelta, actor: str = "export-upkeep",
+                 now: dt.datetime | None = None) -> list[str]:
+    """Delete the exports that finished more than `keep` ago; the ids this call expired."""
+    gone = []
+    for job_id in await export_jobs.finished_before(db, (now or utcnow()) - keep):
+        await exports.delete_recording(job_id)
+        if await export_jobs.mark_expired(db, job_id, actor=actor, keep_days=keep.total_seconds() / 86400):
+            log.info("export job %s expired: stored export deleted", job_id)
+            gone.append(job_id)
+    return gone

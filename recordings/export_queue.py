@@ -10,6 +10,10 @@
 - `LocalQueue` (no Redis: `make run`, one process): the database is the queue. A worker task takes the oldest
   queued job; at start, jobs left `running` by this process's previous life are run again.
 
+`concurrency` 0 makes a node that only queues (its requests' jobs run on the other nodes' workers). Either queue
+also runs the exports' upkeep (`upkeep`: finished exports past their keeping time deleted, signaling/exports.py)
+at start and every `upkeep_every` seconds, on every node (idempotent: the first node to expire a job records it).
+
 Either way the database (mediation.export_jobs) is the job's truth and `recordings.export_job.run` claims it
 with the attempt number as a fence: a worker whose node was given up for dead cannot overwrite the new attempt.
 """
@@ -35,6 +39,16 @@ from mediation.db import Database
 log = logging.getLogger(__name__)
 
 Runner = Callable[[str, Callable[[float], Awaitable[None]] | None], Awaitable[str]]
+Upkeep = Callable[[], Awaitable[object]]
+
+
+async def _upkeep_loop(upkeep: Upkeep, every: float) -> None:
+    while True:
+        try:
+            await upkeep()
+        except Exception:  # the database or the storage away: the next round
+            log.warning("export queue: upkeep failed", exc_info=True)
+        await asyncio.sleep(every)
 
 
 class ExportQueue(Protocol):
@@ -48,14 +62,18 @@ class ExportQueue(Protocol):
 class LocalQueue:
     """One process, no Redis: a worker task over the database's queued jobs, `concurrency` at a time."""
 
-    def __init__(self, db: Database, runner: Runner, *, concurrency: int = 1, poll: float = 5.0) -> None:
+    def __init__(self, db: Database, runner: Runner, *, concurrency: int = 1, poll: float = 5.0,
+                 upkeep: Upkeep | None = None, upkeep_every: float = 600.0) -> None:
         self.db, self.runner, self.concurrency, self.poll = db, runner, concurrency, poll
+        self.upkeep, self.upkeep_every = upkeep, upkeep_every
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._busy: set[str] = set()  # job ids this queue's workers are running now
 
     async def start(self) -> None:
         self._tasks = {asyncio.create_task(self._work(), name=f"export-worker-{i}") for i in range(self.concurrency)}
+        if self.upkeep is not None:
+            self._tasks.add(asyncio.create_task(_upkeep_loop(self.upkeep, self.upkeep_every), name="export-upkeep"))
         self._wake.set()
 
     async def submit(self, job_id: str) -> None:
@@ -124,14 +142,17 @@ class SaqQueue:
 
     def __init__(self, db: Database, runner: Runner, redis_url: str, *, name: str = "onedoor-exports",
                  concurrency: int = 1, heartbeat: int = 15, sweep: int = 5, retries: int = 3,
-                 resubmit: float = 30.0) -> None:
+                 resubmit: float = 30.0, upkeep: Upkeep | None = None, upkeep_every: float = 600.0) -> None:
         self.db, self.runner = db, runner
         self.heartbeat, self.retries, self.resubmit = heartbeat, retries, resubmit
+        self.upkeep, self.upkeep_every = upkeep, upkeep_every
         self.queue: Queue = _Queue(_Redis.from_url(redis_url), name=name)
-        self.worker = Worker(self.queue, functions=[(self.FUNCTION, self._run)], concurrency=concurrency,
-                             timers=PartialTimersDict(sweep=sweep, abort=1, schedule=1, worker_info=10), dequeue_timeout=5.0,
-                             shutdown_grace_period_s=0)
-        self.worker.SIGNALS = []  # the server handles its own signals; stopping the app stops the worker
+        self.worker: Worker | None = None  # concurrency 0: this node only queues
+        if concurrency > 0:
+            self.worker = Worker(self.queue, functions=[(self.FUNCTION, self._run)], concurrency=concurrency,
+                                 timers=PartialTimersDict(sweep=sweep, abort=1, schedule=1, worker_info=10),
+                                 dequeue_timeout=5.0, shutdown_grace_period_s=0)
+            self.worker.SIGNALS = []  # the server handles its own signals; stopping the app stops the worker
         self._tasks: set[asyncio.Task[None]] = set()
         self._running: set[asyncio.Task[Any]] = set()  # the jobs this node runs now
 
@@ -142,11 +163,14 @@ class SaqQueue:
         self._running.add(me)
         me.add_done_callback(self._running.discard)
         stop = asyncio.Event()
+        # touched three times per heartbeat of the job (the one it was queued with, by whichever node: the sweepers
+        # judge it by that one), also while ffmpeg reports nothing
+        every = max(0.5, (job.heartbeat or self.heartbeat) / 3)
 
-        async def touch() -> None:  # the heartbeat, also while ffmpeg reports nothing
+        async def touch() -> None:
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), max(1.0, self.heartbeat / 3))
+                    await asyncio.wait_for(stop.wait(), every)
                 if not stop.is_set():
                     with contextlib.suppress(RedisError, OSError):
                         await job.update()
@@ -177,20 +201,24 @@ class SaqQueue:
 
     async def start(self) -> None:
         await self.queue.connect()
-        self._tasks = {asyncio.create_task(self.worker.start(), name="export-saq-worker"),
-                       asyncio.create_task(self._resubmit(), name="export-resubmit")}
+        self._tasks = {asyncio.create_task(self._resubmit(), name="export-resubmit")}
+        if self.worker is not None:
+            self._tasks.add(asyncio.create_task(self.worker.start(), name="export-saq-worker"))
+        if self.upkeep is not None:
+            self._tasks.add(asyncio.create_task(_upkeep_loop(self.upkeep, self.upkeep_every), name="export-upkeep"))
 
     async def stop(self) -> None:
         """Stop taking jobs; a running job is given back to the queue (another node runs it). Our running jobs
         are cancelled and awaited first (ffmpeg killed and reaped), then SAQ's worker sees them cancelled and
         re-queues them, and stops."""
-        self.worker.event.set()
-        running = list(self._running)
-        for t in running:
-            t.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
-        await asyncio.sleep(0.1)  # SAQ's process task re-queues the cancelled job
-        await self.worker.stop()
+        if self.worker is not None:
+            self.worker.event.set()
+            running = list(self._running)
+            for t in running:
+                t.cancel()
+            await asyncio.gather(*running, return_exceptions=True)
+            await asyncio.sleep(0.1)  # SAQ's process task re-queues the cancelled job
+            await self.worker.stop()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

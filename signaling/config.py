@@ -44,10 +44,12 @@ class Settings:
     s3_bucket: str | None = None  # recordings in an S3-compatible store instead of data_dir/recordings
     s3_endpoint: str | None = None
     # export jobs (recordings/export_queue.py): how many ffmpeg exports one node runs at once; with redis_url, a
-    # running job not touched for export_heartbeat s is handed to another node (checked every export_sweep s)
+    # running job not touched for export_heartbeat s is handed to another node (checked every export_sweep s);
+    # 0 workers: this node only queues. A finished export is deleted export_keep_days after it finished.
     export_concurrency: int = 1
     export_heartbeat: int = 15
     export_sweep: int = 5
+    export_keep_days: float = 7.0
     web_dir: Path | None = None  # default: the installed `web` package
 
     def __post_init__(self) -> None:

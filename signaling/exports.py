@@ -4,11 +4,13 @@ A recording's export runs as a job on a task queue (recordings/export_queue.py: 
 in-process worker without Redis), never inside a request: `POST /api/recordings/{id}/exports` queues it (202),
 `GET /api/exports/{job}` says its status and progress, `GET /api/exports/{job}/file` streams the result,
 decrypting as it goes (each download an audited evidence read). Who may see a job is who may export its
-recording (mediation/export_jobs.py); everyone else gets 404.
+recording (mediation/export_jobs.py); everyone else gets 404. A finished export is kept `export_keep_days` and then
+deleted by the queue's upkeep (the job reads `expired`, the download answers 410 `export_expired`).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import secrets
@@ -56,7 +58,7 @@ async def export_status(ctx: Ctx, _: None) -> dict[str, Any]:
 
 @api.route("GET", "/api/exports/{job}/file", action=Action.RECORDING_EXPORT)
 async def export_file(ctx: Ctx, _: None) -> web.StreamResponse:
-    """A finished export, decrypted while it is sent (every download is logged)."""
+    """A finished export, decrypted while it is sent (every download is logged); 410 once it expired."""
     sv = ctx.services
     assert sv.export_store is not None
     res = await export_jobs.open_download(sv.db, ctx.actor, ctx.param("job"))
@@ -78,10 +80,14 @@ def make_queue(sv: Services) -> ExportQueue:
         assert sv.export_store is not None
         return await export_job.run(sv.db, sv.storage, sv.export_store, sv.keys, job_id, node=node, beat=beat)
 
+    async def upkeep() -> list[str]:
+        assert sv.export_store is not None
+        return await export_job.expire(sv.db, sv.export_store, keep=dt.timedelta(days=st.export_keep_days))
+
     if st.redis_url:
         return SaqQueue(sv.db, run, st.redis_url, concurrency=st.export_concurrency,
-                        heartbeat=st.export_heartbeat, sweep=st.export_sweep)
-    return LocalQueue(sv.db, run, concurrency=st.export_concurrency)
+                        heartbeat=st.export_heartbeat, sweep=st.export_sweep, upkeep=upkeep)
+    return LocalQueue(sv.db, run, concurrency=st.export_concurrency, upkeep=upkeep)
 
 
 async def lifecycle(app: web.Application) -> AsyncIterator[None]:

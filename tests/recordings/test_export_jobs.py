@@ -7,9 +7,11 @@ A real server, real bots recording, real ffmpeg, real files. Without Redis: the 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import hashlib
 import json
 import os
+import secrets
 import subprocess
 import tempfile
 from pathlib import Path
@@ -19,9 +21,12 @@ import pytest
 
 from media.bots import Bot
 from media.channels import SocketIOChannel
-from mediation import audit
+from mediation import audit, export_jobs
 from mediation.db import utcnow
+from mediation.export_jobs import ExportJob
 from mediation.recording_records import Recording
+from recordings import export_job
+from recordings.keywrap import DATA_KEY_LEN, master_wrap
 from signaling.client import SessionClient
 from tests.conftest import World
 
@@ -211,3 +216,56 @@ async def test_a_job_that_cannot_run_ends_failed_with_a_code(world: World) -> No
     assert final["status"] == "failed" and final["error"] == "no_media", final
     async with m.http.get(f"{world.base_url}/api/exports/{final['id']}/file") as r:
         assert r.status == 409 and (await r.json())["error"]["code"] == "export_not_ready"
+
+
+@pytest.mark.timeout(60)
+async def test_a_finished_export_expires_after_its_keeping_time(world: World) -> None:
+    """Past `export_keep_days` after it finished, the queue's upkeep deletes the stored export: the job reads
+    `expired`, its wrapped key is gone, the download answers 410 `export_expired`, and the expiry is audited."""
+    sv = world.services
+    assert sv.export_store is not None and sv.settings.export_keep_days == 7
+    async with sv.db.session() as s:
+        s.add(Recording(id="rec-kept", session_id=str(world.session_id), case_code=world.case_code,
+                        status="stopped", started_at=utcnow(), duration_ms=0, data_key_id="none"))
+    m = await world.staff("mediator", session=False)
+    job_id = "exp-keepingtime"
+    async with sv.db.session() as s:  # a job as a worker leaves it (claimed, written, finished)
+        s.add(ExportJob(id=job_id, recording_id="rec-kept", requested_by="staff-someone", reason="review", raw=False,
+                        status="queued", progress=0.0, attempts=0))
+    claim = await export_jobs.claim(sv.db, job_id, "node-x")
+    assert claim is not None and claim.attempt == 1
+    data_key = secrets.token_bytes(DATA_KEY_LEN)
+    out = export_job.SealedWriter(sv.export_store, data_key, job_id, "a1", "rec-kept")
+    await out.open()
+    await out.write(b"not really an mp4" * 1000)
+    await out.close()
+    mid = sv.keys.current_master_id
+    assert await export_jobs.finish(sv.db, job_id, 1, stream_id="a1", sha256=out.sha256.hexdigest(), size=out.size,
+                                    media_type="video/mp4", key_ref=mid,
+                                    wrapped_key=master_wrap(sv.keys.master_keys[mid], mid, job_id, data_key))
+    async with m.http.get(f"{world.base_url}/api/exports/{job_id}/file") as r:
+        assert r.status == 200 and hashlib.sha256(await r.read()).hexdigest() == out.sha256.hexdigest()
+    stored = sv.settings.data_dir / "exports" / job_id
+    assert (stored / "a1.odr").exists()
+
+    keep = dt.timedelta(days=sv.settings.export_keep_days)
+    assert await export_job.expire(sv.db, sv.export_store, keep=keep) == []  # not yet: kept 7 days
+    assert (stored / "a1.odr").exists()
+    later = utcnow() + dt.timedelta(days=7, minutes=1)
+    assert await export_job.expire(sv.db, sv.export_store, keep=keep, now=later) == [job_id]
+    assert await export_job.expire(sv.db, sv.export_store, keep=keep, now=later) == []  # once (another node: none)
+    assert not stored.exists()
+    st, body = await status_of(m, job_id)
+    assert st == 200 and body["job"]["status"] == "expired", body
+    async with sv.db.session() as s:
+        row = await s.get(ExportJob, job_id)
+        assert row is not None and row.wrapped_key is None
+        entries = await audit.entries_for(s, "recording:rec-kept")
+    expired = [e for e in entries if e.action == "recording.export_expired"]
+    assert len(expired) == 1 and json.loads(expired[0].detail)["job"] == job_id
+    async with m.http.get(f"{world.base_url}/api/exports/{job_id}/file") as r:
+        assert r.status == 410 and (await r.json())["error"]["code"] == "export_expired"
+
+    # the app's queue runs the same upkeep (at start and every upkeep_every s) with the setting
+    assert sv.exports is not None and sv.exports.upkeep is not None  # type: ignore[attr-defined]
+    assert await sv.exports.upkeep() == []  # type: ignore[attr-defined]

@@ -1,5 +1,6 @@
 // An export of a recording as a job (issue 14 item 5): the server prepares the playable file on its task queue;
-// the page shows the progress (polling GET /api/exports/{job}) and offers the download when it is ready.
+// the page shows the progress (polling GET /api/exports/{job}) and offers the download when it is ready. A ready
+// export is deleted after the server's keeping time: the job then reads `expired` (prepare it again).
 // Used by the console (case view) and the court portal (application view).
 import { h } from "./dom.js";
 import { t, has } from "./i18n.js";
@@ -26,6 +27,10 @@ export function exportControl(recordingId, reasonOf, { label = "exports.start" }
       status.textContent = t("exports.done", { mb: ((job.bytes || 0) / 1048576).toFixed(1) });
       link.href = `/api/exports/${encodeURIComponent(job.id)}/file`;
       link.hidden = false;
+      button.disabled = false;
+    } else if (job.status === "expired") { // kept export_keep_days after it was ready, then deleted (server side)
+      status.textContent = t("exports.expired");
+      link.hidden = true;
       button.disabled = false;
     } else {
       const why = has("exports.error." + job.error) ? t("exports.error." + job.error) : t("exports.error.other");

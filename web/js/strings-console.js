@@ -352,6 +352,8 @@ register({
   "exports.failed": ["生成失败：{reason}", "Could not prepare the file: {reason}"],
   "exports.error.no_media": ["录像中没有可播放的内容", "the recording holds no playable media"],
   "exports.error.other": ["服务器处理出错", "the server ran into a problem"],
+  "exports.expired": ["已过期，请重新生成", "expired; prepare it again"],
+  "err.export_expired": ["已过期，请重新生成", "expired; prepare it again"],
   "recs.reason": ["查看理由（记入审计记录）", "Why you read it (logged)"],
   "recs.default_reason": ["调解员复核录像", "mediator reviews the recording"],
   "psy.title": ["心理咨询师", "Psychologist"],
