@@ -68,7 +68,7 @@ async def db_url(tmp_path: Path) -> AsyncIterator[str]:
 @pytest.fixture
 def settings(settings: Settings, request: pytest.FixtureRequest) -> Settings:
     extra: dict[str, Any] = getattr(request, "param", {})
-    return dataclasses.replace(settings, redis_url=REDIS, export_heartbeat=3, export_sweep=1, **extra)
+    return dataclasses.replace(settings, **{"redis_url": REDIS, "export_heartbeat": 3, "export_sweep": 1, **extra})
 
 
 @pytest.fixture(autouse=True)
@@ -130,7 +130,9 @@ async def _row(world: World, job: str) -> ExportJob:
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("settings", [{"export_concurrency": 0, "node_id": "queuer"}], indirect=True)
+# heartbeat 5 s (touched every 5/3 s): a busy machine does not make the live node's own sweeper give it up
+@pytest.mark.parametrize("settings", [{"export_concurrency": 0, "node_id": "queuer", "export_heartbeat": 5}],
+                         indirect=True)
 async def test_a_killed_nodes_job_is_swept_and_finished_by_a_survivor(
     world: World, aiohttp_server: Any, settings: Settings, tmp_path: Path
 ) -> None:
@@ -174,7 +176,7 @@ async def test_a_killed_nodes_job_is_swept_and_finished_by_a_survivor(
         assert r.status == 409 and (await r.json())["error"]["code"] == "export_not_ready"
     assert partial.exists()
 
-    # a surviving node (a worker, hence a sweeper) comes up: after the job's heartbeat (3 s) unanswered, the sweep
+    # a surviving node (a worker, hence a sweeper) comes up: after the job's heartbeat (5 s) unanswered, the sweep
     # hands it out again and the survivor runs it as attempt 2
     survivor = create_app(dataclasses.replace(settings, export_concurrency=1, node_id="survivor"))
     server = await aiohttp_server(survivor)
