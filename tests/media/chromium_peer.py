@@ -17,7 +17,7 @@ FLAGS_EXTRA = ["--autoplay-policy=no-user-gesture-required"]  # the tone's Audio
 
 PAGE_JS = """
 window.__peer = {
-  pc: null, mic: null, cam: null, camMode: null, answers: 0, layersSet: null,
+  pc: null, mic: null, cam: null, camMode: null, camSize: [640, 480], answers: 0, layersSet: null,
   async answer(offer) {
     if (!this.pc) {
       this.pc = new RTCPeerConnection({iceServers: []});
@@ -32,7 +32,7 @@ window.__peer = {
       this.mic = dst.stream.getAudioTracks()[0];
       if (this.camMode) {
         const cam = await navigator.mediaDevices.getUserMedia(
-          {video: {width: 640, height: 480, frameRate: 30}});
+          {video: {width: this.camSize[0], height: this.camSize[1], frameRate: 30}});
         this.cam = cam.getVideoTracks()[0];
       }
       this.pc.ontrack = (e) => {  // play (muted) what arrives, so the receive pipeline runs as in the app
@@ -91,10 +91,19 @@ window.__peer = {
 class ChromiumPeer:
     """One Chromium page joined to `hub` as `pid`; `stats()` is the page's getStats() for audio (`inbound`,
     `outbound`) and video (`inboundVideo`, `outboundVideo`). `camera`: publish the fake camera with this
-    scalability mode ("L1T3": VP8 with three temporal layers)."""
+    scalability mode ("L1T3": VP8 with three temporal layers; "L1T1": none) at `camera_size` (Chromium's fake camera
+    draws any size asked for)."""
 
-    def __init__(self, page: Page, hub: Hub, router: DirectRouter, pid: str, camera: str | None = None) -> None:
-        self.page, self.hub, self.pid, self.camera = page, hub, pid, camera
+    def __init__(
+        self,
+        page: Page,
+        hub: Hub,
+        router: DirectRouter,
+        pid: str,
+        camera: str | None = None,
+        camera_size: tuple[int, int] = (640, 480),
+    ) -> None:
+        self.page, self.hub, self.pid, self.camera, self.camera_size = page, hub, pid, camera, camera_size
         self.channel = router.attach(DirectChannel(hub, pid))
         self.channel.on("media:offer", self._on_offer)
         self.errors: list[str] = []
@@ -109,7 +118,10 @@ class ChromiumPeer:
         await self.page.goto("http://localhost/peer")
         await self.page.evaluate(PAGE_JS)
         if self.camera is not None:
-            await self.page.evaluate("(m) => { window.__peer.camMode = m; }", self.camera)
+            await self.page.evaluate(
+                "([m, size]) => { window.__peer.camMode = m; window.__peer.camSize = size; }",
+                [self.camera, list(self.camera_size)],
+            )
         await self.hub.add(self.pid, {"name": self.pid})
         ack = await self.channel.call("media:join", {})
         assert ack.get("ok"), ack
