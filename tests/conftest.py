@@ -15,6 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import configure_mappers
 
+from media.bots import Bot
+from media.channels import SocketIOChannel
 from media.config import MediaConfig
 from media.hub import Hub
 from mediation import accounts, cases, schema, sessions
@@ -142,6 +144,22 @@ class World:
 
 STAFF = {"mediator": "mediator", "mediator2": "mediator", "clerk": "intake_clerk", "admin": "admin",
          "judge": "court_judge", "psych": "staff_psychologist"}
+
+
+async def record_trio(m: SessionClient, a: SessionClient, b: SessionClient, seconds: float) -> str:
+    """The three publish real media (bots) while the mediator `m` records for `seconds`; the recording's id."""
+    bots = [Bot(c.pid, SocketIOChannel(c.sio)) for c in (m, a, b)]
+    try:
+        for bot in bots:
+            await bot.join()
+        rid = str((await m.call("recording:start", {}))["recording"])
+        await a.wait(lambda c: c.state["recording"] == "running")
+        await asyncio.sleep(seconds)
+        await m.call("recording:stop", {"reason": "调解结束"})
+    finally:
+        for bot in bots:
+            await bot.close()
+    return rid
 
 
 async def seed(sv: Services, guests: list[tuple[str, str]] | None = None) -> dict[str, Any]:

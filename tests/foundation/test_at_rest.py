@@ -14,10 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from media.bots import Bot
-from media.channels import SocketIOChannel
 from mediation.db import Database, private_dir, secure_sqlite_file
-from tests.conftest import World
+from tests.conftest import World, record_trio
 
 
 def _modes(root: Path) -> dict[str, str]:
@@ -50,17 +48,7 @@ async def test_data_dir_private_and_http_export_leaves_no_plaintext_file(
     sv = world.services
     data = sv.settings.data_dir
     m, a, b = await world.trio()
-    bots = [Bot(c.pid, SocketIOChannel(c.sio)) for c in (m, a, b)]
-    try:
-        for bot in bots:
-            await bot.join()
-        rid = (await m.call("recording:start", {}))["recording"]
-        await a.wait(lambda c: c.state["recording"] == "running")
-        await asyncio.sleep(2.0)
-        await m.call("recording:stop", {"reason": "调解结束"})
-    finally:
-        for bot in bots:
-            await bot.close()
+    rid = await record_trio(m, a, b, 2.0)
 
     # a private temporary directory for this test, for us and for ffmpeg: whatever appears there is the export's
     tmp = tmp_path / "tmp"

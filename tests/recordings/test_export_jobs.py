@@ -19,8 +19,6 @@ from typing import Any
 
 import pytest
 
-from media.bots import Bot
-from media.channels import SocketIOChannel
 from mediation import audit, export_jobs
 from mediation.db import utcnow
 from mediation.export_jobs import ExportJob
@@ -28,7 +26,7 @@ from mediation.recording_records import Recording
 from recordings import export_job
 from recordings.keywrap import DATA_KEY_LEN, master_wrap
 from signaling.client import SessionClient
-from tests.conftest import World
+from tests.conftest import World, record_trio
 
 MAGIC_MP4, MAGIC_EBML = b"ftyp", b"\x1a\x45\xdf\xa3"
 
@@ -79,18 +77,7 @@ def probe(path: Path) -> dict[str, Any]:
 async def record(world: World, seconds: float = 4.0) -> tuple[SessionClient, str]:
     """A mediation with both parties recorded for `seconds`; the mediator's client and the recording id."""
     m, a, b = await world.trio()
-    bots = [Bot(c.pid, SocketIOChannel(c.sio)) for c in (m, a, b)]
-    try:
-        for bot in bots:
-            await bot.join()
-        rid = (await m.call("recording:start", {}))["recording"]
-        await a.wait(lambda c: c.state["recording"] == "running")
-        await asyncio.sleep(seconds)
-        await m.call("recording:stop", {"reason": "调解结束"})
-    finally:
-        for bot in bots:
-            await bot.close()
-    return m, rid
+    return m, await record_trio(m, a, b, seconds)
 
 
 async def post_export(c: SessionClient, rid: str, **body: Any) -> tuple[int, dict[str, Any]]:

@@ -4,17 +4,14 @@ prepared, and downloads it; the download is the job's file (SHA-256) and the req
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 from pathlib import Path
 
 import pytest
 from playwright.async_api import ViewportSize, expect
 
-from media.bots import Bot
-from media.channels import SocketIOChannel
 from mediation import audit
-from tests.conftest import PASSWORD, World
+from tests.conftest import PASSWORD, World, record_trio
 from tests.court.helpers import COURT, party_sign, sealed
 from tests.web.helpers import Opener, shot
 
@@ -28,17 +25,7 @@ async def test_court_prepares_and_downloads_the_recording(web_world: World, open
                                                            tmp_path: Path) -> None:
     w = web_world
     m, a, b, _ = await sealed(w)
-    bots = [Bot(c.pid, SocketIOChannel(c.sio)) for c in (m, a, b)]
-    try:
-        for bot in bots:
-            await bot.join()
-        rid = (await m.call("recording:start", {}))["recording"]
-        await a.wait(lambda c: c.state["recording"] == "running")
-        await asyncio.sleep(3.0)
-        await m.call("recording:stop", {"reason": "调解结束"})
-    finally:
-        for bot in bots:
-            await bot.close()
+    rid = await record_trio(m, a, b, 3.0)
     med = await w.staff("mediator", session=False)
     await med.api("POST", f"/api/cases/{w.case_code}/application", {"court_id": COURT})
     await party_sign(a, "application")
