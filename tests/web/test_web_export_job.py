@@ -3,12 +3,15 @@ of a recording, sees its progress, and downloads it when it is ready; the downlo
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from pathlib import Path
 
 import pytest
 from playwright.async_api import ViewportSize, expect
 
+from mediation.db import utcnow
+from recordings import export_job
 from tests.conftest import PASSWORD, World
 from tests.recordings.test_export_jobs import record
 from tests.web.helpers import Opener, shot
@@ -46,4 +49,15 @@ async def test_console_prepares_and_downloads_an_export(web_world: World, open_p
     job_id = href.split("/")[3]
     status = await med.evaluate(f"fetch('/api/exports/{job_id}').then((r) => r.json())")
     assert hashlib.sha256(data).hexdigest() == status["job"]["sha256"]
+
+    # the page stays open past the keeping time: the next click says so in Chinese, and offers to prepare it again
+    sv = web_world.services
+    assert sv.export_store is not None
+    later = utcnow() + dt.timedelta(days=sv.settings.export_keep_days, hours=1)
+    assert await export_job.expire(sv.db, sv.export_store, keep=dt.timedelta(days=sv.settings.export_keep_days),
+                                   now=later) == [job_id]
+    await job.locator(".export-download").click()
+    await expect(job.locator(".export-status")).to_have_text("已过期，请重新生成")
+    await expect(job.locator(".export-download")).to_be_hidden()
+    await expect(job.get_by_role("button", name="生成可播放文件")).to_be_enabled()
     assert not med.js_errors, med.js_errors  # type: ignore[attr-defined]

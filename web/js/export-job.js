@@ -17,6 +17,20 @@ export function exportControl(recordingId, reasonOf, { label = "exports.start" }
   const button = h("button", { type: "button", class: "small export-start", onclick: () => start() }, t(label));
   const root = h("span", { class: "row export-job", dataset: { recording: String(recordingId) } }, button, bar, status, link);
 
+  // A page left open past the keeping time: the click asks first, so a person sees "expired; prepare it again"
+  // in their language instead of the server's 410 JSON; a ready export downloads on the same click.
+  link.addEventListener("click", async (ev) => {
+    if (link.dataset.checked === "1") { delete link.dataset.checked; return; } // the download itself
+    ev.preventDefault();
+    try {
+      const { job } = await http.get(`/api/exports/${encodeURIComponent(link.dataset.job)}`);
+      show(job);
+      if (job.status === "done") { link.dataset.checked = "1"; link.click(); }
+    } catch (e) {
+      status.textContent = explain(e);
+    }
+  });
+
   function show(job) {
     root.dataset.status = job.status;
     bar.hidden = !(job.status === "queued" || job.status === "running");
@@ -26,6 +40,7 @@ export function exportControl(recordingId, reasonOf, { label = "exports.start" }
     else if (job.status === "done") {
       status.textContent = t("exports.done", { mb: ((job.bytes || 0) / 1048576).toFixed(1) });
       link.href = `/api/exports/${encodeURIComponent(job.id)}/file`;
+      link.dataset.job = job.id;
       link.hidden = false;
       button.disabled = false;
     } else if (job.status === "expired") { // kept export_keep_days after it was ready, then deleted (server side)
