@@ -7,11 +7,14 @@ import time
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from playwright.async_api import Browser, async_playwright
 
 from media.bots import Bot
 from media.channels import DirectChannel, DirectRouter
 from media.config import MediaConfig
 from media.hub import Hub
+from tests.media.chromium_peer import FLAGS_EXTRA
+from tests.web.helpers import CHROMIUM, FLAGS
 
 # Setting up a peer connection costs one callback of loop CPU that can pass 100 ms on a busy 2-core machine:
 # aioice's gathering (interfaces, sockets) in the hub's first offer, and aiortc building receivers (each video
@@ -82,3 +85,14 @@ async def make_session() -> AsyncIterator[Callable[..., MediaSession]]:
     yield make
     for session in sessions:
         await session.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Headless Chromium for the media tests that put browser pages into a Hub (tests/media/chromium_peer.py)."""
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, *FLAGS_EXTRA], headless=True)
+        try:
+            yield b
+        finally:
+            await b.close()

@@ -7,33 +7,21 @@ decodes the full frame rate without freezes or PLIs. Outcomes (ratios, counts), 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import av
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from media import vp8
 from media.bots import Bot
 from media.channels import DirectChannel
 from media.config import MediaConfig
 from media.weaklink import STEP_BASE_LAYER
-from tests.media.chromium_peer import FLAGS_EXTRA, ChromiumPeer
+from tests.media.chromium_peer import ChromiumPeer
 from tests.media.conftest import PC_SETUP_BLOCKS, MediaSession, wait_until
-from tests.web.helpers import CHROMIUM, FLAGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90), PC_SETUP_BLOCKS]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, *FLAGS_EXTRA], headless=True)
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 async def chromium(browser: Browser, session: MediaSession, pid: str, camera: str | None = None) -> ChromiumPeer:

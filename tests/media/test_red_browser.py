@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from media import passthrough
 from media.bots import Bot
@@ -31,21 +31,10 @@ from recordings.mkvred import RedUnwrappedStream
 from recordings.reader import authorize_read
 from recordings.recorder import Participant, Recorder
 from recordings.storage import LocalStorage
-from tests.media.chromium_peer import FLAGS_EXTRA, ChromiumPeer
+from tests.media.chromium_peer import ChromiumPeer
 from tests.media.conftest import PC_SETUP_BLOCKS, MediaSession, wait_until
-from tests.web.helpers import CHROMIUM, FLAGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(90), PC_SETUP_BLOCKS]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, *FLAGS_EXTRA], headless=True)
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 async def chromium(browser: Browser, session: MediaSession, pid: str) -> ChromiumPeer:

@@ -13,19 +13,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from media.bots import Bot
 from media.channels import DirectChannel
 from media.config import MediaConfig
-from tests.media.chromium_peer import FLAGS_EXTRA, ChromiumPeer
+from tests.media.chromium_peer import ChromiumPeer
 from tests.media.conftest import PC_SETUP_BLOCKS, MediaSession, wait_until
-from tests.web.helpers import CHROMIUM, FLAGS
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(150), PC_SETUP_BLOCKS]
 
@@ -41,16 +39,6 @@ CONFIG = MediaConfig(
     recover_after=600.0,
     remb_floor=FLOOR,
 )
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, *FLAGS_EXTRA], headless=True)
-        try:
-            yield b
-        finally:
-            await b.close()
 
 
 @dataclass
