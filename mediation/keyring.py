@@ -8,9 +8,12 @@ material (R14). In production the key directory is a mounted secret or the keys 
 from __future__ import annotations
 
 import base64
+import contextlib
+import fcntl
 import json
 import os
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,8 +23,22 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from mediation.canonical import sha256_hex
 
 
+@contextlib.contextmanager
+def key_dir_lock(key_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the key directory while keys are loaded or generated. Several processes start on
+    one key directory (the nodes of a cluster, `serve` beside `demo`): without it two of them each generate a
+    root CA and the seal certificate of one no longer chains to the root file of the other (seen in CI)."""
+    key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(key_dir / ".lock", os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def write_secret(path: Path, data: bytes) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp = path.with_suffix(path.suffix + f".{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(data)
@@ -50,6 +67,11 @@ class KeyRing:
 
     @classmethod
     def load_or_create(cls, key_dir: Path) -> KeyRing:
+        with key_dir_lock(key_dir):
+            return cls._load_or_create(key_dir)
+
+    @classmethod
+    def _load_or_create(cls, key_dir: Path) -> KeyRing:
         key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.chmod(key_dir, 0o700)
         sk_path = key_dir / "center-signing.pem"

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from mediation.keyring import write_secret
+from mediation.keyring import key_dir_lock, write_secret
 
 log = logging.getLogger(__name__)
 PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
@@ -57,6 +57,11 @@ class DevPKI:
 
     @classmethod
     def load_or_create(cls, key_dir: Path, center_name: str = "OneDoor") -> DevPKI:
+        with key_dir_lock(key_dir):  # one generator at a time across processes (the nodes of a cluster)
+            return cls._load_or_create(key_dir, center_name)
+
+    @classmethod
+    def _load_or_create(cls, key_dir: Path, center_name: str) -> DevPKI:
         pki_dir = key_dir / "pki"
         pki_dir.mkdir(parents=True, exist_ok=True)
         pki_dir.chmod(0o700)

@@ -298,3 +298,34 @@ async def test_cases_opened_at_once_get_distinct_codes(world: World) -> None:
     assert [st for st, _ in results] == [200] * 10, results
     codes = {out["case"]["code"] for _, out in results}
     assert len(codes) == 10 and world.case_code not in codes
+
+
+_MAKE_KEYS = """
+import sys, hashlib
+from pathlib import Path
+from mediation.agreements.pki import DevPKI
+from mediation.keyring import KeyRing
+d = Path(sys.argv[1])
+ring, pki = KeyRing.load_or_create(d), DevPKI.load_or_create(d)
+print(hashlib.sha256(pki.root.cert_der).hexdigest(), ring.current_master_id, ring.fingerprint)
+"""
+
+
+async def test_nodes_starting_on_one_empty_key_dir_agree_on_one_root_and_seal(tmp_path: Path) -> None:
+    """Cluster nodes start at once on one key directory: each must end with the same keys and a seal certificate
+    that chains to the root on disk (two generators used to race, and the seal failed to validate in CI)."""
+    import subprocess
+    import sys
+
+    from mediation.agreements.pki import DevPKI
+
+    key_dir = tmp_path / "keys"
+    procs = [subprocess.Popen([sys.executable, "-c", _MAKE_KEYS, str(key_dir)], stdout=subprocess.PIPE, text=True,
+                              cwd=Path(__file__).resolve().parents[2]) for _ in range(6)]
+    outs = [await asyncio.to_thread(p.communicate, timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert len({o for o, _ in outs}) == 1, outs  # every process saw the same root, master key and signing key
+    pki = DevPKI.load_or_create(key_dir)
+    for leaf in (pki.seal, pki.tsa):  # each certificate on disk is signed by the root on disk
+        leaf.cert.verify_directly_issued_by(pki.root.cert)
+    assert not list(key_dir.rglob("*.tmp"))

@@ -49,26 +49,31 @@ function paintUser() {
   $("#nav").hidden = !ctx.user || ctx.user.role === "staff_psychologist";
 }
 
+let routeSeq = 0;  // renders overlap (a hash change, then an action's re-render): only the latest one may mount
+
 async function route() {
   const main = $("#main");
+  const seq = ++routeSeq;
+  const show = (view) => { if (seq === routeSeq) mount(main, view); };
   paintUser();
-  if (!ctx.user) { mount(main, loginView()); focusFirst(main); return; }
+  if (!ctx.user) { show(loginView()); focusFirst(main); return; }
   const [, view, arg] = (location.hash || "#/cases").split("/");
   if (ctx.host && !(view === "session" && Number(arg) === ctx.host.sessionId)) { ctx.host.close(); ctx.host = null; }
   try {
-    if (ctx.user.role === "staff_psychologist" && view !== "session") mount(main, psychologistView());
-    else if (view === "new") mount(main, intakeView(ctx));
-    else if (view === "case" && arg) mount(main, await caseView(ctx, decodeURIComponent(arg)));
+    if (ctx.user.role === "staff_psychologist" && view !== "session") show(psychologistView());
+    else if (view === "new") show(intakeView(ctx));
+    else if (view === "case" && arg) show(await caseView(ctx, decodeURIComponent(arg)));
     else if (view === "session" && arg) {
       if (!ctx.host) { ctx.host = new HostView(ctx, Number(arg)); ctx.host.start(); }
-      mount(main, ctx.host.root);
+      show(ctx.host.root);
       ctx.host.paint();
-    } else mount(main, await casesView(ctx));
+    } else show(await casesView(ctx));
   } catch (err) {
+    if (seq !== routeSeq) return;
     if (err.code === "login_required") { ctx.user = null; route(); return; }
-    mount(main, h("p", { class: "error", role: "alert" }, explain(err)));
+    show(h("p", { class: "error", role: "alert" }, explain(err)));
   }
-  focusFirst(main);
+  if (seq === routeSeq) focusFirst(main);
 }
 
 async function main() {
