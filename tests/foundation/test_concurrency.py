@@ -311,7 +311,7 @@ print(hashlib.sha256(pki.root.cert_der).hexdigest(), ring.current_master_id, rin
 """
 
 
-async def test_nodes_starting_on_one_empty_key_dir_agree_on_one_root_and_seal(tmp_path: Path) -> None:
+def test_nodes_starting_on_one_empty_key_dir_agree_on_one_root_and_seal(tmp_path: Path) -> None:
     """Cluster nodes start at once on one key directory: each must end with the same keys and a seal certificate
     that chains to the root on disk (two generators used to race, and the seal failed to validate in CI)."""
     import subprocess
@@ -322,7 +322,7 @@ async def test_nodes_starting_on_one_empty_key_dir_agree_on_one_root_and_seal(tm
     key_dir = tmp_path / "keys"
     procs = [subprocess.Popen([sys.executable, "-c", _MAKE_KEYS, str(key_dir)], stdout=subprocess.PIPE, text=True,
                               cwd=Path(__file__).resolve().parents[2]) for _ in range(6)]
-    outs = [await asyncio.to_thread(p.communicate, timeout=120) for p in procs]
+    outs = [p.communicate(timeout=120) for p in procs]
     assert all(p.returncode == 0 for p in procs)
     assert len({o for o, _ in outs}) == 1, outs  # every process saw the same root, master key and signing key
     pki = DevPKI.load_or_create(key_dir)
