@@ -49,4 +49,5 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/bench_hub.py --pin && $(BIN)/python bench/bench_recording.py && $(BIN)/python bench/bench_record_session.py \
-	  && $(BIN)/python bench/bench_nodes.py
+	  && $(BIN)/python bench/bench_nodes.py \
+	  && ONEDOOR_NETEM_ALL=1 $(BIN)/python -m pytest -p no:cacheprovider -s tests/netem/test_weak_link.py

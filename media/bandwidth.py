@@ -12,6 +12,13 @@
   once, up one layer at a time with a margin); `publisher_rate_for` is what a subscriber capped at a layer lets
   the publisher send (its share divided by that layer's fraction of the whole: the cap, not the publisher, takes
   the cut).
+- `PaceControl` (one per subscriber): the rate its video is paced at below the ladder's top step
+  (media/pacer.py). The loss-based estimate cannot say how much a lossy link carries (5 % random loss holds it
+  wherever it was), so pacing follows the queue instead: it starts at `pace_start` (the link has just proved too
+  weak for full video) and, at each link check, moves on the highest round-trip time measured since the last
+  one (`passthrough.on_round_trip`: each receiver report about its audio senders, unsmoothed) above the lowest
+  seen since pacing began (the queue the hub's packets wait in): down by `pace_down` above `pace_queue_high`,
+  up by `pace_up` below `pace_queue_low`; bounded to [pace_min, the estimate less its audio].
 - `RembControl` (one per video publication): the bitrate told to the publisher is
   min(ceiling, the publisher's own uplink estimate, max(floor, min over its full-rate subscribers' shares)).
   Going down is immediate; going up is at most x`remb_step_up` per `remb_interval` (stepwise, no jump from the
@@ -108,6 +115,43 @@ def publisher_rate_for(share: int, rates: Sequence[int], cap: int) -> int:
     if cap >= len(rates) - 1 or not rates or rates[cap] <= 0 or rates[-1] <= 0:
         return share
     return int(share * rates[-1] / rates[cap])
+
+
+class PaceControl:
+    """One subscriber's video pace below the ladder's top step, in bit/s (None: not pacing)."""
+
+    def __init__(self, config: MediaConfig) -> None:
+        self._config = config
+        self.rate: float | None = None
+        self.base_rtt: float | None = None  # the lowest round-trip time since pacing began
+        self.queue_delay: float | None = None  # the last reading: highest round-trip time of an interval - base
+        self._worst: float | None = None  # the highest round-trip time since the last update
+
+    def stop(self) -> None:
+        """At the top step (or a new peer connection): no pacing; the next start measures afresh."""
+        self.rate, self.base_rtt, self.queue_delay, self._worst = None, None, None, None
+
+    def on_rtt(self, rtt: float) -> None:
+        """A round-trip time (s) measured from one of the subscriber's receiver reports."""
+        if rtt <= 0:
+            return
+        self.base_rtt = rtt if self.base_rtt is None else min(self.base_rtt, rtt)
+        self._worst = rtt if self._worst is None else max(self._worst, rtt)
+
+    def update(self, ceiling: float) -> float:
+        """The rate from here (once per link check); `ceiling`: the downlink estimate less its audio."""
+        c = self._config
+        if self.rate is None:
+            self.rate, self.base_rtt, self._worst = float(c.pace_start), None, None  # measure from now on
+        elif self._worst is not None and self.base_rtt is not None:
+            self.queue_delay = self._worst - self.base_rtt
+            self._worst = None
+            if self.queue_delay > c.pace_queue_high:
+                self.rate *= c.pace_down
+            elif self.queue_delay < c.pace_queue_low:
+                self.rate *= c.pace_up
+        self.rate = min(max(self.rate, c.pace_min), max(ceiling, c.pace_min))
+        return self.rate
 
 
 class RembControl:

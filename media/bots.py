@@ -107,7 +107,8 @@ class Counter:
 
     def longest_gap(self, start: float, end: float) -> float:
         """Longest time without a packet between `start` and `end` (time.monotonic), edges included."""
-        times = [start, *(t for t in self.arrivals if start < t < end), end]
+        times = [start, *(t for t in list(self.arrivals) if start < t < end), end]  # a copy: the bot's loop may
+        # run in another thread (tests/netem) and append meanwhile
         return max(b - a for a, b in itertools.pairwise(times))
 
     def as_dict(self) -> dict[str, int]:

@@ -46,6 +46,18 @@ class MediaConfig:
     layer_up_margin: float = 0.85
     # At the ladder's key-frames-only step, ask a publisher for a key frame when its last one is this old (s).
     keyframe_only_interval: float = 2.0
+    # Below the ladder's top step a subscriber's video is paced (media/pacer.py) so key frames no longer bury the
+    # audio behind them: from `pace_start` bit/s, down by `pace_down` while the round-trip time stands more than
+    # `pace_queue_high` s above the lowest seen since pacing began, up by `pace_up` while it is within
+    # `pace_queue_low` s; never below `pace_min` nor above the downlink estimate less its audio
+    # (media/bandwidth.py PaceControl). False: no pacing (packets are sent as they come).
+    pacing: bool = True
+    pace_start: int = 100_000
+    pace_min: int = 60_000
+    pace_queue_high: float = 0.15
+    pace_queue_low: float = 0.06
+    pace_down: float = 0.8
+    pace_up: float = 1.06
     # Minimum number of packets in the window before a loss decision is taken.
     loss_min_packets: int = 50
     # Bandwidth (issue 15, media/bandwidth.py): a loss-based downlink estimate per subscriber (bit/s), like

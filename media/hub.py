@@ -33,7 +33,7 @@ from media.forward import FrameSink, Publication, QueueingSink, Slot
 from media.peer import Peer
 from media.routing import RoutingTable
 from media.vp8 import ALL_LAYERS
-from media.weaklink import AUDIO_ONLY, STEP_BASE_LAYER, SlotReport
+from media.weaklink import AUDIO_ONLY, STEP_BASE_LAYER, STEP_FULL, SlotReport
 from mediation.errors import Conflict, InvalidInput
 
 logger = logging.getLogger(__name__)
@@ -384,7 +384,7 @@ class Hub:
             peer.meter.reset()
             for slot in peer.slots:
                 slot.forwarder.set_keyframes_only(False)
-            self._select_layers(peer)
+            self._fit(peer)
         await self.apply_routing()
         await self._observe_audio_only(peer.pid, enabled, reason)
         if notify:
@@ -407,7 +407,7 @@ class Hub:
                     try:
                         await self._check_link(peer)
                         self._keyframes_for_weak(peer)
-                        self._select_layers(peer)
+                        self._fit(peer)
                     except Exception:
                         logger.exception("link check failed for %s", peer.pid)
             try:
@@ -457,6 +457,23 @@ class Hub:
                 fwd.last_keyframe_at is None or now - fwd.last_keyframe_at >= self.config.keyframe_only_interval
             ):
                 self._keyframe_for(slot)
+
+    def _fit(self, peer: Peer) -> None:
+        """What the subscriber's downlink carries: each video slot's temporal layer cap, and its video pacing."""
+        self._select_layers(peer)
+        self._pace(peer)
+
+    def _pace(self, peer: Peer) -> None:
+        """Below the ladder's top step its video is paced (media/pacer.py) at a rate that follows the queue its
+        packets wait in (media/bandwidth.py PaceControl): a key frame no longer arrives as one burst that delays or
+        drops the audio behind it on a weak link."""
+        if peer.step == STEP_FULL or not self.config.pacing:
+            peer.pace.stop()
+            peer.pacer.set_rate(None)
+            return
+        audio = sum(1 for s in peer.slots if s.active and s.kind == "audio")
+        ceiling = peer.downlink.value(time.monotonic()) - audio * self.config.bwe_audio_allowance
+        peer.pacer.set_rate(peer.pace.update(ceiling))
 
     def _select_layers(self, peer: Peer) -> None:
         """Each video slot's temporal layer cap: layer 0 at the ladder's base-layer step; at full video the highest
@@ -526,7 +543,7 @@ class Hub:
             await self._set_audio_only(peer, False, "recovered")
         for slot in peer.slots:
             slot.forwarder.set_keyframes_only(peer.keyframes_only)
-        self._select_layers(peer)
+        self._fit(peer)
 
     # plumbing -----------------------------------------------------------------------------------
     def _spawn(self, coro: Coroutine[Any, Any, Any] | Awaitable[Any]) -> None:
@@ -558,6 +575,10 @@ class Hub:
                 "max_layer": _max_layer(peer),
                 "link_loss": peer.link.last_loss,
                 "downlink_estimate": peer.downlink.value(time.monotonic()),
+                "pace_rate": peer.pacer.rate,  # bit/s its video is paced at (None: not paced)
+                "queue_delay": peer.pace.queue_delay,  # s: its round-trip time above the lowest since pacing began
+                "video_paced": peer.pacer.paced,
+                "video_pace_refused": peer.pacer.refused,
                 "downlink_loss": peer.downlink.last_loss,
                 "downlink_remb": peer.downlink.remb,
                 "publications": {

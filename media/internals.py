@@ -494,6 +494,24 @@ RTCP_PSFB_PACKET = _add(
         params=("fmt", "ssrc", "media_ssrc", "fci"),
     )
 )
+RTCP_RR_PACKET = _add(
+    Internal(
+        "aiortc.rtp",
+        "RtcpRrPacket",
+        Kind.NAME,
+        "passthrough.on_round_trip",
+        "a receiver report: .reports, each with .ssrc, .lsr, .dlsr",
+    )
+)
+RTCP_SR_PACKET = _add(
+    Internal(
+        "aiortc.rtp",
+        "RtcpSrPacket",
+        Kind.NAME,
+        "passthrough.on_round_trip",
+        "a sender report: .reports as a receiver report's",
+    )
+)
 DEPAYLOAD = _add(
     Internal(
         "aiortc.codecs",
@@ -817,6 +835,29 @@ SENDER_ENCODER = _add(
             (f"{_SEND}._handle_rtcp_packet", "if self._ssrc in ssrcs:"),
             (f"{_SEND}._handle_rtcp_packet", "self.__encoder.target_bitrate = bitrate"),
         ),
+    )
+)
+SENDER_LSR = _add(
+    Internal(
+        _SEND,
+        "__lsr",
+        Kind.ATTRIBUTE,
+        "passthrough.on_round_trip",
+        "int or None: the middle 32 bits of the NTP time of the last sender report sent (a receiver report's LSR "
+        "names it)",
+        on=("sender",),
+        calls=((f"{_SEND}._handle_rtcp_packet", "if self.__lsr == report.lsr and report.dlsr:"),),
+    )
+)
+SENDER_LSR_TIME = _add(
+    Internal(
+        _SEND,
+        "__lsr_time",
+        Kind.ATTRIBUTE,
+        "passthrough.on_round_trip",
+        "float or None: time.time() when that sender report was sent",
+        on=("sender",),
+        calls=((f"{_SEND}._handle_rtcp_packet", "rtt = time.time() - self.__lsr_time - (report.dlsr / 65536)"),),
     )
 )
 SENDER_SEND_KEYFRAME = _add(

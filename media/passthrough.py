@@ -57,7 +57,16 @@ from aiortc.rtcdtlstransport import State as _DtlsState
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
 from aiortc.rtcrtpsender import RTCRtpSender
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, RtpPacket, pack_remb_fci, unpack_remb_fci, unwrap_rtx
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RtcpPsfbPacket,
+    RtcpRrPacket,
+    RtcpSrPacket,
+    RtpPacket,
+    pack_remb_fci,
+    unpack_remb_fci,
+    unwrap_rtx,
+)
 
 from media import internals as ix
 from media.errors import AiortcInternalsChanged
@@ -351,6 +360,9 @@ class RtpOut:
         s[_RTP_TIMESTAMP] = rtp_timestamp
         return True
 
+    def backlog(self) -> float:
+        return 0.0  # nothing is held back here: a packet is sent or refused at once
+
     def resend(self, data: bytes) -> bool:
         """Send a packet without counting it (a retransmission)."""
         counters = self._counters
@@ -463,6 +475,28 @@ def on_remb(sender: RTCRtpSender, callback: Callable[[int], None]) -> None:
                         callback(bitrate)
                     except Exception:
                         logger.exception("REMB callback failed")
+            await original(packet)
+
+        return handle_rtcp_packet
+
+    ix.replace(sender, ix.SENDER_HANDLE_RTCP, wrap)
+
+
+def on_round_trip(sender: RTCRtpSender, callback: Callable[[float], None]) -> None:
+    """Call `callback(rtt)` with each round-trip time (s) a receiver report about `sender` yields, as measured:
+    aiortc's own `roundTripTime` stat is smoothed (x0.85 per report) and lags a filling queue by seconds."""
+    ssrc = ix.get(sender, ix.SENDER_SSRC)
+
+    def wrap(original: Callable[[Any], Awaitable[None]]) -> Callable[[Any], Awaitable[None]]:
+        async def handle_rtcp_packet(packet: Any) -> None:
+            if isinstance(packet, RtcpRrPacket | RtcpSrPacket):
+                lsr, sent_at = ix.get(sender, ix.SENDER_LSR), ix.get(sender, ix.SENDER_LSR_TIME)
+                for report in packet.reports:
+                    if report.ssrc == ssrc and lsr is not None and report.lsr == lsr and report.dlsr:
+                        try:
+                            callback(time.time() - sent_at - report.dlsr / 65536)
+                        except Exception:
+                            logger.exception("round-trip callback failed")
             await original(packet)
 
         return handle_rtcp_packet

@@ -24,10 +24,11 @@ from aiortc.exceptions import InvalidStateError, OperationError
 from aiortc.rtcrtpparameters import RTCRtpCodecCapability, RTCRtpCodecParameters
 
 from media import passthrough
-from media.bandwidth import DownlinkEstimate
+from media.bandwidth import DownlinkEstimate, PaceControl
 from media.config import MediaConfig
 from media.errors import MalformedSdp, NegotiationConflict, UnsupportedCodec
 from media.forward import CLOCK_RATE, Publication, Slot, SlotTrack
+from media.pacer import Pacer
 from media.rtpforward import RtpForwarder, SendParams
 from media.sdpmunge import offer_red, opus_fec_dtx, red_payload_types
 from media.vp8 import ALL_LAYERS
@@ -92,6 +93,8 @@ class Peer:
         self.meter = LinkMeter()
         self.downlink = DownlinkEstimate(config)  # bit/s, from its receiver reports and its own REMB
         self.red_in: int | None = None  # the red payload type its audio publication negotiated, if any
+        self.pacer = Pacer()  # its video senders' pacing below the ladder's top step (media/pacer.py)
+        self.pace = PaceControl(config)  # at what rate (media/bandwidth.py)
 
     @property
     def step(self) -> str:
@@ -124,6 +127,7 @@ class Peer:
         self.link.reset()
         self.meter.reset()
         self.downlink.reset()
+        self.pace.stop()
         self.red_in = None
         for source, kind in PUBLISH_SOURCES:
             transceiver = pc.addTransceiver(kind, direction="recvonly")
@@ -157,7 +161,8 @@ class Peer:
         sender = transceiver.sender
 
         def negotiated(parameters: Any, ssrc: int, rtx_ssrc: int, out: passthrough.RtpOut) -> None:
-            forwarder.bind(SendParams.from_parameters(kind, parameters, ssrc, rtx_ssrc), out)
+            paced = self.pacer.wrap(out) if kind == "video" else out  # audio never waits
+            forwarder.bind(SendParams.from_parameters(kind, parameters, ssrc, rtx_ssrc), paced)
 
         passthrough.on_negotiated(sender, negotiated)
         passthrough.on_retransmit_request(sender, forwarder.retransmit)
@@ -168,6 +173,8 @@ class Peer:
 
         passthrough.on_keyframe_request(sender, subscriber_asks)
         passthrough.on_remb(sender, lambda bitrate: self.downlink.on_remb(bitrate, time.monotonic()))
+        if kind == "audio":  # audio flows at every step of the ladder: its reports time the subscriber's queue
+            passthrough.on_round_trip(sender, self.pace.on_rtt)
         self.slots.append(slot)
         return slot
 
@@ -220,6 +227,7 @@ class Peer:
 
     async def close_pc(self) -> None:
         pc, self.pc = self.pc, None
+        self.pacer.close()
         for slot in self.slots:
             if slot.publication is not None:
                 slot.publication.slots.discard(slot)

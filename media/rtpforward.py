@@ -62,6 +62,10 @@ class Out(Protocol):
 
     def resend(self, data: bytes) -> bool: ...
 
+    def backlog(self) -> float:
+        """Seconds until what this sender holds back has left (a paced video sender, media/pacer.py)."""
+        ...
+
 
 def _one_byte_element(ext_id: int, value: bytes) -> bytes:
     return bytes([(ext_id << 4) | (len(value) - 1)]) + value
@@ -212,6 +216,9 @@ class RtpForwarder:
                 if not self.need_start:  # the publisher's new peer connection: wait for (and ask) a keyframe
                     self.need_start = True
                     self.on_drop()
+                return
+            if self.keyframes_only and source is self._source and out.backlog() > 0:
+                self.skipped += 1  # the last key frame is still leaving (paced): this one would not fit the link
                 return
             self._start(seq, ts, source, now)
             if video:

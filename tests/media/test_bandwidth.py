@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from media.bandwidth import DownlinkEstimate, RembControl, share
+from media.bandwidth import DownlinkEstimate, PaceControl, RembControl, share
 from media.config import MediaConfig
 
 pytestmark = pytest.mark.timeout(10)
@@ -79,3 +79,31 @@ def test_remb_is_floored_capped_by_uplink_and_rises_stepwise():
     control.downlink = 500_000
     assert control.on_uplink(3_000_000) == 150_000
     assert control.tick() == 180_000
+
+
+def test_pace_starts_low_and_follows_the_queue_not_the_propagation_delay():
+    config = MediaConfig(pace_start=100_000, pace_min=60_000, pace_queue_high=0.15, pace_queue_low=0.06,
+                         pace_down=0.8, pace_up=1.06)
+    pace = PaceControl(config)
+    pace.on_rtt(0.02)  # measured before pacing began (a clean link): forgotten when it starts
+    assert pace.update(ceiling=2_000_000) == 100_000  # the link just proved too weak for full video
+    for rtt in (0.31, 0.30, 0.32):  # a 300 ms link with its queue empty: propagation, not queue
+        pace.on_rtt(rtt)
+    assert pace.update(2_000_000) == pytest.approx(106_000) and pace.queue_delay == pytest.approx(0.02)
+    pace.on_rtt(0.55)  # the queue fills: a quarter of a second above the lowest
+    assert pace.update(2_000_000) == pytest.approx(106_000 * 0.8)
+    assert pace.update(2_000_000) == pytest.approx(106_000 * 0.8)  # no new report: no change
+    pace.on_rtt(0.40)
+    assert pace.update(2_000_000) == pytest.approx(106_000 * 0.8)  # in between: hold
+    for _ in range(20):
+        pace.on_rtt(0.9)
+        pace.update(2_000_000)
+    assert pace.rate == 60_000  # never below pace_min
+    for _ in range(60):
+        pace.on_rtt(0.3)
+        pace.update(150_000)
+    assert pace.rate == 150_000  # never above the estimate less audio
+    pace.stop()
+    assert pace.rate is None and pace.base_rtt is None
+    pace.on_rtt(-1.0)  # a clock step: ignored
+    assert pace.base_rtt is None

@@ -34,6 +34,9 @@ class FakeOut:
         self.packets.append(data)
         return True
 
+    def backlog(self):
+        return 0.0
+
 
 def video_params():
     parameters = RTCRtpSendParameters(
