@@ -118,6 +118,7 @@ async def party_through_lobby(page: Page, world: World, who: str, *, attestation
     await expect(page.locator("[data-step=lobby]")).to_be_visible()
 
 
+@pytest.mark.timeout(300)  # a hang guard: ~60 s alone, ~95 s on a busy two-core machine
 async def test_console_whole_day(web_world: World, open_page: Opener, tmp_path: Path) -> None:
     med = await open_page(f"{web_world.base_url}/console", viewport=LAPTOP)
 
