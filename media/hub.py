@@ -447,16 +447,26 @@ class Hub:
 
     def _keyframes_for_weak(self, peer: Peer) -> None:
         """A subscriber at the key-frames-only step sees each publisher at least every `keyframe_only_interval`
-        (browsers send key frames only when asked; the request is coalesced per publisher: keyframe_interval)."""
+        (browsers send key frames only when asked; the request is coalesced per publisher: keyframe_interval).
+        While its video is paced, one publisher is asked at a time, the one seen longest ago, and only when the
+        last key frame has left: two asked at once would arrive together, and the one its link has no room for
+        would be skipped (and cost every other subscriber of that publisher a key frame for nothing)."""
         if not peer.keyframes_only:
             return
-        now = time.monotonic()
-        for slot in peer.slots:
-            fwd = slot.forwarder
-            if slot.active and fwd.keyframes_only and (
-                fwd.last_keyframe_at is None or now - fwd.last_keyframe_at >= self.config.keyframe_only_interval
-            ):
-                self._keyframe_for(slot)
+        now = time.time()  # the forwarders' clock (`Publication.on_rtp` passes wall-clock time)
+        due = [
+            slot for slot in peer.slots
+            if slot.active and slot.forwarder.keyframes_only and (
+                slot.forwarder.last_keyframe_at is None
+                or now - slot.forwarder.last_keyframe_at >= self.config.keyframe_only_interval
+            )
+        ]
+        if peer.pacer.rate is not None:
+            if peer.pacer.backlog() > 0:
+                return
+            due = sorted(due, key=lambda slot: slot.forwarder.last_keyframe_at or 0.0)[:1]
+        for slot in due:
+            self._keyframe_for(slot)
 
     def _fit(self, peer: Peer) -> None:
         """What the subscriber's downlink carries: each video slot's temporal layer cap, and its video pacing."""

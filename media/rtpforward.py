@@ -145,7 +145,7 @@ class RtpForwarder:
         self.keyframes_only = False
         self.skipped = 0  # packets not sent because only key frames go to this subscriber
         self.keyframes = 0  # key frames started (video)
-        self.last_keyframe_at: float | None = None
+        self.last_keyframe_at: float | None = None  # time.time() (the `now` forward() is given)
         self._pid_offset = 0  # added to the VP8 picture id (15 or 7 bits) so it follows the last one sent
         self._last_pid: int | None = None
         # temporal layers (a publisher that sends them): the cap chosen for this subscriber, the cap in force

@@ -145,3 +145,34 @@ async def test_a_weak_publisher_does_not_degrade_clean_subscribers_and_a_weak_su
     await wait_until(lambda: c.audio_only_events, within=8)
     assert c.audio_only_events[0]["reason"] == "loss"
     assert not s.hub.routing.is_audio_only("m") and s.bots["m"].audio_only_events == []
+
+
+async def test_at_the_key_frames_step_video_is_paced_and_every_publisher_is_still_seen(make_session):
+    """Below the top step a subscriber's video is paced (media/pacer.py) and the hub asks one publisher at a time
+    for a key frame: the weak subscriber keeps seeing both publishers, at the key frame rate its pace allows."""
+    s = make_session(MediaConfig(monitor_interval=0.25, keyframe_only_interval=1.0, pace_start=300_000))
+    for pid in ("m", "c", "w"):
+        await s.join(pid)
+    await s.flowing()
+    peer = s.hub._peers["w"]
+
+    def asked() -> dict[str, int]:
+        st = s.hub.stats()["participants"]
+        return {p: st[p]["publications"]["camera"]["keyframe_requests"] for p in ("m", "c")}
+
+    before = asked()
+    await s.hub.set_link_level("w", peer.steps.index("keyframes_only"))
+    await s.phase("keyframes", 6.0)
+    got = s.got("w", "keyframes")
+    stats = s.hub.stats()["participants"]["w"]
+    after = asked()
+    # the hub kept asking each publisher for key frames (a browser sends them only when asked), not just once at
+    # the switch (the forwarders' wall clock was once compared with the monotonic one, so it never asked again)
+    assert all(after[p] - before[p] >= 3 for p in ("m", "c")), (before, after)
+    assert stats["link_step"] == "keyframes_only" and stats["pace_rate"] is not None
+    assert stats["video_paced"] > 0  # key frames were spread out, not sent as a burst
+    assert got["m"]["camera"]["frames"] > 0 and got["c"]["camera"]["frames"] > 0  # both still seen
+    assert got["m"]["audio"]["frames"] > 0 and got["c"]["audio"]["frames"] > 0
+    assert all(slot["keyframes_out"] > 0 for slot in stats["slots"] if slot["kind"] == "video")
+    await s.hub.set_link_level("w", peer.link.top)  # back at full video: nothing paced from here on
+    await wait_until(lambda: s.hub.stats()["participants"]["w"]["pace_rate"] is None, within=5)

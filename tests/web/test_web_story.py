@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import json
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,18 +48,26 @@ async def inbound(page: Page) -> dict[str, Any]:
     return await page.evaluate(INBOUND)
 
 
-async def wait_frames_grow(page: Page, senders: set[str], within: float = 20) -> None:
-    """Wait until this page decodes video from each sender, and the count keeps growing."""
-    async with asyncio.timeout(within):
-        while True:
-            first = await inbound(page)
-            if senders <= {p for p, v in first.items() if v["frames"] > 0 and v["audio"] > 0}:
-                break
-            await asyncio.sleep(0.3)
-        await asyncio.sleep(1.0)
-        later = await inbound(page)
-    for p in senders:
-        assert later[p]["frames"] > first[p]["frames"], f"video from {p} stopped"
+async def wait_frames_grow(page: Page, senders: set[str], within: float = 30) -> None:
+    """Wait until this page decodes video from each sender, and the count keeps growing (within `within` s: a
+    busy machine may decode nothing for a second or two, which is no sign that the video stopped)."""
+    first: dict[str, Any] = {}
+    later: dict[str, Any] = {}
+    try:
+        async with asyncio.timeout(within):
+            while True:
+                first = await inbound(page)
+                if senders <= {p for p, v in first.items() if v["frames"] > 0 and v["audio"] > 0}:
+                    break
+                await asyncio.sleep(0.3)
+            while True:
+                await asyncio.sleep(1.0)
+                later = await inbound(page)
+                if all(later[p]["frames"] > first[p]["frames"] for p in senders):
+                    return
+    except TimeoutError:
+        stopped = [p for p in senders if p not in later or later[p]["frames"] <= first.get(p, {}).get("frames", 0)]
+        raise AssertionError(f"no video (or video stopped) from {stopped} within {within} s") from None
 
 
 async def growth(page: Page, seconds: float = 1.5, kind: str = "bytes") -> dict[str, int]:
@@ -66,6 +75,19 @@ async def growth(page: Page, seconds: float = 1.5, kind: str = "bytes") -> dict[
     await asyncio.sleep(seconds)
     b = await inbound(page)
     return {p: b[p][kind] - a.get(p, {}).get(kind, 0) for p in b}
+
+
+async def growth_until(page: Page, ok: Callable[[dict[str, int]], bool], what: str, *, kind: str = "bytes",
+                       seconds: float = 1.5, within: float = 20) -> dict[str, int]:
+    """Measure growth over windows of `seconds` until `ok(growth)` holds. A busy machine delivers late (packets in
+    flight before a switch, decoding that pauses for a second): an outcome is asserted, never how fast it came."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        got = await growth(page, seconds, kind)
+        if ok(got):
+            return got
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"{what}: {got}")
 
 
 async def mediator_opens_case(page: Page) -> dict[str, dict[str, str]]:
@@ -161,6 +183,7 @@ async def agreement_signed_and_applied(med: Page, a: Page, b: Page) -> None:
     await confirm_in_page(med, "以调解员身份签署这份协议")
     await b.click("#agreement-sign")
     await b.click("#confirm-yes")
+    await expect(b.locator("#agreement")).to_contain_text("签名成功")
     for page in (a, b, med):
         await expect(page.locator("#agreement-status")).to_have_attribute("data-status", "sealed")
     await med.select_option("#court", "court-huangzhong")
@@ -282,20 +305,20 @@ async def test_whole_story_in_the_browser(web_world: World, open_page: Opener, t
     # Audio only (P5): A stops receiving video but still hears everyone; switching back brings video back.
     await a.click("#btn-audio-only")
     await expect(a.locator("#btn-audio-only")).to_have_attribute("aria-pressed", "true")
-    await asyncio.sleep(1.0)
-    video, audio = await growth(a, kind="video"), await growth(a, seconds=0.8, kind="audio")
-    assert video.get(mediator, 0) == 0 and video.get(pid["赵六"], 0) == 0, video
-    assert audio[mediator] > 0, audio
+    await growth_until(a, lambda v: v.get(mediator, 0) == 0 and v.get(pid["赵六"], 0) == 0,
+                       "video still reaches A at audio only", kind="video")
+    await growth_until(a, lambda v: v.get(mediator, 0) > 0, "A no longer hears the mediator", kind="audio",
+                       seconds=0.8)
     await a.click("#btn-audio-only")
     await wait_frames_grow(a, {mediator, pid["赵六"]})
 
     # Caucus with side A: B receives nothing from A or the mediator; A still hears the mediator.
     await med.click("#caucus-side-A")
     await expect(b.locator(".caucus.outside")).to_contain_text("单独谈话")
-    await asyncio.sleep(1.0)  # in-flight media drains
-    got_b, got_a = await asyncio.gather(growth(b), growth(a))
-    assert got_b.get(pid["王五"], 0) == 0 and got_b.get(mediator, 0) == 0, got_b
-    assert got_a[mediator] > 0
+    # once what was in flight has drained, B receives nothing from A or the mediator (a leak would keep growing)
+    await growth_until(b, lambda g: g.get(pid["王五"], 0) == 0 and g.get(mediator, 0) == 0,
+                       "B still receives A or the mediator during the caucus")
+    await growth_until(a, lambda g: g.get(mediator, 0) > 0, "A does not hear the mediator in the caucus")
     await a.fill(".chat-form input", "这是只给调解员说的")  # chat inside a caucus stays inside (R9)
     await a.press(".chat-form input", "Enter")
     await expect(med.locator(".chat-list li.private")).to_contain_text("这是只给调解员说的")

@@ -43,8 +43,14 @@ export function documentsView(token) {
   let error = null;
   let busy = "";
 
+  let loads = 0;  // loads overlap (after a consent, after each download): only the latest one may draw
   const load = async () => {
-    try { data = await post("/api/party/documents", await proof(token)); error = null; } catch (err) { error = err; }
+    const seq = ++loads;
+    let got = null;
+    let failed = null;
+    try { got = await post("/api/party/documents", await proof(token)); } catch (err) { failed = err; }
+    if (seq !== loads) return;
+    if (failed) error = failed; else { data = got; error = null; }
     paint();
   };
   const consent = async (granted) => {
