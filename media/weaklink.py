@@ -12,7 +12,7 @@ Three pieces, fed by `Hub._check_link` once per `monitor_interval`:
 - `LinkState` moves a subscriber along a ladder of levels (0 = audio only ... `top` = everything) one step at a
   time (the steps, from the top: full video; temporal layer 0 only from publishers that send temporal layers;
   key frames only; audio only: `ladder`; a step a configuration turns off is not on the ladder): down when the window's loss exceeds `loss_threshold`, up after `recover_wait` seconds at or below
-  `recover_threshold` (hysteresis: the two thresholds differ). A step up that is followed by a step down within
+  `recover_threshold` (hysteresis: the two thresholds differ), and only at a check that brought a new report. A step up that is followed by a step down within
   `probe_window` doubles the wait before the next attempt (up to `recover_backoff_max`); a level held for
   `probe_window` seconds resets the wait.
 """
@@ -98,6 +98,7 @@ class LossWindow:
         self._config = config
         self._samples: deque[tuple[float, int, int]] = deque()
         self._last_fresh: float | None = None
+        self.fresh = False  # the last sample came with a new report
         self.last_loss: float | None = None
 
     def reset(self) -> None:
@@ -105,6 +106,7 @@ class LossWindow:
 
     def add(self, now: float, lost: int, received: int, fresh: bool = True) -> None:
         """Running totals at `now`; `fresh`: a new report arrived since the previous sample."""
+        self.fresh = fresh
         if fresh:
             self._last_fresh = now
         elif self._last_fresh is None or now - self._last_fresh > self._config.report_timeout:
@@ -176,7 +178,9 @@ class LinkState:
         if self.level < self.top and loss <= config.recover_threshold:
             if self._good_since is None:
                 self._good_since = now
-            if now - self._good_since >= self.recover_wait:
+            # up only on a report that has just come: a link whose reports have paused (an outage beginning) has
+            # shown nothing good lately, however good the window's older data was
+            if now - self._good_since >= self.recover_wait and self.window.fresh:
                 self._last_up = now
                 return self._move(self.level + 1)
         else:

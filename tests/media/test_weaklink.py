@@ -111,6 +111,20 @@ def test_window_resets_when_reports_stop_so_an_outage_is_not_acted_on_afterwards
     assert set(levels) == {None} and state.level == 1 and state.last_loss is not None and state.last_loss < 0.05
 
 
+def test_no_step_up_while_reports_have_paused():
+    """An outage begins: the window still holds good data for `report_timeout`, but nothing new came; the level
+    must not go up on it (a netem run once went to full video 1.4 s into a 5 s outage)."""
+    state = LinkState(CFG, top=2)
+    state.move(1)
+    levels, (lost, recv) = run(state, 0, 3, 0, 50)  # good from t=2 (a full window), not yet long enough
+    assert set(levels) == {None}
+    for t in (4.0, 4.4):  # long enough now, but no new report since t=3 (still within report_timeout)
+        state.window.add(t, lost, recv, fresh=False)
+        assert state.decide(t) is None and state.level == 1
+    levels, _ = run(state, 5, 0, 0, 50, base=(lost, recv))  # a report again, still good: now it goes up
+    assert levels == [2]
+
+
 def test_too_few_packets_means_no_decision():
     state = LinkState(CFG, top=1)
     levels, _ = run(state, 0, 6, 5, 0)  # 100 % loss, but only 10 packets per 2 s window
