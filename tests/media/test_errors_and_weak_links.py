@@ -11,7 +11,7 @@ from mediation.errors import OneDoorError
 from tests.media.conftest import PC_SETUP_BLOCKS, wait_until
 
 # every test joins real peer connections: see PC_SETUP_BLOCKS in conftest
-pytestmark = [pytest.mark.timeout(40), PC_SETUP_BLOCKS]
+pytestmark = [pytest.mark.timeout(120), PC_SETUP_BLOCKS]
 
 
 class RawClient:
@@ -104,7 +104,7 @@ async def test_sustained_loss_switches_to_audio_only_and_recovery_brings_video_b
     await s.flowing()
     b = s.bots["b"]
     b.set_downlink_loss([True, False, False])  # deterministic: one packet in three lost on b's downlink
-    await wait_until(lambda: b.audio_only_events, within=8)
+    await wait_until(lambda: b.audio_only_events, within=25)
     assert b.audio_only_events[0]["enabled"] is True and b.audio_only_events[0]["reason"] == "loss"
     assert b.audio_only_events[0]["loss"] > 0.10
     assert s.hub.routing.is_audio_only("b") and not s.hub.routing.is_audio_only("m")
@@ -112,7 +112,7 @@ async def test_sustained_loss_switches_to_audio_only_and_recovery_brings_video_b
     assert s.got("b", "degraded")["m"]["camera"]["packets"] == 0
 
     b.set_downlink_loss(None)
-    await wait_until(lambda: len(b.audio_only_events) >= 2, within=8)
+    await wait_until(lambda: len(b.audio_only_events) >= 2, within=25)
     assert b.audio_only_events[1]["enabled"] is False and b.audio_only_events[1]["reason"] == "recovered"
     await s.phase("recovered", 1.0)
     # Video packets flow to b again. (b's aiortc jitter buffer may still wait for a packet lost at the very end
@@ -142,7 +142,7 @@ async def test_a_weak_publisher_does_not_degrade_clean_subscribers_and_a_weak_su
     assert missing > 0  # the gaps were there, and were attributed to p's uplink
     c = s.bots["c"]
     c.set_downlink_loss([True, False, False])
-    await wait_until(lambda: c.audio_only_events, within=8)
+    await wait_until(lambda: c.audio_only_events, within=25)
     assert c.audio_only_events[0]["reason"] == "loss"
     assert not s.hub.routing.is_audio_only("m") and s.bots["m"].audio_only_events == []
 
