@@ -32,7 +32,8 @@ async def chromium(browser: Browser, session: MediaSession, pid: str, camera: st
 
 
 def video_in(stats: dict[str, Any], mid: str) -> dict[str, Any]:
-    return next(s for s in stats.get("inboundVideo", []) if s.get("mid") == mid)
+    """The page's inbound-rtp stats of one video mid ({} until its first packet: a busy machine may take a while)."""
+    return next((s for s in stats.get("inboundVideo", []) if s.get("mid") == mid), {})
 
 
 def decode(frames: list[bytes]) -> tuple[int, int]:

@@ -23,7 +23,9 @@ CONFIG = MediaConfig(
     remb_interval=0.25,
     loss_window=1.5,
     loss_min_packets=20,
-    loss_threshold=0.45,  # the ladder leaves w alone at 1/3 loss, and acts at 2/3
+    # the ladder leaves w alone at 1/3 loss and acts at 9/10: on a busy machine real loss adds to the 1/3 dropped
+    # here (0.45 was once crossed in CI, and a subscriber the ladder takes down no longer counts for REMB)
+    loss_threshold=0.8,
     recover_after=600.0,  # no recovery during the test
     remb_floor=FLOOR,
 )
@@ -102,7 +104,7 @@ async def test_remb_falls_to_the_floor_and_comes_back_when_the_ladder_switches_t
 
         since = time.monotonic()
         s.bots["m"].mark("ladder:start")
-        w.set_downlink_loss([True, True, False])  # 2/3: the ladder takes w down (key frames only, audio only)
+        w.set_downlink_loss([True] * 9 + [False])  # 9/10: the ladder takes w down (key frames only, audio only)
         await wait_until(lambda: s.hub._peers["w"].link.level < s.hub._peers["w"].link.top, within=30)
         values = await rises_stepwise(s, since)
         s.bots["m"].mark("ladder:end")
