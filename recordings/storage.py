@@ -115,7 +115,12 @@ class LocalStorage:
 
     async def read_stream(self, recording_id: str, stream_id: str) -> AsyncIterator[bytes]:
         path = self._stream(recording_id, stream_id)
-        f = await asyncio.to_thread(open, path, "rb")
+        opening = asyncio.ensure_future(asyncio.to_thread(open, path, "rb"))
+        try:
+            f = await asyncio.shield(opening)
+        except asyncio.CancelledError:  # cancelled while the thread opens it (an export job stopped at shutdown):
+            opening.add_done_callback(_close_opened)  # close the file when it is open, never leak it
+            raise
         try:
             while chunk := await asyncio.to_thread(f.read, _CHUNK):
                 yield chunk
@@ -235,3 +240,8 @@ class S3Storage:
         for i in range(0, len(keys), 1000):
             batch = {"Objects": [{"Key": k} for k in keys[i : i + 1000]], "Quiet": True}
             await asyncio.to_thread(self.client.delete_objects, Bucket=self.bucket, Delete=batch)
+
+
+def _close_opened(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is None:
+        task.result().close()
