@@ -122,7 +122,7 @@ async def test_a_read_cancelled_while_the_file_opens_leaves_no_file_open(tmp_pat
         await asyncio.sleep(0)  # the open is under way in its thread
         step.cancel()
         await asyncio.gather(step, return_exceptions=True)
-        await stream.aclose()
+        await stream.aclose()  # type: ignore[attr-defined]  # an async generator (LocalStorage.read_stream)
     await asyncio.sleep(0.2)  # the opens finish in their threads; their done-callbacks close the files
     gc.collect()  # an unclosed file would raise a ResourceWarning here (warnings are errors in this suite)
     chunks = [c async for c in storage.read_stream("rec-1", "s")]
