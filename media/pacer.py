@@ -6,7 +6,8 @@ overflows it), and every audio packet behind it arrives that late or not at all:
 with half-second gaps exactly when the ladder has cut their video down to key frames.
 
 One `Pacer` per subscriber, shared by its video slots (audio is never paced and never waits): while `rate` is set
-(the hub sets it below the ladder's top step, from the subscriber's downlink estimate) each video packet leaves
+(the hub sets it below the ladder's top step: media/bandwidth.py PaceControl, from the queue its round-trip
+times show) each video packet leaves
 no earlier than the link can have carried the previous ones at that rate, so the bottleneck queue stays short and
 audio passes it within a packet or two. Retransmissions go at once but count against the budget. `backlog()` says
 how long what is queued takes to leave; the forwarder starts a new key frame (at the key-frames-only step) only
