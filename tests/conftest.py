@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+import shutil
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import configure_mappers
@@ -20,7 +22,7 @@ from media.channels import SocketIOChannel
 from media.config import MediaConfig
 from media.hub import Hub
 from mediation import accounts, cases, schema, sessions
-from mediation.db import utcnow
+from mediation.db import private_dir, utcnow
 from mediation.identity import MemoryCodeSender
 from mediation.models import Center
 from signaling.app import create_app
@@ -39,6 +41,28 @@ def _process_warm_up() -> None:
     (~150 ms of CPU), and the first Hub checks the aiortc internals media/ relies on (~50-150 ms)."""
     configure_mappers()
     Hub("warm-up", MediaConfig(), _no_send)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cheap_password_hashes() -> Iterator[None]:
+    """Staff seeded by the tests get argon2id hashes with the cheapest parameters: the standard ones cost ~0.25 s a
+    hash and again a login on these two cores, ~2 s of every test that seeds a center. What is under test is the
+    login, not argon2's cost; a guess at an unknown name is still checked at the standard cost (accounts._DUMMY),
+    which is what the login-flood test measures."""
+    standard = accounts.HASHER
+    accounts.HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    yield
+    accounts.HASHER = standard
+
+
+@pytest.fixture(scope="session")
+def _migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The schema migrated once per test process with the real Alembic migrations (~1.2 s here); each test starts
+    from a copy of it (made 0600 in a 0700 directory, as the server makes it). The migrations still run in full:
+    here, in the `onedoor` commands the subprocess tests start, and for every test on PostgreSQL (`make test-pg`)."""
+    db = tmp_path_factory.mktemp("migrated") / "onedoor.db"
+    schema.upgrade(f"sqlite+aiosqlite:///{db}")
+    return db
 
 
 # Tests that use something the whole machine shares run one after another in one worker when the suite runs in
@@ -65,11 +89,14 @@ async def _no_send(participant_id: str, event: str, payload: dict[str, Any]) -> 
 
 
 @pytest.fixture
-async def db_url(tmp_path: Path) -> str:
+async def db_url(tmp_path: Path, _migrated_sqlite: Path) -> str:
     url = os.environ.get("ONEDOOR_TEST_DATABASE_URL")
     if not url:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'data' / 'onedoor.db'}"
-        (tmp_path / "data").mkdir(exist_ok=True)
+        db = tmp_path / "data" / "onedoor.db"
+        private_dir(db.parent)
+        os.close(os.open(db, os.O_WRONLY | os.O_CREAT, 0o600))
+        shutil.copyfile(_migrated_sqlite, db)
+        return f"sqlite+aiosqlite:///{db}"
     else:
         eng = create_async_engine(url)
         async with eng.begin() as c:
