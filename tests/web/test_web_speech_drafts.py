@@ -5,6 +5,8 @@ fake device) is decoded per speaker and the mediator's console lists the suggest
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from playwright.async_api import expect
 
@@ -35,8 +37,19 @@ async def test_console_shows_speech_suggestions_and_writes_only_what_is_added(we
     await drafts.first.get_by_role("button", name="采用").click()
     await expect(med.locator("#transcript-text")).to_have_value("endpoint")
     await med.fill("#transcript-text", "我同意先还一半。")
+    # suggestions keep arriving while the writer types: the box keeps its text and its focus (a page that rebuilt
+    # the form lost both, and "add" wrote the suggestion instead of what was typed)
+    await med.evaluate("window.__drafts = document.querySelector('#transcript-drafts')")
+    for _ in range(150):  # polled from here: the pages' CSP (no eval) refuses wait_for_function's predicate
+        if await med.evaluate("document.querySelector('#transcript-drafts') !== window.__drafts"):
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise AssertionError("no new speech suggestion within 30 s")
+    assert await med.evaluate("document.activeElement.id") == "transcript-text"
+    await expect(med.locator("#transcript-text")).to_have_value("我同意先还一半。")
     await med.click("#transcript-add")
-    entry = med.locator("#transcript > ol.tr-list li", has_text="我同意先还一半")
+    entry = med.locator("#transcript-entries li", has_text="我同意先还一半")
     await expect(entry).to_be_visible()
     await expect(entry).to_contain_text("语音转写")
     await expect(entry).to_contain_text("王五")

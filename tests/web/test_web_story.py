@@ -18,6 +18,7 @@ import pytest
 from playwright.async_api import Page, expect
 from sqlalchemy import select
 
+from media.hub import Hub
 from mediation.recording_records import Recording, RecordingStream
 from recordings.export import export
 from tests.conftest import PASSWORD, World
@@ -48,11 +49,14 @@ async def inbound(page: Page) -> dict[str, Any]:
     return await page.evaluate(INBOUND)
 
 
-async def wait_frames_grow(page: Page, senders: set[str], within: float = 30) -> None:
+async def wait_frames_grow(page: Page, senders: set[str], within: float = 30, world: World | None = None) -> None:
     """Wait until this page decodes video from each sender, and the count keeps growing (within `within` s: a
-    busy machine may decode nothing for a second or two, which is no sign that the video stopped)."""
+    busy machine may decode nothing for a second or two, which is no sign that the video stopped). On failure the
+    message says which senders never arrived and which stopped, with the page's inbound figures and (given the
+    `world`) the hub's view of every participant's link."""
     first: dict[str, Any] = {}
     later: dict[str, Any] = {}
+    started = False
     try:
         async with asyncio.timeout(within):
             while True:
@@ -60,14 +64,29 @@ async def wait_frames_grow(page: Page, senders: set[str], within: float = 30) ->
                 if senders <= {p for p, v in first.items() if v["frames"] > 0 and v["audio"] > 0}:
                     break
                 await asyncio.sleep(0.3)
+            started = True
             while True:
                 await asyncio.sleep(1.0)
                 later = await inbound(page)
                 if all(later[p]["frames"] > first[p]["frames"] for p in senders):
                     return
     except TimeoutError:
-        stopped = [p for p in senders if p not in later or later[p]["frames"] <= first.get(p, {}).get("frames", 0)]
-        raise AssertionError(f"no video (or video stopped) from {stopped} within {within} s") from None
+        if not started:
+            missing = [p for p in senders if not (first.get(p, {}).get("frames") and first[p].get("audio"))]
+            what = f"no video and audio from {missing} within {within} s: inbound {first}"
+        else:
+            stopped = [p for p in senders if later.get(p, {}).get("frames", 0) <= first[p]["frames"]]
+            what = f"video from {stopped} stopped within {within} s: inbound {first} then {later}"
+        raise AssertionError(what + _hub_view(world)) from None
+
+
+def _hub_view(world: World | None) -> str:
+    live = world.services.live.get(world.session_id) if world is not None else None
+    if live is None or not isinstance(live.media, Hub):
+        return ""
+    keys = ("connection", "audio_only", "link_step", "pace_rate", "queue_delay", "video_pace_refused")
+    view = {pid: {k: p.get(k) for k in keys} for pid, p in live.media.stats()["participants"].items()}
+    return f"; hub: {view}"
 
 
 async def growth(page: Page, seconds: float = 1.5, kind: str = "bytes") -> dict[str, int]:
@@ -264,7 +283,7 @@ async def test_whole_story_in_the_browser(web_world: World, open_page: Opener, t
     # B shows the ID on camera from the lobby: only the mediators receive it (routing table), B receives nothing
     await b.click("#id-camera")
     b_pid = await b.evaluate("window.__onedoor.state.you.id")
-    await wait_frames_grow(med, {b_pid})
+    await wait_frames_grow(med, {b_pid}, world=web_world)
     await shot(med, "story-3-id-on-camera")
     b_row = med.locator("#lobby li.lobby-person", has_text="赵六")
     await expect(b_row).to_have_attribute("data-ready", "false")
@@ -283,9 +302,9 @@ async def test_whole_story_in_the_browser(web_world: World, open_page: Opener, t
     ids = await med.evaluate("window.__onedoor.state.participants.map(p => [p.name, p.id])")
     pid = {name: i for name, i in ids}
     mediator = pid["mediator"]
-    await wait_frames_grow(med, {pid["王五"], pid["赵六"]})
-    await wait_frames_grow(a, {mediator, pid["赵六"]})
-    await wait_frames_grow(b, {mediator, pid["王五"]})
+    await wait_frames_grow(med, {pid["王五"], pid["赵六"]}, world=web_world)
+    await wait_frames_grow(a, {mediator, pid["赵六"]}, world=web_world)
+    await wait_frames_grow(b, {mediator, pid["王五"]}, world=web_world)
     for page, name in ((med, "story-4-mediator"), (a, "story-4-party-a"), (b, "story-4-party-b")):
         await shot(page, name)
     for page in (a, b):  # the session fits a phone's width too
@@ -310,7 +329,7 @@ async def test_whole_story_in_the_browser(web_world: World, open_page: Opener, t
     await growth_until(a, lambda v: v.get(mediator, 0) > 0, "A no longer hears the mediator", kind="audio",
                        seconds=0.8)
     await a.click("#btn-audio-only")
-    await wait_frames_grow(a, {mediator, pid["赵六"]})
+    await wait_frames_grow(a, {mediator, pid["赵六"]}, world=web_world)
 
     # Caucus with side A: B receives nothing from A or the mediator; A still hears the mediator.
     await med.click("#caucus-side-A")
@@ -329,7 +348,7 @@ async def test_whole_story_in_the_browser(web_world: World, open_page: Opener, t
     await med.click("#caucus-close")
     await expect(b.locator(".caucus")).to_be_hidden()
     assert "这是只给调解员说的" not in await b.locator(".chat-list").inner_text()
-    await wait_frames_grow(b, {mediator, pid["王五"]})
+    await wait_frames_grow(b, {mediator, pid["王五"]}, world=web_world)
 
     # B's signaling connection drops: the page rejoins by itself (new challenge, new connection), without a new
     # identity check, straight back into the session (P5); its peer connection, still connected, is kept (the
@@ -337,8 +356,8 @@ async def test_whole_story_in_the_browser(web_world: World, open_page: Opener, t
     await b.evaluate("window.__onedoor.dropConnection()")
     await expect(b.locator("#conn")).to_contain_text("已重新连接")
     await expect(b.locator("#btn-mute")).to_be_visible()
-    await wait_frames_grow(b, {mediator, pid["王五"]})
-    await wait_frames_grow(a, {pid["赵六"]})
+    await wait_frames_grow(b, {mediator, pid["王五"]}, world=web_world)
+    await wait_frames_grow(a, {pid["赵六"]}, world=web_world)
     # A withdraws recording consent: the recording pauses for everyone (R1, P2); the mediator stops it.
     await a.click("#btn-rec-consent")
     for page in (med, a, b):

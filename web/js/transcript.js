@@ -101,33 +101,51 @@ export class TranscriptPanel {
     return t("tr.empty_reader");
   }
 
+  /** Re-renders the parts that change in place: the form (and the text being typed in it, with its focus) is never
+   * taken out of the page, so suggestions arriving every second do not interrupt the writer. */
   render() {
     const v = this.view;
     const entries = (v && v.entries) || [];
+    const closed = v && v.closed;
+    if (!this.parts) {
+      const speakerField = field("", this.speaker), textField = field("", this.text);
+      this.parts = { title: h("h2", { id: "transcript-h" }), hint: h("p", { class: "hint" }), list: h("div", { id: "transcript-entries" }), drafts: h("div"),
+        closed: h("p", { class: "notice", id: "transcript-closed" }), responses: h("ul", { class: "tr-responses" }),         speakerLabel: speakerField.firstChild, textLabel: textField.firstChild,
+        add: h("button", { type: "submit", id: "transcript-add" }),
+        close: h("button", { type: "button", class: "danger", id: "transcript-close", onclick: () => this.close() }) };
+      const p = this.parts;
+      this.form = h("form", { class: "tr-write", onsubmit: (e) => this.write(e) }, h("div", { class: "tr-grid" }, speakerField, textField),
+        h("div", { class: "row" }, p.add, p.close));
+      this.root.replaceChildren(p.title, p.hint, p.list, p.drafts, p.closed, p.responses, this.form, this.msg, this.err);
+    }
+    // the words of the parts that stay (the page's language may have changed)
+    const p = this.parts;
+    p.title.textContent = t("tr.title");
+    p.closed.textContent = t("tr.closed");
+    p.speakerLabel.textContent = t("tr.speaker");
+    p.textLabel.textContent = t("tr.text");
+    p.add.textContent = t("tr.add");
+    p.close.textContent = t("tr.close");
     const keep = this.speaker.value;
-    this.speaker.replaceChildren(...this.speakers().map((p) => h("option", { value: p.id }, p.name)));
+    this.speaker.replaceChildren(...this.speakers().map((x) => h("option", { value: x.id }, x.name)));
     if (keep) this.speaker.value = keep;
-    const list = entries.length ? h("ol", { class: "tr-list", "aria-live": "polite" }, entries.map((e) => h("li", { class: e.private ? "private" : "" },
+    p.hint.hidden = !(v && v.clock);
+    p.hint.textContent = v && v.clock ? (v.clock === "session_live" ? t("tr.clock_live") : t("tr.clock_rec")) : "";
+    p.list.replaceChildren(entries.length ? h("ol", { class: "tr-list", "aria-live": "polite" }, entries.map((e) => h("li", { class: e.private ? "private" : "" },
       h("time", {}, clock(e.at_ms)), " ", h("strong", {}, e.speaker), e.private ? h("span", { class: "tag warn" }, t("tr.private")) : null,
       e.source === "speech" ? h("span", { class: "tag" }, t("tr.from_speech")) : null, "：", e.text)))
-      : h("p", { class: "muted", id: "transcript-empty" }, this.emptyWhy());
-    const closed = v && v.closed;
-    const drafts = this.canWrite && v && !closed && this.drafts.length ? h("div", { class: "tr-drafts", id: "transcript-drafts" },
+      : h("p", { class: "muted", id: "transcript-empty" }, this.emptyWhy()));
+    const drafts = this.canWrite && v && !closed && this.drafts.length;
+    p.drafts.replaceChildren(...(drafts ? [h("div", { class: "tr-drafts", id: "transcript-drafts" },
       h("h3", {}, t("tr.drafts_title")),
       h("ol", { class: "tr-list" }, this.drafts.map((d) => h("li", { class: "draft" + (d.private ? " private" : "") + (d.id === this.draftId ? " current" : "") },
         h("time", {}, clock(d.at_ms)), " ", h("strong", {}, d.speaker), d.private ? h("span", { class: "tag warn" }, t("tr.private")) : null,
-        "：", d.text, " ", h("button", { type: "button", class: "secondary draft-use", onclick: () => this.useDraft(d) }, t("tr.draft_use")))))) : null;
-    this.root.replaceChildren(...[h("h2", { id: "transcript-h" }, t("tr.title")),
-      v && v.clock ? h("p", { class: "hint" }, v.clock === "session_live" ? t("tr.clock_live") : t("tr.clock_rec")) : null,
-      list,
-      drafts,
-      closed ? h("p", { class: "notice", id: "transcript-closed" }, t("tr.closed")) : null,
-      this.responses.length ? h("ul", { class: "tr-responses" }, this.responses.map((r) => h("li", {},
-        t(r.verdict === "confirmed" ? "tr.confirmed_by" : "tr.disputed_by", { name: r.name, n: (r.disputes || []).length })))) : null,
-      this.canWrite && v && !closed ? h("form", { class: "tr-write", onsubmit: (e) => this.write(e) },
-        h("div", { class: "tr-grid" }, field(t("tr.speaker"), this.speaker), field(t("tr.text"), this.text)),
-        h("div", { class: "row" }, h("button", { type: "submit", id: "transcript-add" }, t("tr.add")),
-          entries.length && this.canClose ? h("button", { type: "button", class: "danger", id: "transcript-close", onclick: () => this.close() }, t("tr.close")) : null)) : null,
-      this.msg, this.err].filter(Boolean));
+        "：", d.text, " ", h("button", { type: "button", class: "secondary draft-use", onclick: () => this.useDraft(d) }, t("tr.draft_use"))))))] : []));
+    p.closed.hidden = !closed;
+    p.responses.hidden = !this.responses.length;
+    p.responses.replaceChildren(...this.responses.map((r) => h("li", {},
+      t(r.verdict === "confirmed" ? "tr.confirmed_by" : "tr.disputed_by", { name: r.name, n: (r.disputes || []).length }))));
+    this.form.hidden = !(this.canWrite && v && !closed);
+    p.close.hidden = !(entries.length && this.canClose);
   }
 }
