@@ -59,6 +59,7 @@ class Stats:
     runs = 0
     steps = 0
     setup = 0.0
+    teardown = 0.0
     took: ClassVar[dict[str, float]] = {}
     states: ClassVar[set[tuple[Any, ...]]] = set()
     stages: ClassVar[set[str]] = set()
@@ -89,12 +90,14 @@ class WorkflowModel(RuleBasedStateMachine):
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(LIMIT)  # type: ignore[arg-type]
 
     def teardown(self) -> None:
+        t0 = time.monotonic()
         self.do(self.run.stop())
         # Between runs, in the model's thread: collect this run's garbage and freeze what survives, so that a full
         # collection over the harness's growing heap (hypothesis, a server per run) does not land in one of the
         # next server's callbacks and count as blocking the event loop (tests/loopblock.py).
         gc.collect()
         gc.freeze()
+        Stats.teardown += time.monotonic() - t0
 
     def refresh(self) -> None:
         t0 = time.monotonic()
@@ -338,6 +341,7 @@ async def template(tmp_path: Path) -> AsyncIterator[Template]:
 async def test_workflow_model(template: Template, capsys: pytest.CaptureFixture[str]) -> None:
     WorkflowModel.template, WorkflowModel.loop = template, asyncio.get_running_loop()
     Stats.runs = Stats.steps = 0
+    Stats.setup = Stats.teardown = 0.0
     Stats.states.clear()
     Stats.stages.clear()
     started = time.monotonic()
@@ -348,5 +352,5 @@ async def test_workflow_model(template: Template, capsys: pytest.CaptureFixture[
     finally:
         with capsys.disabled():
             print(f"\nworkflow model: {Stats.runs} runs, {Stats.steps} attempted actions, {len(Stats.states)} "
-                  f"distinct states, stages {sorted(Stats.stages)}, setup {Stats.setup:.0f} s, in {time.monotonic() - started:.0f} s")
+                  f"distinct states, stages {sorted(Stats.stages)}, setup {Stats.setup:.0f} s, teardown {Stats.teardown:.0f} s, in {time.monotonic() - started:.0f} s")
             print("  time in accepted actions:", {k: round(v, 1) for k, v in sorted(Stats.took.items())})
