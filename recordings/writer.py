@@ -4,9 +4,9 @@
 bytes the muxer emitted (whole Matroska clusters, at most ~1 s of media each); each call becomes one segment (or
 several when a chunk exceeds 1 MiB). A single worker task seals (AES-GCM, in a worker thread), stores through the
 storage backend (flush + fsync, in a worker thread), then appends the segment's SHA-256 to the audit log, in
-that order: an audit entry always names a segment that is already durable. Audit entries of segments stored
-within `audit_delay` (0.5 s) of each other, typically one per stream per second, are committed in one
-transaction (three statements in all): the database work, not the crypto, was the cost of recording.
+that order: an audit entry always names a segment that is already durable. Audit entries of the segments stored
+within `audit_delay` (0.5 s) of the first one not yet audited, typically one per stream per second, are committed
+in one transaction (three statements in all): the database work, not the crypto, was the cost of recording.
 
 Back-pressure, not loss: the queue between `put()` and the worker is bounded (`max_pending` segments). When it is
 full, `put()` waits until the worker catches up, which slows the recorder participant's own consumption (the
@@ -156,13 +156,18 @@ class SegmentWriter:
 
     async def _run(self) -> None:
         """Store each segment as soon as it comes; audit stored segments together, at the latest `audit_delay`
-        after the first of them (several streams' segments then share one transaction), at once for a stream's
-        last segment, at `_BATCH`, and at close. A queue item counts as done (drain()) only once audited."""
+        after the first of them was stored (several streams' segments then share one transaction), at once for a
+        stream's last segment, at `_BATCH`, and at close. A queue item counts as done (drain()) only once audited.
+        The deadline runs from the first unaudited segment, not from the latest arrival: with six streams cutting
+        a segment each second the queue is never quiet for `audit_delay`, and waiting for a quiet moment left the
+        audit (and a crashed recording's finalized length, recordings/recover.py) ~2.7 s behind the disk."""
+        loop = asyncio.get_running_loop()
         stored: list[tuple[_Job, int, str, int]] = []
+        due = 0.0  # loop time by which what is in `stored` is audited
         owed = 0
         while True:
             try:
-                first = await (asyncio.wait_for(self._queue.get(), self.audit_delay) if stored
+                first = await (asyncio.wait_for(self._queue.get(), max(0.0, due - loop.time())) if stored
                                else self._queue.get())
             except TimeoutError:
                 owed = await self._flush(stored, owed)
@@ -172,13 +177,17 @@ class SegmentWriter:
                 batch.append(self._queue.get_nowait())
             owed += len(batch)
             jobs = [j for j in batch if j is not None]
+            waiting = bool(stored)
             try:
                 if jobs and self.error is None:
                     stored += await self._store(jobs)
             except Exception as e:  # storage errors: stop writing, surface on the next put()
                 log.exception("recording %s: segment write failed", self.recording_id)
                 self.error = e
-            if None in batch or len(stored) >= _BATCH or any(j.last for j in jobs) or self.error is not None:
+            if stored and not waiting:
+                due = loop.time() + self.audit_delay
+            if (None in batch or len(stored) >= _BATCH or any(j.last for j in jobs) or self.error is not None
+                    or (stored and loop.time() >= due)):
                 owed = await self._flush(stored, owed)
             if None in batch:
                 return

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 
 import pytest
 
+from mediation import audit
 from mediation.db import Database
 from mediation.keyring import KeyRing
 from mediation.recording_records import Recording
@@ -89,3 +91,26 @@ async def test_storage_failure_surfaces(db: Database, keyring: KeyRing, storage:
         await w.put("a.0", b"third")
     with pytest.raises(RecordingFailed):
         await w.close()
+
+
+async def test_segments_are_audited_within_the_delay_while_more_keep_coming(
+    db: Database, keyring: KeyRing, storage: LocalStorage
+) -> None:
+    """Six streams cut a segment each second, so the writer's queue is never quiet for `audit_delay`: the audit
+    must not wait for a quiet moment (it did, and fell ~2.7 s behind the disk: a recording killed then was
+    finalized that much short, tests/session/test_crash.py). Segments keep coming every 0.1 s, fewer than
+    `_BATCH`: the first ones' audit entries are committed while they still come."""
+    w = await new_writer(db, keyring, storage, max_pending=32)
+    audited = 0
+    for i in range(_BATCH - 1):
+        await w.put("a.0", b"cluster %d" % i)
+        await asyncio.sleep(0.1)
+        async with db.session() as s:
+            audited = len([e for e in await audit.entries_for(s, "recording:rec-w") if e.action == "recording.segment"])
+        if audited:
+            break
+    assert audited > 0, f"nothing audited after {_BATCH - 1} segments 0.1 s apart (audit_delay {w.audit_delay} s)"
+    await w.close()
+    async with db.session() as s:
+        entries = [e for e in await audit.entries_for(s, "recording:rec-w") if e.action == "recording.segment"]
+    assert [json.loads(e.detail)["index"] for e in entries] == list(range(i + 1))  # every one, once, in order
