@@ -49,9 +49,11 @@ async def inbound(page: Page) -> dict[str, Any]:
     return await page.evaluate(INBOUND)
 
 
-async def wait_frames_grow(page: Page, senders: set[str], within: float = 30, world: World | None = None) -> None:
-    """Wait until this page decodes video from each sender, and the count keeps growing (within `within` s: a
-    busy machine may decode nothing for a second or two, which is no sign that the video stopped). On failure the
+async def wait_frames_grow(page: Page, senders: set[str], within: float = 30, world: World | None = None,
+                           muted: frozenset[str] = frozenset()) -> None:
+    """Wait until this page decodes video from each sender and receives its audio (but from the `muted`, whose
+    audio the hub does not forward), and the video keeps growing (within `within` s: a busy machine may decode
+    nothing for a second or two, which is no sign that the video stopped). On failure the
     message says which senders never arrived and which stopped, with the page's inbound figures and (given the
     `world`) the hub's view of every participant's link."""
     first: dict[str, Any] = {}
@@ -61,7 +63,7 @@ async def wait_frames_grow(page: Page, senders: set[str], within: float = 30, wo
         async with asyncio.timeout(within):
             while True:
                 first = await inbound(page)
-                if senders <= {p for p, v in first.items() if v["frames"] > 0 and v["audio"] > 0}:
+                if senders <= {p for p, v in first.items() if v["frames"] > 0 and (v["audio"] > 0 or p in muted)}:
                     break
                 await asyncio.sleep(0.3)
             started = True
@@ -72,7 +74,8 @@ async def wait_frames_grow(page: Page, senders: set[str], within: float = 30, wo
                     return
     except TimeoutError:
         if not started:
-            missing = [p for p in senders if not (first.get(p, {}).get("frames") and first[p].get("audio"))]
+            missing = [p for p in senders
+                       if not (first.get(p, {}).get("frames") and (first[p].get("audio") or p in muted))]
             what = f"no video and audio from {missing} within {within} s: inbound {first}"
         else:
             stopped = [p for p in senders if later.get(p, {}).get("frames", 0) <= first[p]["frames"]]
@@ -81,12 +84,12 @@ async def wait_frames_grow(page: Page, senders: set[str], within: float = 30, wo
 
 
 def _hub_view(world: World | None) -> str:
-    live = world.services.live.get(world.session_id) if world is not None else None
-    if live is None or not isinstance(live.media, Hub):
-        return ""
     keys = ("connection", "audio_only", "link_step", "pace_rate", "queue_delay", "video_pace_refused")
-    view = {pid: {k: p.get(k) for k in keys} for pid, p in live.media.stats()["participants"].items()}
-    return f"; hub: {view}"
+    view = {
+        live.session_id: {pid: {k: p.get(k) for k in keys} for pid, p in live.media.stats()["participants"].items()}
+        for live in (world.services.live.all() if world is not None else []) if isinstance(live.media, Hub)
+    }
+    return f"; hub: {view}" if view else ""
 
 
 async def growth(page: Page, seconds: float = 1.5, kind: str = "bytes") -> dict[str, int]:
@@ -329,7 +332,7 @@ async def test_whole_story_in_the_browser(web_world: World, open_page: Opener, t
     await growth_until(a, lambda v: v.get(mediator, 0) > 0, "A no longer hears the mediator", kind="audio",
                        seconds=0.8)
     await a.click("#btn-audio-only")
-    await wait_frames_grow(a, {mediator, pid["赵六"]}, world=web_world)
+    await wait_frames_grow(a, {mediator, pid["赵六"]}, world=web_world, muted=frozenset({pid["赵六"]}))
 
     # Caucus with side A: B receives nothing from A or the mediator; A still hears the mediator.
     await med.click("#caucus-side-A")
@@ -357,7 +360,7 @@ async def test_whole_story_in_the_browser(web_world: World, open_page: Opener, t
     await expect(b.locator("#conn")).to_contain_text("已重新连接")
     await expect(b.locator("#btn-mute")).to_be_visible()
     await wait_frames_grow(b, {mediator, pid["王五"]}, world=web_world)
-    await wait_frames_grow(a, {pid["赵六"]}, world=web_world)
+    await wait_frames_grow(a, {pid["赵六"]}, world=web_world, muted=frozenset({pid["赵六"]}))
     # A withdraws recording consent: the recording pauses for everyone (R1, P2); the mediator stops it.
     await a.click("#btn-rec-consent")
     for page in (med, a, b):
