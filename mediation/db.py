@@ -54,6 +54,15 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def transient(e: BaseException) -> bool:
+    """`e` will likely not happen on a later try: the database is unreachable now, or (SQLite) another
+    transaction held the write lock past the busy timeout."""
+    if unreachable(e):
+        return True
+    orig = e.orig if isinstance(e, exc.DBAPIError) else e
+    return type(orig).__name__ == "OperationalError" and "database is locked" in str(orig)
+
+
 def unreachable(e: BaseException) -> bool:
     """`e` says the database cannot be reached now (refused, reset, restarting, shutting down), not that a
     statement is wrong: the caller answers 503 and the pool's pre-ping replaces dead connections once it is
@@ -77,17 +86,21 @@ class Database:
     """One engine per process; `async with db.session() as s:` gives a transaction. `record` appends the audit
     entries a refusal carries (`OneDoorError.recorded`) after its transaction was rolled back."""
 
-    def __init__(self, url: str, *, echo: bool = False, record: Recorder | None = None) -> None:
+    def __init__(self, url: str, *, echo: bool = False, record: Recorder | None = None,
+                 busy_timeout: float = 30.0) -> None:
+        """`busy_timeout` (SQLite): how long a transaction waits for another one's write lock."""
         self.url, self._record = url, record
         secure_sqlite_file(url)
         kwargs: dict[str, object] = {"echo": echo}
         if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"timeout": 30}
+            kwargs["connect_args"] = {"timeout": busy_timeout}
         else:
             kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if url.startswith("sqlite"):
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            busy_ms = int(busy_timeout * 1000)
+            event.listen(self.engine.sync_engine, "connect",
+                         lambda conn, record: _sqlite_pragmas(conn, record, busy_ms))
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin_immediate)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
@@ -117,12 +130,12 @@ class Database:
         await self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_conn: object, _record: object) -> None:
+def _sqlite_pragmas(dbapi_conn: object, _record: object, busy_ms: int) -> None:
     dbapi_conn.isolation_level = None  # type: ignore[attr-defined]  # the driver's implicit BEGIN off: see below
     cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute(f"PRAGMA busy_timeout={busy_ms}")
     cur.close()
 
 

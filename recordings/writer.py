@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import update
 
 from mediation import audit
-from mediation.db import Database
+from mediation.db import Database, transient
 from mediation.errors import OneDoorError
 from mediation.recording_records import RecordingStream
 from recordings.segment import MAX_PLAINTEXT, NONCE_PREFIX_LEN, Header, SegmentSealer, frame_sha256
@@ -35,6 +35,8 @@ from recordings.storage import RecordingStorage, check_name
 log = logging.getLogger(__name__)
 
 _BATCH = 16  # segments written back to back before their audit entries are committed together
+AUDIT_PATIENCE = 120.0  # s: how long audit entries wait for a database that is away or busy before the recording fails
+AUDIT_RETRY = 1.0  # s between tries meanwhile
 
 
 class RecordingFailed(OneDoorError):
@@ -81,6 +83,7 @@ class SegmentWriter:
         self._queue: asyncio.Queue[_Job | None] = asyncio.Queue(maxsize=max_pending)
         self._worker = asyncio.create_task(self._run(), name=f"recording-writer-{recording_id}")
         self.error: BaseException | None = None
+        self.audit_failing_since: float | None = None  # loop time of the first failed try of the current outage
 
     async def open_stream(
         self,
@@ -171,6 +174,7 @@ class SegmentWriter:
                                else self._queue.get())
             except TimeoutError:
                 owed = await self._flush(stored, owed)
+                due = loop.time() + AUDIT_RETRY  # used only if the database was away (`stored` kept)
                 continue
             batch = [first]
             while len(batch) < _BATCH and not self._queue.empty():
@@ -189,20 +193,40 @@ class SegmentWriter:
             if (None in batch or len(stored) >= _BATCH or any(j.last for j in jobs) or self.error is not None
                     or (stored and loop.time() >= due)):
                 owed = await self._flush(stored, owed)
+                if stored:  # the database is away: stored segments wait for the next try
+                    due = loop.time() + AUDIT_RETRY
             if None in batch:
+                while stored:  # closing: the last entries get the same patience
+                    await asyncio.sleep(AUDIT_RETRY)
+                    owed = await self._flush(stored, owed)
                 return
 
     async def _flush(self, stored: list[tuple[_Job, int, str, int]], owed: int) -> int:
+        """Audit what is stored; returns what is still owed to drain(). A database that is unreachable or busy
+        past its timeout (`mediation.db.transient`) leaves the entries in `stored` for the next try, for up to
+        `AUDIT_PATIENCE`: the segments are durable already, and a database restart must not end a recording.
+        Any other failure, or a longer outage, fails the recording (every later put() raises)."""
+        loop = asyncio.get_running_loop()
         try:
             if stored and self.error is None:
                 await self._audit(stored)
-        except Exception as e:  # database errors: stop writing, surface on the next put()
+        except Exception as e:
+            since = loop.time() if self.audit_failing_since is None else self.audit_failing_since
+            if transient(e) and loop.time() - since < AUDIT_PATIENCE:
+                if self.audit_failing_since is None:
+                    log.warning("recording %s: the database is unavailable (%s); %d stored segments' audit entries "
+                                "wait", self.recording_id, type(e).__name__, len(stored))
+                self.audit_failing_since = since
+                return owed
             log.exception("recording %s: segment audit failed", self.recording_id)
             self.error = e
-        finally:
-            stored.clear()
-            for _ in range(owed):
-                self._queue.task_done()
+        if self.audit_failing_since is not None and self.error is None:
+            log.warning("recording %s: audit entries written again after %.1f s", self.recording_id,
+                        loop.time() - self.audit_failing_since)
+        self.audit_failing_since = None
+        stored.clear()
+        for _ in range(owed):
+            self._queue.task_done()
         return 0
 
     async def _store(self, jobs: list[_Job]) -> list[tuple[_Job, int, str, int]]:

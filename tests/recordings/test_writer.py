@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
+import sqlite3
+from pathlib import Path
 
 import pytest
 
 from mediation import audit
-from mediation.db import Database
+from mediation.db import Base, Database
 from mediation.keyring import KeyRing
 from mediation.recording_records import Recording
 from recordings import keys
@@ -114,3 +116,33 @@ async def test_segments_are_audited_within_the_delay_while_more_keep_coming(
     async with db.session() as s:
         entries = [e for e in await audit.entries_for(s, "recording:rec-w") if e.action == "recording.segment"]
     assert [json.loads(e.detail)["index"] for e in entries] == list(range(i + 1))  # every one, once, in order
+
+
+async def test_audit_waits_out_a_database_that_is_busy(tmp_path: Path, keyring: KeyRing, storage: LocalStorage) -> None:
+    """Another process holds SQLite's write lock for longer than the busy timeout (as a long CLI command or a
+    stalled node could): the writer keeps storing segments, retries their audit entries, and once the lock is
+    free every segment is audited; the recording does not fail (it did: one "database is locked" ended it)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'busy.db'}"
+    db = Database(url, busy_timeout=0.2)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    try:
+        w = await new_writer(db, keyring, storage, max_pending=32)
+        blocker = sqlite3.connect(tmp_path / "busy.db", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # the write lock, held
+        try:
+            for i in range(6):
+                await w.put("a.0", b"cluster %d" % i)
+                await asyncio.sleep(0.4)
+            assert w.audit_failing_since is not None and w.error is None  # tried, failed, waiting
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        await w.put("a.0", b"after", last=True)
+        await w.close()
+        async with db.session() as s:
+            entries = [e for e in await audit.entries_for(s, "recording:rec-w") if e.action == "recording.segment"]
+        assert [json.loads(e.detail)["index"] for e in entries] == list(range(7))
+        assert w.audit_failing_since is None
+    finally:
+        await db.close()
