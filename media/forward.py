@@ -127,7 +127,8 @@ class Publication:
     keyframe_requests: int = 0
     plis_sent: int = 0
     remb: RembControl | None = None  # video: the bitrate told to the publisher (media/bandwidth.py)
-    remb_log: deque[tuple[float, int]] = field(default_factory=lambda: deque(maxlen=600))  # (monotonic, bit/s)
+    # what was told to the publisher: (monotonic, bit/s, the hub's estimate of its uplink then or None)
+    remb_log: deque[tuple[float, int, int | None]] = field(default_factory=lambda: deque(maxlen=600))
     red_pt: int | None = None  # audio: the red payload type of its receiver (the publisher sends RED)
     red_in: int = 0  # RED packets received
     red_malformed: int = 0  # RED packets that did not parse: forwarded to nobody
@@ -164,7 +165,7 @@ class Publication:
         if sending is None:
             return False
         self.spawn(sending)
-        self.remb_log.append((time.monotonic(), bitrate))
+        self.remb_log.append((time.monotonic(), bitrate, None if self.remb is None else self.remb.uplink))
         return True
 
     def on_rtp(self, packet: RtpPacket) -> None:

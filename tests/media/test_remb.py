@@ -62,7 +62,17 @@ class Figures:
 
 
 def remb_since(s, t: float) -> list[int]:
-    return [b for when, b in s.hub._peers["p"].publications["camera"].remb_log if when >= t]
+    return [b for when, b, _uplink in s.hub._peers["p"].publications["camera"].remb_log if when >= t]
+
+
+def assert_floored(s) -> None:
+    """No subscriber takes p's REMB below the floor: a value below it comes only at or after a moment when the
+    hub's own estimate of p's uplink was below it (that estimate is not floored, media/bandwidth.py; on a busy
+    machine the delay-based estimator sees queueing on loopback), while REMB climbs back from it stepwise."""
+    log = list(s.hub._peers["p"].publications["camera"].remb_log)
+    dips = [when for when, _b, uplink in log if uplink is not None and uplink < FLOOR]
+    low = [(when, b) for when, b, _uplink in log if b < FLOOR]
+    assert all(dips and when >= dips[0] for when, _b in low), (low, log)
 
 
 async def rises_stepwise(s, since: float) -> list[int]:
@@ -98,7 +108,7 @@ async def test_remb_falls_to_the_floor_and_comes_back_when_the_ladder_switches_t
         await wait_until(lambda: figures.target() == FLOOR, within=10)  # aiortc's encoder follows the REMB
         s.bots["m"].mark("weak:end")
         assert not s.hub.routing.is_audio_only("w") and not s.hub._peers["w"].keyframes_only
-        assert min(remb_since(s, 0)) >= FLOOR
+        assert_floored(s)
         assert s.hub.stats()["participants"]["w"]["downlink_estimate"] < 1_000_000  # from 2.5 Mbit/s
         assert s.hub.stats()["participants"]["m"]["downlink_estimate"] >= 1_000_000
 
@@ -133,7 +143,7 @@ async def test_remb_comes_back_stepwise_when_the_weak_subscriber_leaves(make_ses
         await wait_until(lambda: figures.remb() == FLOOR, within=60)
         await wait_until(lambda: figures.target() == FLOOR, within=10)
         s.bots["m"].mark("weak:end")
-        assert min(remb_since(s, 0)) >= FLOOR
+        assert_floored(s)
 
         since = time.monotonic()
         s.bots["m"].mark("left:start")

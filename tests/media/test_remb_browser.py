@@ -119,7 +119,7 @@ class Sampler:
 
 
 def rembs_since(session: MediaSession, t: float) -> list[int]:
-    return [b for when, b in session.hub._peers["p"].publications["camera"].remb_log if when >= t]
+    return [b for when, b, _uplink in session.hub._peers["p"].publications["camera"].remb_log if when >= t]
 
 
 async def subscriber(session: MediaSession, pid: str) -> Bot:
