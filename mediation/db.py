@@ -57,10 +57,7 @@ def utcnow() -> dt.datetime:
 def transient(e: BaseException) -> bool:
     """`e` will likely not happen on a later try: the database is unreachable now, or (SQLite) another
     transaction held the write lock past the busy timeout."""
-    if unreachable(e):
-        return True
-    orig = e.orig if isinstance(e, exc.DBAPIError) else e
-    return type(orig).__name__ == "OperationalError" and "database is locked" in str(orig)
+    return unreachable(e) or (isinstance(e, exc.OperationalError) and "database is locked" in str(e.orig))
 
 
 def unreachable(e: BaseException) -> bool:

@@ -190,7 +190,8 @@ class SegmentWriter:
                 self.error = e
             if stored and not waiting:
                 due = loop.time() + self.audit_delay
-            if (None in batch or len(stored) >= _BATCH or any(j.last for j in jobs) or self.error is not None
+            full = len(stored) >= _BATCH and self.audit_failing_since is None  # (an outage retries on `due`)
+            if (None in batch or full or any(j.last for j in jobs) or self.error is not None
                     or (stored and loop.time() >= due)):
                 owed = await self._flush(stored, owed)
                 if stored:  # the database is away: stored segments wait for the next try
@@ -235,6 +236,7 @@ class SegmentWriter:
         for job in jobs:
             st = self.streams[job.stream_id]
             frame = await asyncio.to_thread(st.sealer.seal, job.plaintext, last=job.last)
+            job.plaintext = b""  # sealed: the media need not stay in memory while its audit entry waits
             index = st.sealer.counter - 1
             await self.storage.append_segment(self.recording_id, job.stream_id, index, frame)
             digest = frame_sha256(frame)

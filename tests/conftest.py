@@ -22,7 +22,7 @@ from media.channels import SocketIOChannel
 from media.config import MediaConfig
 from media.hub import Hub
 from mediation import accounts, cases, schema, sessions
-from mediation.db import private_dir, utcnow
+from mediation.db import secure_sqlite_file, utcnow
 from mediation.identity import MemoryCodeSender
 from mediation.models import Center
 from signaling.app import create_app
@@ -92,11 +92,10 @@ async def _no_send(participant_id: str, event: str, payload: dict[str, Any]) -> 
 async def db_url(tmp_path: Path, _migrated_sqlite: Path) -> str:
     url = os.environ.get("ONEDOOR_TEST_DATABASE_URL")
     if not url:
-        db = tmp_path / "data" / "onedoor.db"
-        private_dir(db.parent)
-        os.close(os.open(db, os.O_WRONLY | os.O_CREAT, 0o600))
-        shutil.copyfile(_migrated_sqlite, db)
-        return f"sqlite+aiosqlite:///{db}"
+        url = f"sqlite+aiosqlite:///{tmp_path / 'data' / 'onedoor.db'}"
+        secure_sqlite_file(url)  # 0600 in a 0700 directory, as the server makes it; the copy keeps the mode
+        shutil.copyfile(_migrated_sqlite, tmp_path / "data" / "onedoor.db")
+        return url
     else:
         eng = create_async_engine(url)
         async with eng.begin() as c:

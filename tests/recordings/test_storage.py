@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,10 +111,6 @@ async def test_recording_on_s3_end_to_end(s3: S3Storage, db: Database, keyring: 
 async def test_a_read_cancelled_while_the_file_opens_leaves_no_file_open(tmp_path: Path) -> None:
     """An export job cancelled at a node's shutdown can be cancelled inside the thread that opens a segment file:
     the file is closed once open, never left to the garbage collector (CI saw ResourceWarnings from this)."""
-    import gc
-
-    from recordings.storage import LocalStorage
-
     storage = LocalStorage(tmp_path / "rec")
     await storage.create_stream("rec-1", "s", b"header")
     for _ in range(20):

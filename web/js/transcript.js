@@ -110,7 +110,8 @@ export class TranscriptPanel {
     if (!this.parts) {
       const speakerField = field("", this.speaker), textField = field("", this.text);
       this.parts = { title: h("h2", { id: "transcript-h" }), hint: h("p", { class: "hint" }), list: h("div", { id: "transcript-entries" }), drafts: h("div"),
-        closed: h("p", { class: "notice", id: "transcript-closed" }), responses: h("ul", { class: "tr-responses" }),         speakerLabel: speakerField.firstChild, textLabel: textField.firstChild,
+        closed: h("p", { class: "notice", id: "transcript-closed" }), responses: h("ul", { class: "tr-responses" }),
+        speakerLabel: speakerField.firstChild, textLabel: textField.firstChild,
         add: h("button", { type: "submit", id: "transcript-add" }),
         close: h("button", { type: "button", class: "danger", id: "transcript-close", onclick: () => this.close() }) };
       const p = this.parts;
