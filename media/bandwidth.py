@@ -28,10 +28,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
+from typing import TypeVar
 
 from media.config import MediaConfig
 from media.vp8 import ALL_LAYERS
+
+K = TypeVar("K", bound=Hashable)
 
 
 class DownlinkEstimate:
@@ -115,6 +118,23 @@ def publisher_rate_for(share: int, rates: Sequence[int], cap: int) -> int:
     if cap >= len(rates) - 1 or not rates or rates[cap] <= 0 or rates[-1] <= 0:
         return share
     return int(share * rates[-1] / rates[cap])
+
+
+def base_layers_that_fit(budget: float, streams: Sequence[tuple[K, int, bool]], margin: float) -> set[K]:
+    """At the ladder's base-layer step: which layered streams get their base layer within a subscriber's paced
+    video `budget` (bit/s); the others get key frames only. `streams`: (key, rate of layer 0, gets it now), most
+    important first (the mediator: what the weak party must still see). The first always keeps its base layer (the
+    step exists for it; if even that is too much, the ladder's loss check takes the subscriber down to key frames
+    only); each next one while it fits what is left, or, if it has not got it now, when it fits within `margin` of
+    that, so a budget that wobbles around a stream's rate does not switch it back and forth (each switch up costs
+    a key frame)."""
+    chosen: set[K] = set()
+    left = budget
+    for i, (key, rate, has_it) in enumerate(streams):
+        if i == 0 or (rate if has_it else rate / margin) <= left:
+            chosen.add(key)
+            left -= rate
+    return chosen
 
 
 class PaceControl:

@@ -26,12 +26,13 @@ from typing import Any, Protocol
 from aiortc import RTCPeerConnection
 
 from media import passthrough
-from media.bandwidth import RembControl, layer_for, publisher_rate_for, share
+from media.bandwidth import RembControl, base_layers_that_fit, layer_for, publisher_rate_for, share
 from media.config import MediaConfig
 from media.errors import UnknownEvent, UnknownParticipant
 from media.forward import FrameSink, Publication, QueueingSink, Slot
 from media.peer import Peer
 from media.routing import RoutingTable
+from media.rtpforward import KEYFRAME_ROOM
 from media.vp8 import ALL_LAYERS
 from media.weaklink import AUDIO_ONLY, STEP_BASE_LAYER, STEP_FULL, SlotReport
 from mediation.errors import Conflict, InvalidInput
@@ -382,8 +383,6 @@ class Hub:
         if reason == "request":  # a person's choice: when it ends, the ladder starts again from the top
             peer.link.reset(level=peer.link.top)
             peer.meter.reset()
-            for slot in peer.slots:
-                slot.forwarder.set_keyframes_only(False)
             self._fit(peer)
         await self.apply_routing()
         await self._observe_audio_only(peer.pid, enabled, reason)
@@ -446,13 +445,12 @@ class Hub:
                 pub.send_remb(pub.remb.tick())
 
     def _keyframes_for_weak(self, peer: Peer) -> None:
-        """A subscriber at the key-frames-only step sees each publisher at least every `keyframe_only_interval`
+        """A subscriber that gets key frames only from a publisher (the key-frames-only step; at the base-layer step, a
+        publisher without temporal layers) sees it at least every `keyframe_only_interval`
         (browsers send key frames only when asked; the request is coalesced per publisher: keyframe_interval).
         While its video is paced, one publisher is asked at a time, the one seen longest ago, and only when the
         last key frame has left: two asked at once would arrive together, and the one its link has no room for
         would be skipped (and cost every other subscriber of that publisher a key frame for nothing)."""
-        if not peer.keyframes_only:
-            return
         now = time.time()  # the forwarders' clock (`Publication.on_rtp` passes wall-clock time)
         due = [
             slot for slot in peer.slots
@@ -462,16 +460,39 @@ class Hub:
             )
         ]
         if peer.pacer.rate is not None:
-            if peer.pacer.backlog() > 0:
+            if peer.pacer.backlog() > KEYFRAME_ROOM:
                 return
             due = sorted(due, key=lambda slot: slot.forwarder.last_keyframe_at or 0.0)[:1]
         for slot in due:
             self._keyframe_for(slot)
 
     def _fit(self, peer: Peer) -> None:
-        """What the subscriber's downlink carries: each video slot's temporal layer cap, and its video pacing."""
-        self._select_layers(peer)
+        """What the subscriber's downlink carries: its video pacing, which video slots get key frames only, and each
+        video slot's temporal layer cap. At the base-layer step the paced rate is shared out in order of the
+        publishers' `priority` label (the mediator first): a base layer that does not fit what is left goes to key
+        frames only, so the weak party sees the mediator at a quarter of the frame rate rather than everyone at
+        none (the base layers of three publishers do not fit 300 kbit/s)."""
         self._pace(peer)
+        video = [s for s in peer.slots if s.kind == "video"]
+        thin = {slot: peer.keyframes_only_from(slot.publication) for slot in video}
+        if peer.step == STEP_BASE_LAYER and peer.pacer.rate is not None:
+            layered = sorted(
+                (s for s in video if s.active and not thin[s] and s.publication is not None
+                 and s.publication.layer_rates),
+                key=lambda s: -self._priority(s.publication),
+            )
+            streams = [(s, s.publication.layer_rates[0], not s.forwarder.keyframes_only)
+                       for s in layered if s.publication is not None]
+            fits = base_layers_that_fit(peer.pacer.rate, streams, self.config.layer_up_margin)
+            thin.update({slot: slot not in fits for slot in layered})
+        for slot in video:
+            slot.forwarder.set_keyframes_only(thin[slot])
+        self._select_layers(peer)
+
+    def _priority(self, publication: Publication | None) -> int:
+        """The publisher's `priority` label (signaling gives the mediator 1), higher first."""
+        owner = self._peers.get(publication.owner) if publication is not None else None
+        return int(owner.label.get("priority", 0)) if owner is not None else 0
 
     def _pace(self, peer: Peer) -> None:
         """Below the ladder's top step its video is paced (media/pacer.py) at a rate that follows the queue its
@@ -551,8 +572,6 @@ class Hub:
             await self._set_audio_only(peer, True, "loss")
         elif before == AUDIO_ONLY and level > AUDIO_ONLY:
             await self._set_audio_only(peer, False, "recovered")
-        for slot in peer.slots:
-            slot.forwarder.set_keyframes_only(peer.keyframes_only)
         self._fit(peer)
 
     # plumbing -----------------------------------------------------------------------------------
@@ -589,6 +608,7 @@ class Hub:
                 "queue_delay": peer.pace.queue_delay,  # s: its round-trip time above the lowest since pacing began
                 "video_paced": peer.pacer.paced,
                 "video_pace_refused": peer.pacer.refused,
+                "video_resends_dropped": peer.pacer.resends_dropped,
                 "downlink_loss": peer.downlink.last_loss,
                 "downlink_remb": peer.downlink.remb,
                 "publications": {

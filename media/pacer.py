@@ -9,7 +9,10 @@ One `Pacer` per subscriber, shared by its video slots (audio is never paced and 
 (the hub sets it below the ladder's top step: media/bandwidth.py PaceControl, from the queue its round-trip
 times show) each video packet leaves
 no earlier than the link can have carried the previous ones at that rate, so the bottleneck queue stays short and
-audio passes it within a packet or two. Retransmissions go at once but count against the budget. `backlog()` says
+audio passes it within a packet or two. Retransmissions go at once but count against the budget, and only while
+the line is free within `RESEND_HORIZON`: otherwise they are dropped (a receiver on a lossy link asks for every
+lost packet; sent regardless, its requests pushed the line seconds ahead of the clock, with nothing queued, and
+then every new packet was refused: a weak party saw no video at all). `backlog()` says
 how long what is queued takes to leave; the forwarder starts a new key frame (at the key-frames-only step) only
 when nothing is queued, which also bounds the key frame rate to what the rate carries. Nothing is held longer
 than `max_delay`: a packet that would wait more is refused (the forwarder then skips to the next key frame, as
@@ -24,6 +27,7 @@ from collections import deque
 from media.rtpforward import Out
 
 BURST = 0.02  # s: packets within this much of the line being free go at once (timer granularity)
+RESEND_HORIZON = 0.25  # s: a retransmission goes only if the line is free within this; else it is dropped
 
 
 class Pacer:
@@ -36,6 +40,7 @@ class Pacer:
         self._timer: asyncio.TimerHandle | None = None
         self.paced = 0  # packets that waited
         self.refused = 0  # packets refused (would have waited longer than max_delay)
+        self.resends_dropped = 0  # retransmissions dropped (the line was busy beyond RESEND_HORIZON)
 
     def wrap(self, out: Out) -> PacedOut:
         return PacedOut(self, out)
@@ -77,8 +82,13 @@ class Pacer:
         return True
 
     def resend(self, out: Out, data: bytes) -> bool:
-        if self.rate is not None:  # at once, but it takes its share of the link
-            self._free_at = max(self._free_at, asyncio.get_running_loop().time()) + len(data) * 8 / self.rate
+        if self.rate is not None:  # at once, but it takes its share of the link, and only when there is room
+            now = asyncio.get_running_loop().time()
+            at = max(self._free_at, now)
+            if at - now > RESEND_HORIZON:
+                self.resends_dropped += 1
+                return False
+            self._free_at = at + len(data) * 8 / self.rate
         return out.resend(data)
 
     def _drain(self) -> None:

@@ -106,6 +106,14 @@ class Peer:
         """At the ladder's key-frames-only step: its video slots get only key frames."""
         return self.step == STEP_KEYFRAMES
 
+    def keyframes_only_from(self, publication: Publication | None) -> bool:
+        """Key frames only from this publisher: from every one at the key-frames step; at the base-layer step from
+        those that send no temporal layers (key frames are their only lower frame rate: beside the others' base
+        layers a full-rate stream would undo the step)."""
+        if self.step == STEP_KEYFRAMES:
+            return True
+        return self.step == STEP_BASE_LAYER and publication is not None and not publication.layer_rates
+
     @property
     def layer_ceiling(self) -> int:
         """The temporal layer cap the ladder imposes on its video slots (layer 0 at the base-layer step)."""

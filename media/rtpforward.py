@@ -49,6 +49,11 @@ from typing import Any, Protocol
 from media import vp8
 from media.vp8 import ALL_LAYERS, Descriptor
 
+# s: at key frames only, a key frame starts (and the hub asks for one) only when what the subscriber's pacer holds
+# leaves within this. Not 0: beside a paced base layer (another publisher's, media/hub.py `_fit`) the pacer is
+# rarely empty, and a publisher at key frames only would never be seen.
+KEYFRAME_ROOM = 0.15
+
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
@@ -217,8 +222,8 @@ class RtpForwarder:
                     self.need_start = True
                     self.on_drop()
                 return
-            if self.keyframes_only and source is self._source and out.backlog() > 0:
-                self.skipped += 1  # the last key frame is still leaving (paced): this one would not fit the link
+            if self.keyframes_only and source is self._source and out.backlog() > KEYFRAME_ROOM:
+                self.skipped += 1  # what is queued (paced) still takes a while: this one would not fit the link
                 return
             self._start(seq, ts, source, now)
             if video:

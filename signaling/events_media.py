@@ -82,7 +82,9 @@ async def _media(ctx: Ctx, event: str, body: MediaPayload) -> dict[str, Any]:
     hub = hub_for(ctx.services, ctx.publisher, ctx.live)
     me = ctx.me
     if event == "media:join":
-        await hub.add(me.pid, {"name": me.name, "role": me.role.value, "side": me.side})
+        # priority: whose base layer a weak subscriber keeps first (media/hub.py `_fit`): the mediator's
+        await hub.add(me.pid, {"name": me.name, "role": me.role.value, "side": me.side,
+                               "priority": 1 if me.is_mediator else 0})
         hub.routing.set_lobby(me.pid, not me.admitted)
         hub.routing.set_viewer(me.pid, me.is_mediator)
         await ctx.emit("media:ice", {"ice_servers": ice_servers(ctx.services, me.pid)})

@@ -92,7 +92,7 @@ class ChromiumPeer:
     """One Chromium page joined to `hub` as `pid`; `stats()` is the page's getStats() for audio (`inbound`,
     `outbound`) and video (`inboundVideo`, `outboundVideo`). `camera`: publish the fake camera with this
     scalability mode ("L1T3": VP8 with three temporal layers; "L1T1": none) at `camera_size` (Chromium's fake camera
-    draws any size asked for)."""
+    draws any size asked for); `label`: the hub's label for it (e.g. {"priority": 1} for a mediator)."""
 
     def __init__(
         self,
@@ -102,8 +102,10 @@ class ChromiumPeer:
         pid: str,
         camera: str | None = None,
         camera_size: tuple[int, int] = (640, 480),
+        label: dict[str, Any] | None = None,
     ) -> None:
         self.page, self.hub, self.pid, self.camera, self.camera_size = page, hub, pid, camera, camera_size
+        self.label = {"name": pid, **(label or {})}
         self.channel = router.attach(DirectChannel(hub, pid))
         self.channel.on("media:offer", self._on_offer)
         self.errors: list[str] = []
@@ -122,7 +124,7 @@ class ChromiumPeer:
                 "([m, size]) => { window.__peer.camMode = m; window.__peer.camSize = size; }",
                 [self.camera, list(self.camera_size)],
             )
-        await self.hub.add(self.pid, {"name": self.pid})
+        await self.hub.add(self.pid, self.label)
         ack = await self.channel.call("media:join", {})
         assert ack.get("ok"), ack
 

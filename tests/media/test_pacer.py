@@ -74,6 +74,21 @@ async def test_two_slots_share_one_budget_and_retransmissions_count() -> None:
     assert b.times[0] - a.times[0] >= 0.2 - BURST - 1e-3
 
 
+async def test_retransmissions_never_push_the_line_so_far_ahead_that_new_packets_are_refused() -> None:
+    """A weak receiver asks for every packet its link lost; sent regardless, 100 such requests at 80 kbit/s put the
+    line 10 s ahead with nothing queued, and every new packet was refused (max_delay): no video at all."""
+    out, pacer = TimedOut(), Pacer(max_delay=3.0)
+    pacer.set_rate(80_000)  # 1000 bytes: 100 ms
+    paced = pacer.wrap(out)
+    resent = [paced.resend(bytes([i]) * 1000) for i in range(100)]
+    assert resent[:3] == [True] * 3 and resent.count(True) <= 4  # up to RESEND_HORIZON (0.25 s) of the line
+    assert pacer.resends_dropped == resent.count(False)
+    assert paced.backlog() == 0 and paced.send(b"n" * 1000, 988, 0, 0)  # the next new packet is accepted
+    assert pacer.refused == 0
+    await drained(pacer)
+    assert out.packets[-1] == b"n" * 1000
+
+
 async def test_nothing_waits_longer_than_max_delay_and_the_top_step_flushes() -> None:
     out, pacer = TimedOut(), Pacer(max_delay=0.5)
     pacer.set_rate(80_000)  # 100 ms per packet: the sixth or seventh would wait more than 0.5 s

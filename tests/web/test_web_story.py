@@ -83,6 +83,16 @@ async def wait_frames_grow(page: Page, senders: set[str], within: float = 30, wo
         raise AssertionError(what + _hub_view(world)) from None
 
 
+def _camera_layers(world: World, pid: str) -> list[int]:
+    """The temporal layer rates (bit/s of layers 0..k) the session's hub measures on `pid`'s camera ([]: none)."""
+    for live in world.services.live.all():
+        if isinstance(live.media, Hub):
+            camera = live.media.stats()["participants"].get(pid, {}).get("publications", {}).get("camera")
+            if camera:
+                return list(camera["layer_rates"])
+    return []
+
+
 def _hub_view(world: World | None) -> str:
     keys = ("connection", "audio_only", "link_step", "pace_rate", "queue_delay", "video_pace_refused")
     view = {
@@ -312,6 +322,14 @@ async def test_whole_story_in_the_browser(web_world: World, open_page: Opener, t
         await shot(page, name)
     for page in (a, b):  # the session fits a phone's width too
         assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    # every page sends its camera as VP8 with three temporal layers (issue 15 item 1: what the hub's base-layer
+    # step thins for a weak subscriber), seen by the hub in the descriptors it forwards
+    for _ in range(150):
+        if all(len(_camera_layers(web_world, p)) == 3 for p in pid.values()):
+            break
+        await asyncio.sleep(0.2)
+    else:
+        raise AssertionError(f"camera layers at the hub: {[_camera_layers(web_world, p) for p in pid.values()]}")
 
     # Hands, chat, muting others.
     await a.click("#btn-hand")

@@ -16,6 +16,22 @@ const CONSTRAINTS = {
   video: { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 15, max: 24 } },
 };
 
+// The camera is sent as VP8 with three temporal layers where the browser can (Chromium: scalabilityMode "L1T3"):
+// a hub subscriber on a weak link then gets temporal layer 0 only, a quarter of the frame rate, instead of key
+// frames only (docs/architecture.md, "Temporal layers per subscriber"). Set after the answer, as the encoding
+// exists only then; a browser that cannot (an unknown mode throws) sends one layer, which the hub also handles.
+export const CAMERA_LAYERS = "L1T3";
+
+async function withTemporalLayers(sender) {
+  try {
+    const params = sender.getParameters();
+    const enc = params.encodings && params.encodings[0];
+    if (!enc || enc.scalabilityMode === CAMERA_LAYERS) return;
+    enc.scalabilityMode = CAMERA_LAYERS;
+    await sender.setParameters(params);
+  } catch { /* not supported here: one layer */ }
+}
+
 export class MediaClient {
   constructor({ onChange = () => {}, onAudioOnly = () => {}, onError = () => {} } = {}) {
     this.onChange = onChange;  // tiles must be re-rendered
@@ -187,6 +203,9 @@ export class MediaClient {
     }
     await pc.setLocalDescription(await pc.createAnswer());
     if (this.pc !== pc) return;  // replaced while answering (rejoin)
+    for (const tr of pc.getTransceivers()) {
+      if (publish[tr.mid] === "camera" && tr.sender.track) await withTemporalLayers(tr.sender);
+    }
     await call(this.socket, "media:answer", { type: "answer", sdp: pc.localDescription.sdp }, 15000);
     this.onChange();
   }

@@ -1,0 +1,197 @@
+"""A weak party with browser publishers (issue 15's "done when"): the mediator m and party c are headless Chromium
+pages publishing their fake cameras as VP8 with temporal layers (`L1T3`, as web/js/media.js asks for) and a tone
+(Opus with RED) on clean links; the weak party w is a bot behind tests/netem/linkemu.py at 300 kbit/s, 300 ms RTT,
+5 % loss, then a 5 s outage. What w gets of the mediator at the ladder's lower steps, how its audio holds, and that
+m and c never lose video because of w. Figures are printed (run with -s); assertions are on outcomes only."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, async_playwright
+
+from media.channels import DirectRouter
+from media.config import MediaConfig
+from media.fixtures import video_clip
+from media.hub import Hub
+from tests.media.chromium_peer import FLAGS_EXTRA, ChromiumPeer
+from tests.media.conftest import PC_SETUP_BLOCKS, wait_until
+from tests.netem.harness import LinkEmulator, NamespacedBot, netem_available
+from tests.netem.test_weak_link import WEAK
+from tests.web.helpers import CHROMIUM, FLAGS
+
+pytestmark = [
+    pytest.mark.timeout(240),
+    pytest.mark.slow,
+    pytest.mark.browser,
+    PC_SETUP_BLOCKS,
+    pytest.mark.skipif(netem_available() is not None, reason=str(netem_available())),
+]
+AUDIO_PPS = 50  # Chromium's Opus: 20 ms packets
+
+
+@pytest.fixture
+def emulator():
+    n = os.getpid() % 200 + 20
+    emu = LinkEmulator(f"od15b-{os.getpid() % 100000}", f"10.79.{n}")
+    emu.start()
+    yield emu
+    emu.close()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as pw:
+        b = await pw.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, *FLAGS_EXTRA], headless=True)
+        try:
+            yield b
+        finally:
+            await b.close()
+
+
+def _gaps(times: list[float], start: float, end: float) -> float:
+    inside = [start, *(t for t in times if start < t < end), end]
+    return max(b - a for a, b in itertools.pairwise(inside))
+
+
+async def test_weak_party_sees_the_browser_mediator_at_a_lower_frame_rate(emulator: LinkEmulator,
+                                                                          browser: Browser) -> None:
+    config = MediaConfig(loss_window=2.0, recover_after=3.0, monitor_interval=0.5, loss_min_packets=30,
+                         probe_window=8.0, report_timeout=2.0)
+    router = DirectRouter()
+    hub = Hub("netem-browser", config, router.send)
+    pages: dict[str, ChromiumPeer] = {}
+    weak: NamespacedBot | None = None
+    steps: list[tuple[float, str]] = []  # (time, w's ladder step) whenever it changes
+    audio_only_seen: set[str] = set()
+    marks: dict[str, float] = {}
+    polling = True
+
+    async def poll() -> None:
+        last = None
+        while polling:
+            participants = hub.stats()["participants"]
+            for pid, info in participants.items():
+                if info["audio_only"]:
+                    audio_only_seen.add(pid)
+            step = participants.get("w", {}).get("link_step")
+            if step != last:
+                last = step
+                steps.append((time.monotonic(), step))
+            await asyncio.sleep(0.1)
+
+    poller: asyncio.Task[None] | None = None
+    try:
+        for pid in ("m", "c"):
+            page = await (await browser.new_context()).new_page()
+            pages[pid] = ChromiumPeer(page, hub, router, pid, camera="L1T3",
+                                      label={"priority": 1 if pid == "m" else 0})  # as signaling labels a mediator
+            await pages[pid].join()
+        await hub.add("w", {"name": "w"})
+        small = await asyncio.to_thread(video_clip, 320, 240, 15, 4, 120_000, 2)
+        weak = NamespacedBot(hub, router, "w", emulator.ns, config, clip=small)
+        await weak.start()
+        await weak.run(lambda bot: bot.join())
+        w = weak.bot
+
+        def slot(sub: str, pub: str) -> Any:
+            publication = hub._peers[pub].publications["camera"]
+            return next(s for s in hub._peers[sub].slots if s.publication is publication)
+
+        def flowing() -> bool:
+            layered = all(hub._peers[p].publications["camera"].layer_rates for p in ("m", "c"))
+            return layered and all(w.receiving_from(p, ("camera", "audio")) for p in ("m", "c"))
+
+        await wait_until(flowing, within=60)
+        assert not pages["m"].errors and not pages["c"].errors
+        poller = asyncio.create_task(poll())
+
+        marks["clean"] = time.monotonic()
+        await asyncio.sleep(3)
+        marks["weak"] = time.monotonic()
+        frames_c_m = slot("c", "m").forwarder.frames
+        emulator.both(**WEAK)
+        await asyncio.sleep(20)
+        marks["outage"] = time.monotonic()
+        frames_c_m = slot("c", "m").forwarder.frames - frames_c_m
+        w_stats = hub.stats()["participants"]["w"]
+        at_outage = {k: w_stats[k] for k in ("link_step", "pace_rate", "queue_delay", "video_paced",
+                                             "video_pace_refused", "video_resends_dropped",
+                                             "downlink_estimate")}
+        at_outage["slots"] = [
+            {k: sl.get(k) for k in ("participant", "source", "frames_out", "keyframes_out", "dropped", "skipped",
+                                    "keyframes_only", "max_layer", "layer_dropped", "keyframe_requests_in")}
+            for sl in w_stats["slots"] if sl.get("kind") == "video" and sl.get("participant")
+        ]
+        emulator.both(blocked=True)
+        await asyncio.sleep(5)
+        marks["back"] = time.monotonic()
+        emulator.both(blocked=False)
+        await asyncio.sleep(10)
+        marks["end"] = time.monotonic()
+
+        stats = hub.stats()["participants"]
+        layer_rates = {p: stats[p]["publications"]["camera"]["layer_rates"] for p in ("m", "c")}
+        timeline = [*steps, (marks["end"], "end")]
+        spans: dict[str, float] = {}
+        per_step: dict[str, dict[str, int]] = {}  # frames w got from m and c while at each step (weak phase)
+        for (a, step), (b, _) in itertools.pairwise(timeline):
+            lo, hi = max(a, marks["weak"]), min(b, marks["outage"])
+            if hi > lo:
+                spans[step] = spans.get(step, 0.0) + hi - lo
+                for p in ("m", "c"):
+                    got = w.received.get((p, "camera"))
+                    n = sum(1 for t in (list(got.frame_ends) if got else []) if lo < t < hi)
+                    per_step.setdefault(step, {}).setdefault(p, 0)
+                    per_step[step][p] += n
+
+        def seen(pub: str, start: float, end: float) -> dict[str, Any]:
+            video = w.received.get((pub, "camera"))
+            audio = w.received.get((pub, "audio"))
+            frames = [t for t in (list(video.frame_ends) if video else []) if start < t < end]
+            n_audio = sum(1 for t in (list(audio.arrivals) if audio else []) if start < t < end)
+            return {
+                "frames_per_s": round(len(frames) / (end - start), 2),
+                "longest_without_a_frame_s": round(_gaps(frames, start, end), 2),
+                "audio_delivered": round(n_audio / (AUDIO_PPS * (end - start)), 3),
+                "audio_longest_gap_s": round(audio.longest_gap(start, end), 2) if audio else end - start,
+            }
+
+        figures: dict[str, Any] = {
+            "layer_rates_bps": layer_rates,
+            "w_steps_since_impairment": [(round(t - marks["weak"], 2), s) for t, s in steps],
+            "w_seconds_per_step_in_weak_phase": {k: round(v, 1) for k, v in spans.items()},
+            "w_frames_per_step_in_weak_phase": per_step,
+            "clean": {p: seen(p, marks["clean"], marks["weak"]) for p in ("m", "c")},
+            "weak": {p: seen(p, marks["weak"], marks["outage"]) for p in ("m", "c")},
+            "back": {p: seen(p, marks["back"], marks["end"]) for p in ("m", "c")},
+            "m_frames_to_c_in_weak_phase": frames_c_m,
+            "w_max_layer_from_m": stats["w"]["max_layer"],
+            "w_at_the_outage": at_outage,
+            "link": {d: {k: v[k] for k in ("packets_in", "lost", "queue_drops")} for d, v in emulator.stats().items()},
+        }
+        print("\nNETEM BROWSER FIGURES " + json.dumps(figures, indent=1))
+
+        assert "m" not in audio_only_seen and "c" not in audio_only_seen  # the clean ones never lose video
+        assert frames_c_m > 0  # c kept the mediator's video all through w's weak phase
+        weak_phase = figures["weak"]["m"]
+        assert weak_phase["audio_delivered"] > 0 and figures["back"]["m"]["audio_delivered"] > 0
+        assert weak_phase["frames_per_s"] > 0  # w still sees the mediator while its link is weak
+        if "base_layer" in per_step:  # there, the mediator's base layer comes first (media/hub.py `_fit`)
+            assert per_step["base_layer"]["m"] >= per_step["base_layer"]["c"], per_step
+    finally:
+        polling = False
+        if poller is not None:
+            await asyncio.gather(poller, return_exceptions=True)
+        await hub.close()
+        if weak is not None:
+            await weak.close()
+        for peer in pages.values():
+            await peer.page.context.close()
