@@ -17,6 +17,7 @@ from media import vp8
 from media.bots import Bot
 from media.channels import DirectChannel
 from media.config import MediaConfig
+from media.fixtures import video_clip
 from media.weaklink import STEP_BASE_LAYER
 from tests.media.chromium_peer import ChromiumPeer
 from tests.media.conftest import PC_SETUP_BLOCKS, MediaSession, wait_until
@@ -62,7 +63,8 @@ async def test_a_subscriber_capped_at_layer_0_gets_a_quarter_of_the_frames_and_a
     await bot.join()
     # c: a publisher without temporal layers (a bot's VP8), whose video the capped bot gets as key frames only
     await session.hub.add("c", {"name": "c"})
-    c = Bot("c", session.router.attach(DirectChannel(session.hub, "c")), session.config, audio=False)
+    small = await asyncio.to_thread(video_clip, 320, 240, 15, 4, 120_000, 2)  # cheap for page b to decode
+    c = Bot("c", session.router.attach(DirectChannel(session.hub, "c")), session.config, audio=False, clip=small)
     session.bots["c"] = c
     await c.join()
     hub = session.hub
