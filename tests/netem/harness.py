@@ -10,13 +10,14 @@ same loop-in-a-namespace for anything else (a Socket.IO client and its bot again
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import json
 import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,19 @@ def netem_available() -> str | None:
     if subprocess.run(["ip", "netns", "list"], capture_output=True).returncode != 0:
         return "no 'ip netns'"
     return None
+
+
+@contextlib.contextmanager
+def emulated_link(tag: str, octet: int) -> Iterator[LinkEmulator]:
+    """A started link emulator named for this process: namespace `<tag>-<pid>`, addresses 10.<octet>.<20..219>.*
+    (each test module its own tag and octet; tests in other workers or runs never share one)."""
+    n = os.getpid() % 200 + 20
+    emu = LinkEmulator(f"{tag}-{os.getpid() % 100000}", f"10.{octet}.{n}")
+    emu.start()
+    try:
+        yield emu
+    finally:
+        emu.close()
 
 
 class LinkEmulator:

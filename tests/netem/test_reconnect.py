@@ -18,7 +18,7 @@ import itertools
 import json
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -34,7 +34,7 @@ from signaling.config import Settings
 from signaling.services import SERVICES
 from tests.conftest import World, seed
 from tests.media.conftest import PC_SETUP_BLOCKS, wait_until
-from tests.netem.harness import LinkEmulator, NamespaceThread, netem_available
+from tests.netem.harness import LinkEmulator, NamespaceThread, emulated_link, netem_available
 
 pytestmark = [
     pytest.mark.timeout(300),
@@ -49,12 +49,9 @@ SHORT, LONG = (15, 40) if FULL else (6, 18)  # s: an outage within the grace per
 
 
 @pytest.fixture
-def emulator() -> Any:
-    n = os.getpid() % 200 + 20
-    emu = LinkEmulator(f"od15r-{os.getpid() % 100000}", f"10.78.{n}")
-    emu.start()
-    yield emu
-    emu.close()
+def emulator() -> Iterator[LinkEmulator]:
+    with emulated_link("od15r", 78) as emu:
+        yield emu
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import subprocess
 import time
@@ -35,7 +34,7 @@ from signaling.config import Settings
 from signaling.services import SERVICES
 from tests.conftest import World, seed
 from tests.media.conftest import PC_SETUP_BLOCKS, wait_until
-from tests.netem.harness import LinkEmulator, NamespaceThread, netem_available
+from tests.netem.harness import LinkEmulator, NamespaceThread, emulated_link, netem_available
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -50,11 +49,8 @@ UDP = 17
 
 @pytest.fixture
 def emulator() -> Iterator[LinkEmulator]:
-    n = os.getpid() % 200 + 20
-    emu = LinkEmulator(f"od15t-{os.getpid() % 100000}", f"10.79.{n}")
-    emu.start()
-    yield emu
-    emu.close()
+    with emulated_link("od15t", 79) as emu:
+        yield emu
 
 
 @pytest.fixture

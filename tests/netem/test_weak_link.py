@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,7 +23,7 @@ from media.config import MediaConfig
 from media.fixtures import video_clip
 from media.hub import Hub
 from tests.media.conftest import PC_SETUP_BLOCKS, wait_until
-from tests.netem.harness import LinkEmulator, NamespacedBot, netem_available
+from tests.netem.harness import LinkEmulator, NamespacedBot, emulated_link, netem_available
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -50,12 +51,9 @@ class RecordingTap:
 
 
 @pytest.fixture
-def emulator():
-    n = os.getpid() % 200 + 20
-    emu = LinkEmulator(f"od15-{os.getpid() % 100000}", f"10.77.{n}")
-    emu.start()
-    yield emu
-    emu.close()
+def emulator() -> Iterator[LinkEmulator]:
+    with emulated_link("od15", 77) as emu:
+        yield emu
 
 
 def _figures(bots: dict[str, Bot], names: list[str], start: float, end: float) -> dict[str, Any]:

@@ -11,21 +11,20 @@ import itertools
 import json
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
 from media.channels import DirectRouter
 from media.config import MediaConfig
 from media.fixtures import video_clip
 from media.hub import Hub
-from tests.media.chromium_peer import FLAGS_EXTRA, ChromiumPeer
+from tests.media.chromium_peer import ChromiumPeer
 from tests.media.conftest import PC_SETUP_BLOCKS, wait_until
-from tests.netem.harness import LinkEmulator, NamespacedBot, netem_available
+from tests.netem.harness import LinkEmulator, NamespacedBot, emulated_link, netem_available
 from tests.netem.test_weak_link import WEAK
-from tests.web.helpers import CHROMIUM, FLAGS
 
 pytestmark = [
     pytest.mark.timeout(240),
@@ -38,22 +37,9 @@ AUDIO_PPS = 50  # Chromium's Opus: 20 ms packets
 
 
 @pytest.fixture
-def emulator():
-    n = os.getpid() % 200 + 20
-    emu = LinkEmulator(f"od15b-{os.getpid() % 100000}", f"10.79.{n}")
-    emu.start()
-    yield emu
-    emu.close()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, args=[*FLAGS, *FLAGS_EXTRA], headless=True)
-        try:
-            yield b
-        finally:
-            await b.close()
+def emulator() -> Iterator[LinkEmulator]:
+    with emulated_link("od15b", 80) as emu:
+        yield emu
 
 
 def _gaps(times: list[float], start: float, end: float) -> float:
