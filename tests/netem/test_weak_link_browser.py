@@ -55,8 +55,7 @@ MODES = ["L1T3", "L1T1"] if os.environ.get("ONEDOOR_NETEM_ALL") else ["L1T3"]
 @pytest.mark.parametrize("mode", MODES)
 async def test_weak_party_sees_the_browser_mediator_at_a_lower_frame_rate(emulator: LinkEmulator,
                                                                           browser: Browser, mode: str) -> None:
-    config = MediaConfig(loss_window=2.0, recover_after=3.0, monitor_interval=0.5, loss_min_packets=30,
-                         probe_window=8.0, report_timeout=2.0)
+    config = MediaConfig()  # the product's ladder timers (test_weak_link.py shortens them to see more steps)
     router = DirectRouter()
     hub = Hub("netem-browser", config, router.send)
     pages: dict[str, ChromiumPeer] = {}
