@@ -4,7 +4,7 @@ VENV  := .venv
 BIN   := $(VENV)/bin
 SUDO  := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 PG_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/onedoor_test
-DEB   := chromium ffmpeg fonts-wqy-zenhei fonts-noto-cjk poppler-utils coturn haproxy
+DEB   := chromium ffmpeg fonts-wqy-zenhei fonts-noto-cjk poppler-utils coturn haproxy gcc libvpx-dev
 
 .PHONY: install system-deps run test test-pg lint bench soak
 
@@ -13,7 +13,7 @@ install: system-deps $(VENV)/.installed web/node_modules/.package-lock.json
 system-deps:
 	@command -v chromium >/dev/null && command -v ffprobe >/dev/null && command -v pdftotext >/dev/null \
 	  && command -v turnserver >/dev/null && command -v haproxy >/dev/null \
-	  && [ -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] \
+	  && [ -e /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ] && [ -e /usr/include/vpx/vp8cx.h ] \
 	  || ($(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq \
 	      --no-install-recommends $(DEB))
 

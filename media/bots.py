@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import random
 import time
 from collections import deque
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket
 
-from media import passthrough
+from media import passthrough, vp8
 from media.channels import Channel
 from media.config import MediaConfig
 from media.fixtures import EncodedClip, audio_clip, video_clip
@@ -48,6 +49,11 @@ class ClipTrack(MediaStreamTrack):
         self.frames_sent = 0
         self.bytes_sent = 0
         self.keyframe_requests = 0
+        self.layer: int | None = None  # the temporal layer of the frame recv() returned last (layered clips)
+
+    @property
+    def layered(self) -> bool:
+        return bool(self._clip.layers)
 
     def request_keyframe(self) -> None:
         self.keyframe_requests += 1
@@ -76,12 +82,39 @@ class ClipTrack(MediaStreamTrack):
             if self._index not in clip.keyframes:
                 self._index = clip.keyframes[0]
         data = clip.frames[self._index]
+        self.layer = clip.layers[self._index] if clip.layers else None
         packet = passthrough.encoded_packet(data, self._count * clip.frame_ticks, _time_base(clip))
         self._index = (self._index + 1) % len(clip.frames)
         self._count += 1
         self.frames_sent += 1
         self.bytes_sent += len(data)
         return packet
+
+
+class LayeredPacker:
+    """Packetizes a layered clip's frames (media/fixtures.py `video_clip(layers=3)`) as Chromium does for L1T3:
+    each packet's VP8 descriptor carries the picture id, TL0PICIDX (counting the layer-0 frames) and the frame's
+    temporal layer id, which the hub reads to thin the stream per subscriber. `track` says each frame's layer:
+    the sender packs a frame right after the track returned it."""
+
+    PAYLOAD = 1200  # bytes of VP8 data per packet
+
+    def __init__(self, track: ClipTrack) -> None:
+        self.track = track
+        self.picture_id = random.randrange(1 << 15)
+        self.tl0picidx = random.randrange(256)
+
+    def pack(self, packet: Any) -> tuple[list[bytes], int]:
+        data, tid = bytes(packet), self.track.layer or 0
+        if tid == 0:
+            self.tl0picidx = (self.tl0picidx + 1) & 0xFF
+        payloads = []
+        for pos in range(0, len(data), self.PAYLOAD):
+            head = vp8.descriptor_bytes(start=pos == 0, picture_id=self.picture_id, tl0picidx=self.tl0picidx,
+                                        tid=tid)
+            payloads.append(head + data[pos : pos + self.PAYLOAD])
+        self.picture_id = (self.picture_id + 1) & 0x7FFF
+        return payloads, int(packet.pts * packet.time_base * 90000)
 
 
 def _time_base(clip: EncodedClip) -> Any:
@@ -287,6 +320,8 @@ class Bot:
         transceiver.direction = "sendonly"
         if track.kind == "video":
             passthrough.on_keyframe_request(transceiver.sender, track.request_keyframe)
+            if track.layered:
+                passthrough.use_packer(transceiver.sender, LayeredPacker(track))
 
     def _tap(self, transceiver: RTCRtpTransceiver) -> None:
         mid = transceiver.mid or ""

@@ -827,13 +827,16 @@ SENDER_ENCODER = _add(
         _SEND,
         "__encoder",
         Kind.ATTRIBUTE,
-        "passthrough.encoder_target_bitrate (bots, tests)",
-        "the sender's encoder (None until its first frame); a REMB listing the sender's SSRC in its FCI sets "
-        "encoder.target_bitrate (aiortc's VP8 encoder clamps it to 250 kbit/s .. 1.5 Mbit/s)",
+        "passthrough.encoder_target_bitrate (bots, tests), passthrough.use_packer (bots' layered clips)",
+        "the sender's encoder (None until its first frame, made only while None); a REMB listing the sender's SSRC "
+        "in its FCI sets encoder.target_bitrate (aiortc's VP8 encoder clamps it to 250 kbit/s .. 1.5 Mbit/s); a "
+        "pre-encoded frame goes through its pack(packet) -> (payloads, timestamp)",
         on=("sender",),
         calls=(
             (f"{_SEND}._handle_rtcp_packet", "if self._ssrc in ssrcs:"),
             (f"{_SEND}._handle_rtcp_packet", "self.__encoder.target_bitrate = bitrate"),
+            (f"{_SEND}._next_encoded_frame", "if self.__encoder is None:"),
+            (f"{_SEND}._next_encoded_frame", "payloads, timestamp = self.__encoder.pack(data)"),
         ),
     )
 )

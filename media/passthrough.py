@@ -516,6 +516,13 @@ def on_keyframe_request(sender: RTCRtpSender, callback: Callable[[], None]) -> N
     ix.replace(sender, ix.SENDER_SEND_KEYFRAME, lambda _original: callback)
 
 
+def use_packer(sender: RTCRtpSender, packer: Any) -> None:
+    """Packetize the pre-encoded frames `sender` sends with `packer.pack(packet) -> (payloads, timestamp)` instead
+    of aiortc's VP8 packer (which writes only a picture id): set before the sender starts; it lasts until the
+    sender stops (a new peer connection's sender needs it again)."""
+    ix.put(sender, ix.SENDER_ENCODER, packer)
+
+
 def encoded_packet(data: bytes, timestamp: int, time_base: Fraction) -> av.Packet:
     """An already-encoded frame in the form `RTCRtpSender` packetizes without encoding."""
     packet = av.Packet(data)
