@@ -24,6 +24,7 @@ from typing import Any
 from media.bots import Bot
 from media.channels import DirectChannel, DirectRouter, PushHandler
 from media.config import MediaConfig
+from media.fixtures import video_clip
 from media.hub import Hub
 
 CLONE_NEWNET = 0x40000000
@@ -204,3 +205,14 @@ class NamespacedBot:
 
     async def close(self) -> None:
         await self.thread.close()
+
+
+async def join_weak_party(hub: Hub, router: DirectRouter, ns: str, config: MediaConfig) -> NamespacedBot:
+    """Party "w" behind the emulator in `ns`, joined. Its browser would adapt its encoder to its uplink: the bot
+    publishes a small clip (320x240, 15 fps, 120 kbit/s)."""
+    await hub.add("w", {"name": "w"})
+    small = await asyncio.to_thread(video_clip, 320, 240, 15, 4, 120_000, 2)
+    weak = NamespacedBot(hub, router, "w", ns, config, clip=small)
+    await weak.start()
+    await weak.run(lambda bot: bot.join())
+    return weak

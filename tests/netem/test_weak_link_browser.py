@@ -19,11 +19,10 @@ from playwright.async_api import Browser
 
 from media.channels import DirectRouter
 from media.config import MediaConfig
-from media.fixtures import video_clip
 from media.hub import Hub
 from tests.media.chromium_peer import ChromiumPeer
 from tests.media.conftest import PC_SETUP_BLOCKS, wait_until
-from tests.netem.harness import LinkEmulator, NamespacedBot, emulated_link, netem_available
+from tests.netem.harness import LinkEmulator, NamespacedBot, emulated_link, join_weak_party, netem_available
 from tests.netem.test_weak_link import WEAK
 
 pytestmark = [
@@ -85,11 +84,7 @@ async def test_weak_party_sees_the_browser_mediator_at_a_lower_frame_rate(emulat
             pages[pid] = ChromiumPeer(page, hub, router, pid, camera=mode,
                                       label={"priority": 1 if pid == "m" else 0})  # as signaling labels a mediator
             await pages[pid].join()
-        await hub.add("w", {"name": "w"})
-        small = await asyncio.to_thread(video_clip, 320, 240, 15, 4, 120_000, 2)
-        weak = NamespacedBot(hub, router, "w", emulator.ns, config, clip=small)
-        await weak.start()
-        await weak.run(lambda bot: bot.join())
+        weak = await join_weak_party(hub, router, emulator.ns, config)
         w = weak.bot
 
         def slot(sub: str, pub: str) -> Any:
