@@ -2,7 +2,7 @@
 SIGKILL of a session's owner, and Socket.IO connections across two nodes. Figures printed, ratios from one run.
 
     python bench/bench_nodes.py [--media] [--failover] [--signaling]      (none given: all three)
-        --media:     [--max-sessions 24] [--step 2] [--window 6] [--warmup 2]
+        --media:     [--max-sessions 24] [--step 2] [--window 6] [--warmup 2] [--node-cpu F --nodes N]
         --failover:  [--failover-runs 1]   (needs root, ip, haproxy, moto_server, local PostgreSQL and Redis)
         --signaling: [--connections 3000] [--room 10] [--messages 3] [--client-procs 4] [--redis-pool N]
 
@@ -13,7 +13,11 @@ SIGKILL of a session's owner, and Socket.IO connections across two nodes. Figure
     (`--bot-worker`), driven over a line protocol on stdin/stdout. Sessions are added `--step` at a time; after each
     step the publishers pause and drain (bench_hub.py's method), frames are counted over `--window` s, and the ramp
     stops at the first lost frame, when a node uses > 95% of a core, or when the machine's CPUs are > 95% busy
-    (then the bots, which share the machine, are the limit, and that is said).
+    (then the bots, which share the machine, are the limit, and that is said). With `--node-cpu F` each node
+    process is held to F of one core by a cgroup CPU quota (cgroup v1 cpu.cfs_quota_us or v2 cpu.max; root), and
+    the comparison is 1 node vs `--nodes` nodes (default: one per core) at that quota: on a machine whose cores
+    the bots would fill first (2 cores: the bots cost ~2x a node per session), this still measures whether
+    sessions grow with nodes when each node has the same CPU, i.e. whether anything but a node's own CPU limits.
 (b) --failover. The rig of tests/cluster/test_balancer.py (two `onedoor serve` nodes in network namespaces, HAProxy,
     shared PostgreSQL/Redis, moto S3): a recorded 3-party session, its owner SIGKILLed; times to the survivor's
     lease, to every client rejoined (SessionClient(rejoin=True)), and to media flowing again.
@@ -127,6 +131,51 @@ class Worker:
             await self.proc.wait()
 
 
+class CpuQuota:
+    """A cgroup holding the processes added to it to `fraction` of one core."""
+
+    PERIOD = 100_000  # us
+
+    def __init__(self, name: str, fraction: float) -> None:
+        quota = str(int(fraction * self.PERIOD))
+        if Path("/sys/fs/cgroup/cgroup.controllers").exists():  # v2 (the cpu controller must be enabled)
+            self.path = Path("/sys/fs/cgroup") / name
+            self.path.mkdir()
+            (self.path / "cpu.max").write_text(f"{quota} {self.PERIOD}")
+        else:  # v1
+            self.path = Path("/sys/fs/cgroup/cpu") / name
+            self.path.mkdir()
+            (self.path / "cpu.cfs_period_us").write_text(str(self.PERIOD))
+            (self.path / "cpu.cfs_quota_us").write_text(quota)
+
+    def add(self, pid: int) -> None:
+        (self.path / "cgroup.procs").write_text(str(pid))
+
+    def throttled_s(self) -> float:
+        """Seconds the group's processes were held back by the quota so far."""
+        for line in (self.path / "cpu.stat").read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "throttled_time":  # v1, ns
+                return int(value) / 1e9
+            if key == "throttled_usec":  # v2
+                return int(value) / 1e6
+        return 0.0
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.path.rmdir()
+
+
+def linear_fit(points: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """Least squares y = a + b x; None with fewer than two distinct x."""
+    n = len(points)
+    if n < 2 or len({x for x, _ in points}) < 2:
+        return None
+    mx, my = sum(x for x, _ in points) / n, sum(y for _, y in points) / n
+    b = sum((x - mx) * (y - my) for x, y in points) / sum((x - mx) ** 2 for x, _ in points)
+    return my - b * mx, b
+
+
 async def drained(workers: list[Worker], drain: float) -> list[dict[str, Any]]:
     await asyncio.gather(*(w.ask("pause") for w in workers))
     await asyncio.sleep(drain)
@@ -137,6 +186,11 @@ async def drained(workers: list[Worker], drain: float) -> list[dict[str, Any]]:
 
 async def ramp(nodes: int, args: argparse.Namespace) -> dict[str, Any]:
     servers = [Server("hub", None) for _ in range(nodes)]
+    quotas = [CpuQuota(f"onedoor-bench-{os.getpid()}-{nodes}-{i}", args.node_cpu) for i in range(nodes)] \
+        if args.node_cpu else []
+    for quota, server in zip(quotas, servers, strict=False):
+        quota.add(server.proc.pid)
+    core = args.node_cpu or 1.0  # what a node may use
     workers: list[Worker] = []
     steps: list[dict[str, Any]] = []
     sustained, limit = 0, f"--max-sessions {args.max_sessions} reached"
@@ -170,8 +224,10 @@ async def ramp(nodes: int, args: argparse.Namespace) -> dict[str, Any]:
             if lossy:
                 limit = "frames lost"
                 break
-            if max(step["node_cores"]) > 0.95:
-                limit = "a node's core saturated"
+            if quotas:
+                step["throttled_s"] = [round(q.throttled_s(), 2) for q in quotas]
+            if max(step["node_cores"]) > 0.95 * core:
+                limit = "a node's CPU (core or quota) saturated"
                 break
             sustained = len(workers)
             if step["machine_busy"] > 0.95:
@@ -181,21 +237,39 @@ async def ramp(nodes: int, args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.gather(*(w.stop() for w in workers))
         for s in servers:
             s.stop()
-    return {"nodes": nodes, "sustained_sessions": sustained, "limit": limit, "steps": steps}
+        for q in quotas:
+            q.close()
+    return {"nodes": nodes, "node_cpu": args.node_cpu, "sustained_sessions": sustained, "limit": limit, "steps": steps}
 
 
 async def media(args: argparse.Namespace) -> dict[str, Any]:
-    cores = len(os.sched_getaffinity(0))
+    cores = args.nodes or len(os.sched_getaffinity(0))
     one = await ramp(1, args)
     many = await ramp(cores, args)
     ratio = many["sustained_sessions"] / max(one["sustained_sessions"], 1)
+    # The ramps stop at a step boundary, so the ratio of sessions sustained jumps (a node near its limit is on one
+    # side of 95 % or the other by noise). Steadier: fit node CPU = a + b x sessions per node over each ramp's
+    # lossless steps, and take the sessions at which a node reaches 95 % of its core or quota.
+    core = args.node_cpu or 1.0
+    for r in (one, many):
+        points = [(s["sessions"] / r["nodes"], sum(s["node_cores"]) / r["nodes"]) for s in r["steps"]
+                  if not s["lossy_streams"]]
+        r["fit"] = fit = linear_fit(points)
+        r["fitted_capacity"] = round(r["nodes"] * (0.95 * core - fit[0]) / fit[1], 1) if fit and fit[1] > 0 else None
+        if fit:
+            print(f"==> {r['nodes']} node(s): node CPU = {fit[0]:.3f} + {fit[1]:.3f} x sessions per node; "
+                  f"fitted capacity {r['fitted_capacity']} sessions", flush=True)
+    if one.get("fitted_capacity") and many.get("fitted_capacity"):
+        print(f"==> fitted capacity, {cores} nodes / 1 node: {many['fitted_capacity'] / one['fitted_capacity']:.2f}x",
+              flush=True)
     for r in (one, many):
         last = next((s for s in r["steps"] if s["sessions"] == r["sustained_sessions"]), None)
         node_cpu = f", nodes at {[round(c * 100) for c in last['node_cores']]}% of a core" if last else ""
         bots = f", bots {last['bots_cores']:.2f} cores" if last else ""
         print(f"==> {r['nodes']} node(s): {r['sustained_sessions']} 3-party sessions without loss{node_cpu}{bots}; "
               f"stopped: {r['limit']}", flush=True)
-    print(f"==> sessions per machine, {cores} nodes / 1 node: {ratio:.2f}x (goal >= 1.8x)", flush=True)
+    quota = f", each node held to {args.node_cpu:.2f} of a core" if args.node_cpu else ""
+    print(f"==> sessions, {cores} nodes / 1 node{quota}: {ratio:.2f}x (goal >= 1.8x)", flush=True)
     return {"one": one, "per_core": many, "ratio": round(ratio, 2)}
 
 
@@ -583,6 +657,8 @@ def main() -> None:
     p.add_argument("--step", type=int, default=2)
     p.add_argument("--window", type=float, default=6.0)
     p.add_argument("--warmup", type=float, default=2.0)
+    p.add_argument("--node-cpu", type=float, default=0.0, help="hold each node to this fraction of a core")
+    p.add_argument("--nodes", type=int, default=0, help="nodes in the second ramp (default: one per core)")
     p.add_argument("--failover-runs", type=int, default=1)
     p.add_argument("--connections", type=int, default=3000)
     p.add_argument("--room", type=int, default=10)

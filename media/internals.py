@@ -708,13 +708,15 @@ STUN_DATAGRAM_RECEIVED = _add(
         "datagram_received",
         Kind.WRAPPED,
         _FAST,
-        "asyncio calls it on the protocol instance for every datagram; non-STUN data goes to the connection",
+        "asyncio calls it on the protocol instance for every datagram; non-STUN data goes to the connection; "
+        "a STUN parse error other than ValueError (struct.error on a short attribute) escapes it",
         params=("self", "data", "addr"),
         calls=(
             (
                 f"{_STUN}.datagram_received",
                 "self.receiver.data_received(data, self.local_candidate.component)",
             ),
+            (f"{_STUN}.datagram_received", "except ValueError:"),
         ),
     )
 )

@@ -42,6 +42,7 @@ import functools
 import logging
 import socket
 import ssl
+import struct
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -81,6 +82,10 @@ PacketSink = Callable[[RtpPacket], None]
 
 REMB_MIN_INTERVAL_MS = 200
 _FAST = "_onedoor_fast_rtp"  # our own attribute on receivers (the lean handler) and protocols (hooked flag)
+# Datagrams aioice's STUN parser failed on with an exception it does not catch (it catches ValueError only; a
+# STUN attribute shorter than its type needs raises struct.error): dropped here, counted, never a traceback. Any
+# sender that reaches a hub socket could otherwise write one traceback into the log per datagram.
+MALFORMED_STUN = {"dropped": 0}
 
 
 class _FrameTap:
@@ -295,7 +300,13 @@ def fast_rtp_path(pc: RTCPeerConnection) -> int:
     def wrap(original: Callable[[Any, Any], None]) -> Callable[[Any, Any], None]:
         def datagram_received(data: Any, addr: Any) -> None:
             if not (len(data) > 12 and 127 < data[0] < 192 and fast(data)):
-                original(data, addr)
+                try:
+                    original(data, addr)
+                except (struct.error, UnicodeDecodeError, IndexError):  # a malformed STUN message (see above)
+                    MALFORMED_STUN["dropped"] += 1
+                    if MALFORMED_STUN["dropped"] in (1, 10, 100, 1000, 10000):
+                        logger.warning("dropped %d malformed STUN datagrams (latest from %s)",
+                                       MALFORMED_STUN["dropped"], addr[0] if addr else "?")
 
         return datagram_received
 
