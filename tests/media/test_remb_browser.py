@@ -25,7 +25,7 @@ from media.config import MediaConfig
 from tests.media.chromium_peer import ChromiumPeer
 from tests.media.conftest import PC_SETUP_BLOCKS, MediaSession, wait_until
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(150), PC_SETUP_BLOCKS]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300), PC_SETUP_BLOCKS]
 
 FLOOR = 250_000
 WINDOW = 3.0  # s of Chromium's own clock over which a sent rate is measured
@@ -161,7 +161,9 @@ async def test_a_chromium_publisher_follows_the_hubs_remb_down_to_the_floor_and_
         # Chromium's target and then its sent rate (over a whole window after the target fell) follow
         w.set_downlink_loss([True, False, False])
         await wait_until(lambda: sampler.remb() == FLOOR, within=60)
-        await wait_until(lambda: (t := sampler.samples[-1].target) is not None and t <= FLOOR, within=30)
+        # (the REMB and Chromium's target together: on a busy machine the REMB can leave the floor for a moment)
+        await wait_until(lambda: sampler.remb() == FLOOR and (t := sampler.samples[-1].target) is not None
+                         and t <= FLOOR, within=60)
         rows.append(sampler.row("REMB at floor"))
         fell = sampler.samples[-1].at
         await wait_until(lambda: sampler.samples[-1].at - fell >= WINDOW, within=30)
@@ -173,11 +175,16 @@ async def test_a_chromium_publisher_follows_the_hubs_remb_down_to_the_floor_and_
         assert min(rembs_since(session, 0)) >= FLOOR
         assert session.hub.stats()["participants"]["w"]["downlink_estimate"] < FLOOR
 
-        # (3) w leaves: the REMB climbs stepwise (x1.2 per interval at most), Chromium's rate comes back up
+        # (3) w leaves: the REMB climbs stepwise (x1.2 per interval at most) and Chromium's target follows it up.
+        # How fast Chromium's own estimate lets its rate climb is Chromium's (its loss-based estimator rises only
+        # while the loss it is told of is under 2 %; on a busy machine that took 40 s once), so the test waits for
+        # the target to rise, not for a sent rate.
         since = time.monotonic()
         await session.bots.pop("w").leave()
         await session.hub.remove("w")
-        await wait_until(lambda: (sampler.rate() or 0) > 2 * FLOOR, within=45)
+        await wait_until(lambda: (sampler.remb() or 0) > 2 * FLOOR, within=45)
+        await wait_until(lambda: (t := sampler.samples[-1].target) is not None and t > 1.1 * (weak.target or 0),
+                         within=60)
         rows.append(sampler.row("w left"))
         values = rembs_since(session, since)
         rising = [v for v in values if v > FLOOR]
