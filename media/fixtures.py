@@ -158,8 +158,9 @@ def _encode_video(width: int, height: int, fps: int, count: int, bitrate: int, g
     keyframes: list[int] = []
     chroma = bytes([128]) * (width * height // 4)
     for i, luma in enumerate([*_pictures(width, height, count), None]):  # None: flush the encoder
-        frame = None if luma is None else av.VideoFrame(width, height, "yuv420p")
-        if frame is not None and luma is not None:
+        frame = None
+        if luma is not None:
+            frame = av.VideoFrame(width, height, "yuv420p")
             frame.planes[0].update(_pad(luma, frame.planes[0].line_size, width, height))
             frame.planes[1].update(_pad(chroma, frame.planes[1].line_size, width // 2, height // 2))
             frame.planes[2].update(_pad(chroma, frame.planes[2].line_size, width // 2, height // 2))

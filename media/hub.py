@@ -476,22 +476,19 @@ class Hub:
         video = [s for s in peer.slots if s.kind == "video"]
         thin = {slot: peer.keyframes_only_from(slot.publication) for slot in video}
         if peer.step == STEP_BASE_LAYER and peer.pacer.rate is not None:
-            layered = sorted(
-                (s for s in video if s.active and not thin[s] and s.publication is not None
-                 and s.publication.layer_rates),
-                key=lambda s: -self._priority(s.publication),
-            )
-            streams = [(s, s.publication.layer_rates[0], not s.forwarder.keyframes_only)
-                       for s in layered if s.publication is not None]
+            layered = [(s, pub) for s in video
+                       if (pub := s.publication) is not None and s.active and not thin[s] and pub.layer_rates]
+            layered.sort(key=lambda sp: -self._priority(sp[1]))
+            streams = [(s, pub.layer_rates[0], not s.forwarder.keyframes_only) for s, pub in layered]
             fits = base_layers_that_fit(peer.pacer.rate, streams, self.config.layer_up_margin)
-            thin.update({slot: slot not in fits for slot in layered})
+            thin.update({s: s not in fits for s, _ in layered})
         for slot in video:
             slot.forwarder.set_keyframes_only(thin[slot])
         self._select_layers(peer)
 
-    def _priority(self, publication: Publication | None) -> int:
+    def _priority(self, publication: Publication) -> int:
         """The publisher's `priority` label (signaling gives the mediator 1), higher first."""
-        owner = self._peers.get(publication.owner) if publication is not None else None
+        owner = self._peers.get(publication.owner)
         return int(owner.label.get("priority", 0)) if owner is not None else 0
 
     def _pace(self, peer: Peer) -> None:

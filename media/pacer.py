@@ -13,8 +13,8 @@ audio passes it within a packet or two. Retransmissions go at once but count aga
 the line is free within `RESEND_HORIZON`: otherwise they are dropped (a receiver on a lossy link asks for every
 lost packet; sent regardless, its requests pushed the line seconds ahead of the clock, with nothing queued, and
 then every new packet was refused: a weak party saw no video at all). `backlog()` says
-how long what is queued takes to leave; the forwarder starts a new key frame (at the key-frames-only step) only
-when nothing is queued, which also bounds the key frame rate to what the rate carries. Nothing is held longer
+how long what is queued takes to leave; the forwarder starts a new key frame (at key frames only) only when what
+is queued leaves within `rtpforward.KEYFRAME_ROOM`, which also bounds the key frame rate to what the rate carries. Nothing is held longer
 than `max_delay`: a packet that would wait more is refused (the forwarder then skips to the next key frame, as
 for a full socket). `rate = None` (the top step) sends what is queued at once and passes packets straight on.
 """

@@ -101,11 +101,6 @@ class Peer:
         """Where the subscriber is on the ladder (media/weaklink.py `ladder`)."""
         return self.steps[self.link.level]
 
-    @property
-    def keyframes_only(self) -> bool:
-        """At the ladder's key-frames-only step: its video slots get only key frames."""
-        return self.step == STEP_KEYFRAMES
-
     def keyframes_only_from(self, publication: Publication | None) -> bool:
         """Key frames only from this publisher: from every one at the key-frames step; at the base-layer step from
         those that send no temporal layers (key frames are their only lower frame rate: beside the others' base
@@ -162,7 +157,7 @@ class Peer:
         transceiver = self.pc.addTransceiver(track, direction="sendonly")
         transceiver.setCodecPreferences(codec_preferences(kind))
         forwarder = RtpForwarder(kind, CLOCK_RATE[kind], lambda: None)
-        forwarder.keyframes_only = kind == "video" and self.keyframes_only
+        forwarder.keyframes_only = kind == "video" and self.keyframes_only_from(None)  # (set again at each fit)
         forwarder.layer_cap = forwarder.layer = self.layer_ceiling
         slot = Slot(subscriber=self.pid, kind=kind, transceiver=transceiver, track=track, forwarder=forwarder)
         forwarder.on_drop = functools.partial(on_keyframe, slot)

@@ -107,7 +107,7 @@ async def test_remb_falls_to_the_floor_and_comes_back_when_the_ladder_switches_t
         await wait_until(lambda: figures.remb() == FLOOR, within=60)
         await wait_until(lambda: figures.target() == FLOOR, within=10)  # aiortc's encoder follows the REMB
         s.bots["m"].mark("weak:end")
-        assert not s.hub.routing.is_audio_only("w") and not s.hub._peers["w"].keyframes_only
+        assert not s.hub.routing.is_audio_only("w") and not s.hub._peers["w"].keyframes_only_from(None)
         assert_floored(s)
         assert s.hub.stats()["participants"]["w"]["downlink_estimate"] < 1_000_000  # from 2.5 Mbit/s
         assert s.hub.stats()["participants"]["m"]["downlink_estimate"] >= 1_000_000

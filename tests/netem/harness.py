@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
@@ -205,6 +206,25 @@ class NamespacedBot:
 
     async def close(self) -> None:
         await self.thread.close()
+
+
+WEAK = {"rate": 300_000, "delay": 0.150, "loss": 0.05, "queue": 24_000}  # per direction: RTT 300 ms
+
+
+async def weak_link_phases(emulator: LinkEmulator, marks: dict[str, float],
+                           on_phase: Callable[[str], None] = lambda _name: None) -> None:
+    """The story the weak-link tests tell: clean 3 s, WEAK 20 s, a 5 s outage, 10 s back on the weak link.
+    `marks[name]` is when each phase began ("clean", "weak", "outage", "back") and "end"; `on_phase(name)` runs at
+    each of those moments, before the link changes."""
+    for name, seconds, change in (("clean", 3, None), ("weak", 20, WEAK), ("outage", 5, {"blocked": True}),
+                                  ("back", 10, {"blocked": False})):
+        marks[name] = time.monotonic()
+        on_phase(name)
+        if change is not None:
+            emulator.both(**change)
+        await asyncio.sleep(seconds)
+    marks["end"] = time.monotonic()
+    on_phase("end")
 
 
 async def join_weak_party(hub: Hub, router: DirectRouter, ns: str, config: MediaConfig) -> NamespacedBot:

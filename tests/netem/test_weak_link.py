@@ -23,7 +23,14 @@ from media.config import MediaConfig
 from media.fixtures import video_clip
 from media.hub import Hub
 from tests.media.conftest import PC_SETUP_BLOCKS, wait_until
-from tests.netem.harness import LinkEmulator, NamespacedBot, emulated_link, join_weak_party, netem_available
+from tests.netem.harness import (
+    LinkEmulator,
+    NamespacedBot,
+    emulated_link,
+    join_weak_party,
+    netem_available,
+    weak_link_phases,
+)
 
 pytestmark = [
     pytest.mark.timeout(180),
@@ -32,7 +39,6 @@ pytestmark = [
     pytest.mark.skipif(netem_available() is not None, reason=str(netem_available())),
 ]
 
-WEAK = {"rate": 300_000, "delay": 0.150, "loss": 0.05, "queue": 24_000}  # per direction: RTT 300 ms
 AUDIO_PPS = 50
 
 
@@ -144,18 +150,7 @@ async def test_weak_party_at_300k_300ms_5pct_and_a_5s_outage(emulator, ladder):
         await wait_until(all_flowing, within=20)
         poller = asyncio.create_task(poll())
 
-        marks["clean"] = time.monotonic()
-        await asyncio.sleep(3)
-        marks["weak"] = time.monotonic()
-        emulator.both(**WEAK)
-        await asyncio.sleep(20)
-        marks["outage"] = time.monotonic()
-        emulator.both(blocked=True)
-        await asyncio.sleep(5)
-        marks["back"] = time.monotonic()
-        emulator.both(blocked=False)
-        await asyncio.sleep(10)
-        marks["end"] = time.monotonic()
+        await weak_link_phases(emulator, marks)
         link = emulator.stats()
 
         phases = [("clean", "weak"), ("weak", "outage"), ("outage", "back"), ("back", "end")]

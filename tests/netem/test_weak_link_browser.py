@@ -22,8 +22,14 @@ from media.config import MediaConfig
 from media.hub import Hub
 from tests.media.chromium_peer import ChromiumPeer
 from tests.media.conftest import PC_SETUP_BLOCKS, wait_until
-from tests.netem.harness import LinkEmulator, NamespacedBot, emulated_link, join_weak_party, netem_available
-from tests.netem.test_weak_link import WEAK
+from tests.netem.harness import (
+    LinkEmulator,
+    NamespacedBot,
+    emulated_link,
+    join_weak_party,
+    netem_available,
+    weak_link_phases,
+)
 
 pytestmark = [
     pytest.mark.timeout(240),
@@ -99,29 +105,26 @@ async def test_weak_party_sees_the_browser_mediator_at_a_lower_frame_rate(emulat
         assert not pages["m"].errors and not pages["c"].errors
         poller = asyncio.create_task(poll())
 
-        marks["clean"] = time.monotonic()
-        await asyncio.sleep(3)
-        marks["weak"] = time.monotonic()
-        frames_c_m = slot("c", "m").forwarder.frames
-        emulator.both(**WEAK)
-        await asyncio.sleep(20)
-        marks["outage"] = time.monotonic()
-        frames_c_m = slot("c", "m").forwarder.frames - frames_c_m
-        w_stats = hub.stats()["participants"]["w"]
-        at_outage = {k: w_stats[k] for k in ("link_step", "pace_rate", "queue_delay", "video_paced",
-                                             "video_pace_refused", "video_resends_dropped",
-                                             "downlink_estimate")}
-        at_outage["slots"] = [
-            {k: sl.get(k) for k in ("participant", "source", "frames_out", "keyframes_out", "dropped", "skipped",
-                                    "keyframes_only", "max_layer", "layer_dropped", "keyframe_requests_in")}
-            for sl in w_stats["slots"] if sl.get("kind") == "video" and sl.get("participant")
-        ]
-        emulator.both(blocked=True)
-        await asyncio.sleep(5)
-        marks["back"] = time.monotonic()
-        emulator.both(blocked=False)
-        await asyncio.sleep(10)
-        marks["end"] = time.monotonic()
+        c_got_m: dict[str, int] = {}  # m's frames the hub sent c, when w's weak phase began and ended
+        at_outage: dict[str, Any] = {}  # w's figures at the end of its weak phase
+
+        def on_phase(name: str) -> None:
+            if name in ("weak", "outage"):
+                c_got_m[name] = slot("c", "m").forwarder.frames
+            if name == "outage":
+                w_stats = hub.stats()["participants"]["w"]
+                at_outage.update({k: w_stats[k] for k in (
+                    "link_step", "pace_rate", "queue_delay", "video_paced", "video_pace_refused",
+                    "video_resends_dropped", "downlink_estimate")})
+                at_outage["slots"] = [
+                    {k: sl.get(k) for k in ("participant", "source", "frames_out", "keyframes_out", "dropped",
+                                            "skipped", "keyframes_only", "max_layer", "layer_dropped",
+                                            "keyframe_requests_in")}
+                    for sl in w_stats["slots"] if sl.get("kind") == "video" and sl.get("participant")
+                ]
+
+        await weak_link_phases(emulator, marks, on_phase)
+        frames_c_m = c_got_m["outage"] - c_got_m["weak"]
 
         stats = hub.stats()["participants"]
         layer_rates = {p: stats[p]["publications"]["camera"]["layer_rates"] for p in ("m", "c")}

@@ -20,7 +20,7 @@ const CONSTRAINTS = {
 // a hub subscriber on a weak link then gets temporal layer 0 only, a quarter of the frame rate, instead of key
 // frames only (docs/architecture.md, "Temporal layers per subscriber"). Set after the answer, as the encoding
 // exists only then; a browser that cannot (an unknown mode throws) sends one layer, which the hub also handles.
-export const CAMERA_LAYERS = "L1T3";
+const CAMERA_LAYERS = "L1T3";
 
 async function withTemporalLayers(sender) {
   try {
