@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -90,7 +91,7 @@ class Database:
         secure_sqlite_file(url)
         kwargs: dict[str, object] = {"echo": echo}
         if url.startswith("sqlite"):
-            kwargs["connect_args"] = {"timeout": busy_timeout}
+            kwargs["connect_args"] = {"timeout": busy_timeout, "factory": _SQLiteConnection}
         else:
             kwargs["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
@@ -125,6 +126,22 @@ class Database:
 
     async def close(self) -> None:
         await self.engine.dispose()
+
+
+class _SQLiteConnection(sqlite3.Connection):
+    """SQLite: closing a connection rolls its transaction back first. SQLAlchemy closes a connection without a
+    rollback when the task using it is cancelled mid-transaction (a push cancelled at shutdown, a timeout), and
+    since Python 3.11 `close()` is `sqlite3_close_v2`: while a statement of that connection is still alive (a
+    cursor held by the cancellation's traceback) the connection lives on as a zombie, holding the write lock of
+    the BEGIN IMMEDIATE below, until the garbage collector frees the cursor. Every other writer meanwhile waited
+    the whole busy timeout and failed with "database is locked" (tests/foundation/test_db_cancel.py)."""
+
+    def close(self) -> None:
+        try:
+            if self.in_transaction:
+                self.rollback()
+        finally:
+            super().close()
 
 
 def _sqlite_pragmas(dbapi_conn: object, _record: object, busy_ms: int) -> None:
