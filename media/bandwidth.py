@@ -4,9 +4,11 @@
   controller like Chromium's send-side estimator. Per interval with at least `bwe_min_packets` packets of net
   loss data (the subscriber's reported loss net of what the hub never received from the publishers, as for the
   ladder: `LinkMeter`): loss above `bwe_decrease_loss` lowers the estimate by loss/2, loss below
-  `bwe_increase_loss` raises it by `bwe_increase` (8 %), in between it holds; bounded to [bwe_min, bwe_max]. A
-  REMB the subscriber itself sends (a browser does when `goog-remb` is negotiated; it covers everything it
-  receives) caps the estimate while it is fresh (`report_timeout`).
+  `bwe_increase_loss` raises it by `bwe_increase` (8 %), in between it holds, unless the subscriber's video is
+  paced and its round-trip times show no standing queue (`queue_free`: then that loss is the link's own, and it
+  climbs); bounded to [bwe_min, bwe_max]. A REMB the subscriber itself sends (a browser does when `goog-remb` is
+  negotiated; it covers everything it receives) caps the estimate while it is fresh (`report_timeout`), except
+  for the pacer's ceiling (`value(remb=False)`: while the hub paces, that REMB follows the pacing).
 - `share` splits one subscriber's estimate between the video it receives at full rate (audio first).
 - `layer_for` picks the highest temporal layer of a layered publisher that fits a subscriber's share (down at
   once, up one layer at a time with a margin); `publisher_rate_for` is what a subscriber capped at a layer lets
@@ -58,7 +60,7 @@ class DownlinkEstimate:
         """The subscriber's own REMB (total for everything it receives)."""
         self.remb, self._remb_at = bitrate, now
 
-    def update(self, lost: int, received: int, fresh: bool, now: float) -> None:
+    def update(self, lost: int, received: int, fresh: bool, now: float, queue_free: bool = False) -> None:
         """Running net totals from `LinkMeter`; acts once an interval holds `bwe_min_packets` packets."""
         config = self._config
         base = self._base
@@ -74,15 +76,15 @@ class DownlinkEstimate:
         loss = self.last_loss = d_lost / (d_lost + d_received)
         if loss > config.bwe_decrease_loss:
             self.bitrate *= 1 - loss / 2
-        elif loss < config.bwe_increase_loss:
+        elif loss < config.bwe_increase_loss or queue_free:
             self.bitrate *= 1 + config.bwe_increase
         self.bitrate = min(max(self.bitrate, config.bwe_min), config.bwe_max)
         self.updates += 1
 
-    def value(self, now: float) -> int:
+    def value(self, now: float, remb: bool = True) -> int:
         """The estimate, capped by the subscriber's REMB while that is fresh."""
         estimate = self.bitrate
-        if self.remb is not None and self._remb_at is not None and now - self._remb_at <= self._config.report_timeout:
+        if remb and self.remb is not None and self._remb_at is not None and now - self._remb_at <= self._config.report_timeout:
             estimate = min(estimate, max(self.remb, self._config.bwe_min))
         return round(estimate)
 

@@ -63,7 +63,8 @@ class MediaConfig:
     # Bandwidth (issue 15, media/bandwidth.py): a loss-based downlink estimate per subscriber (bit/s), like
     # Chromium's: per interval of at least `bwe_min_packets` packets, loss > `bwe_decrease_loss` lowers it by
     # loss/2, loss < `bwe_increase_loss` raises it by `bwe_increase`; bounded to [bwe_min, bwe_max]; starts at
-    # `bwe_start` (no probing: start high, come down on loss). A subscriber's own REMB caps it.
+    # `bwe_start` (no probing: start high, come down on loss). A subscriber's own REMB caps it (not the pacer's
+    # ceiling). While its video is paced and shows no standing queue, loss between the thresholds raises it too.
     bwe_start: int = 2_500_000
     bwe_min: int = 30_000
     bwe_max: int = 2_500_000

@@ -494,13 +494,14 @@ class Hub:
     def _pace(self, peer: Peer) -> None:
         """Below the ladder's top step its video is paced (media/pacer.py) at a rate that follows the queue its
         packets wait in (media/bandwidth.py PaceControl): a key frame no longer arrives as one burst that delays or
-        drops the audio behind it on a weak link."""
+        drops the audio behind it on a weak link. The ceiling is the estimate without the subscriber's REMB (which
+        follows the pacing: media/bandwidth.py)."""
         if peer.step == STEP_FULL or not self.config.pacing:
             peer.pace.stop()
             peer.pacer.set_rate(None)
             return
         audio = sum(1 for s in peer.slots if s.active and s.kind == "audio")
-        ceiling = peer.downlink.value(time.monotonic()) - audio * self.config.bwe_audio_allowance
+        ceiling = peer.downlink.value(time.monotonic(), remb=False) - audio * self.config.bwe_audio_allowance
         peer.pacer.set_rate(peer.pace.update(ceiling))
 
     def _select_layers(self, peer: Peer) -> None:
@@ -549,7 +550,9 @@ class Hub:
                     )
         now = time.monotonic()
         fresh = peer.meter.update(reports)
-        peer.downlink.update(peer.meter.lost, peer.meter.received, fresh, now)
+        queue = peer.pace.queue_delay
+        peer.downlink.update(peer.meter.lost, peer.meter.received, fresh, now,
+                             queue_free=queue is not None and queue < self.config.pace_queue_low)
         link = peer.link
         link.window.add(now, peer.meter.lost, peer.meter.received, fresh)
         before = link.level

@@ -13,12 +13,13 @@ CFG = MediaConfig(bwe_start=1_000_000, bwe_min=30_000, bwe_max=2_000_000, bwe_mi
                   remb_floor=250_000, remb_ceiling=2_000_000, remb_step_up=1.2, report_timeout=2.0)
 
 
-def feed(est: DownlinkEstimate, steps: int, lost: int, received: int, t0: float = 0.0) -> list[int]:
+def feed(est: DownlinkEstimate, steps: int, lost: int, received: int, t0: float = 0.0,
+         queue_free: bool = False) -> list[int]:
     est.update(0, 0, True, t0)  # baseline
     out, tl, tr = [], 0, 0
     for i in range(steps):
         tl, tr = tl + lost, tr + received
-        est.update(tl, tr, True, t0 + i + 1)
+        est.update(tl, tr, True, t0 + i + 1, queue_free=queue_free)
         out.append(est.value(t0 + i + 1))
     return out
 
@@ -50,10 +51,20 @@ def test_too_few_packets_keep_the_interval_open_and_stale_reports_do_nothing():
     assert est.value(3) == 900_000 and est.updates == 1
 
 
+def test_moderate_loss_without_a_queue_is_random_loss_and_the_estimate_climbs():
+    """5 % loss while the round-trip times show no standing queue (the pacer's reading): the link's own loss, not
+    congestion; the estimate climbs as at low loss. Heavy loss still brings it down, queue or not."""
+    est = DownlinkEstimate(CFG)
+    assert feed(est, 2, lost=5, received=95, queue_free=True) == [1_080_000, 1_166_400]
+    est = DownlinkEstimate(CFG)
+    assert feed(est, 1, lost=20, received=80, queue_free=True) == [900_000]
+
+
 def test_the_subscribers_own_remb_caps_the_estimate_while_fresh():
     est = DownlinkEstimate(CFG)
     est.on_remb(400_000, now=10.0)
     assert est.value(11.0) == 400_000
+    assert est.value(11.0, remb=False) == 1_000_000  # what the pacer's ceiling uses (the REMB follows the pacing)
     assert est.value(13.0) == 1_000_000  # older than report_timeout: ignored
 
 
