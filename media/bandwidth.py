@@ -5,8 +5,8 @@
   loss data (the subscriber's reported loss net of what the hub never received from the publishers, as for the
   ladder: `LinkMeter`): loss above `bwe_decrease_loss` lowers the estimate by loss/2, loss below
   `bwe_increase_loss` raises it by `bwe_increase` (8 %), in between it holds, unless the subscriber's video is
-  paced and its round-trip times show no standing queue (`queue_free`: then that loss is the link's own, and it
-  climbs); bounded to [bwe_min, bwe_max]. A REMB the subscriber itself sends (a browser does when `goog-remb` is
+  paced and its round-trip times show no standing queue (`queue_free`, within 1.5x of what it is sent:
+  `Hub._queue_free`; then that loss is the link's own, and it climbs); bounded to [bwe_min, bwe_max]. A REMB the subscriber itself sends (a browser does when `goog-remb` is
   negotiated; it covers everything it receives) caps the estimate while it is fresh (`report_timeout`), except
   for the pacer's ceiling (`value(remb=False)`: while the hub paces, that REMB follows the pacing).
 - `share` splits one subscriber's estimate between the video it receives at full rate (audio first).

@@ -72,6 +72,8 @@ class MediaConfig:
     bwe_increase_loss: float = 0.02
     bwe_increase: float = 0.08
     bwe_min_packets: int = 20
+    # While paced with no standing queue, moderate loss raises the estimate only up to this times what is sent.
+    bwe_free_headroom: float = 1.5
     # Each video publisher gets a REMB every `remb_interval` s: min over the subscribers receiving its video at
     # full rate of their estimate's share (`bwe_audio_allowance` per audio stream first, the rest split between
     # their full-rate video streams), never below `remb_floor` (one weak subscriber does not starve the others'

@@ -550,9 +550,7 @@ class Hub:
                     )
         now = time.monotonic()
         fresh = peer.meter.update(reports)
-        queue = peer.pace.queue_delay
-        peer.downlink.update(peer.meter.lost, peer.meter.received, fresh, now,
-                             queue_free=queue is not None and queue < self.config.pace_queue_low)
+        peer.downlink.update(peer.meter.lost, peer.meter.received, fresh, now, queue_free=self._queue_free(peer))
         link = peer.link
         link.window.add(now, peer.meter.lost, peer.meter.received, fresh)
         before = link.level
@@ -565,6 +563,18 @@ class Hub:
             "participant %s: loss %.3f, link level %d -> %d", peer.pid, link.last_loss or 0.0, before, level
         )
         await self._apply_level(peer, before, level)
+
+    def _queue_free(self, peer: Peer) -> bool:
+        """Its video is paced, its round-trip times show no standing queue, and its estimate is within
+        `bwe_free_headroom` of what it is being sent (paced video and the audio allowance): its loss is the link's
+        own, and the estimate may climb, but (like Chromium's delay-based estimate, bounded by 1.5x the rate it
+        receives) not on and on while the pacer sends far less than the estimate says."""
+        queue, rate = peer.pace.queue_delay, peer.pacer.rate
+        if queue is None or rate is None or queue >= self.config.pace_queue_low:
+            return False
+        audio = sum(1 for s in peer.slots if s.active and s.kind == "audio")
+        sent = rate + audio * self.config.bwe_audio_allowance
+        return peer.downlink.bitrate < self.config.bwe_free_headroom * sent
 
     async def _apply_level(self, peer: Peer, before: int, level: int) -> None:
         """Full video -> key frames only -> audio only, one step at a time (and back)."""
