@@ -22,11 +22,14 @@ from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from media.bots import Bot
 from media.channels import DirectChannel, DirectRouter, PushHandler
 from media.config import MediaConfig
 from media.fixtures import video_clip
 from media.hub import Hub
+from tests.media.conftest import PC_SETUP_BLOCKS
 
 CLONE_NEWNET = 0x40000000
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,6 +44,13 @@ def netem_available() -> str | None:
     if subprocess.run(["ip", "netns", "list"], capture_output=True).returncode != 0:
         return "no 'ip netns'"
     return None
+
+
+def browser_marks() -> list[pytest.MarkDecorator]:
+    """The marks of a link-emulator test with Chromium pages."""
+    why = netem_available()
+    return [pytest.mark.timeout(240), pytest.mark.slow, pytest.mark.browser, PC_SETUP_BLOCKS,
+            pytest.mark.skipif(why is not None, reason=str(why))]
 
 
 @contextlib.contextmanager

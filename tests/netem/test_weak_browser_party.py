@@ -27,17 +27,11 @@ from media.channels import DirectRouter
 from media.config import MediaConfig
 from media.hub import Hub
 from tests.media.chromium_peer import FLAGS_EXTRA, ChromiumPeer
-from tests.media.conftest import PC_SETUP_BLOCKS, wait_until
-from tests.netem.harness import WEAK, LinkEmulator, emulated_link, netem_available
+from tests.media.conftest import wait_until
+from tests.netem.harness import WEAK, LinkEmulator, browser_marks, emulated_link
 from tests.web.helpers import CHROMIUM, FLAGS
 
-pytestmark = [
-    pytest.mark.timeout(240),
-    pytest.mark.slow,
-    pytest.mark.browser,
-    PC_SETUP_BLOCKS,
-    pytest.mark.skipif(netem_available() is not None, reason=str(netem_available())),
-]
+pytestmark = browser_marks()
 POLL = 0.1  # seconds between w's getStats() reads
 GAP_SHARE = 0.9  # a poll interval counts as silence when this share of what w played was concealment
 # the ladder settles in the first part of the weak phase (~10 s); ONEDOOR_WEAK_SECONDS for a longer look

@@ -21,23 +21,17 @@ from media.channels import DirectRouter
 from media.config import MediaConfig
 from media.hub import Hub
 from tests.media.chromium_peer import ChromiumPeer
-from tests.media.conftest import PC_SETUP_BLOCKS, wait_until
+from tests.media.conftest import wait_until
 from tests.netem.harness import (
     LinkEmulator,
     NamespacedBot,
+    browser_marks,
     emulated_link,
     join_weak_party,
-    netem_available,
     weak_link_phases,
 )
 
-pytestmark = [
-    pytest.mark.timeout(240),
-    pytest.mark.slow,
-    pytest.mark.browser,
-    PC_SETUP_BLOCKS,
-    pytest.mark.skipif(netem_available() is not None, reason=str(netem_available())),
-]
+pytestmark = browser_marks()
 AUDIO_PPS = 50  # Chromium's Opus: 20 ms packets
 
 
