@@ -309,6 +309,7 @@ async def test_leaving_is_asked_in_the_page(web_world: World, open_page: Opener)
                    for p in c.state.get("participants", []))
 
     await m.wait(connected)
+    await expect(page.locator(".session p.notice")).to_be_hidden()  # media joined: "connecting…" is gone
     # asked first: legible on the phone, nothing cut off, the safe answer chosen
     await leave.click()
     dlg = page.locator(CONFIRM)

@@ -42,8 +42,10 @@ export class SessionView {
     this.controls = h("div", { class: "controls", role: "toolbar" }, Object.values(this.buttons));
     const share = screenShareButton(this.media, { onError: (err) => this.showError(err) });  // desktop only
     if (share) this.controls.append(share);
-    this.root = h("div", { class: "session" }, this.promptEl, this.caucusBox, this.noticeBox, this.errBox, this.thirdBox,
-      this.tilesEl, this.controls, this.agreement.root, this.chat.root);
+    // The passing notices ("connecting…", a weak link) come after the controls: shown and hidden above them, they
+    // moved the buttons under a finger (a tap on "leave" as "connecting…" went away hit nothing).
+    this.root = h("div", { class: "session" }, this.promptEl, this.caucusBox, this.errBox, this.thirdBox,
+      this.tilesEl, this.controls, this.noticeBox, this.agreement.root, this.chat.root);
     this.app.socket.on("chat:message", (m) => this.chat.add(m));
     this.app.socket.on("mute:forced", (m) => this.onForcedMute(m));
   }
