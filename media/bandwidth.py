@@ -4,11 +4,11 @@
   controller like Chromium's send-side estimator. Per interval with at least `bwe_min_packets` packets of net
   loss data (the subscriber's reported loss net of what the hub never received from the publishers, as for the
   ladder: `LinkMeter`): loss above `bwe_decrease_loss` lowers the estimate by loss/2, loss below
-  `bwe_increase_loss` raises it by `bwe_increase` (8 %), in between it holds, unless the subscriber's video is
-  paced and its round-trip times show no standing queue (`queue_free`, within 1.5x of what it is sent:
-  `Hub._queue_free`; then that loss is the link's own, and it climbs); bounded to [bwe_min, bwe_max]. A REMB the subscriber itself sends (a browser does when `goog-remb` is
-  negotiated; it covers everything it receives) caps the estimate while it is fresh (`report_timeout`), except
-  for the pacer's ceiling (`value(remb=False)`: while the hub paces, that REMB follows the pacing).
+  `bwe_increase_loss` raises it by `bwe_increase` (8 %), in between it holds, unless `queue_free` says that loss
+  is the link's own (then it climbs); bounded to [bwe_min, bwe_max]. A REMB the subscriber itself sends (a
+  browser does when `goog-remb` is negotiated; it covers everything it receives) caps the estimate while it is
+  fresh (`report_timeout`), except for the pacer's ceiling (`value(remb=False)`: while the hub paces, that REMB
+  follows the pacing).
 - `share` splits one subscriber's estimate between the video it receives at full rate (audio first).
 - `layer_for` picks the highest temporal layer of a layered publisher that fits a subscriber's share (down at
   once, up one layer at a time with a margin); `publisher_rate_for` is what a subscriber capped at a layer lets
@@ -60,8 +60,9 @@ class DownlinkEstimate:
         """The subscriber's own REMB (total for everything it receives)."""
         self.remb, self._remb_at = bitrate, now
 
-    def update(self, lost: int, received: int, fresh: bool, now: float, queue_free: bool = False) -> None:
-        """Running net totals from `LinkMeter`; acts once an interval holds `bwe_min_packets` packets."""
+    def update(self, lost: int, received: int, fresh: bool, now: float, random_loss: bool = False) -> None:
+        """Running net totals from `LinkMeter`; acts once an interval holds `bwe_min_packets` packets.
+        `random_loss` (`queue_free`): loss between the thresholds is the link's own, and the estimate climbs."""
         config = self._config
         base = self._base
         if base is None or lost < base[0] or received < base[1]:
@@ -76,17 +77,31 @@ class DownlinkEstimate:
         loss = self.last_loss = d_lost / (d_lost + d_received)
         if loss > config.bwe_decrease_loss:
             self.bitrate *= 1 - loss / 2
-        elif loss < config.bwe_increase_loss or queue_free:
+        elif loss < config.bwe_increase_loss or random_loss:
             self.bitrate *= 1 + config.bwe_increase
         self.bitrate = min(max(self.bitrate, config.bwe_min), config.bwe_max)
         self.updates += 1
 
     def value(self, now: float, remb: bool = True) -> int:
-        """The estimate, capped by the subscriber's REMB while that is fresh."""
+        """The estimate, capped by the subscriber's REMB while that is fresh (`remb=False`: not; while the hub
+        paces the subscriber's video, a browser's delay-based REMB reads the pacer's spreading of each frame as
+        queueing and follows the paced rate down: 34 kbit/s on a 300 kbit/s link, docs/performance.md)."""
         estimate = self.bitrate
         if remb and self.remb is not None and self._remb_at is not None and now - self._remb_at <= self._config.report_timeout:
             estimate = min(estimate, max(self.remb, self._config.bwe_min))
         return round(estimate)
+
+
+def queue_free(queue_delay: float | None, pace_rate: float | None, audio_streams: int, estimate: float,
+               config: MediaConfig) -> bool:
+    """The subscriber's loss is the link's own, not congestion: its video is paced (`pace_rate`), the round-trip
+    times show no standing queue (`queue_delay` below `pace_queue_low`), and the estimate is within
+    `bwe_free_headroom` of what it is being sent (paced video and the audio allowance: like Chromium's delay-based
+    estimate, bounded by 1.5x the rate it receives, it does not climb on and on while far less is sent). Without
+    this, 5 % random loss held the estimate wherever one overrun had left it (~98 kbit/s on a 300 kbit/s link)."""
+    if queue_delay is None or pace_rate is None or queue_delay >= config.pace_queue_low:
+        return False
+    return estimate < config.bwe_free_headroom * (pace_rate + audio_streams * config.bwe_audio_allowance)
 
 
 def share(estimate: int, audio_slots: int, video_slots: int, audio_allowance: int) -> int | None:

@@ -26,7 +26,14 @@ from typing import Any, Protocol
 from aiortc import RTCPeerConnection
 
 from media import passthrough
-from media.bandwidth import RembControl, base_layers_that_fit, layer_for, publisher_rate_for, share
+from media.bandwidth import (
+    RembControl,
+    base_layers_that_fit,
+    layer_for,
+    publisher_rate_for,
+    queue_free,
+    share,
+)
 from media.config import MediaConfig
 from media.errors import UnknownEvent, UnknownParticipant
 from media.forward import FrameSink, Publication, QueueingSink, Slot
@@ -421,9 +428,9 @@ class Hub:
         for peer in self._peers.values():
             if not peer.connected:
                 continue
-            audio = sum(1 for s in peer.slots if s.active and s.kind == "audio")
             video = sum(1 for s in peer.slots if s.active and s.kind == "video" and not s.forwarder.keyframes_only)
-            shares[peer.pid] = share(peer.downlink.value(now), audio, video, self.config.bwe_audio_allowance)
+            shares[peer.pid] = share(peer.downlink.value(now), peer.audio_streams, video,
+                                     self.config.bwe_audio_allowance)
         return shares
 
     def _send_rembs(self) -> None:
@@ -500,8 +507,8 @@ class Hub:
             peer.pace.stop()
             peer.pacer.set_rate(None)
             return
-        audio = sum(1 for s in peer.slots if s.active and s.kind == "audio")
-        ceiling = peer.downlink.value(time.monotonic(), remb=False) - audio * self.config.bwe_audio_allowance
+        ceiling = (peer.downlink.value(time.monotonic(), remb=False)
+                   - peer.audio_streams * self.config.bwe_audio_allowance)
         peer.pacer.set_rate(peer.pace.update(ceiling))
 
     def _select_layers(self, peer: Peer) -> None:
@@ -511,8 +518,7 @@ class Hub:
         ceiling = peer.layer_ceiling
         video = [s for s in peer.slots if s.kind == "video"]
         full_rate = sum(1 for s in video if s.active and not s.forwarder.keyframes_only)
-        audio = sum(1 for s in peer.slots if s.active and s.kind == "audio")
-        portion = share(int(peer.downlink.bitrate), audio, full_rate, self.config.bwe_audio_allowance)
+        portion = share(int(peer.downlink.bitrate), peer.audio_streams, full_rate, self.config.bwe_audio_allowance)
         for slot in video:
             fwd, pub = slot.forwarder, slot.publication
             if pub is None or not pub.layer_rates:
@@ -550,7 +556,9 @@ class Hub:
                     )
         now = time.monotonic()
         fresh = peer.meter.update(reports)
-        peer.downlink.update(peer.meter.lost, peer.meter.received, fresh, now, queue_free=self._queue_free(peer))
+        free = queue_free(peer.pace.queue_delay, peer.pacer.rate, peer.audio_streams, peer.downlink.bitrate,
+                          self.config)
+        peer.downlink.update(peer.meter.lost, peer.meter.received, fresh, now, random_loss=free)
         link = peer.link
         link.window.add(now, peer.meter.lost, peer.meter.received, fresh)
         before = link.level
@@ -563,18 +571,6 @@ class Hub:
             "participant %s: loss %.3f, link level %d -> %d", peer.pid, link.last_loss or 0.0, before, level
         )
         await self._apply_level(peer, before, level)
-
-    def _queue_free(self, peer: Peer) -> bool:
-        """Its video is paced, its round-trip times show no standing queue, and its estimate is within
-        `bwe_free_headroom` of what it is being sent (paced video and the audio allowance): its loss is the link's
-        own, and the estimate may climb, but (like Chromium's delay-based estimate, bounded by 1.5x the rate it
-        receives) not on and on while the pacer sends far less than the estimate says."""
-        queue, rate = peer.pace.queue_delay, peer.pacer.rate
-        if queue is None or rate is None or queue >= self.config.pace_queue_low:
-            return False
-        audio = sum(1 for s in peer.slots if s.active and s.kind == "audio")
-        sent = rate + audio * self.config.bwe_audio_allowance
-        return peer.downlink.bitrate < self.config.bwe_free_headroom * sent
 
     async def _apply_level(self, peer: Peer, before: int, level: int) -> None:
         """Full video -> key frames only -> audio only, one step at a time (and back)."""

@@ -101,6 +101,11 @@ class Peer:
         """Where the subscriber is on the ladder (media/weaklink.py `ladder`)."""
         return self.steps[self.link.level]
 
+    @property
+    def audio_streams(self) -> int:
+        """How many audio streams it receives now (what the bandwidth logic allows for first)."""
+        return sum(1 for s in self.slots if s.active and s.kind == "audio")
+
     def keyframes_only_from(self, publication: Publication | None) -> bool:
         """Key frames only from this publisher: from every one at the key-frames step; at the base-layer step from
         those that send no temporal layers (key frames are their only lower frame rate: beside the others' base

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from media.bandwidth import DownlinkEstimate, PaceControl, RembControl, share
+from media.bandwidth import DownlinkEstimate, PaceControl, RembControl, queue_free, share
 from media.config import MediaConfig
 
 pytestmark = pytest.mark.timeout(10)
@@ -14,12 +14,12 @@ CFG = MediaConfig(bwe_start=1_000_000, bwe_min=30_000, bwe_max=2_000_000, bwe_mi
 
 
 def feed(est: DownlinkEstimate, steps: int, lost: int, received: int, t0: float = 0.0,
-         queue_free: bool = False) -> list[int]:
+         random_loss: bool = False) -> list[int]:
     est.update(0, 0, True, t0)  # baseline
     out, tl, tr = [], 0, 0
     for i in range(steps):
         tl, tr = tl + lost, tr + received
-        est.update(tl, tr, True, t0 + i + 1, queue_free=queue_free)
+        est.update(tl, tr, True, t0 + i + 1, random_loss=random_loss)
         out.append(est.value(t0 + i + 1))
     return out
 
@@ -55,9 +55,20 @@ def test_moderate_loss_without_a_queue_is_random_loss_and_the_estimate_climbs():
     """5 % loss while the round-trip times show no standing queue (the pacer's reading): the link's own loss, not
     congestion; the estimate climbs as at low loss. Heavy loss still brings it down, queue or not."""
     est = DownlinkEstimate(CFG)
-    assert feed(est, 2, lost=5, received=95, queue_free=True) == [1_080_000, 1_166_400]
+    assert feed(est, 2, lost=5, received=95, random_loss=True) == [1_080_000, 1_166_400]
     est = DownlinkEstimate(CFG)
-    assert feed(est, 1, lost=20, received=80, queue_free=True) == [900_000]
+    assert feed(est, 1, lost=20, received=80, random_loss=True) == [900_000]
+
+
+def test_loss_counts_as_the_links_own_only_while_paced_without_a_queue_and_near_what_is_sent():
+    """`queue_free`: paced, no standing queue, and the estimate under 1.5x what is sent (video pace + 50 kbit/s per
+    audio stream): 1.5 x (100k + 2 x 50k) = 300k."""
+    low = CFG.pace_queue_low
+    assert queue_free(low / 2, 100_000, 2, 250_000, CFG)
+    assert not queue_free(low / 2, 100_000, 2, 300_000, CFG)  # far above what it is sent: no further climb
+    assert not queue_free(low, 100_000, 2, 100_000, CFG)  # a standing queue: congestion
+    assert not queue_free(None, 100_000, 2, 100_000, CFG)  # no reading yet
+    assert not queue_free(low / 2, None, 2, 100_000, CFG)  # not paced (the top step)
 
 
 def test_the_subscribers_own_remb_caps_the_estimate_while_fresh():

@@ -27,7 +27,6 @@ from media.channels import DirectRouter
 from media.config import MediaConfig
 from media.hub import Hub
 from tests.media.chromium_peer import FLAGS_EXTRA, ChromiumPeer
-from tests.media.conftest import wait_until
 from tests.netem.harness import WEAK, LinkEmulator, browser_marks, emulated_link
 from tests.web.helpers import CHROMIUM, FLAGS
 
@@ -73,7 +72,7 @@ async def test_a_weak_browser_party_keeps_hearing_both_and_seeing_the_mediator(
     peers: dict[str, ChromiumPeer] = {}
     audio_only_seen: set[str] = set()
     samples: list[tuple[float, dict[str, Any]]] = []  # (time, w's stats) every POLL
-    ladder: list[tuple[Any, ...]] = []  # (time, w's link step, pace rate, downlink estimate) when they change
+    steps: list[tuple[float, str]] = []  # (time, w's ladder step) whenever it changes
     polling = True
 
     async def poll() -> None:
@@ -82,10 +81,9 @@ async def test_a_weak_browser_party_keeps_hearing_both_and_seeing_the_mediator(
             for pid, info in participants.items():
                 if info["audio_only"]:
                     audio_only_seen.add(pid)
-            w_now = participants.get("w", {})
-            state = (w_now.get("link_step"), w_now.get("pace_rate"), w_now.get("downlink_estimate"))
-            if not ladder or ladder[-1][1:] != state:
-                ladder.append((time.monotonic(), *state))
+            step = participants.get("w", {}).get("link_step")
+            if not steps or steps[-1][1] != step:
+                steps.append((time.monotonic(), step))
             samples.append((time.monotonic(), await peers["w"].stats()))
             await asyncio.sleep(POLL)
 
@@ -109,7 +107,6 @@ async def test_a_weak_browser_party_keeps_hearing_both_and_seeing_the_mediator(
         while not await w_receives_all():
             assert time.monotonic() < deadline, "w's browser never received the others"
             await asyncio.sleep(0.5)
-        await wait_until(lambda: all(not p.errors for p in peers.values()), within=1)
         poller = asyncio.create_task(poll())
 
         marks = {"clean": time.monotonic()}
@@ -131,8 +128,7 @@ async def test_a_weak_browser_party_keeps_hearing_both_and_seeing_the_mediator(
         figures: dict[str, Any] = {
             "clean": _figures(samples, sources, marks["clean"] + 1, marks["weak"]),
             "weak_settled": _figures(samples, sources, marks["weak"] + MEASURE_FROM, marks["end"]),
-            "w_ladder_since_impairment": [(round(t - marks["weak"], 1), *rest) for t, *rest in ladder
-                                          if t > marks["weak"] - 1][:60],
+            "w_steps_since_impairment": [(round(t - marks["weak"], 1), step) for t, step in steps],
             "w_at_the_end": {k: w_hub.get(k) for k in ("link_step", "pace_rate", "downlink_estimate", "queue_delay",
                                                        "video_pace_refused", "video_resends_dropped",
                                                        "downlink_loss", "downlink_remb")},
