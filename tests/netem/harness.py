@@ -221,6 +221,16 @@ class NamespacedBot:
 WEAK = {"rate": 300_000, "delay": 0.150, "loss": 0.05, "queue": 24_000}  # per direction: RTT 300 ms
 
 
+def note_ladder(hub: Hub, pid: str, steps: list[tuple[float, str]], audio_only_seen: set[str]) -> None:
+    """One look at the hub for the weak-link tests' pollers: who is audio-only now, and `pid`'s ladder step
+    appended to `steps` (time, step) when it changed."""
+    participants = hub.stats()["participants"]
+    audio_only_seen.update(p for p, info in participants.items() if info["audio_only"])
+    step = participants.get(pid, {}).get("link_step")
+    if not steps or steps[-1][1] != step:
+        steps.append((time.monotonic(), step))
+
+
 async def weak_link_phases(emulator: LinkEmulator, marks: dict[str, float],
                            on_phase: Callable[[str], None] = lambda _name: None) -> None:
     """The story the weak-link tests tell: clean 3 s, WEAK 20 s, a 5 s outage, 10 s back on the weak link.

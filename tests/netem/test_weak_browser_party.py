@@ -27,7 +27,7 @@ from media.channels import DirectRouter
 from media.config import MediaConfig
 from media.hub import Hub
 from tests.media.chromium_peer import FLAGS_EXTRA, ChromiumPeer
-from tests.netem.harness import WEAK, LinkEmulator, browser_marks, emulated_link
+from tests.netem.harness import WEAK, LinkEmulator, browser_marks, emulated_link, note_ladder
 from tests.web.helpers import CHROMIUM, FLAGS
 
 pytestmark = browser_marks()
@@ -77,13 +77,7 @@ async def test_a_weak_browser_party_keeps_hearing_both_and_seeing_the_mediator(
 
     async def poll() -> None:
         while polling:
-            participants = hub.stats()["participants"]
-            for pid, info in participants.items():
-                if info["audio_only"]:
-                    audio_only_seen.add(pid)
-            step = participants.get("w", {}).get("link_step")
-            if not steps or steps[-1][1] != step:
-                steps.append((time.monotonic(), step))
+            note_ladder(hub, "w", steps, audio_only_seen)
             samples.append((time.monotonic(), await peers["w"].stats()))
             await asyncio.sleep(POLL)
 

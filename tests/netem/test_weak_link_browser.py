@@ -10,7 +10,6 @@ import asyncio
 import itertools
 import json
 import os
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,6 +27,7 @@ from tests.netem.harness import (
     browser_marks,
     emulated_link,
     join_weak_party,
+    note_ladder,
     weak_link_phases,
 )
 
@@ -65,16 +65,8 @@ async def test_weak_party_sees_the_browser_mediator_at_a_lower_frame_rate(emulat
     polling = True
 
     async def poll() -> None:
-        last = None
         while polling:
-            participants = hub.stats()["participants"]
-            for pid, info in participants.items():
-                if info["audio_only"]:
-                    audio_only_seen.add(pid)
-            step = participants.get("w", {}).get("link_step")
-            if step != last:
-                last = step
-                steps.append((time.monotonic(), step))
+            note_ladder(hub, "w", steps, audio_only_seen)
             await asyncio.sleep(0.1)
 
     poller: asyncio.Task[None] | None = None
