@@ -32,7 +32,7 @@ run: install
 # Two worker processes (pytest-xdist); tests that share something machine-wide (Redis, network namespaces, the
 # link emulator) run one after another in one of them (tests/conftest.py MACHINE_WIDE, --dist loadgroup).
 test: install
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -n 3 --dist loadgroup
 
 # The database-facing tests again on the machine's PostgreSQL (CI runs this after `make test`).
 test-pg: install
@@ -40,7 +40,7 @@ test-pg: install
 	  || createdb -h 127.0.0.1 -U postgres onedoor_test
 	ONEDOOR_TEST_DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest -m "not browser" tests/foundation
 
-# The workflow model at length (make test runs 60 generated runs of it; CI runs `make soak MODEL_RUNS=200`).
+# The workflow model at length (make test runs 30 generated runs of it, in three parts; CI runs `make soak MODEL_RUNS=200`).
 MODEL_RUNS ?= 300
 soak: install
 	ONEDOOR_MODEL_RUNS=$(MODEL_RUNS) $(BIN)/python -m pytest -p no:cacheprovider tests/agreements/test_workflow_model.py -s

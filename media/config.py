@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -113,3 +115,42 @@ class MediaConfig:
                 )
             )
         return RTCConfiguration(iceServers=servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class HostAddressPolicy:
+    """Which local addresses this process offers as ICE host candidates (`onedoor serve --ice-network/
+    --ice-exclude`; media/passthrough.py restrict_host_addresses applies it to every peer connection).
+
+    aioice offers every address of every interface (but 127.0.0.1). On a host where interfaces come and go
+    (containers' veth pairs, a VPN, a test rig's namespaces) a peer connection can settle on an address that
+    later disappears: aioice never moves to another pair, so that participant's media stops for good. An address
+    is offered when it is in `include` (or `include` is empty) and not in `exclude`."""
+
+    include: tuple[Network, ...] = ()
+    exclude: tuple[Network, ...] = ()
+
+    @classmethod
+    def parse(cls, include: Iterable[str] = (), exclude: Iterable[str] = ()) -> HostAddressPolicy:
+        """From CIDR strings ("192.0.2.0/24", "10.76.0.0/16"); ValueError names a malformed one."""
+        return cls(tuple(ipaddress.ip_network(n, strict=False) for n in include),
+                   tuple(ipaddress.ip_network(n, strict=False) for n in exclude))
+
+    def allows(self, address: str) -> bool:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+        return ((not self.include or any(ip in n for n in self.include))
+                and not any(ip in n for n in self.exclude))
+
+    def but_not(self, network: str) -> HostAddressPolicy:
+        """This policy with `network` taken out of the excluded networks (a test rig's own addresses)."""
+        own = ipaddress.ip_network(network, strict=False)
+        kept: list[Network] = []
+        for n in self.exclude:
+            if own.version == n.version and own.subnet_of(n):  # type: ignore[arg-type]
+                kept.extend(n.address_exclude(own))  # type: ignore[arg-type]
+            elif not (own.version == n.version and n.subnet_of(own)):  # type: ignore[arg-type]
+                kept.append(n)
+        return replace(self, exclude=tuple(kept))

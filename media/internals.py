@@ -44,6 +44,7 @@ class Kind(enum.Enum):
     CALLED = "private method we call"
     REPLACED = "method we replace on one instance"
     WRAPPED = "method we wrap on one instance (the original still runs)"
+    PATCHED = "module-level function we wrap for the whole process (the original still runs)"
     NAME = "module-level name outside aiortc's public API"
     BEHAVIOUR = "code whose behaviour we copy or depend on"
 
@@ -910,6 +911,18 @@ OPUS_PACK = _add(
     )
 )
 # -- other modules --------------------------------------------------------------------------------------------
+GET_HOST_ADDRESSES = _add(
+    Internal(
+        "aioice.ice",
+        "get_host_addresses",
+        Kind.PATCHED,
+        "passthrough.restrict_host_addresses",
+        "(use_ipv4, use_ipv6) -> list of the local addresses (every interface's, 127.0.0.1 left out) that"
+        " gathering offers as host candidates; looked up as a module global each time a connection gathers",
+        params=("use_ipv4", "use_ipv6"),
+        calls=(("aioice.ice.Connection.gather_candidates", "addresses = get_host_addresses("),),
+    )
+)
 SDP_SESSION_DESCRIPTION = _add(
     Internal(
         "aiortc.sdp",

@@ -39,6 +39,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import importlib
 import logging
 import socket
 import ssl
@@ -70,6 +71,7 @@ from aiortc.rtp import (
 )
 
 from media import internals as ix
+from media.config import HostAddressPolicy
 from media.errors import AiortcInternalsChanged
 from media.internals import AIOICE_VERSION, AIORTC_VERSION, NTP_EPOCH
 
@@ -589,6 +591,30 @@ def drop_outgoing_rtp(pc: RTCPeerConnection, should_drop: Callable[[], bool]) ->
                 ix.put(protocol, ix.STUN_TRANSPORT, _LossyUdp(udp, should_drop))
                 wrapped += 1
     return wrapped
+
+
+_host_policy: list[HostAddressPolicy] = []  # the process's policy, once restrict_host_addresses installed it
+
+
+def restrict_host_addresses(policy: HostAddressPolicy) -> None:
+    """From now on every ICE gathering in this process offers only the local addresses `policy` allows (the
+    last call wins). aioice's gathering looks up its module function get_host_addresses each time it runs;
+    it is wrapped once, process-wide (aioice has no per-connection setting for it)."""
+    if not _host_policy:
+        module = importlib.import_module(ix.GET_HOST_ADDRESSES.owner)
+        original = ix.get(module, ix.GET_HOST_ADDRESSES)
+
+        def offered(use_ipv4: bool, use_ipv6: bool) -> list[str]:
+            return [a for a in original(use_ipv4, use_ipv6) if _host_policy[0].allows(a)]
+
+        ix.put(module, ix.GET_HOST_ADDRESSES, offered)
+        _host_policy.append(policy)
+    _host_policy[0] = policy
+
+
+def host_address_policy() -> HostAddressPolicy:
+    """The policy restrict_host_addresses installed (an empty one, allowing every address, before any)."""
+    return _host_policy[0] if _host_policy else HostAddressPolicy()
 
 
 def set_turn_tls_context(pc: RTCPeerConnection, context: ssl.SSLContext) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import ipaddress
 import logging
 import sys
 from collections.abc import Callable
@@ -51,6 +52,14 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _network(text: str) -> str:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a network (CIDR such as 192.0.2.0/24): {text!r}") from None
+    return text
+
+
 def _server_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     s = sub.add_parser("serve", parents=[common], help="run the server")
     s.add_argument("--host", default="127.0.0.1")
@@ -63,6 +72,12 @@ def _server_parsers(sub: Any, common: argparse.ArgumentParser) -> None:
     s.add_argument("--metrics-host", default="127.0.0.1", help="address of the /metrics listener (private)")
     s.add_argument("--ice-url", action="append", default=[], help="a STUN/TURN URL offered to clients (repeatable)")
     s.add_argument("--turn-url", action="append", default=[], help="coturn URL for per-join credentials (repeatable)")
+    s.add_argument("--ice-network", action="append", default=[], type=_network, metavar="CIDR",
+                   help="offer media (ICE host candidates) only on local addresses in this network (repeatable; "
+                        "default: every address)")
+    s.add_argument("--ice-exclude", action="append", default=[], type=_network, metavar="CIDR",
+                   help="never offer media on local addresses in this network (repeatable), e.g. containers' "
+                        "bridges or a VPN that comes and goes")
     s.add_argument("--turn-secret-file", default=None, help="file holding coturn's static-auth-secret")
     s.add_argument("--s3-bucket", default=None, help="store recordings in this S3-compatible bucket")
     s.add_argument("--s3-endpoint", default=None)

@@ -16,6 +16,8 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy import select
 
+from media.config import HostAddressPolicy
+from media.passthrough import restrict_host_addresses
 from mediation import accounts, audit, cases, schema, sessions, tenancy
 from mediation.db import private_dir, utcnow
 from mediation.models import Center, StaffUser
@@ -96,6 +98,8 @@ def serve(a: argparse.Namespace) -> int:
     settings = settings_from(a)
     private_dir(settings.data_dir)
     raise_fd_limit()
+    if a.ice_network or a.ice_exclude:  # process-wide: every peer connection of this node (media/config.py)
+        restrict_host_addresses(HostAddressPolicy.parse(a.ice_network, a.ice_exclude))
     if settings.db_url.startswith("sqlite"):
         schema.upgrade(settings.db_url)
     asyncio.run(_recover_at_start(settings))

@@ -29,6 +29,7 @@ from signaling.app import create_app
 from signaling.client import SessionClient
 from signaling.config import Settings
 from signaling.services import SERVICES, Services
+from tests import hostaddrs
 from tests.loopblock import _fail_on_blocked_loop, pytest_configure, pytest_runtest_call  # noqa: F401 (plugin)
 
 PASSWORD = "correct-horse-battery"
@@ -64,27 +65,37 @@ def _migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
     schema.upgrade(f"sqlite+aiosqlite:///{db}")
     return db
 
+hostaddrs.install()  # no ICE host candidate on another test's rig addresses (tests/hostaddrs.py)
 
 # Tests that use something the whole machine shares run one after another in one worker when the suite runs in
-# several processes (pytest-xdist, `--dist loadgroup`; docs/performance.md "The test suite"): the machine's Redis
-# (the cluster tests restart it), network namespaces and veth pairs, HAProxy and coturn on fixed ports, the
-# link emulator's timing measurements, and /tmp scanned for plaintext.
-MACHINE_WIDE = (
-    "tests/cluster/",
-    "tests/netem/",
-    "tests/foundation/test_redis.py",
-    "tests/foundation/test_shared_limits.py",
-    "tests/recordings/test_export.py",
-    "tests/recordings/test_export_jobs_redis.py",
-    # not machine-wide, but its frame counts of a Chromium publisher starve beside the three Chromiums of
-    # tests/netem/test_weak_browser_party.py on two cores (two clean-clone runs: 0.04-0.2 of the frames)
-    "tests/media/test_layers_browser.py",
-)
+# several processes (pytest-xdist, `--dist loadgroup`; docs/performance.md "The test suite"). Two such groups, each
+# serial in itself, the two beside each other:
+# - "stores": the machine's Redis (tests/cluster/test_failover.py restarts it), HAProxy and the veth pairs in
+#   10.76.* (the cluster's, the host-address test's), and /tmp scanned for plaintext by the export test;
+# - "links": the link emulator's namespaces (10.77-10.82.*), coturn on 443 of an emulated address, and the timing
+#   measurements of Chromium publishers (three Chromiums in the weak-party test; the layers browser test's
+#   publisher starved beside them on two cores: 0.04-0.2 of the frames in two clean-clone runs).
+MACHINE_WIDE = {
+    "stores": (
+        "tests/cluster/",
+        "tests/media/test_host_addresses.py",
+        "tests/foundation/test_redis.py",
+        "tests/foundation/test_shared_limits.py",
+        "tests/recordings/test_export.py",
+        "tests/recordings/test_export_jobs_redis.py",
+    ),
+    "links": (
+        "tests/netem/",
+        "tests/media/test_layers_browser.py",
+    ),
+}
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:  # marked as collected: before xdist's own hooks read marks
-    if item.path.relative_to(item.config.rootpath).as_posix().startswith(MACHINE_WIDE):
-        item.add_marker(pytest.mark.xdist_group("machine"))
+    path = item.path.relative_to(item.config.rootpath).as_posix()
+    for group, prefixes in MACHINE_WIDE.items():
+        if path.startswith(prefixes):
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 async def _no_send(participant_id: str, event: str, payload: dict[str, Any]) -> None:

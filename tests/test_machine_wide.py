@@ -1,7 +1,8 @@
-"""The suite runs in two processes (Makefile `test`: pytest-xdist, `--dist loadgroup`); a test module that uses
-something the whole machine shares must be in tests/conftest.py MACHINE_WIDE, so that such tests run one after
-another in one worker: the cluster tests shut the machine's Redis down and start it again, and network namespaces,
-HAProxy and coturn ports are the machine's."""
+"""The suite runs in several processes (Makefile `test`: pytest-xdist, `--dist loadgroup`); a test module that uses
+something the whole machine shares must be in a group of tests/conftest.py MACHINE_WIDE, so that such tests run one
+after another in one worker: the cluster tests shut the machine's Redis down and start it again ("stores": every
+Redis user), and network namespaces, HAProxy and coturn ports are the machine's (either group: each keeps its own
+namespace names and address ranges)."""
 
 from __future__ import annotations
 
@@ -12,18 +13,26 @@ import pytest
 from tests.conftest import MACHINE_WIDE
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ("6379", "ip netns", "\"netns\"", "haproxy", "turnserver")
+STORES = ("6379", "redis-server", "haproxy")  # must be in "stores"
+SHARED = (*STORES, "ip netns", "\"netns\"", "turnserver")  # must be in a group
+
+
+def _users(words: tuple[str, ...]) -> list[str]:
+    return sorted(
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "tests").rglob("*.py")
+        if p.name.startswith("test_") and p.name != "test_machine_wide.py"
+        and any(word in p.read_text(encoding="utf-8") for word in words)
+    )
 
 
 def test_every_module_using_machine_wide_resources_is_grouped() -> None:
-    users = sorted(
-        p.relative_to(ROOT).as_posix()
-        for p in (ROOT / "tests").rglob("*.py")
-        if p.name.startswith("test_") and any(word in p.read_text(encoding="utf-8") for word in SHARED)
-    )
-    assert users, "the scan found none: the markers above are stale"
-    ungrouped = [u for u in users if not u.startswith(MACHINE_WIDE) and u != "tests/test_machine_wide.py"]
-    assert ungrouped == [], f"add these to tests/conftest.py MACHINE_WIDE: {ungrouped}"
+    everything = tuple(prefix for prefixes in MACHINE_WIDE.values() for prefix in prefixes)
+    users, store_users = _users(SHARED), _users(STORES)
+    assert users and store_users, "the scan found none: the markers above are stale"
+    assert [u for u in users if not u.startswith(everything)] == [], "add these to tests/conftest.py MACHINE_WIDE"
+    assert [u for u in store_users if not u.startswith(MACHINE_WIDE["stores"])] == [], \
+        "add these to MACHINE_WIDE['stores']: they share the Redis the cluster tests restart"
 
 
 def test_the_group_takes_effect_in_workers(request: pytest.FixtureRequest) -> None:
@@ -31,6 +40,8 @@ def test_the_group_takes_effect_in_workers(request: pytest.FixtureRequest) -> No
     silently stopped that (pytest-xdist issue #1386), which is why pyproject.toml keeps pytest below 9.2."""
     if not getattr(request.config.option, "loadgroup", False):
         pytest.skip("not running in pytest-xdist workers with --dist loadgroup")
-    grouped = [i.nodeid for i in request.session.items
-               if i.path.relative_to(ROOT).as_posix().startswith(MACHINE_WIDE)]
-    assert grouped and all(n.endswith("@machine") for n in grouped), grouped[:5]
+    grouped = [(group, i.nodeid) for group, prefixes in MACHINE_WIDE.items() for i in request.session.items
+               if i.path.relative_to(ROOT).as_posix().startswith(prefixes)]
+    if not grouped:
+        pytest.skip("no grouped test collected in this run")
+    assert [n for group, n in grouped if not n.endswith(f"@{group}")] == []

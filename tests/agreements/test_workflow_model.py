@@ -50,7 +50,10 @@ from .model_harness import COURT, WHO, Run, Template, make_template
 
 ACTIONS = ("draft_agreement", "edit_draft", "finalize", "sign_as_mediator", "sign_agreement", "refuse",
            "start_application", "add_power_of_attorney", "sign_application", "accept", "decline", "rule", "extend")
-RUNS = int(os.environ.get("ONEDOOR_MODEL_RUNS", "60"))  # `make soak`: 300
+# `make test`: 30 generated runs in 3 parts (test items the workers share); `make soak`: ONEDOOR_MODEL_RUNS in one
+SOAK = os.environ.get("ONEDOOR_MODEL_RUNS")
+RUNS = int(SOAK) if SOAK else 30
+PARTS = 1 if SOAK else 3
 STEPS = 30
 LIMIT = 30.0  # seconds for one step's calls
 
@@ -337,8 +340,9 @@ async def template(tmp_path: Path) -> AsyncIterator[Template]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(max(600, RUNS * 8))  # ONEDOOR_MODEL_RUNS=300 for a longer soak
-async def test_workflow_model(template: Template, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.timeout(max(600, RUNS // PARTS * 8))
+@pytest.mark.parametrize("part", range(PARTS))
+async def test_workflow_model(template: Template, capsys: pytest.CaptureFixture[str], part: int) -> None:
     WorkflowModel.template, WorkflowModel.loop = template, asyncio.get_running_loop()
     Stats.runs = Stats.steps = 0
     Stats.setup = Stats.teardown = 0.0
@@ -347,10 +351,10 @@ async def test_workflow_model(template: Template, capsys: pytest.CaptureFixture[
     started = time.monotonic()
     try:
         await asyncio.to_thread(run_state_machine_as_test, WorkflowModel, settings=settings(
-            max_examples=RUNS, stateful_step_count=STEPS, deadline=None, database=None,
+            max_examples=RUNS // PARTS, stateful_step_count=STEPS, deadline=None, database=None,
             suppress_health_check=list(HealthCheck)))
     finally:
         with capsys.disabled():
-            print(f"\nworkflow model: {Stats.runs} runs, {Stats.steps} attempted actions, {len(Stats.states)} "
-                  f"distinct states, stages {sorted(Stats.stages)}, setup {Stats.setup:.0f} s, teardown {Stats.teardown:.0f} s, in {time.monotonic() - started:.0f} s")
+            print(f"\nworkflow model (part {part + 1} of {PARTS}): {Stats.runs} runs, {Stats.steps} attempted "
+                  f"actions, {len(Stats.states)} distinct states, stages {sorted(Stats.stages)}, setup {Stats.setup:.0f} s, teardown {Stats.teardown:.0f} s, in {time.monotonic() - started:.0f} s")
             print("  time in accepted actions:", {k: round(v, 1) for k, v in sorted(Stats.took.items())})

@@ -1,7 +1,7 @@
 """Two nodes in network namespaces behind HAProxy running deploy/haproxy.cfg, sharing PostgreSQL, Redis and an S3
 endpoint (moto's server): a whole mediation whose participants enter through the balancer (issue 14, items 3-4).
 
-Each node is `onedoor serve` in a namespace of its own (a veth pair: host 10.77.k.1 or .5, node .2 or .6); it
+Each node is `onedoor serve` in a namespace of its own (a veth pair: host 10.76.k.1 or .5, node .2 or .6); it
 reaches PostgreSQL, Redis and S3, which listen on the host's 127.0.0.1, through a forwarder on the host end of its
 veth (tests/cluster/forward.py). HAProxy and the participants are on the host. Participants POST /api/join and log
 in through the balancer; the answer names the owner and their Socket.IO goes there; media goes to the owner's own
@@ -39,6 +39,7 @@ from recordings.export import export
 from recordings.storage import S3Storage
 from signaling.cli_server import DEMO_PASSWORD
 from signaling.client import SessionClient, join_and_attest
+from tests import hostaddrs
 from tests.media.conftest import PC_SETUP_BLOCKS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -156,6 +157,8 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     k = 1 + secrets.randbelow(250)
     dbname = f"onedoor_lb_{tag}"
     rig = Rig(tmp_path)
+    addresses = contextlib.ExitStack()  # the participants' ICE uses the veths' host ends (tests/hostaddrs.py)
+    addresses.enter_context(hostaddrs.own(f"10.76.{k}.0/24"))
     admin = create_async_engine(f"{PG}/postgres", isolation_level="AUTOCOMMIT")
     try:
         async with admin.connect() as c:
@@ -164,7 +167,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         await asyncio.to_thread(rig.spawn, "moto", ["moto_server", "-H", "127.0.0.1", "-p", str(s3_port)])
         forwards, nodes = [], {}
         for i, name in enumerate(("node-a", "node-b")):
-            ns, host_ip, node_ip = f"od{tag}{i}", f"10.77.{k}.{1 + 4 * i}", f"10.77.{k}.{2 + 4 * i}"
+            ns, host_ip, node_ip = f"od{tag}{i}", f"10.76.{k}.{1 + 4 * i}", f"10.76.{k}.{2 + 4 * i}"
             await asyncio.to_thread(rig.veth, ns, f"od{tag}h{i}", f"od{tag}n{i}", host_ip, node_ip)
             forwards += [f"{host_ip}:5432=127.0.0.1:5432", f"{host_ip}:6379=127.0.0.1:6379",
                          f"{host_ip}:{s3_port}=127.0.0.1:{s3_port}"]
@@ -202,6 +205,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
                   f"http://127.0.0.1:{s3_port}", {n: f"http://{v[2]}:8080" for n, v in nodes.items()}, rig.procs)
     finally:
         await asyncio.to_thread(rig.close)
+        addresses.close()
         async with admin.connect() as c:
             await c.execute(text(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)'))
         await admin.dispose()

@@ -29,6 +29,7 @@ from media.channels import DirectChannel, DirectRouter, PushHandler
 from media.config import MediaConfig
 from media.fixtures import video_clip
 from media.hub import Hub
+from tests import hostaddrs
 from tests.media.conftest import PC_SETUP_BLOCKS
 
 CLONE_NEWNET = 0x40000000
@@ -61,7 +62,8 @@ def emulated_link(tag: str, octet: int) -> Iterator[LinkEmulator]:
     emu = LinkEmulator(f"{tag}-{os.getpid() % 100000}", f"10.{octet}.{n}")
     emu.start()
     try:
-        yield emu
+        with hostaddrs.own(f"{emu.net}.0/24"):  # ICE may use this link's addresses (tests/hostaddrs.py)
+            yield emu
     finally:
         emu.close()
 
