@@ -69,12 +69,18 @@ async def test_a_subscriber_capped_at_layer_0_gets_a_quarter_of_the_frames_and_a
     await c.join()
     hub = session.hub
     pub = hub._peers["a"].publications["camera"]
+    c_pub = hub._peers["c"].publications["camera"]
+
+    def subscribed(pid: str, publication: object) -> bool:
+        return any(s.publication is publication for s in hub._peers[pid].slots)
+
+    # (each subscriber's slot for c exists once its renegotiation is through: on a busy machine page b's lags)
     await wait_until(lambda: bot.receiving_from("a", ("camera",)) and bot.receiving_from("c", ("camera",))
-                     and pub.frames_in > 20, within=30)
+                     and pub.frames_in > 20 and all(subscribed(p, q) for p in ("b", "bot") for q in (pub, c_pub)),
+                     within=30)
     assert await a.scalability_modes() == ["L1T3"] and not a.errors and not b.errors
     slot_b = next(s for s in hub._peers["b"].slots if s.publication is pub)
     slot_bot = next(s for s in hub._peers["bot"].slots if s.publication is pub)
-    c_pub = hub._peers["c"].publications["camera"]
     slot_bot_c = next(s for s in hub._peers["bot"].slots if s.publication is c_pub)
     slot_b_c = next(s for s in hub._peers["b"].slots if s.publication is c_pub)
     await wait_until(lambda: bool(pub.layer_rates), within=10)  # measured at the hub's link check
