@@ -263,7 +263,7 @@ class DemoServer:
     session_id: int
 
 
-async def start_demo_server(data_dir: Path, port: int) -> DemoServer:
+async def start_demo_server(data_dir: Path, port: int, *serve_args: str) -> DemoServer:
     base = f"http://127.0.0.1:{port}"
     cli = [sys.executable, "-m", "signaling.cli"]
     demo = await asyncio.create_subprocess_exec(*cli, "demo", "--data-dir", str(data_dir), "--base-url", base,
@@ -275,7 +275,7 @@ async def start_demo_server(data_dir: Path, port: int) -> DemoServer:
     found = re.search(r"session (\d+)", text)
     assert found is not None, text
     serve = await asyncio.create_subprocess_exec(*cli, "serve", "--data-dir", str(data_dir), "--port", str(port),
-                                                 stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+                                                 *serve_args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
     await wait_healthy(base)
     return DemoServer(serve, base, re.findall(r"/join#(\S+)", text), int(found.group(1)))
 

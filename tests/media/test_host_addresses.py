@@ -14,13 +14,17 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import aioice
 import pytest
 
+from media.bots import Bot
 from media.config import HostAddressPolicy
 from media.passthrough import host_address_policy
+from signaling.client import SessionClient, join_everyone, start_demo_server
 from tests import hostaddrs
+from tests.cluster.test_metrics import free_port
 from tests.media.conftest import PC_SETUP_BLOCKS, MediaSession, wait_until
 
 VETH = ("odhaddr0", "odhaddr1")
@@ -51,6 +55,7 @@ def test_serve_refuses_a_malformed_network() -> None:
 
 @pytest.fixture
 def veth() -> Iterator[str]:
+    """A veth pair whose host end has ADDRESS, as a container's or a test rig's would; removed afterwards."""
     if shutil.which("ip") is None or subprocess.run(["ip", "link", "show"], capture_output=True).returncode:
         pytest.skip("no 'ip' command")
     subprocess.run(["ip", "link", "del", VETH[0]], capture_output=True)  # left by a killed run
@@ -103,3 +108,25 @@ async def test_gathering_offers_the_interface_only_where_the_policy_allows_it(ve
     with hostaddrs.own("10.76.252.0/24"):  # a rig's own network is offered (while the rig lives)
         assert veth in await gathered()
     assert veth not in await gathered()
+
+
+@PC_SETUP_BLOCKS
+async def test_serve_offers_no_media_on_an_excluded_network(veth: str, tmp_path: Path) -> None:
+    """`onedoor serve --ice-exclude`: the node's own process (no test policy there) offers no host candidate in
+    the excluded network (without the option it offers the veth's address), and the media flows on the others."""
+    srv = await start_demo_server(tmp_path / "data", free_port(), "--ice-exclude", "10.76.252.0/24")
+    clients: list[SessionClient] = []
+    bots: list[Bot] = []
+    try:
+        await join_everyone(srv, clients, bots)
+        await wait_until(lambda: all(len(b.received) >= 2 for b in bots), within=30)  # media from the others
+        offered = set().union(*(_candidates(b.pc.remoteDescription.sdp) for b in bots
+                                if b.pc is not None and b.pc.remoteDescription is not None))
+        assert offered and veth not in offered, offered
+    finally:
+        for b in bots:
+            await b.close()
+        for c in clients:
+            await c.close()
+        srv.process.terminate()
+        await srv.process.wait()
