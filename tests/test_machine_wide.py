@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import MACHINE_WIDE
 
 ROOT = Path(__file__).resolve().parent.parent
-STORES = ("6379", "redis-server", "haproxy")  # must be in "stores"
+STORES = ("6379", "redis-server", "haproxy", "\"veth\"")  # must be in "stores" (veth pairs: 10.76.*)
 SHARED = (*STORES, "ip netns", "\"netns\"", "turnserver")  # must be in a group
 
 
