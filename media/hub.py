@@ -428,8 +428,7 @@ class Hub:
         for peer in self._peers.values():
             if not peer.connected:
                 continue
-            video = sum(1 for s in peer.slots if s.active and s.kind == "video" and not s.forwarder.keyframes_only)
-            shares[peer.pid] = share(peer.downlink.value(now), peer.audio_streams, video,
+            shares[peer.pid] = share(peer.downlink.value(now), peer.audio_streams, peer.full_rate_video_streams,
                                      self.config.bwe_audio_allowance)
         return shares
 
@@ -517,8 +516,8 @@ class Hub:
         REMB follows what it receives, so it cannot vouch for a layer it is not sent; the hub does not probe)."""
         ceiling = peer.layer_ceiling
         video = [s for s in peer.slots if s.kind == "video"]
-        full_rate = sum(1 for s in video if s.active and not s.forwarder.keyframes_only)
-        portion = share(int(peer.downlink.bitrate), peer.audio_streams, full_rate, self.config.bwe_audio_allowance)
+        portion = share(int(peer.downlink.bitrate), peer.audio_streams, peer.full_rate_video_streams,
+                        self.config.bwe_audio_allowance)
         for slot in video:
             fwd, pub = slot.forwarder, slot.publication
             if pub is None or not pub.layer_rates:

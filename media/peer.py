@@ -106,6 +106,11 @@ class Peer:
         """How many audio streams it receives now (what the bandwidth logic allows for first)."""
         return sum(1 for s in self.slots if s.active and s.kind == "audio")
 
+    @property
+    def full_rate_video_streams(self) -> int:
+        """How many video streams it receives now at their full rate (not key frames only)."""
+        return sum(1 for s in self.slots if s.active and s.kind == "video" and not s.forwarder.keyframes_only)
+
     def keyframes_only_from(self, publication: Publication | None) -> bool:
         """Key frames only from this publisher: from every one at the key-frames step; at the base-layer step from
         those that send no temporal layers (key frames are their only lower frame rate: beside the others' base
