@@ -154,8 +154,13 @@ class Publication:
         passthrough.forward_receiver(receiver, self.on_rtp, self.on_frame, self.has_sinks, limit)
 
     def _limit_remb(self, estimate: int) -> int:
-        """The hub receiver's own REMB (its estimate of the publisher's uplink), capped by the subscribers."""
-        return estimate if self.remb is None else self.remb.on_uplink(estimate)
+        """The hub receiver's own REMB (its estimate of the publisher's uplink), capped by the subscribers; logged
+        beside the hub's own REMB ticks, so `remb_log` holds every value the publisher is told."""
+        if self.remb is None:
+            return estimate
+        bitrate = self.remb.on_uplink(estimate)
+        self.remb_log.append((time.monotonic(), bitrate, estimate))
+        return bitrate
 
     def send_remb(self, bitrate: int) -> bool:
         """Tell the publisher `bitrate` (REMB on its media SSRC); False before its first packet."""

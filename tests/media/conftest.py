@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 import pytest
 from playwright.async_api import Browser, async_playwright
@@ -31,6 +31,17 @@ async def wait_until(predicate: Callable[[], bool], within: float = 10.0, interv
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {within} s")
         await asyncio.sleep(interval)
+
+
+def assert_floored(log: Iterable[tuple[float, int, int | None]], floor: int) -> None:
+    """No subscriber takes a publisher's REMB below the floor: in a publication's `remb_log` (every value told to
+    the publisher, with the hub's estimate of its uplink then), a value below the floor comes only at or after a
+    moment when that estimate was below it (it is not floored, media/bandwidth.py; on a busy machine the
+    delay-based estimator sees queueing on loopback), while REMB climbs back from it stepwise."""
+    entries = list(log)
+    dips = [when for when, _b, uplink in entries if uplink is not None and uplink < floor]
+    low = [(when, b) for when, b, _uplink in entries if b < floor]
+    assert all(dips and when >= dips[0] for when, _b in low), (low, entries)
 
 
 class MediaSession:

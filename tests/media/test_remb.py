@@ -14,6 +14,7 @@ import pytest
 
 from media.config import MediaConfig
 from tests.media.conftest import PC_SETUP_BLOCKS, wait_until
+from tests.media.conftest import assert_floored as assert_floored_log
 
 pytestmark = [pytest.mark.timeout(120), PC_SETUP_BLOCKS]
 
@@ -66,13 +67,7 @@ def remb_since(s, t: float) -> list[int]:
 
 
 def assert_floored(s) -> None:
-    """No subscriber takes p's REMB below the floor: a value below it comes only at or after a moment when the
-    hub's own estimate of p's uplink was below it (that estimate is not floored, media/bandwidth.py; on a busy
-    machine the delay-based estimator sees queueing on loopback), while REMB climbs back from it stepwise."""
-    log = list(s.hub._peers["p"].publications["camera"].remb_log)
-    dips = [when for when, _b, uplink in log if uplink is not None and uplink < FLOOR]
-    low = [(when, b) for when, b, _uplink in log if b < FLOOR]
-    assert all(dips and when >= dips[0] for when, _b in low), (low, log)
+    assert_floored_log(s.hub._peers["p"].publications["camera"].remb_log, FLOOR)
 
 
 async def rises_stepwise(s, since: float) -> list[int]:
