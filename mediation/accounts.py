@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import math
 import secrets
 import time
@@ -30,10 +31,17 @@ from mediation.sessions import hash_token
 
 LOGIN_TTL = dt.timedelta(hours=12)
 HASHER = PasswordHasher()  # argon2id with argon2-cffi's defaults (RFC 9106's low-memory profile): ~50-250 ms a hash
-# An unknown user name is checked against this hash, made at import with the standard parameters, so a guess at a
-# name costs what a guess at a password costs. The test suite hashes its seeded staff with cheaper parameters
-# (tests/conftest.py); verifying reads the parameters from each stored hash.
-_DUMMY = HASHER.hash("timing-equalizer")
+
+
+@functools.cache
+def dummy_hash() -> str:
+    """What an unknown user name is checked against, made with the standard parameters, so a guess at a name costs
+    what a guess at a password costs. Made once per process when first needed: the server makes it at start-up
+    (signaling/app.py), so a command that logs nobody in does not pay ~0.2 s of CPU for it. The test suite hashes
+    its seeded staff with cheaper parameters (tests/conftest.py); verifying reads the parameters from each hash."""
+    return PasswordHasher().hash("timing-equalizer")
+
+
 VERIFY_CONCURRENCY = 2
 _verifying: asyncio.Semaphore | None = None
 
@@ -150,7 +158,7 @@ async def login(db: Database, throttle: LoginThrottle, username: str, password: 
                           retry_after=int(wait) + 1)
     async with db.session() as s:
         u = await s.scalar(select(StaffUser).where(StaffUser.username == username, StaffUser.active.is_(True)))
-        stored = u.password_hash if u else _DUMMY
+        stored = u.password_hash if u else dummy_hash()
     ok = await _verify(stored, password) and u is not None
     if not ok or u is None:
         async with db.session() as s:  # committed: the failure is on record even though the request fails

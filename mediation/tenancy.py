@@ -36,6 +36,17 @@ def center_json(c: Center) -> dict[str, Any]:
             "parent_id": c.parent_id}
 
 
+async def first_center(s: Any) -> Center:
+    """The first center, made (a development one) if there is none: `onedoor demo` and `onedoor users add` on a
+    fresh database, which then has one center; more are made by a provincial admin (`create_center`)."""
+    center = await s.scalar(select(Center).order_by(Center.id).limit(1))
+    if center is None:
+        center = Center(code="QH-HX", name="湟中区社会治理综合服务中心 (demo)", address="西宁市湟中区")
+        s.add(center)
+        await s.flush()
+    return center
+
+
 async def seed_courts(db: Database, courts: CourtDirectory) -> int:
     """Start-up: the directory file's courts (or the development courts) into the table, then every row into the
     directory. Returns how many courts the file listed."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from mediation import tenancy
+from mediation import accounts, tenancy
 from mediation.db import unreachable
 from signaling import (
     agreement_api,
@@ -206,6 +206,7 @@ def _page(file: Path) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await asyncio.to_thread(app[SERVICES].prepare_keys)
+    await asyncio.to_thread(accounts.dummy_hash)  # before the first login of an unknown name
     try:  # the directory file's courts (or the development courts) into the courts table, then every row
         await tenancy.seed_courts(app[SERVICES].db, app[SERVICES].courts)
     except Exception as e:

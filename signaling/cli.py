@@ -22,9 +22,9 @@ from mediation.errors import OneDoorError  # pure (no third-party imports); ever
 COMMANDS = {
     "serve": "signaling.cli_server:serve",
     "demo": "signaling.cli_server:demo",
-    "users add": "signaling.cli_server:users_add",
-    "db upgrade": "signaling.cli_server:db_upgrade",
-    "audit verify": "signaling.cli_server:audit_verify",
+    "users add": "signaling.cli_admin:users_add",
+    "db upgrade": "signaling.cli_admin:db_upgrade",
+    "audit verify": "signaling.cli_admin:audit_verify",
     "keys rotate": "signaling.cli_records:keys_rotate",
     "recordings recover": "signaling.cli_records:recordings_recover",
     "recordings export": "signaling.cli_records:recordings_export",

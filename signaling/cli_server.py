@@ -1,12 +1,11 @@
-"""The server-side commands of `onedoor` (dispatched by `signaling.cli`): serve, demo, users add, db upgrade,
-audit verify; and the helpers the other server commands share (`settings_from`, `run_with_services`)."""
+"""The commands of `onedoor` that need the server's stack (dispatched by `signaling.cli`): serve and demo (the
+light ones are in signaling/cli_admin.py)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import datetime as dt
-import json
 import logging
 import resource
 from collections.abc import Callable
@@ -18,12 +17,13 @@ from sqlalchemy import select
 
 from media.config import HostAddressPolicy
 from media.passthrough import restrict_host_addresses
-from mediation import accounts, audit, cases, schema, sessions, tenancy
+from mediation import accounts, cases, schema, sessions, tenancy
 from mediation.db import private_dir, utcnow
 from mediation.models import Center, StaffUser
 from mediation.speech import SpeechSettings, load_recognizer
 from recordings.recover import recover
 from signaling.app import create_app, node_id_of
+from signaling.cli_admin import settings_from
 from signaling.cluster import LeaseProbe
 from signaling.config import DEMO_PASSWORD, Settings
 from signaling.services import SERVICES, Services
@@ -41,22 +41,6 @@ PAGE_OF = {"court_judge": "/court"}
 DEMO_NAMES = ["张三", "李四", "王五", "赵六", "孙七", "周八", "吴九", "郑十"]  # development only; printed by `onedoor demo`
 
 
-def settings_from(a: argparse.Namespace) -> Settings:
-    secret_file = getattr(a, "turn_secret_file", None)
-    return Settings(data_dir=Path(a.data_dir), key_dir=Path(a.key_dir) if a.key_dir else None,
-                    database_url=a.database_url, host=getattr(a, "host", "127.0.0.1"),
-                    port=getattr(a, "port", 8080), base_url=a.base_url,
-                    redis_url=getattr(a, "redis_url", None),
-                    node_url=getattr(a, "node_url", None), node_id=getattr(a, "node_id", None),
-                    metrics_port=getattr(a, "metrics_port", None),
-                    metrics_host=getattr(a, "metrics_host", "127.0.0.1"),
-                    ice_servers=[{"urls": [u]} for u in getattr(a, "ice_url", [])],
-                    turn_urls=getattr(a, "turn_url", []),
-                    turn_secret=Path(secret_file).read_text().strip() if secret_file else None,
-                    s3_bucket=getattr(a, "s3_bucket", None), s3_endpoint=getattr(a, "s3_endpoint", None),
-                    secure_cookies=getattr(a, "secure_cookies", False))
-
-
 def run_with_services(a: argparse.Namespace, fn: Callable[[Services], Any]) -> Any:
     settings = settings_from(a)
     private_dir(settings.data_dir)
@@ -69,14 +53,6 @@ def run_with_services(a: argparse.Namespace, fn: Callable[[Services], Any]) -> A
         finally:
             await sv.db.close()
     return asyncio.run(go())
-
-
-def db_upgrade(a: argparse.Namespace) -> int:
-    settings = settings_from(a)
-    private_dir(settings.data_dir)
-    schema.upgrade(settings.db_url)
-    print("database is at the latest schema")
-    return 0
 
 
 def raise_fd_limit(want: int = 65536, enough: int = 8192) -> tuple[int, int]:
@@ -130,40 +106,6 @@ async def _recover_at_start(settings: Settings) -> None:
         await sv.db.close()
 
 
-def users_add(a: argparse.Namespace) -> int:
-    async def go(sv: Services) -> int:
-        if a.court_id:  # a judge sits in a court of the courts table (seeded from the directory file first)
-            await tenancy.seed_courts(sv.db, sv.courts)
-        async with sv.db.session() as s:
-            if a.court_id:
-                await sv.courts.lookup(s, a.court_id)
-            center = await ensure_center(s)
-            u = await accounts.create_user(s, center, username=a.username, password=a.password, role=a.role,
-                                           display_name=a.name, actor="cli", court_id=a.court_id)
-            print(f"created {u.username} ({u.role})")
-        return 0
-    return int(run_with_services(a, go))
-
-
-def audit_verify(a: argparse.Namespace) -> int:
-    async def go(sv: Services) -> int:
-        async with sv.db.session() as s:
-            rep = await audit.verify(s, sv.keys.public_key)
-        print(json.dumps({"ok": rep.ok, "entries": rep.entries, "checkpoints": rep.checkpoints,
-                          "problems": rep.problems}, ensure_ascii=False, indent=2))
-        return 0 if rep.ok else 1
-    return int(run_with_services(a, go))
-
-
-async def ensure_center(s: Any) -> Center:
-    center = await s.scalar(select(Center).order_by(Center.id).limit(1))
-    if center is None:
-        center = Center(code="QH-HX", name="湟中区社会治理综合服务中心 (demo)", address="西宁市湟中区")
-        s.add(center)
-        await s.flush()
-    return center
-
-
 async def ensure_user(s: Any, center: Center, username: str, role: str, name: str, **kw: Any) -> StaffUser:
     u = await s.scalar(select(StaffUser).where(StaffUser.username == username))
     if u is None:
@@ -176,7 +118,7 @@ async def make_demo(sv: Services, parties: int = 2) -> dict[str, Any]:
     base = sv.settings.public_url
     await tenancy.seed_courts(sv.db, sv.courts)  # the development courts (keys under <key_dir>/courts) as rows
     async with sv.db.session() as s:
-        center = await ensure_center(s)
+        center = await tenancy.first_center(s)
         mediator = await ensure_user(s, center, *DEMO_STAFF[0][:3])
         for username, role, name, kw in DEMO_STAFF[1:]:
             await ensure_user(s, center, username, role, name, **kw)

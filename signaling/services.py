@@ -25,9 +25,10 @@ from mediation.workflow import Workflow
 from recordings.court_share import CourtShare
 from recordings.documents_store import CourtDocuments, DocumentStore
 from recordings.export_queue import ExportQueue
-from recordings.storage import LocalStorage, RecordingStorage, S3Storage
+from recordings.storage import RecordingStorage
 from signaling.cluster import ClusterNode
 from signaling.config import Settings
+from signaling.stores import document_storage, export_storage, recording_storage
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Services:
     export_store: RecordingStorage | None = None
     exports: ExportQueue | None = None
     _notary: Notary | None = None
+    _pki: DevPKI | None = None  # loaded by `prepare_keys` (a worker thread at start-up) for the notary
     _courts: CourtDirectory | None = None
 
     @property
@@ -56,14 +58,15 @@ class Services:
         if self._notary is None:
             assert self.settings.key_dir is not None
             self._notary = Notary.load(AgreementSettings(key_dir=self.settings.key_dir,
-                                                         base_url=self.settings.public_url), self.keys)
+                                                         base_url=self.settings.public_url), self.keys, self._pki)
         return self._notary
 
     def prepare_keys(self) -> None:
         """Create the signing keys (seal PKI, court directory) if they are missing: RSA key generation is seconds
         of CPU, so the app runs this in a worker thread at startup, never inside a request (issue 9)."""
         assert self.settings.key_dir is not None
-        DevPKI.load_or_create(self.settings.key_dir, AgreementSettings(key_dir=self.settings.key_dir).center_name)
+        self._pki = DevPKI.load_or_create(self.settings.key_dir,
+                                          AgreementSettings(key_dir=self.settings.key_dir).center_name)
         _ = self.courts
 
     @property
@@ -116,25 +119,6 @@ class Services:
             storage=recording_storage(settings),
             export_store=export_storage(settings),
         )
-
-
-def document_storage(settings: Settings) -> RecordingStorage:
-    if settings.s3_bucket:
-        return S3Storage(bucket=settings.s3_bucket, endpoint_url=settings.s3_endpoint, prefix="documents/")
-    return LocalStorage(settings.data_dir / "documents")
-
-
-def export_storage(settings: Settings) -> RecordingStorage:
-    """Export jobs' results, encrypted (recordings/export_job.py): beside the recordings, never inside them."""
-    if settings.s3_bucket:
-        return S3Storage(bucket=settings.s3_bucket, endpoint_url=settings.s3_endpoint, prefix="exports/")
-    return LocalStorage(settings.data_dir / "exports")
-
-
-def recording_storage(settings: Settings) -> RecordingStorage:
-    if settings.s3_bucket:
-        return S3Storage(bucket=settings.s3_bucket, endpoint_url=settings.s3_endpoint)
-    return LocalStorage(settings.data_dir / "recordings")
 
 
 SERVICES = web.AppKey("services", Services)

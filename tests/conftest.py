@@ -48,7 +48,7 @@ def _process_warm_up() -> None:
 def _cheap_password_hashes() -> Iterator[None]:
     """Staff seeded by the tests get argon2id hashes with the cheapest parameters: the standard ones cost ~0.25 s a
     hash and again a login on these two cores, ~2 s of every test that seeds a center. What is under test is the
-    login, not argon2's cost; a guess at an unknown name is still checked at the standard cost (accounts._DUMMY),
+    login, not argon2's cost; a guess at an unknown name is still checked at the standard cost (accounts.dummy_hash),
     which is what the login-flood test measures."""
     standard = accounts.HASHER
     accounts.HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)

@@ -60,8 +60,10 @@ class Notary:
         self.tsa = tsa
 
     @classmethod
-    def load(cls, settings: AgreementSettings, keyring: KeyRing) -> Notary:
-        pki = DevPKI.load_or_create(settings.key_dir, settings.center_name)
+    def load(cls, settings: AgreementSettings, keyring: KeyRing, pki: DevPKI | None = None) -> Notary:
+        """`pki`: the seal's keys and certificates if already loaded (loading RSA keys checks them: ~0.1 s of CPU,
+        which the server spends in a worker thread at start-up, not on its event loop in a request)."""
+        pki = pki or DevPKI.load_or_create(settings.key_dir, settings.center_name)
         if settings.tsa_url:
             roots = [
                 serialization_der(p.read_bytes()) for p in settings.tsa_roots_pem

@@ -15,6 +15,23 @@ def onedoor(*args: str, data: Path, timeout: float = 120) -> subprocess.Complete
                           capture_output=True, text=True, timeout=timeout)
 
 
+# the server's stack: an operator's command on the data alone (signaling/cli_admin.py) loads none of it
+SERVER = {"aiohttp", "aiortc", "aioice", "av", "socketio", "engineio", "pyhanko", "reportlab"}
+COUNTING = ("import atexit, sys\n"
+            "from signaling import cli\n"
+            "atexit.register(lambda: print('LOADED:' + ','.join(sorted({m.partition('.')[0] for m in sys.modules}"
+            f" & set({sorted(SERVER)!r}))), file=sys.stderr))\n"
+            "raise SystemExit(cli.main(sys.argv[1:]))\n")
+
+
+def operator(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
+    """`onedoor ARGS` as `onedoor` runs it, telling (on stderr) which of the server's packages it loaded."""
+    r = subprocess.run([sys.executable, "-c", COUNTING, *args, "--data-dir", str(data / "data")],
+                       capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert "LOADED:\n" in r.stderr, r.stderr[-2000:]  # started in under a second, not ~3.5 s of the server
+    return r
+
+
 @pytest.mark.timeout(180)
 def test_simulate_runs_a_whole_mediation_and_its_recording_exports(tmp_path: Path) -> None:
     r = onedoor("simulate", "--participants", "3", "--seconds", "4.5", "--json", data=tmp_path, timeout=170)
@@ -78,22 +95,22 @@ def test_simulate_runs_a_whole_mediation_and_its_recording_exports(tmp_path: Pat
 
 
 def test_demo_users_and_db_commands(tmp_path: Path) -> None:
-    assert onedoor("db", "upgrade", data=tmp_path).returncode == 0
+    assert operator("db", "upgrade", data=tmp_path).returncode == 0
     r = onedoor("demo", "--base-url", "https://onedoor.example.cn", data=tmp_path)
     assert r.returncode == 0 and "https://onedoor.example.cn/join#" in r.stdout
-    r = onedoor("users", "add", "clerk1", "--role", "intake_clerk", "--name", "书记员", "--password", "long-enough-pw",
-                data=tmp_path)
+    r = operator("users", "add", "clerk1", "--role", "intake_clerk", "--name", "书记员", "--password", "long-enough-pw",
+                 data=tmp_path)
     assert r.returncode == 0, r.stderr
-    r = onedoor("users", "add", "x", "--role", "emperor", "--name", "x", "--password", "long-enough-pw", data=tmp_path)
+    r = operator("users", "add", "x", "--role", "emperor", "--name", "x", "--password", "long-enough-pw", data=tmp_path)
     assert r.returncode == 2 and "bad_role" in r.stderr
-    r = onedoor("audit", "verify", data=tmp_path)
+    r = operator("audit", "verify", data=tmp_path)
     assert r.returncode == 0 and json.loads(r.stdout)["ok"] is True
     # keys live apart from the data directory, private to the owner
     keys = tmp_path / "keys"
     assert (keys / "center-signing.pem").stat().st_mode & 0o077 == 0
-    r = onedoor("keys", "rotate", data=tmp_path)
+    r = operator("keys", "rotate", data=tmp_path)
     assert r.returncode == 0 and "re-wrapped 0 data keys" in r.stdout
-    r = onedoor("recordings", "recover", data=tmp_path)
+    r = operator("recordings", "recover", data=tmp_path)
     assert r.returncode == 0 and json.loads(r.stdout) == []
 
 
