@@ -27,6 +27,7 @@ import asyncio
 import json
 import logging
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -133,6 +134,7 @@ async def mediation(sv: Services, servers: list[str], participants: int, seconds
         side_a = [c.pid for c in parties if c.info.get("name") in demo_names(demo, "A")]
         await mediator.call("caucus:open", {"members": [mediator.pid, *side_a]})
         await write(mediator, None, "（背靠背）A方表示可以接受分期履行。")
+        await _quiet_across(bots, {mediator.pid, *side_a})
         await _phase(bots, "caucus_side_a", phase)
         await mediator.call("caucus:close")
         await write(mediator, None, "双方同意按调解协议约定修复并赔偿。")
@@ -229,6 +231,21 @@ async def _lobby(sv: Services, servers: list[str], invites: list[dict[str, Any]]
             await attester.call("identity:attest", {"participant": c.pid, "document": "居民身份证", "matched": True})
         out.append(c)
     return out
+
+
+async def _quiet_across(bots: dict[str, Bot], members: set[str], within: float = 10.0) -> None:
+    """Before a caucus phase is counted: what was in flight across its line when it opened (in the hub's and the
+    bots' socket buffers; on a busy machine a bot reads them seconds late) has arrived, i.e. no packet has crossed
+    it for 0.5 s. The hub stops forwarding at once; a leak would go on, and after `within` it is counted."""
+    def crossing() -> int:
+        return sum(counts["packets"] for who, b in bots.items() for frm, sources in b.snapshot().items()
+                   if (who in members) != (frm in members) for counts in sources.values())
+    deadline, last, since = time.monotonic() + within, crossing(), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < 0.5:
+        await asyncio.sleep(0.1)
+        now = crossing()
+        if now != last:
+            last, since = now, time.monotonic()
 
 
 async def _phase(bots: dict[str, Bot], name: str, seconds: float) -> None:

@@ -23,7 +23,7 @@ ALLOWED = {
 OURS = set(ALLOWED) | {"web"}
 BANNED_IN_CORE = {"aiohttp", "socketio", "aiortc", "av", "engineio"}
 DATABASE = {"sqlalchemy", "alembic", "asyncpg", "aiosqlite"}
-SIGNALING_DB_WIRING = {"signaling/cli_server.py"}  # `onedoor db upgrade`, `users add`, `demo`
+SIGNALING_DB_WIRING = {"signaling/cli_server.py"}  # `onedoor demo` (its demo staff and case)
 
 
 def modules() -> dict[str, Path]:

@@ -108,6 +108,7 @@ async def test_a_weak_browser_party_keeps_hearing_both_and_seeing_the_mediator(
         marks["weak"] = time.monotonic()
         link_before = emulator.stats()
         slots_before = {(x["participant"], x["source"]): x for x in hub.stats()["participants"]["w"]["slots"]}
+        plis_before = _plis(hub)
         emulator.both(**WEAK)
         await asyncio.sleep(MEASURE_FROM)
         link_settled = emulator.stats()
@@ -129,8 +130,10 @@ async def test_a_weak_browser_party_keeps_hearing_both_and_seeing_the_mediator(
             "w_slots_in_weak_phase": {
                 f"{x['participant']}/{x['source']}": {
                     k: x[k] - slots_before.get((x["participant"], x["source"]), {}).get(k, 0)
-                    for k in ("bytes_out", "packets_out", "retransmitted", "keyframes_out", "dropped")}
+                    for k in ("bytes_out", "packets_out", "retransmitted", "keyframes_out", "dropped", "skipped",
+                              "keyframe_requests_in")}
                 for x in w_hub["slots"] if x.get("participant")},
+            "plis_to_publishers_in_weak_phase": {k: v - plis_before.get(k, 0) for k, v in _plis(hub).items()},
             "link_in_weak_phase": _link(link_before, link_after),
             "link_in_settled_part": _link(link_settled, link_after),
             "machine_load": os.getloadavg()[0],
@@ -150,6 +153,12 @@ async def test_a_weak_browser_party_keeps_hearing_both_and_seeing_the_mediator(
         await hub.close()
         for peer in peers.values():
             await peer.page.context.close()
+
+
+def _plis(hub: Hub) -> dict[str, int]:
+    """Key frame requests (PLIs) the hub has sent to each publisher's camera."""
+    return {pid: p["publications"]["camera"]["plis_sent"] for pid, p in hub.stats()["participants"].items()
+            if "camera" in p["publications"]}
 
 
 def _figures(samples: list[tuple[float, dict[str, Any]]], sources: dict[str, tuple[str, str]],

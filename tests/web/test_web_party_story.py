@@ -169,6 +169,12 @@ async def test_party_story_on_a_phone(web_world: World, open_page: Opener) -> No
     await m.call("caucus:close")
     await expect(page.locator(".caucus")).to_be_hidden()
 
+    # a notice the page writes for an event (here the mediator mutes her) is written again in a new language
+    await m.call("mute:other", {"participant": participant_id(m, "张三")})
+    await expect(page.locator(".session .notice")).to_contain_text("已将您静音")
+    await both_languages(page, allow, "muted by the mediator")
+    await page.click("#btn-mute")  # she unmutes herself
+
     # 8. the agreement is final: the prompt says it is her turn; refusing and signing both ask first
     await draft_and_finalize(m, people)
     prompt = page.locator("#next-prompt")

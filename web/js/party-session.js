@@ -21,7 +21,7 @@ export class SessionView {
       onError: (err) => this.showError(err),
     });
     this.hand = false;
-    this.notice = "";  // transient message (forced mute, audio-only switch)
+    this.notice = null;  // () => the transient message (forced mute, audio-only switch), written again in a new language
     this.caucusBox = h("div", { class: "caucus", role: "status", "aria-live": "assertive", hidden: true });
     this.noticeBox = h("p", { class: "notice", role: "status", hidden: true });
     this.errBox = h("p", { class: "error", role: "alert", hidden: true });
@@ -53,11 +53,11 @@ export class SessionView {
   /** First entry: camera + microphone, then join the hub. */
   async start() {
     this.paint();
-    this.say(t("sess.connecting_media"));
+    this.say(() => t("sess.connecting_media"));
     this.agreement.attach(this.app.socket);
     await this.media.startLocal();
     await this.media.join(this.app.socket);
-    this.say("");
+    this.say(null);
     this.paint();
   }
 
@@ -93,12 +93,16 @@ export class SessionView {
     }));
   }
 
-  say(text) {
+  /** A notice under the tiles; `render` (or null: none) is called again when the language changes. */
+  say(render) {
+    this.notice = render;
+    const text = render ? render() : "";
     this.noticeBox.textContent = text;
     this.noticeBox.hidden = !text;
   }
 
   showError(err) {
+    this.error = err;
     this.errBox.textContent = explain(err);
     this.errBox.hidden = false;
   }
@@ -126,7 +130,7 @@ export class SessionView {
   async toggleAudioOnly() {
     try {
       await this.media.setAudioOnly(!this.media.audioOnly);
-      this.say(this.media.audioOnly ? t("sess.audio_only_on") : "");
+      this.say(this.media.audioOnly ? () => t("sess.audio_only_on") : null);
       this.paint();
     } catch (err) { this.showError(err); }
   }
@@ -144,13 +148,13 @@ export class SessionView {
 
   onAudioOnly(m) {  // the hub switched us because of loss (or back)
     this.media.setAudioOnly(Boolean(m.enabled), { tellServer: false });
-    this.say(m.enabled ? t("sess.audio_only_auto") : t("sess.audio_only_back"));
+    this.say(() => (m.enabled ? t("sess.audio_only_auto") : t("sess.audio_only_back")));
     this.paint();
   }
 
   onForcedMute(m) {
     this.media.setMuted(true);
-    this.say(t("sess.muted_by", { by: (m && m.by) || t("role.host") }));
+    this.say(() => t("sess.muted_by", { by: (m && m.by) || t("role.host") }));
     this.paint();
   }
 
@@ -189,7 +193,14 @@ export class SessionView {
     this.caucusBox.className = "caucus " + (c.you_inside ? "inside" : "outside");
     this.caucusBox.textContent = c.active ? (c.you_inside ? t("sess.caucus_in_you") : t("sess.caucus_out", { names })) : "";
     this.thirdBox.replaceChildren(pendingThirdParties(this.app, () => this.paint()) || "");
-    if (this.lang !== getLang()) { this.lang = getLang(); this.chat.paint(); this.agreement.render(); this.promptKey = null; }
+    if (this.lang !== getLang()) {  // everything written in the old language is written again
+      this.lang = getLang();
+      this.chat.paint();
+      this.agreement.render();
+      this.promptKey = null;
+      this.say(this.notice);
+      if (!this.errBox.hidden && this.error) this.errBox.textContent = explain(this.error);
+    }
     this.paintPrompt();
     this.paintTiles();
   }
