@@ -121,6 +121,7 @@ class Publication:
     receiver: RTCRtpReceiver | None = None
     live: bool = False
     frames_in: int = 0
+    keyframes_in: int = 0  # video: key frames begun (their first packet received)
     packets_in: int = 0
     bytes_in: int = 0
     media_ssrc: int | None = None
@@ -185,6 +186,7 @@ class Publication:
             self.frames_in += marker
             desc = vp8.parse(payload)  # once per packet, for every subscriber
             start_ok = desc is not None and desc.keyframe
+            self.keyframes_in += start_ok
             if desc is not None and desc.tid >= 0:
                 self.layer_bytes[desc.tid] += len(payload)
             ext = ((ntp >> 14) & 0xFFFFFF).to_bytes(3, "big")  # abs-send-time

@@ -620,6 +620,7 @@ class Hub:
                     source: {
                         "live": p.live,
                         "frames_in": p.frames_in,
+                        "keyframes_in": p.keyframes_in,
                         "packets_in": p.packets_in,
                         "bytes_in": p.bytes_in,
                         "keyframe_requests": p.keyframe_requests,

@@ -133,7 +133,7 @@ async def test_a_weak_browser_party_keeps_hearing_both_and_seeing_the_mediator(
                     for k in ("bytes_out", "packets_out", "retransmitted", "keyframes_out", "dropped", "skipped",
                               "keyframe_requests_in")}
                 for x in w_hub["slots"] if x.get("participant")},
-            "plis_to_publishers_in_weak_phase": {k: v - plis_before.get(k, 0) for k, v in _plis(hub).items()},
+            "publishers_plis_and_keyframes_in_weak_phase": {k: v - plis_before.get(k, 0) for k, v in _plis(hub).items()},
             "link_in_weak_phase": _link(link_before, link_after),
             "link_in_settled_part": _link(link_settled, link_after),
             "machine_load": os.getloadavg()[0],
@@ -156,9 +156,9 @@ async def test_a_weak_browser_party_keeps_hearing_both_and_seeing_the_mediator(
 
 
 def _plis(hub: Hub) -> dict[str, int]:
-    """Key frame requests (PLIs) the hub has sent to each publisher's camera."""
-    return {pid: p["publications"]["camera"]["plis_sent"] for pid, p in hub.stats()["participants"].items()
-            if "camera" in p["publications"]}
+    """Key frame requests (PLIs) the hub has sent to each publisher's camera, and the key frames it got."""
+    return {f"{pid}/{k}": p["publications"]["camera"][k] for pid, p in hub.stats()["participants"].items()
+            if "camera" in p["publications"] for k in ("plis_sent", "keyframes_in")}
 
 
 def _figures(samples: list[tuple[float, dict[str, Any]]], sources: dict[str, tuple[str, str]],
