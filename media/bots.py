@@ -31,6 +31,7 @@ from media.fixtures import EncodedClip, audio_clip, video_clip
 from media.forward import SOURCE_KIND
 
 logger = logging.getLogger(__name__)
+ANSWER_WITHIN = 60.0  # s from media:join to the first offer answered (a busy machine takes a few)
 
 
 class ClipTrack(MediaStreamTrack):
@@ -219,7 +220,12 @@ class Bot:
         ack = await self.channel.call("media:join", {})
         if not ack.get("ok"):
             raise RuntimeError(f"join refused: {ack}")
-        await self._answered.wait()
+        try:
+            async with asyncio.timeout(ANSWER_WITHIN):
+                await self._answered.wait()
+        except TimeoutError:
+            raise RuntimeError(f"{self.pid}: no offer answered {ANSWER_WITHIN:.0f} s after joining "
+                               f"(peer connection {'made' if self.pc is not None else 'not made'})") from None
 
     async def resume(self) -> dict[str, Any]:
         """After a new signaling connection, with the peer connection still up: ask for the current offer (the

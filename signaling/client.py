@@ -268,7 +268,13 @@ async def start_demo_server(data_dir: Path, port: int, *serve_args: str) -> Demo
     cli = [sys.executable, "-m", "signaling.cli"]
     demo = await asyncio.create_subprocess_exec(*cli, "demo", "--data-dir", str(data_dir), "--base-url", base,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await demo.communicate()
+    try:
+        async with asyncio.timeout(120):
+            out, err = await demo.communicate()
+    except TimeoutError:
+        demo.kill()
+        await demo.wait()
+        raise RuntimeError("onedoor demo did not finish within 120 s") from None
     if demo.returncode != 0:
         raise RuntimeError(f"onedoor demo failed: {err.decode()[-2000:]}")
     text = out.decode()
