@@ -6,7 +6,8 @@ harness.py). aioice offers every local address as a host candidate, so an in-pro
 on a rig address of ANOTHER test, which vanishes when that test ends: the media of that participant then stops
 for good (seen with three workers: the clean mediator bot of the weak-link test lost all media when the
 simulate test of the other group removed its veths). So every test process offers no rig address except those
-of its own rig, for the rig's lifetime (`own`)."""
+of its own rig, for the rig's lifetime (`own`), and the servers they start as processes are told the same
+(`serve_options`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,12 @@ from media.passthrough import host_address_policy, restrict_host_addresses
 
 RIGS = ("10.76.0.0/16", "10.77.0.0/16", "10.78.0.0/15", "10.80.0.0/15", "10.82.0.0/16")
 TEST_POLICY = HostAddressPolicy.parse(exclude=RIGS)
+
+
+def serve_options(*but: str) -> list[str]:
+    """`onedoor serve` options for a server process a test starts (it has no test policy of its own): no host
+    candidate on any rig's addresses but those of the rigs in `but` (the test's own, or one it tests)."""
+    return [arg for rig in RIGS if rig not in but for arg in ("--ice-exclude", rig)]
 
 
 def install() -> None:

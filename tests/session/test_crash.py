@@ -16,6 +16,7 @@ import pytest
 
 from media.bots import Bot
 from signaling.client import SessionClient, join_everyone, start_demo_server
+from tests.hostaddrs import serve_options
 from tests.session.test_recording_session import probe
 
 
@@ -38,7 +39,7 @@ def free_port() -> int:
 @pytest.mark.timeout(240)
 async def test_sigkill_during_recording_loses_at_most_the_last_segment(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    srv = await start_demo_server(data, free_port())
+    srv = await start_demo_server(data, free_port(), *serve_options())
     server = srv.process
     clients: list[SessionClient] = []
     bots: list[Bot] = []
