@@ -29,8 +29,9 @@ run: install
 	$(BIN)/onedoor demo
 	$(BIN)/onedoor serve
 
-# Two worker processes (pytest-xdist); tests that share something machine-wide (Redis, network namespaces, the
-# link emulator) run one after another in one of them (tests/conftest.py MACHINE_WIDE, --dist loadgroup).
+# Three worker processes (pytest-xdist); tests that share something machine-wide (Redis, HAProxy, network
+# namespaces, the link emulator) run one after another in one of two groups (tests/conftest.py MACHINE_WIDE,
+# --dist loadgroup; docs/performance.md "The test suite").
 test: install
 	$(BIN)/python -m pytest -n 3 --dist loadgroup
 
