@@ -89,6 +89,7 @@ class Slot:
     negotiated: bool = False
     active: bool = False
     keyframe_requests_in: int = 0  # PLIs/FIRs from the subscriber about this slot
+    keyframe_asked_at: float | None = None  # time.time() the hub last asked its publisher for a key frame for it
 
     @property
     def mid(self) -> str | None:

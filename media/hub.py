@@ -48,6 +48,8 @@ logger = logging.getLogger(__name__)
 
 Send = Callable[[str, str, dict[str, Any]], Awaitable[None]]
 CAUCUS = "caucus"
+# s a publisher asked for a key frame for a paced subscriber has to answer before the next one is asked
+KEYFRAME_ANSWER = 1.0
 
 
 class HubObserver(Protocol):
@@ -454,22 +456,30 @@ class Hub:
         """A subscriber that gets key frames only from a publisher (the key-frames-only step; at the base-layer step, a
         publisher without temporal layers) sees it at least every `keyframe_only_interval`
         (browsers send key frames only when asked; the request is coalesced per publisher: keyframe_interval).
-        While its video is paced, one publisher is asked at a time, the one seen longest ago, and only when the
-        last key frame has left: two asked at once would arrive together, and the one its link has no room for
-        would be skipped (and cost every other subscriber of that publisher a key frame for nothing)."""
+        A slot is due when neither a key frame nor a request for one came in that interval. While its video is
+        paced, one publisher is asked at a time, the one whose key frame or last request is oldest, and only when
+        the last key frame has left and the one asked last had `KEYFRAME_ANSWER` s to answer: two asked at once
+        would arrive together, and the one its link has no room for would be skipped (and cost every other
+        subscriber of that publisher a key frame for nothing). Turns go round: a publisher that does not answer
+        (a starved phone, a camera stopped) is not asked again and again while the others are never asked."""
         now = time.time()  # the forwarders' clock (`Publication.on_rtp` passes wall-clock time)
+
+        def seen(slot: Slot) -> float:
+            return max(slot.forwarder.last_keyframe_at or 0.0, slot.keyframe_asked_at or 0.0)
+
         due = [
             slot for slot in peer.slots
-            if slot.active and slot.forwarder.keyframes_only and (
-                slot.forwarder.last_keyframe_at is None
-                or now - slot.forwarder.last_keyframe_at >= self.config.keyframe_only_interval
-            )
+            if slot.active and slot.forwarder.keyframes_only
+            and now - seen(slot) >= self.config.keyframe_only_interval
         ]
         if peer.pacer.rate is not None:
-            if peer.pacer.backlog() > KEYFRAME_ROOM:
+            if peer.pacer.backlog() > KEYFRAME_ROOM or now < peer.keyframe_answer_by:
                 return
-            due = sorted(due, key=lambda slot: slot.forwarder.last_keyframe_at or 0.0)[:1]
+            due = sorted(due, key=seen)[:1]
+            if due:
+                peer.keyframe_answer_by = now + KEYFRAME_ANSWER
         for slot in due:
+            slot.keyframe_asked_at = now
             self._keyframe_for(slot)
 
     def _fit(self, peer: Peer) -> None:

@@ -3,9 +3,11 @@
 import pytest
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
+from media.bots import Bot
 from media.channels import DirectChannel
 from media.config import MediaConfig
 from media.errors import UnknownEvent, UnknownParticipant
+from media.fixtures import video_clip
 from media.peer import check_answer
 from mediation.errors import OneDoorError
 from tests.media.conftest import PC_SETUP_BLOCKS, wait_until
@@ -176,3 +178,31 @@ async def test_at_the_key_frames_step_video_is_paced_and_every_publisher_is_stil
     assert all(slot["keyframes_out"] > 0 for slot in stats["slots"] if slot["kind"] == "video")
     await s.hub.set_link_level("w", peer.link.top)  # back at full video: nothing paced from here on
     await wait_until(lambda: s.hub.stats()["participants"]["w"]["pace_rate"] is None, within=5)
+
+
+async def test_at_the_key_frames_step_a_publisher_that_does_not_answer_does_not_keep_the_others_unasked(make_session):
+    """Paced, the hub asks one publisher at a time for a key frame. When one never answers (here its camera has
+    stopped; a starved phone is another), the turn passes on: the others are still asked, and still seen."""
+    s = make_session(MediaConfig(monitor_interval=0.25, keyframe_only_interval=1.0, pace_start=300_000))
+    await s.join("m")
+    # c's camera sends a key frame by itself only every 4 s (a browser: only when asked), so c is due often
+    await s.hub.add("c", {"name": "c"})
+    s.bots["c"] = Bot("c", s.router.attach(DirectChannel(s.hub, "c")), s.config, clip=video_clip(gop_seconds=4))
+    await s.bots["c"].join()
+    await s.join("w")
+    await s.flowing()
+    peer = s.hub._peers["w"]
+
+    def asked() -> dict[str, int]:
+        st = s.hub.stats()["participants"]
+        return {p: st[p]["publications"]["camera"]["keyframe_requests"] for p in ("m", "c")}
+
+    s.bots["m"].video_track.pause(True)  # m's camera stops: m sends no key frame however often it is asked
+    await s.hub.set_link_level("w", peer.steps.index("keyframes_only"))
+    before = asked()
+    await s.phase("keyframes", 8.0)  # ~4 turns each
+    after, got = asked(), s.got("w", "keyframes")
+    assert s.hub.stats()["participants"]["w"]["pace_rate"] is not None  # paced: one publisher asked at a time
+    print("key frame requests before, after:", before, after)
+    assert after["c"] - before["c"] >= 2 and after["m"] - before["m"] >= 2, (before, after)  # turns go round
+    assert got["c"]["camera"]["frames"] > 0 and got["m"]["camera"]["frames"] == 0
