@@ -111,7 +111,8 @@ async def questioning(ctx: Ctx, body: QuestioningIn) -> dict[str, Any]:
     link per person of the case (shown only now)."""
     qid, sess, issued, notice = await _portal(ctx).questioning(ctx.actor, _app_id(ctx), body.at, body.note)
     await _notify(ctx, notice)
-    return {"questioning": qid, "session": session_json(sess), "invites": [invite_json(ctx, i) for i in issued]}
+    invites = [await invite_json(ctx, i) for i in issued]
+    return {"questioning": qid, "session": session_json(sess), "invites": invites}
 
 
 @api.route("POST", APP + "/rule", action=Action.COURT_RULE, body=RuleIn)
