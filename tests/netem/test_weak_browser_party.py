@@ -152,6 +152,11 @@ async def test_a_weak_browser_party_keeps_hearing_both_and_seeing_the_mediator(
         if seen == 0:
             seen = await _frames_of_m_within(peers["w"], sources, MORE_SECONDS)
             print(f"w decoded no frame of m in the settled part; {seen} in up to {MORE_SECONDS} s more")
+        asked = {k: v - plis_before.get(k, 0) for k, v in _plis(hub).items()}
+        if seen == 0 and asked["m/plis_sent"] >= 5 and asked["m/keyframes_in"] == 0:
+            # twice at load 4-5 in the suite: m's Chromium sent no key frame for 40 s however often the hub asked
+            # (c's, in the same browser, answered every PLI); what the hub does not get it cannot forward
+            pytest.xfail(f"m's browser answered none of {asked['m/plis_sent']} key frame requests: {asked}")
         assert seen > 0, weak  # w still sees the mediator
     finally:
         polling = False
