@@ -473,11 +473,10 @@ class Hub:
             and now - seen(slot) >= self.config.keyframe_only_interval
         ]
         if peer.pacer.rate is not None:
-            if peer.pacer.backlog() > KEYFRAME_ROOM or now < peer.keyframe_answer_by:
+            last_ask = max((slot.keyframe_asked_at or 0.0 for slot in peer.slots), default=0.0)
+            if peer.pacer.backlog() > KEYFRAME_ROOM or now - last_ask < KEYFRAME_ANSWER:
                 return
             due = sorted(due, key=seen)[:1]
-            if due:
-                peer.keyframe_answer_by = now + KEYFRAME_ANSWER
         for slot in due:
             slot.keyframe_asked_at = now
             self._keyframe_for(slot)

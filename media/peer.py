@@ -95,7 +95,6 @@ class Peer:
         self.red_in: int | None = None  # the red payload type its audio publication negotiated, if any
         self.pacer = Pacer()  # its video senders' pacing below the ladder's top step (media/pacer.py)
         self.pace = PaceControl(config)  # at what rate (media/bandwidth.py)
-        self.keyframe_answer_by = 0.0  # time.time(): paced, the publisher asked last has until then (hub.py)
 
     @property
     def step(self) -> str:

@@ -13,8 +13,7 @@ import time
 import pytest
 
 from media.config import MediaConfig
-from tests.media.conftest import PC_SETUP_BLOCKS, wait_until
-from tests.media.conftest import assert_floored as assert_floored_log
+from tests.media.conftest import PC_SETUP_BLOCKS, assert_floored, wait_until
 
 pytestmark = [pytest.mark.timeout(120), PC_SETUP_BLOCKS]
 
@@ -66,10 +65,6 @@ def remb_since(s, t: float) -> list[int]:
     return [b for when, b, _uplink in s.hub._peers["p"].publications["camera"].remb_log if when >= t]
 
 
-def assert_floored(s) -> None:
-    assert_floored_log(s.hub._peers["p"].publications["camera"].remb_log, FLOOR)
-
-
 async def rises_stepwise(s, since: float) -> list[int]:
     await wait_until(lambda: (s.bots["p"].encoder_target() or 0) >= 3 * FLOOR, within=30)
     values = remb_since(s, since)
@@ -103,7 +98,7 @@ async def test_remb_falls_to_the_floor_and_comes_back_when_the_ladder_switches_t
         await wait_until(lambda: figures.target() == FLOOR, within=10)  # aiortc's encoder follows the REMB
         s.bots["m"].mark("weak:end")
         assert not s.hub.routing.is_audio_only("w") and not s.hub._peers["w"].keyframes_only_from(None)
-        assert_floored(s)
+        assert_floored(s.hub._peers["p"].publications["camera"].remb_log, FLOOR)
         assert s.hub.stats()["participants"]["w"]["downlink_estimate"] < 1_000_000  # from 2.5 Mbit/s
         assert s.hub.stats()["participants"]["m"]["downlink_estimate"] >= 1_000_000
 
@@ -138,7 +133,7 @@ async def test_remb_comes_back_stepwise_when_the_weak_subscriber_leaves(make_ses
         await wait_until(lambda: figures.remb() == FLOOR, within=60)
         await wait_until(lambda: figures.target() == FLOOR, within=10)
         s.bots["m"].mark("weak:end")
-        assert_floored(s)
+        assert_floored(s.hub._peers["p"].publications["camera"].remb_log, FLOOR)
 
         since = time.monotonic()
         s.bots["m"].mark("left:start")
