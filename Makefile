@@ -29,11 +29,16 @@ run: install
 	$(BIN)/onedoor demo
 	$(BIN)/onedoor serve
 
-# Three worker processes (pytest-xdist); tests that share something machine-wide (Redis, HAProxy, network
-# namespaces, the link emulator) run one after another in one of two groups (tests/conftest.py MACHINE_WIDE,
-# --dist loadgroup; docs/performance.md "The test suite").
+# Two phases (docs/performance.md "The test suite"): three worker processes (pytest-xdist), where the tests that
+# share Redis, HAProxy or veth pairs run one after another in one worker (tests/conftest.py MACHINE_WIDE "stores",
+# --dist loadgroup); then, on a machine nothing else of the suite is using, the real-time link tests (the link
+# emulator, coturn, the Chromium publishers: MACHINE_WIDE "links", marked `realtime`) one after another. Both phases
+# always run; the target fails if either does.
 test: install
-	$(BIN)/python -m pytest -n 3 --dist loadgroup
+	@$(BIN)/python -m pytest -n 3 --dist loadgroup -m "not realtime"; parallel=$$?; \
+	  $(BIN)/python -m pytest -m realtime; realtime=$$?; \
+	  echo "make test: parallel phase exit $$parallel, real-time phase exit $$realtime"; \
+	  [ $$parallel -eq 0 ] && [ $$realtime -eq 0 ]
 
 # The database-facing tests again on the machine's PostgreSQL (CI runs this after `make test`).
 test-pg: install

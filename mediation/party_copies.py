@@ -180,7 +180,7 @@ class PartyCopies:
                                         ground_label=judging.REJECTION_GROUNDS.get(ruling.ground or ""),
                                         objections=judging.served_windows(ruling.objections, served)))
             q = (select(DocumentDelivery).where(DocumentDelivery.person_id == p.person.id)
-                 .order_by(DocumentDelivery.id.desc()).limit(50))
+                 .order_by(DocumentDelivery.delivered_at.desc(), DocumentDelivery.id.desc()).limit(50))
             delivered = [{"document": d.document, "sha256": d.sha256, "delivered_at": d.delivered_at.isoformat()}
                          for d in (await s.scalars(q)).all()]
             review = await transcript.for_review(s, p.invite.session_id, p.person.id)
@@ -229,13 +229,14 @@ class PartyCopies:
                                detail={"document": kind, "sha256": doc.sha256})
             return doc, p.person.id, p.invite.id
 
-    async def delivered(self, person_id: int, invite_id: int, doc: Document) -> None:
-        """The document's last byte was written to the party's connection: record the time it reached them."""
+    async def delivered(self, person_id: int, invite_id: int, doc: Document, at: dt.datetime) -> None:
+        """The document's last byte was written to the party's connection at `at`: record the time it reached
+        them (taken by the caller when the write returned, so deliveries recorded concurrently keep their order)."""
         async with self.db.session() as s:
             inv = await s.get(Invite, invite_id)
             row = DocumentDelivery(person_id=person_id, invite_id=invite_id, document=doc.kind, sha256=doc.sha256,
                                    device_fingerprint=(inv.device_fingerprint if inv else "") or "",
-                                   delivered_at=utcnow())
+                                   delivered_at=at)
             s.add(row)
             await s.flush()
             await audit.append(s, actor=f"inv-{invite_id}", action="copies.delivered",

@@ -261,6 +261,11 @@ class DemoServer:
     base_url: str
     tokens: list[str]
     session_id: int
+    log: Path  # the serve process's stderr (its log)
+
+    def log_tail(self, lines: int = 40) -> str:
+        text = self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
 
 
 async def start_demo_server(data_dir: Path, port: int, *serve_args: str) -> DemoServer:
@@ -280,10 +285,12 @@ async def start_demo_server(data_dir: Path, port: int, *serve_args: str) -> Demo
     text = out.decode()
     found = re.search(r"session (\d+)", text)
     assert found is not None, text
-    serve = await asyncio.create_subprocess_exec(*cli, "serve", "--data-dir", str(data_dir), "--port", str(port),
-                                                 *serve_args, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+    log = data_dir.parent / f"serve-{port}.log"
+    with log.open("ab") as sink:
+        serve = await asyncio.create_subprocess_exec(*cli, "serve", "--data-dir", str(data_dir), "--port", str(port),
+                                                     *serve_args, stdout=asyncio.subprocess.DEVNULL, stderr=sink)
     await wait_healthy(base)
-    return DemoServer(serve, base, re.findall(r"/join#(\S+)", text), int(found.group(1)))
+    return DemoServer(serve, base, re.findall(r"/join#(\S+)", text), int(found.group(1)), log)
 
 
 async def join_everyone(srv: DemoServer, clients: list[SessionClient], bots: list[Any]) -> SessionClient:

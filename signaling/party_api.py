@@ -13,6 +13,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import Field
 
+from mediation.db import utcnow
 from mediation.party_copies import Document, PartyCopies, Proof
 from mediation.permissions import Action
 from mediation.transcript_review import TranscriptReview
@@ -100,7 +101,7 @@ async def download(ctx: Ctx, body: ProofIn) -> web.StreamResponse:
     resp = await send_pdf(ctx, doc)
     # The client may hang up as soon as it has the last byte, cancelling this handler: record the delivery in a
     # task of its own.
-    task = asyncio.ensure_future(c.delivered(person_id, invite_id, doc))
+    task = asyncio.ensure_future(c.delivered(person_id, invite_id, doc, utcnow()))
     _recording.add(task)
     task.add_done_callback(_recording.discard)
     await asyncio.shield(task)

@@ -96,6 +96,10 @@ def pytest_itemcollected(item: pytest.Item) -> None:  # marked as collected: bef
     for group, prefixes in MACHINE_WIDE.items():
         if path.startswith(prefixes):
             item.add_marker(pytest.mark.xdist_group(group))
+            if group == "links":
+                # what a person hears and sees in real time, beside three browsers, a link emulator and the other
+                # workers' tests, starved at load 4-5 (docs/performance.md): `make test` runs these alone, last
+                item.add_marker(pytest.mark.realtime)
 
 
 async def _no_send(participant_id: str, event: str, payload: dict[str, Any]) -> None:

@@ -45,3 +45,12 @@ def test_the_group_takes_effect_in_workers(request: pytest.FixtureRequest) -> No
     if not grouped:
         pytest.skip("no grouped test collected in this run")
     assert [n for group, n in grouped if not n.endswith(f"@{group}")] == []
+
+
+def test_the_real_time_tests_are_the_links_group(request: pytest.FixtureRequest) -> None:
+    """`make test` runs the tests marked `realtime` alone after the rest (`-m "not realtime"`, then `-m realtime`):
+    exactly the "links" group, so none is run twice or left out."""
+    links = MACHINE_WIDE["links"]
+    wrong = [i.nodeid for i in request.session.items
+             if i.path.relative_to(ROOT).as_posix().startswith(links) != (i.get_closest_marker("realtime") is not None)]
+    assert wrong == []

@@ -122,7 +122,7 @@ async def test_party_keeps_its_copies_after_the_session(world: World) -> None:
     # each download logged with the time it reached them (after the last byte: the client may be faster)
     for _ in range(100):
         async with world.services.db.session() as s:
-            rows = (await s.scalars(select(DocumentDelivery).order_by(DocumentDelivery.id))).all()
+            rows = (await s.scalars(select(DocumentDelivery).order_by(DocumentDelivery.delivered_at))).all()
         if len(rows) == 3:
             break
         await asyncio.sleep(0.05)

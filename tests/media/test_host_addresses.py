@@ -9,10 +9,12 @@ policy its address is never offered, and the media outlives the interface."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -111,24 +113,43 @@ async def test_gathering_offers_the_interface_only_where_the_policy_allows_it(ve
 
 
 @PC_SETUP_BLOCKS
+@pytest.mark.timeout(330)  # the demo (<= 120 s), the server up (<= 30 s), the session (<= 150 s)
 async def test_serve_offers_no_media_on_an_excluded_network(veth: str, tmp_path: Path) -> None:
     """`onedoor serve --ice-exclude`: the node's own process (no test policy there) offers no host candidate in
     the excluded network (without the option it offers the veth's address), and the media flows on the others."""
     # (the other rigs' ranges are left out too: the link emulator's veths come and go in another worker)
+    began = time.monotonic()
+    phases: list[tuple[str, float]] = []  # printed on failure: it hung here twice under load (120 s, no bound hit)
     srv = await start_demo_server(tmp_path / "data", free_port(), "--ice-exclude", "10.76.252.0/24",
                                   *hostaddrs.serve_options("10.76.0.0/16"))
+    phases.append(("demo and serve up", time.monotonic() - began))
     clients: list[SessionClient] = []
     bots: list[Bot] = []
     try:
-        await join_everyone(srv, clients, bots)
-        await wait_until(lambda: all(len(b.received) >= 2 for b in bots), within=30)  # media from the others
+        async with asyncio.timeout(150):  # (inside pytest-timeout's bound, so that the phases get printed)
+            await join_everyone(srv, clients, bots)
+            phases.append(("everyone joined", time.monotonic() - began))
+            await wait_until(lambda: all(len(b.received) >= 2 for b in bots), within=30)  # media from the others
+            phases.append(("media from the others", time.monotonic() - began))
         offered = set().union(*(_candidates(b.pc.remoteDescription.sdp) for b in bots
                                 if b.pc is not None and b.pc.remoteDescription is not None))
         assert offered and veth not in offered, offered
+    except BaseException:
+        print(f"phases (s since start): {phases}; joined bots: {len(bots)}, clients {len(clients)}; "
+              f"load {os.getloadavg()[0]:.1f}\nserver log:\n{srv.log_tail()}")
+        raise
     finally:
         for b in bots:
             await b.close()
         for c in clients:
             await c.close()
+        stopping = time.monotonic()
         srv.process.terminate()
-        await srv.process.wait()
+        try:
+            async with asyncio.timeout(90):  # aiohttp's graceful shutdown waits up to 60 s for open connections
+                await srv.process.wait()
+        except TimeoutError:
+            srv.process.kill()
+            await srv.process.wait()
+            raise AssertionError(f"the server did not stop within 90 s of SIGTERM:\n{srv.log_tail()}") from None
+        print(f"phases: {phases}; the server stopped {time.monotonic() - stopping:.1f} s after SIGTERM")

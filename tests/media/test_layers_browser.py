@@ -13,7 +13,7 @@ import av
 import pytest
 from playwright.async_api import Browser
 
-from media import vp8
+from media import passthrough, vp8
 from media.bots import Bot
 from media.channels import DirectChannel
 from media.config import MediaConfig
@@ -147,8 +147,13 @@ async def test_a_subscriber_capped_at_layer_0_gets_a_quarter_of_the_frames_and_a
     print(f"(a) from c (no layers): {c_frames} frames, {c_keys} of them key frames, of "
           f"{c_pub.frames_in - start['c_pub']} it published")
     # key frames only, and only as the bot's paced budget allows beside a's base layer, which comes first
-    # (media/hub.py `_fit`): here the pace starts low and a's layer 0 takes most of it, so often none in 8 s
-    assert c_frames == c_keys
+    # (media/hub.py `_fit`): here the pace starts low and a's layer 0 takes most of it, so often none in 8 s.
+    # The first frame of the window may be c's last full-rate frame from before the switch: aiortc's jitter buffer
+    # hands a frame on only when the next frame's first packet arrives, here the next key frame (seen once: 4
+    # frames, 3 key frames). Every frame after it is a key frame.
+    assert got_c.kept is not None
+    window = list(got_c.kept)[len(got_c.kept) - c_frames:] if c_frames else []
+    assert all(passthrough.is_vp8_keyframe(f) for f in window[1:]), [passthrough.is_vp8_keyframe(f) for f in window]
     # (a) about a quarter of the frames (L1T3: every 4th frame is layer 0), all decodable, no key frame asked for
     assert 0.18 <= bot_frames / pub_frames <= 0.33, (bot_frames, pub_frames)
     assert errors == 0 and decoded == len(got.kept) and got.keyframes >= 1
