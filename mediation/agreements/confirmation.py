@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 WINDOW = dt.timedelta(days=30)  # CPL 205, PML 33
 ACCEPT_WITHIN = dt.timedelta(days=3)  # JC 4
 ACTIVE = ("draft", "submitted", "accepted")
+RULED = ("confirmed", "rejected")  # the court's ruling on the agreement (mediation/agreements/judging.py)
 
 INELIGIBLE = {  # R24, CPL-I 355
     "personal_status": "申请确认婚姻、亲子、收养等身份关系的，不属于司法确认范围（民诉法解释第三百五十五条第三项）"
@@ -199,9 +200,14 @@ async def start_application(
     if court_id not in {x.court_id for x in suggestions}:
         raise InvalidInput("该法院对本协议无管辖权 / that court has no jurisdiction here (CPL 205)",
                            code="no_jurisdiction", suggestions=[x.court_id for x in suggestions])
-    q = select(ConfirmationApplication).where(ConfirmationApplication.agreement_id == a.id,
-                                              ConfirmationApplication.status.in_(ACTIVE))
-    if (await s.scalars(q)).first() is not None:
+    q = select(ConfirmationApplication.status).where(ConfirmationApplication.agreement_id == a.id,
+                                                     ConfirmationApplication.status.in_((*ACTIVE, *RULED)))
+    earlier = set((await s.scalars(q)).all())
+    if earlier & set(RULED):  # CPL 206: after a rejection the parties change the agreement or make a new one
+        raise Conflict("法院已对本协议作出裁定，不能再次申请；如被驳回，可经调解变更原协议或达成新协议 / the court has "
+                       "ruled on this agreement: no second application (after a rejection, change it or make a "
+                       "new one in mediation, CPL 206)", code="already_ruled")
+    if earlier:
         raise Conflict("已有进行中的司法确认申请 / an application is already under way", code="application_exists")
     court, center = courts.get(court_id), await center_of(s, case)
     document = {

@@ -13,7 +13,7 @@ from signaling.client import ProtocolError, SessionClient
 from signaling.config import Settings
 from signaling.services import SERVICES
 from tests.conftest import World, seed
-from tests.court.helpers import COURT, complete_people, draft_and_finalize, party_sign
+from tests.court.helpers import COURT, complete_people, draft_and_finalize, http_status, party_sign, sealed
 
 
 @pytest.fixture
@@ -129,3 +129,26 @@ async def test_a_power_of_attorney_is_offered_only_for_an_applying_agent_and_ref
         await med.api("POST", f"/api/cases/{world.case_code}/application/documents", body)
     assert e.value.code == "not_an_agent"
     assert await med.api("GET", f"/api/cases/{world.case_code}/documents") == before  # nothing stored
+
+
+async def test_no_second_application_once_the_court_has_ruled(world: World) -> None:
+    """Shrunk from the model (the CI soak, 200 runs): sealed, applied, both signed, accepted, ruled (rejected), then
+    the mediator's new application to the same court -> was accepted in the objection window, although nothing
+    offered it: only applications still under way were checked. After a ruling the same agreement is not applied
+    for again (CPL 206: after a rejection the parties change it or make a new one in mediation)."""
+    _, a, b, _ = await sealed(world)
+    med = await world.staff("mediator", session=False)
+    start = (f"/api/cases/{world.case_code}/application", {"court_id": COURT})
+    app_id = (await med.api("POST", *start))["application"]["id"]
+    await party_sign(a, "application")
+    assert (await party_sign(b, "application"))["status"] == "submitted"
+    judge = await world.staff("judge", session=False)
+    await judge.api("POST", f"/api/court/applications/{app_id}/accept")
+    await judge.api("POST", f"/api/court/applications/{app_id}/rule",
+                    {"outcome": "rejected", "ground": "not_voluntary", "reasoning": "经审查，违背自愿原则。"})
+    state = await console(world, med)
+    assert state["workflow"]["stage"] == "objection_window" and not offered(state, "start_application")
+    status, err = await http_status(med, "POST", *start)
+    assert status == 409 and err["error"]["code"] == "already_ruled", err
+    after = await console(world, med)
+    assert after["application"]["id"] == app_id and after["workflow"] == state["workflow"]  # nothing changed

@@ -83,6 +83,7 @@ register({
   "err.already_signed": ["您已经签过名了。", "You have already signed."],
   "err.already_submitted": ["申请已经提交。", "The application was already submitted."],
   "err.application_exists": ["已有进行中的司法确认申请。", "An application is already in progress."],
+  "err.already_ruled": ["法院已对本协议作出裁定，不能再次申请；如被驳回，可经调解变更原协议或达成新协议。", "The court has ruled on this agreement: it cannot be applied for again. After a rejection, change it or make a new one in mediation."],
   "err.confirmation_window_passed": ["协议生效已超过 30 日，不能再申请司法确认。", "More than 30 days have passed since the agreement took effect; it can no longer be submitted."],
   "err.invalid_ground": ["请从列表中选择法定事由。", "Choose a ground from the list."],
   "err.invalid_outcome": ["请选择裁定结果。", "Choose an outcome."],
