@@ -49,6 +49,7 @@ class Presence:
     audio_only: bool = False
     audio_only_reason: str | None = None  # "loss" (the hub's ladder: automatic) | "request" (the person's choice)
     reconnecting: bool = False  # the connection dropped; the place and media are kept for the grace period
+    refused: bool = False  # the mediator did not let them in: the link stays shut until it is reissued
 
     @property
     def is_mediator(self) -> bool:
@@ -87,7 +88,10 @@ class LiveSession:
     drafts: dict[str, dict[str, Any]] = field(default_factory=dict)  # draft lines not yet accepted (newest last)
     dirty: bool = False
     on_change: Callable[[LiveSession], None] | None = None
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # One state push at a time (signaling/publish.py): a push reads the state, then emits to each person with
+    # awaits between; two at once could deliver the older state last, and the page would show it until the next
+    # change (found by tests/session/test_session_model.py: a lobby entry left on the mediator's page).
+    push_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     grace: float = 30.0  # seconds a dropped connection keeps its place and media (signaling Settings)
     restored: frozenset[str] = frozenset()  # admitted before this node took the session over (durable record)
     _timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict, init=False, repr=False)
@@ -218,8 +222,16 @@ class LiveSession:
             self.changed()
 
     def refuse(self, pid: str) -> None:
-        self.people[pid].admitted = False
+        """Not let in: dropped, and the same link does not reconnect (the party page says to ask for a new link);
+        a reissued link forgets the person (`forget`), so the new one starts over in the lobby."""
+        p = self.people[pid]
+        p.admitted, p.refused = False, True
         self.changed()
+
+    def shut_out(self, pid: str) -> bool:
+        """Whether a connection for `pid` is refused: the mediator refused this link in this session."""
+        p = self.people.get(pid)
+        return p is not None and p.refused
 
     def raise_hand(self, pid: str, up: bool) -> None:
         self.people[pid].hand = up

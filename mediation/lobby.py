@@ -140,6 +140,8 @@ async def refuse(db: Database, live: LiveSession, actor: Actor, pid: str, reason
     p = _present(live, pid)
     if p.is_mediator:
         raise Conflict("mediators cannot be refused", code="bad_target")
+    if p.admitted:  # refusal is the lobby's answer (the console offers it there only; found by the session model)
+        raise Conflict(f"{p.name} 已经进入调解 / is already admitted", code="already_admitted")
     async with db.session() as s:
         await audit.append(s, actor=actor.id, action="lobby.refuse", subject=f"session:{live.session_id}",
                            detail={"participant": p.pid}, reason=reason or None)

@@ -62,9 +62,10 @@ class Publisher:
         await self.flush(live)
 
     async def flush(self, live: LiveSession) -> None:
-        if live.dirty:
-            live.dirty = False
-            await self.push_state(live)
+        async with live.push_lock:  # after a push under way: it may have read the state before this change
+            if live.dirty:
+                live.dirty = False
+                await self.push_state(live)
 
     async def close(self) -> None:
         for t in list(self._tasks):

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 DROPPED = frozenset({"ping timeout", "transport close", "transport error", SLOW_CLIENT})
 # events that write session state: on a node of several, refused (`stale_owner`) unless its lease is current
 # connect refusals the throttle does not count: not a wrong credential
-UNCOUNTED = frozenset({"wrong_node", "rate_limited", "unavailable"})
+UNCOUNTED = frozenset({"wrong_node", "rate_limited", "unavailable", "refused"})
 FENCED = ("lobby:", "caucus:", "recording:", "session:", "transcript:", "agreement:", "identity:")
 
 
@@ -71,6 +71,10 @@ class SessionNamespace(socketio.AsyncNamespace):
                 raise RateLimited("too many failed connects; try again later", code="rate_limited",
                                   retry_after=math.ceil(wait))
             joined = await self._authenticate(environ, auth)
+            live = self.services.live.get(joined.session_id)
+            if live is not None and live.shut_out(joined.presence.pid):
+                raise Forbidden("调解员没有让您进入；需要新的链接请联系调解中心 / the mediator did not let you in; ask "
+                                "the center for a new link", code="refused")
         except OneDoorError as e:
             if e.status < 500 and e.code not in UNCOUNTED:
                 for k, seconds in await self.throttle.fail(*keys):

@@ -110,6 +110,23 @@ async def test_refuse_and_rejoin_keeps_identity(world: World) -> None:
     await m.wait(lambda c: any(p["id"] == b.pid for p in c.state.get("lobby", [])))
     await m.call("lobby:refuse", {"participant": b.pid, "reason": "请稍后再试"})
     assert (await b.wait_event("session:refused"))["reason"] == "请稍后再试"
+    # the refusal holds: the same device with the same link is not back in the lobby (the refused page tells the
+    # party to ask for a new link), until the host reissues it; the new link starts over in the lobby
+    again = world.client()
+    again.device_key = b.device_key
+    with pytest.raises(ProtocolError) as e:
+        await again.join_invite(world.tokens["B"])
+    assert e.value.code == "refused"
+    host = await world.staff("mediator", session=False)
+    link = (await host.api("POST", f"/api/sessions/{world.session_id}/invites/{world.invite_ids['B']}/reissue"))[
+        "invite"]["link"]
+    b2 = world.client()
+    await b2.join_invite(link.split("#", 1)[1])
+    await m.wait(lambda c: any(p["id"] == b2.pid and p["identity"] is False for p in c.state.get("lobby", [])))
+    # and someone admitted is not "refused" (the console offers refusal in the lobby only)
+    with pytest.raises(ProtocolError) as e:
+        await m.call("lobby:refuse", {"participant": a2.pid, "reason": "x"})
+    assert e.value.code == "already_admitted"
 
 
 async def test_forwarded_link_on_another_device_is_refused(world: World) -> None:
