@@ -46,10 +46,12 @@ test-pg: install
 	  || createdb -h 127.0.0.1 -U postgres onedoor_test
 	ONEDOOR_TEST_DATABASE_URL=$(PG_URL) $(BIN)/python -m pytest -m "not browser" tests/foundation
 
-# The workflow model at length (make test runs 30 generated runs of it, in three parts; CI runs `make soak MODEL_RUNS=200`).
+# The workflow and session models at length (make test runs 30 generated runs of each; CI runs
+# `make soak MODEL_RUNS=200`).
 MODEL_RUNS ?= 300
 soak: install
-	ONEDOOR_MODEL_RUNS=$(MODEL_RUNS) $(BIN)/python -m pytest -p no:cacheprovider tests/agreements/test_workflow_model.py -s
+	ONEDOOR_MODEL_RUNS=$(MODEL_RUNS) ONEDOOR_SESSION_RUNS=$(MODEL_RUNS) $(BIN)/python -m pytest -p no:cacheprovider \
+	  tests/agreements/test_workflow_model.py tests/session/test_session_model.py -s
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/mypy

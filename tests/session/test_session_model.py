@@ -31,17 +31,23 @@ from typing import Any, ClassVar
 import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from mediation import recording_policy
 from mediation.devicekeys import DeviceKey
 from mediation.live import LiveSession
 from signaling.client import ProtocolError, SessionClient
-from signaling.services import SERVICES
+from signaling.services import SERVICES, Services
 from tests.agreements.model_harness import WHO, Run, Template, make_template
 from tests.agreements.test_workflow_model import _scratch
 
-RUNS = int(os.environ.get("ONEDOOR_SESSION_RUNS", "12"))
+RUNS = int(os.environ.get("ONEDOOR_SESSION_RUNS", "30"))  # make test; `make soak` runs MODEL_RUNS
 STEPS = 25
 LIMIT = 30.0  # seconds for one step's calls
 SETTLE = 10.0  # seconds the pages may take to show a change
@@ -101,9 +107,18 @@ class SessionModel(RuleBasedStateMachine):
     def do(self, coro: Awaitable[Any]) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(LIMIT)  # type: ignore[arg-type]
 
-    def live(self) -> LiveSession | None:
+    def services(self) -> Services:
         assert self.run.server is not None
-        return self.run.server.app[SERVICES].live.get(self.run.session_id)
+        sv: Services = self.run.server.app[SERVICES]
+        return sv
+
+    def live(self) -> LiveSession | None:
+        return self.services().live.get(self.run.session_id)
+
+    def not_consented(self, live: LiveSession) -> list[str]:
+        """The admitted people without recording consent (the server's own rule, mediation/recording_policy)."""
+        missing: list[str] = self.do(recording_policy.not_consented(self.services().db, live.admitted()))
+        return missing
 
     def client(self, who: str) -> SessionClient | None:
         c = self.run.parties[who].client if who != "mediator" else self.mediator
@@ -273,8 +288,7 @@ class SessionModel(RuleBasedStateMachine):
         if out is None and plausible and action in ("start", "resume"):
             live = self.live()
             assert live is not None
-            missing = self.do(recording_policy.not_consented(self.run.server.app[SERVICES].db, live.admitted()))
-            assert missing, f"{action} refused with everyone's consent\n" + self.story()
+            assert self.not_consented(live), f"{action} refused with everyone's consent\n" + self.story()
 
     @precondition(lambda self: self.client("mediator") is not None and bool(self.here()))
     @rule(data=st.data())
@@ -377,8 +391,9 @@ class SessionModel(RuleBasedStateMachine):
             return any(m.get("id") == out["id"] for m in x.events["chat:message"])
 
         async def delivered() -> None:
-            deadline = time.monotonic() + SETTLE
-            while time.monotonic() < deadline and not all(got(x) for x in clients if x.state["you"]["id"] in should):
+            for _ in range(int(SETTLE / 0.05)):
+                if all(got(x) for x in clients if x.state["you"]["id"] in should):
+                    break
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.1)  # and a moment for a message that should not arrive
         self.do(delivered())
@@ -444,8 +459,7 @@ class SessionModel(RuleBasedStateMachine):
         live = self.live()
         if live is None or live.recording != "running":
             return
-        assert self.run.server is not None
-        missing = self.do(recording_policy.not_consented(self.run.server.app[SERVICES].db, live.admitted()))
+        missing = self.not_consented(live)
         assert not missing, f"recording runs without the consent of {missing}\n" + self.story()
 
     @invariant()
