@@ -282,6 +282,12 @@ async def test_refused_party_is_told_whom_to_call(web_world: World, open_page: O
     await fits(page)
     await view_shot(page, "party-18-refused-whom-to-call-360")
     await both_languages(page, allow=allowed(w), where="refused")
+    # reloading does not bring them back to the lobby: the link stays shut until the center sends a new one
+    await page.reload()
+    await expect(page.locator("[data-code=refused]")).to_be_visible()
+    await expect(page.locator("#new-link-help")).to_contain_text(w.case_code)
+    assert await page.get_by_role("button", name="重试").count() == 0
+    await view_shot(page, "party-19-refused-reloaded-360")
 
 
 @pytest.mark.timeout(120)

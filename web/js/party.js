@@ -14,7 +14,7 @@ import { SessionView } from "./party-session.js";
 import { documentsView } from "./party-documents.js";
 
 // Errors after which retrying cannot help: show them and stop.
-const FATAL = new Set(["no_token", "bad_invite", "invite_expired", "device_mismatch", "bad_signature",
+const FATAL = new Set(["no_token", "bad_invite", "invite_expired", "device_mismatch", "bad_signature", "refused",
   "session_ended", "device_key_required", "bad_device_key", "insecure_context", "bad_origin"]);
 // After these the party's own copies are still there (R20): the page shows "my documents".
 const COPIES_AFTER = new Set(["session_ended", "invite_expired"]);
@@ -188,7 +188,7 @@ function render(moveFocus) {
 }
 
 // Links the center must send again: the person is told how to ask for a new one.
-const NEW_LINK = new Set(["bad_invite", "invite_expired", "device_mismatch", "bad_signature"]);
+const NEW_LINK = new Set(["bad_invite", "invite_expired", "device_mismatch", "bad_signature", "refused"]);
 
 /** The center's name and phone (GET /api/public/cases/{code}, no login), loaded once; null until known. */
 function centerContact() {
