@@ -246,10 +246,17 @@ class SessionModel(RuleBasedStateMachine):
         self.attempt(f"mediator attests {who}", m.call(
             "identity:attest", {"participant": pid, "document": "居民身份证", "matched": True}), None)
 
+    def admitted_here(self) -> list[str]:
+        """The parties the mediator's console lists as participants (whom a caucus is chosen from)."""
+        m = self.client("mediator")
+        shown = {x["id"] for x in m.state.get("participants", [])} if m is not None else set()
+        return [w for w in self.here() if self.pid(w) in shown]
+
     @precondition(lambda self: self.client("mediator") is not None and bool(self.here()))
-    @rule(data=st.data())
-    def mediator_opens_a_caucus(self, data: st.DataObject) -> None:
-        here = self.here()
+    @rule(data=st.data(), chosen=st.booleans())
+    def mediator_opens_a_caucus(self, data: st.DataObject, chosen: bool) -> None:
+        """From the participant list (chosen), or anyone with a page open (a stale list, a late click)."""
+        here = (self.admitted_here() if chosen else []) or self.here()
         members = data.draw(st.lists(st.sampled_from(here), min_size=1, max_size=len(here), unique=True))
         m = self.client("mediator")
         if m is None:
