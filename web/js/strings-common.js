@@ -120,6 +120,7 @@ register({
   "err.participant_not_found": ["此人已不在线。", "That person is no longer connected."],
   "err.not_ready": ["此人还不能进入：", "This person cannot be let in yet:"],
   "err.bad_target": ["不能对调解员执行此操作。", "This cannot be done to a mediator."],
+  "err.already_admitted": ["此人已经进入调解，不能再拒绝其进入。", "That person is already admitted: they can no longer be refused."],
   "err.bad_caucus": ["背靠背调解需要包括您自己，并且至少留一人在外。", "A private room must include you and leave someone out."],
   "err.caucus_open": ["已有背靠背调解在进行，请先结束。", "A private room is already open; close it first."],
   "err.no_caucus": ["当前没有背靠背调解。", "No private room is open."],
