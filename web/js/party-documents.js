@@ -58,10 +58,19 @@ export function documentsView(token) {
     try { await post("/api/party/consent", { ...(await proof(token)), granted }); } catch (err) { error = err; }
     busy = ""; await load();
   };
+  const deliveries = (kind) => (data ? data.delivered.filter((x) => x.document === kind).length : 0);
   const get = async (doc) => {
     busy = doc.kind; paint();
-    try { await download(token, doc); error = null; } catch (err) { error = err; }
+    const before = deliveries(doc.kind);
+    let ok = false;
+    try { await download(token, doc); error = null; ok = true; } catch (err) { error = err; }
     busy = ""; await load();
+    // the server records the delivery once the last byte has left, which can be a moment after the browser has
+    // it all: look again (briefly) until "delivered on ..." can be shown
+    for (let i = 0; ok && i < 5 && deliveries(doc.kind) <= before; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      await load();
+    }
   };
 
   function docRow(d, lang) {
