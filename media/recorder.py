@@ -38,6 +38,7 @@ class RecorderParticipant:
         self.frames = 0
         self.frames_from: dict[str, int] = {}  # per publisher: what the routing table let through
         self.screen_frames: dict[str, int] = {}  # per publisher: its shared screen's frames (in frames_from too)
+        self.camera_keyframes: dict[str, int] = {}  # per publisher: its camera's key frames received
         self.dropped = 0
         self.written = 0
 
@@ -59,6 +60,8 @@ class RecorderParticipant:
         if source == "screen":  # a shared screen is a recorded source of its own (recordings.sources)
             self.screen_frames[owner] = self.screen_frames.get(owner, 0) + 1
             owner = screen_source(owner)
+        elif source == "camera" and keyframe:
+            self.camera_keyframes[owner] = self.camera_keyframes.get(owner, 0) + 1
         if len(self._queue) >= self._capacity:
             self._queue.popleft()
             self.dropped += 1

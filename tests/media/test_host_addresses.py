@@ -139,10 +139,17 @@ async def test_serve_offers_no_media_on_an_excluded_network(veth: str, tmp_path:
               f"load {os.getloadavg()[0]:.1f}\nserver log:\n{srv.log_tail()}")
         raise
     finally:
-        for b in bots:
-            await b.close()
-        for c in clients:
-            await c.close()
+        # each close bounded: once (CI, 2026-12-01) the test hung here past its 330 s with the body done and the
+        # loop idle (no phase printed). The test's own peers' teardown is not what it checks: what does not close
+        # in time is printed with the tasks still pending (they are cancelled with the loop), and the test goes on
+        for what, closing in [*((f"bot {b.pid}", b.close) for b in bots), *((f"client {i}", c.close)
+                                                                           for i, c in enumerate(clients))]:
+            try:
+                async with asyncio.timeout(20):
+                    await closing()
+            except TimeoutError:
+                pending = [t.get_coro() for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                print(f"{what} did not close within 20 s (phases {phases}); pending tasks: {pending}")
         stopping = time.monotonic()
         srv.process.terminate()
         try:

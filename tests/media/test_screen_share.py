@@ -119,6 +119,10 @@ async def test_screen_is_recorded_as_its_own_encrypted_stream_and_exported(make_
     first_share = rp.screen_frames["m"]
     await s.bots["m"].share_screen(clip)  # shared again: a second part of the screen's stream
     await wait_until(lambda: rp.screen_frames["m"] > first_share + 15, within=15)
+    # and each camera's video has reached the recorder (on a busy machine the first camera key frame can come
+    # after both shares: seen once, m's camera then had no video part at all when the recording stopped)
+    await wait_until(lambda: all(rp.camera_keyframes.get(p, 0) >= 1 for p in ("m", "a")), within=30)
+    await asyncio.sleep(0.5)  # the frames after that key frame
     doc = await rp.stop("session ended", actor="mediator:1")
 
     async with db.session() as sess:
