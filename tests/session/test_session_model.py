@@ -77,6 +77,10 @@ class Errors(logging.Handler):
             self.records.append(record)
 
 
+# the rules that act on a party the mediator sees: both have a page open
+with_mediator_and_party = precondition(lambda self: self.client("mediator") is not None and bool(self.here()))
+
+
 class LobbyRun(Run):
     """A run whose session is scheduled but nobody has joined: the model decides who comes when."""
 
@@ -182,19 +186,26 @@ class SessionModel(RuleBasedStateMachine):
             assert self.mediator is not None
             self.attempt("mediator leaves", self.mediator.sio.disconnect(), True)
 
+    def mediator_and_party(self, data: st.DataObject) -> tuple[str, SessionClient, str] | None:
+        """A party with a page open, drawn; with the mediator's client and the party's id (None: not known yet)."""
+        who = data.draw(st.sampled_from(self.here()))
+        m, pid = self.client("mediator"), self.pid(who)
+        return None if m is None or pid is None else (who, m, pid)
+
     def lobby_entry(self, who: str) -> dict[str, Any] | None:
         m, pid = self.client("mediator"), self.pid(who)
         if m is None or pid is None:
             return None
         return next((x for x in m.state.get("lobby", []) if x["id"] == pid), None)
 
-    @precondition(lambda self: self.client("mediator") is not None and bool(self.here()))
+    @with_mediator_and_party
     @rule(data=st.data())
     def mediator_admits(self, data: st.DataObject) -> None:
-        who = data.draw(st.sampled_from(self.here()))
-        m, pid, entry = self.client("mediator"), self.pid(who), self.lobby_entry(who)
-        if m is None or pid is None:
+        got = self.mediator_and_party(data)
+        if got is None:
             return
+        who, m, pid = got
+        entry = self.lobby_entry(who)
         expect = None if entry is None else not entry["blocking"]  # (admitted already: not in the lobby)
         self.attempt(f"mediator admits {who} (lobby showed {entry and entry['blocking']})",
                      m.call("lobby:admit", {"participant": pid}), expect)
@@ -209,13 +220,13 @@ class SessionModel(RuleBasedStateMachine):
         out = self.attempt("mediator admits everyone ready", m.call("lobby:admit-all"), True)
         assert out is not None and sorted(out["admitted"]) == ready, (out, ready, self.story())
 
-    @precondition(lambda self: self.client("mediator") is not None and bool(self.here()))
+    @with_mediator_and_party
     @rule(data=st.data())
     def mediator_refuses(self, data: st.DataObject) -> None:
-        who = data.draw(st.sampled_from(self.here()))
-        m, pid = self.client("mediator"), self.pid(who)
-        if m is None or pid is None:
+        got = self.mediator_and_party(data)
+        if got is None:
             return
+        who, m, pid = got
         # the console offers refusal in the lobby list only: someone admitted is not "not let in"
         if self.attempt(f"mediator refuses {who}", m.call("lobby:refuse", {"participant": pid, "reason": "请改日"}),
                         self.lobby_entry(who) is not None) is not None:
@@ -236,13 +247,13 @@ class SessionModel(RuleBasedStateMachine):
             self.refused.discard(who)
             self.do(self.settle())  # the old device is dropped
 
-    @precondition(lambda self: self.client("mediator") is not None and bool(self.here()))
+    @with_mediator_and_party
     @rule(data=st.data())
     def mediator_attests_identity(self, data: st.DataObject) -> None:
-        who = data.draw(st.sampled_from(self.here()))
-        m, pid = self.client("mediator"), self.pid(who)
-        if m is None or pid is None:
+        got = self.mediator_and_party(data)
+        if got is None:
             return
+        who, m, pid = got
         self.attempt(f"mediator attests {who}", m.call(
             "identity:attest", {"participant": pid, "document": "居民身份证", "matched": True}), None)
 
@@ -252,7 +263,7 @@ class SessionModel(RuleBasedStateMachine):
         shown = {x["id"] for x in m.state.get("participants", [])} if m is not None else set()
         return [w for w in self.here() if self.pid(w) in shown]
 
-    @precondition(lambda self: self.client("mediator") is not None and bool(self.here()))
+    @with_mediator_and_party
     @rule(data=st.data(), chosen=st.booleans())
     def mediator_opens_a_caucus(self, data: st.DataObject, chosen: bool) -> None:
         """From the participant list (chosen), or anyone with a page open (a stale list, a late click)."""
@@ -297,13 +308,13 @@ class SessionModel(RuleBasedStateMachine):
             assert live is not None
             assert self.not_consented(live), f"{action} refused with everyone's consent\n" + self.story()
 
-    @precondition(lambda self: self.client("mediator") is not None and bool(self.here()))
+    @with_mediator_and_party
     @rule(data=st.data())
     def mediator_mutes(self, data: st.DataObject) -> None:
-        who = data.draw(st.sampled_from(self.here()))
-        m, pid = self.client("mediator"), self.pid(who)
-        if m is None or pid is None:
+        got = self.mediator_and_party(data)
+        if got is None:
             return
+        who, m, pid = got
         self.attempt(f"mediator mutes {who}", m.call("mute:other", {"participant": pid}), None)
 
     @precondition(lambda self: not self.ended and self.client("mediator") is not None)
