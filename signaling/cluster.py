@@ -209,24 +209,25 @@ class ClusterNode:
             elif await self.store.renew(lease, self.ttl_ms):
                 self.renewed[sid] = now
             else:
-                await self._retake(sid, lease)
+                await self._retake(sid, since)
         for sid in set(self.renewed) - set(self.held):
             del self.renewed[sid]
 
-    async def _retake(self, sid: int, lease: Lease) -> None:
+    async def _retake(self, sid: int, since: float) -> None:
         """The lease is gone: it expired while Redis was away (or Redis restarted empty) and then nobody else may
         have it yet (take it again, new token), or another node owns the session now (lose it here)."""
         owner = await self.store.owner(sid)
         if owner is not None and owner.node_id == self.node_id:  # placed here again by a join (it runs here)
-            self.held[sid] = (owner, self.held[sid][1])
+            self.held[sid] = (owner, since)
             return
         got = await self.store.acquire(sid, self.node_id, self.ttl_ms) if owner is None else None
         if got is not None:
-            self.held[sid] = (got, self.held[sid][1])
+            self.held[sid] = (got, since)
             log.warning("node %s: lease of session %s taken again (token %s)", self.node_id, sid, got.token)
             return
+        if self.held.pop(sid, None) is None:  # a tick beside this one (the heartbeat's) has told the loss already
+            return
         log.warning("node %s: session %s is now owned by %s", self.node_id, sid, owner)
-        self.held.pop(sid, None)
         if self.on_lost is not None:
             t = asyncio.get_running_loop().create_task(self.on_lost(sid), name=f"cluster-lost-{sid}")
             self._lost.add(t)
@@ -266,7 +267,7 @@ class ClusterNode:
         try:
             ok = held is not None and await self.store.current(held[0])
             if not ok and held is not None:  # expired while Redis was away: take it again now if nobody has it,
-                await self._retake(session_id, held[0])  # rather than wait for the next renewal
+                await self._retake(session_id, held[1])  # rather than wait for the next renewal
                 held = self.held.get(session_id)
                 ok = held is not None and await self.store.current(held[0])
         except (RedisError, OSError):  # no store to ask: only while the last renewal cannot have expired yet
