@@ -49,7 +49,6 @@ class Presence:
     audio_only: bool = False
     audio_only_reason: str | None = None  # "loss" (the hub's ladder: automatic) | "request" (the person's choice)
     reconnecting: bool = False  # the connection dropped; the place and media are kept for the grace period
-    refused: bool = False  # the mediator did not let them in: the link stays shut until it is reissued
 
     @property
     def is_mediator(self) -> bool:
@@ -222,16 +221,10 @@ class LiveSession:
             self.changed()
 
     def refuse(self, pid: str) -> None:
-        """Not let in: dropped, and the same link does not reconnect (the party page says to ask for a new link);
-        a reissued link forgets the person (`forget`), so the new one starts over in the lobby."""
-        p = self.people[pid]
-        p.admitted, p.refused = False, True
+        """Not let in: no longer admitted (the transport drops the connection). A party's link stays shut until it
+        is reissued (`Invite.refused_at`, checked at every connect on every node); a staff member may knock again."""
+        self.people[pid].admitted = False
         self.changed()
-
-    def shut_out(self, pid: str) -> bool:
-        """Whether a connection for `pid` is refused: the mediator refused this link in this session."""
-        p = self.people.get(pid)
-        return p is not None and p.refused
 
     def raise_hand(self, pid: str, up: bool) -> None:
         self.people[pid].hand = up

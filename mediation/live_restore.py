@@ -2,7 +2,8 @@
 was lost (issue 14 item 4; docs/architecture.md, "Nodes").
 
 Nothing new is written for this: what a new owner needs is already durable where it was decided. Admissions and
-refusals are audited (`lobby.admit`, `lobby.refuse`), a caucus or private talk as `<kind>.open`/`<kind>.close`
+refusals are audited (`lobby.admit`, `lobby.refuse`; a refused link is also shut on its invite row, which every
+node checks at connect), a caucus or private talk as `<kind>.open`/`<kind>.close`
 with its members, the session's state is its row, and a recording that was running is its row in the recordings
 table ("recording" or "paused"). `durable_live` reads them back; `LiveSession.restore` applies them.
 """

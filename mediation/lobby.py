@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from mediation import audit, identity, sessions
 from mediation.access import Actor, check
-from mediation.db import Database
+from mediation.db import Database, utcnow
 from mediation.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from mediation.identity import IdentityVerifier
 from mediation.live import LiveSession, Presence
@@ -50,6 +50,9 @@ async def join_by_invite(db: Database, auth: Mapping[str, Any], *, secret: bytes
         sess, case = await session_and_case(s, inv.session_id)
         if sess.state == sessions.SessionState.ENDED:
             raise Forbidden("this session has ended", code="session_ended")
+        if inv.refused_at is not None:
+            raise Forbidden("调解员没有让您进入；需要新的链接请联系调解中心 / the mediator did not let you in; ask "
+                            "the center for a new link", code="refused")
         person = await s.get(Person, inv.person_id) if inv.person_id else None
         guest = await s.get(Guest, inv.guest_id) if inv.guest_id else None
         pid = sessions.participant_id(inv)
@@ -143,6 +146,9 @@ async def refuse(db: Database, live: LiveSession, actor: Actor, pid: str, reason
     if p.admitted:  # refusal is the lobby's answer (the console offers it there only; found by the session model)
         raise Conflict(f"{p.name} 已经进入调解 / is already admitted", code="already_admitted")
     async with db.session() as s:
+        if p.invite_id is not None:  # the link stays shut, on every node and after a takeover, until reissued
+            inv = await _invite(s, p)
+            inv.refused_at = utcnow()
         await audit.append(s, actor=actor.id, action="lobby.refuse", subject=f"session:{live.session_id}",
                            detail={"participant": p.pid}, reason=reason or None)
     return p

@@ -156,6 +156,8 @@ class Invite(Base):
     device_key: Mapped[str | None] = mapped_column(Text, nullable=True)  # SPKI DER, base64; set on first use
     device_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     bound_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # the mediator did not let this link in: it stays shut (on every node) until it is reissued
+    refused_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class IdentityCheck(Base):

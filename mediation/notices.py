@@ -17,6 +17,7 @@ from mediation import audit
 from mediation.db import Database
 
 NOTICE = "parties.notified"
+NOTICE_DELIVERED = "parties.notice_delivered"  # by another node, to the people connected there (docs/architecture.md)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,15 @@ async def record_notice(db: Database, notice: Notice, body: dict[str, Any], deli
     async with db.session() as s:
         await audit.append(s, actor="system", action=NOTICE, subject=notice.subject,
                            detail={**body, "delivered_to": delivered})
+
+
+async def record_delivery(db: Database, subject: str, body: dict[str, Any], delivered: list[str], node: str
+                          ) -> None:
+    """A notice recorded by the node that sent it reached people connected to another node (the session's owner)."""
+    async with db.session() as s:
+        await audit.append(s, actor="system", action=NOTICE_DELIVERED, subject=subject,
+                           detail={"kind": body.get("kind"), "at": body.get("at"), "delivered_to": delivered,
+                                   "node": node})
 
 
 async def notifications(s: AsyncSession, case_code: str) -> list[dict[str, Any]]:

@@ -129,7 +129,7 @@ async def reissue(s: AsyncSession, inv: Invite, *, actor: str, ttl: dt.timedelta
     token = secrets.token_urlsafe(24)
     old = inv.device_fingerprint
     inv.token_hash, inv.expires_at, inv.revoked = hash_token(token), utcnow() + ttl, False
-    inv.device_key = inv.device_fingerprint = inv.bound_at = None
+    inv.device_key = inv.device_fingerprint = inv.bound_at = inv.refused_at = None
     await s.execute(update(IdentityCheck).where(IdentityCheck.invite_id == inv.id, IdentityCheck.state == "passed")
                     .values(state="superseded"))
     await audit.append(s, actor=actor, action="invite.reissue", subject=f"invite:{inv.id}",

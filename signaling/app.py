@@ -98,6 +98,8 @@ def create_app(settings: Settings, services: Services | None = None, routes: lis
     if not isinstance(services.storage, TimedStorage):  # segments written and fsync latency for /metrics
         services.storage = TimedStorage(services.storage, metrics)
     publisher = Publisher(sio, services)
+    if mgr is not None:  # what the other nodes' HTTP routes change in this node's live sessions
+        mgr.on_live = publisher.from_node
     ns = SessionNamespace(services, publisher, merge(events or EVENTS))
     sio.register_namespace(ns)
     if settings.redis_url:  # a node of several: throttles and rate limits counted once for all nodes

@@ -60,6 +60,7 @@ class SessionClient:
         self.sio.on("disconnect", self._on_disconnect, namespace=NS)
         self._refusal: dict[str, Any] | None = None
         self.rejoin, self.rejoin_limit = rejoin, rejoin_limit
+        self.connect_wait = 10.0  # seconds the server has to accept or refuse a connect
         self.on_rejoined: list[Callable[[], Any]] = []
         self.rejoins: list[float] = []  # seconds each rejoin took, from the drop to connected again
         self._auth: dict[str, Any] | None = None  # how this client joined: {"invite": token} or {"session": id}
@@ -107,7 +108,7 @@ class SessionClient:
     async def _on_connect_error(self, data: Any = None) -> None:
         if isinstance(data, dict) and isinstance(data.get("data"), dict):
             data = data["data"]  # python-socketio wraps a refusal: {"message": ..., "data": {code, message}}
-        self._refusal = data if isinstance(data, dict) else {"code": "refused", "message": str(data)}
+        self._refusal = data if isinstance(data, dict) else {"code": "connect_failed", "message": str(data)}
 
     async def _on_any(self, event: str, data: Any = None) -> None:
         self.events[event].append(data)
@@ -186,10 +187,11 @@ class SessionClient:
         try:
             await self.sio.connect(self.node_url or self.base_url, namespaces=[NS], auth=auth,
                                    transports=["websocket"], headers={"Cookie": cookies} if cookies else {},
-                                   wait_timeout=10)
+                                   wait_timeout=self.connect_wait)
             return None
         except socketio.exceptions.ConnectionError as e:
-            return self._refusal or {"code": "refused", "message": str(e)}
+            # no answer from the server within connect_wait (or the connection broke): not a refusal
+            return self._refusal or {"code": "connect_failed", "message": str(e)}
 
     # ---- talking ----
 

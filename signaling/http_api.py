@@ -296,11 +296,7 @@ async def reissue_invite(ctx: Ctx, _: None) -> dict[str, Any]:
     working; the next first use binds a device; the person starts over in the lobby (identity, admission)."""
     session_id = int_param(ctx.param("id"))
     issued = await casework.reissue(ctx.services.db, ctx.actor, session_id, int_param(ctx.param("invite"), "invite"))
-    live = ctx.services.live.get(session_id)
-    pid = f"inv-{issued.invite_id}"
-    if live is not None and pid in live.people:  # whoever holds the old link leaves and starts over
-        await ctx.request.app[PUBLISHER].drop(live, pid)
-        live.forget(pid)
+    await ctx.request.app[PUBLISHER].reissued(session_id, f"inv-{issued.invite_id}")
     out = await invite_json(ctx, issued)
     out.pop("name")
     return {"invite": out}

@@ -14,11 +14,12 @@ from typing import Any
 
 import socketio
 
-from mediation import lobby
+from mediation import lobby, notices
 from mediation.agreements.confirmation import app_subject
 from mediation.live import LiveSession
-from mediation.notices import AgreementChanged, ApplicationSubmitted, Event, Notice, record_notice
+from mediation.notices import AgreementChanged, ApplicationSubmitted, Event, Notice
 from signaling.services import Services
+from signaling.sio_redis import RedisManager
 
 log = logging.getLogger(__name__)
 NS = "/session"
@@ -112,18 +113,31 @@ class Publisher:
             if sid != keep:
                 await self.sio.disconnect(sid, namespace=NS)
 
+    async def reissued(self, session_id: int, pid: str) -> None:
+        """A participant's link was reissued: whoever holds the old one leaves and starts over, on whichever node
+        owns the session."""
+        await self._forget(session_id, pid)
+        await self.tell_nodes({"op": "forget", "session": session_id, "pid": pid})
+
+    async def _forget(self, session_id: int, pid: str) -> None:
+        live = self.services.live.get(session_id)
+        if live is not None and pid in live.people:
+            await self.drop(live, pid)
+            live.forget(pid)
+
     # ---- domain events ---------------------------------------------------------------------------------------
     async def deliver(self, events: Iterable[Event]) -> None:
         for ev in events:
             if isinstance(ev, AgreementChanged):
                 await self._agreement(ev.case_code)
+                await self.tell_nodes({"op": "agreement", "case": ev.case_code})
             elif isinstance(ev, Notice):
                 await self._notice(ev)
             elif isinstance(ev, ApplicationSubmitted):
                 await self._submitted(ev)
 
     async def _agreement(self, case_code: str) -> None:
-        """`agreement:state` to every admitted participant of the case's live sessions."""
+        """`agreement:state` to every admitted participant of the case's live sessions on this node."""
         lives = self.services.live.of_case(case_code)
         if not lives:
             return
@@ -135,15 +149,46 @@ class Publisher:
                 await self.to_person(live, p.pid, "agreement:state", state)
 
     async def _notice(self, notice: Notice) -> None:
-        """A `court:notice` to each connected party or agent of the case; what was sent to whom is recorded."""
+        """A `court:notice` to each connected party or agent of the case, here and on the other nodes; what was
+        sent to whom is recorded (by the nodes that sent it: `record_notice`, `record_delivery`)."""
         body = notice.body()
+        delivered = await self._notify_here(notice.case_code, body)
+        await notices.record_notice(self.services.db, notice, body, delivered)
+        await self.tell_nodes({"op": "notice", "case": notice.case_code, "subject": notice.subject, "body": body})
+
+    async def _notify_here(self, case_code: str, body: dict[str, Any]) -> list[str]:
         delivered = []
-        for live in self.services.live.of_case(notice.case_code):
+        for live in self.services.live.of_case(case_code):
             for p in live.connected():
                 if p.is_side:
                     await self.to_person(live, p.pid, "court:notice", body)
                     delivered.append(p.pid)
-        await record_notice(self.services.db, notice, body, delivered)
+        return delivered
+
+    # ---- between nodes ---------------------------------------------------------------------------------------
+    async def tell_nodes(self, message: dict[str, Any]) -> None:
+        """On a node of several, the same change for the live sessions the other nodes own (an HTTP route is
+        served by whichever node the balancer chose; the session's people are connected to its owner)."""
+        mgr = self.sio.manager
+        if isinstance(mgr, RedisManager):
+            await mgr.tell(message)
+
+    async def from_node(self, m: dict[str, Any]) -> None:
+        """What another node told (`tell_nodes`), for this node's live sessions; anything else is ignored."""
+        op = m.get("op")
+        if op == "forget" and isinstance(m.get("session"), int) and isinstance(m.get("pid"), str):
+            await self._forget(m["session"], m["pid"])
+        elif op == "agreement" and isinstance(m.get("case"), str):
+            await self._agreement(m["case"])
+        elif op == "notice" and isinstance(m.get("case"), str) and isinstance(m.get("body"), dict) \
+                and isinstance(m.get("subject"), str):
+            delivered = await self._notify_here(m["case"], m["body"])
+            if delivered:
+                cluster = self.services.cluster
+                await notices.record_delivery(self.services.db, m["subject"], m["body"], delivered,
+                                      cluster.node_id if cluster is not None else "-")
+        else:
+            log.warning("ignored a message from another node: %r", str(m)[:200])
 
     async def _submitted(self, ev: ApplicationSubmitted) -> None:
         """The case goes to the court: its recordings' keys are wrapped to the court, the parties are told."""

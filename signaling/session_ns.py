@@ -71,10 +71,6 @@ class SessionNamespace(socketio.AsyncNamespace):
                 raise RateLimited("too many failed connects; try again later", code="rate_limited",
                                   retry_after=math.ceil(wait))
             joined = await self._authenticate(environ, auth)
-            live = self.services.live.get(joined.session_id)
-            if live is not None and live.shut_out(joined.presence.pid):
-                raise Forbidden("调解员没有让您进入；需要新的链接请联系调解中心 / the mediator did not let you in; ask "
-                                "the center for a new link", code="refused")
         except OneDoorError as e:
             if e.status < 500 and e.code not in UNCOUNTED:
                 for k, seconds in await self.throttle.fail(*keys):

@@ -5,7 +5,9 @@ sends new sessions elsewhere; a Redis outage answers joins with 503 and the runn
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,7 +17,9 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from signaling.app import SIO, create_app
+from mediation import audit
+from mediation.notices import NOTICE, NOTICE_DELIVERED, Notice
+from signaling.app import PUBLISHER, SIO, create_app
 from signaling.config import Settings
 from signaling.services import SERVICES, Services
 from tests.cluster.test_metrics import free_port, scrape
@@ -107,3 +111,65 @@ async def test_redis_unreachable_answers_503(aiohttp_server: Any, settings: Sett
         async with http.post(f"http://127.0.0.1:{port}/api/join", json={"token": seeded["tokens"]["A"]}) as r:
             assert r.status == 503
             assert (await r.json())["error"]["code"] == "unavailable"
+
+
+async def test_what_one_node_serves_reaches_the_owners_people(aiohttp_server: Any, settings: Settings,
+                                                               prefix: str) -> None:
+    """HTTP is served by whichever node the balancer chose; the session's people are connected to its owner. A
+    change made through the other node reaches them there (signaling/publish.py `tell_nodes`, over Redis): the
+    agreement's new state, a notice to the parties (recorded once, and its delivery by the owner), and a reissued
+    link (whoever holds the old one leaves the owner's session; the new link starts over in the lobby)."""
+    channel = f"onedoor-test-{uuid.uuid4().hex[:8]}"
+    app1, url1, _ = await start_node(aiohttp_server, settings, "n1", prefix, channel)
+    app2, url2, _ = await start_node(aiohttp_server, settings, "n2", prefix, channel)
+    seeded = await seed(app1[SERVICES])
+    w = World(url1, app1[SERVICES], seeded["case"], seeded["session"], seeded["tokens"], seeded["ids"])
+    try:
+        a = await w.party("A")
+        owner_id = a.info["node"]["id"]
+        other_app = app2 if owner_id == "n1" else app1
+        owner_sv = (app1 if owner_id == "n1" else app2)[SERVICES]
+        w.base_url = url2 if owner_id == "n1" else url1  # everything below enters through the other node
+        m, b = await w.staff("mediator"), await w.party("B")
+        await w.ready(a, "A")
+        await w.ready(b, "B")
+        await m.call("lobby:admit-all")
+        for c in (a, b):
+            await c.wait(lambda c: c.state.get("you", {}).get("admitted") is True)
+        assert other_app[SERVICES].live.get(w.session_id) is None
+        # the agreement drafted through the other node: the admitted people see it at the owner
+        await m.api("POST", f"/api/cases/{w.case_code}/agreement", {"template": "neighbours"})
+        for c in (m, a, b):
+            await c.wait(lambda c: bool(c.events["agreement:state"]))
+        # a notice the other node sends (a court's decision is served there): B, connected to the owner, gets it
+        subject = f"case:{w.case_code}/nodes-test"
+        await other_app[PUBLISHER].deliver([Notice(w.case_code, subject, "test_notice", {"n": 1})])
+        got = await b.wait_event("court:notice")
+        assert got["kind"] == "test_notice" and got["n"] == 1
+        seen: list[Any] = []
+        for _ in range(100):
+            async with owner_sv.db.session() as s:
+                seen = [e for e in await audit.entries_for(s, subject)]
+            if len(seen) == 2:
+                break
+            await asyncio.sleep(0.1)
+        by_action = {e.action: json.loads(e.detail) for e in seen}
+        assert by_action[NOTICE]["delivered_to"] == []  # the sending node had nobody of the case
+        assert sorted(by_action[NOTICE_DELIVERED]["delivered_to"]) == sorted([a.pid, b.pid])
+        assert by_action[NOTICE_DELIVERED]["node"] == owner_id
+        # A's link reissued through the other node: the old device leaves the owner's session at once
+        live = owner_sv.live.get(w.session_id)
+        assert live is not None
+        link = (await m.api("POST", f"/api/sessions/{w.session_id}/invites/{w.invite_ids['A']}/reissue"))[
+            "invite"]["link"]
+        for _ in range(100):
+            if a.pid not in live.people:
+                break
+            await asyncio.sleep(0.1)
+        assert a.pid not in live.people
+        a2 = w.client()
+        await a2.join_invite(link.split("#", 1)[1])
+        await m.wait(lambda c: any(p["id"] == a2.pid and p["identity"] is False for p in c.state.get("lobby", [])))
+    finally:
+        for c in w.clients:
+            await c.close()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from mediation import audit
-from signaling.client import ProtocolError
+from signaling.app import create_app
+from signaling.client import ProtocolError, SessionClient
+from signaling.config import Settings
 from tests.conftest import World
 
 
@@ -127,6 +131,40 @@ async def test_refuse_and_rejoin_keeps_identity(world: World) -> None:
     with pytest.raises(ProtocolError) as e:
         await m.call("lobby:refuse", {"participant": a2.pid, "reason": "x"})
     assert e.value.code == "already_admitted"
+
+
+async def test_a_refusal_holds_on_every_node_and_after_the_session_is_gone(world: World, aiohttp_server: Any,
+                                                                           settings: Settings) -> None:
+    """The refusal is the link's, in the database (`invites.refused_at`), not one node's memory: another server on the
+    same database refuses the device too, and so does this one once its live session is gone (a node that takes
+    the session over after its owner was lost starts with nothing in memory). A staff member may knock again."""
+    m = await world.staff("mediator")
+    b = await world.party("B")
+    judge = await world.staff("judge")
+    await judge.wait(lambda c: "you" in c.state)
+    await m.wait(lambda c: {b.pid, judge.pid} <= {p["id"] for p in c.state.get("lobby", [])})
+    for who in (b, judge):
+        await m.call("lobby:refuse", {"participant": who.pid, "reason": "请改日"})
+        await who.wait_event("session:refused")
+    other = await aiohttp_server(create_app(settings))  # a second node on the same database
+    for base in (str(other.make_url("")).rstrip("/"), world.base_url):
+        again = SessionClient(base)
+        world.clients.append(again)
+        again.device_key = b.device_key
+        with pytest.raises(ProtocolError) as e:
+            await again.join_invite(world.tokens["B"])
+        assert e.value.code == "refused"
+        # the next round: this node as one that took the session over (its live state starts from nothing)
+        for c in (m, judge):
+            await c.close()
+        gone = world.services.live.close(world.session_id)
+        if gone is not None:
+            await gone.close()
+    knocks = await world.staff("judge")  # staff are named accounts: they may knock again
+    await knocks.wait(lambda c: c.state.get("you", {}).get("admitted") is False)
+    async with world.services.db.session() as s:  # one refusal on record per person, nothing else changed
+        seen = await audit.entries_for(s, f"session:{world.session_id}")
+    assert [x.action for x in seen].count("lobby.refuse") == 2
 
 
 async def test_forwarded_link_on_another_device_is_refused(world: World) -> None:
