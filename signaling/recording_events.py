@@ -6,6 +6,7 @@ in is not recorded (R9); a center may record a caucus separately as a privileged
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from pydantic import Field
@@ -19,6 +20,7 @@ from mediation.permissions import Action
 from recordings.recorder import Participant as RecSource
 from recordings.recorder import Recorder
 from signaling.events_media import hub_for
+from signaling.services import Services
 from signaling.sockets import Ctx, EventTable, Payload
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,12 @@ class StartIn(Payload):
     reason: str = Field("all parties consented", min_length=1, max_length=500)
 
 
+def fence_for(sv: Services, session_id: int) -> Callable[[], Awaitable[Any]] | None:
+    """On a node of several, the owner check a recorder makes before each new part and the stop."""
+    cluster = sv.cluster
+    return (lambda: cluster.fence(session_id)) if cluster is not None else None
+
+
 def _source(p: Presence, consented: bool) -> RecSource:
     return RecSource(p.pid, f"{p.name} ({p.role.value})", consented)
 
@@ -47,7 +55,7 @@ async def start(ctx: Ctx, body: StartIn) -> dict[str, Any]:
     people = live.admitted()
     rec = await Recorder.start(db=sv.db, storage=sv.storage, keyring=sv.keys, session_id=str(live.session_id),
                                case_code=live.case_code, participants=[_source(p, True) for p in people],
-                               actor=ctx.me.pid, reason=body.reason)
+                               actor=ctx.me.pid, reason=body.reason, fence=fence_for(sv, live.session_id))
     live.recorder = RecorderParticipant(hub_for(sv, ctx.publisher, live), rec)
     live.recorder.start()
     live.set_recording("running")
@@ -129,7 +137,7 @@ async def on_caucus_opened(ctx: Ctx) -> None:
     rec = await Recorder.start(db=sv.db, storage=sv.storage, keyring=sv.keys, session_id=str(live.session_id),
                                case_code=live.case_code, participants=[_source(p, True) for p in members],
                                actor=ctx.me.pid, reason="caucus recorded separately by center policy (R9)",
-                               privileged=True, record_type="caucus_recording")
+                               privileged=True, record_type="caucus_recording", fence=fence_for(sv, live.session_id))
     await record_caucus_with(hub_for(sv, ctx.publisher, live), live, rec)
 
 

@@ -13,8 +13,6 @@ clients rejoin and are sent to the owner) and its copy stops without writing any
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from media.recorder import RecorderParticipant
 from mediation.live import LiveSession
@@ -22,7 +20,7 @@ from mediation.live_restore import durable_live
 from recordings.recorder import Recorder
 from signaling.events_media import hub_for
 from signaling.publish import Publisher
-from signaling.recording_events import record_caucus_with
+from signaling.recording_events import fence_for, record_caucus_with
 from signaling.services import Services
 
 log = logging.getLogger(__name__)
@@ -32,9 +30,7 @@ async def restore(sv: Services, publisher: Publisher, live: LiveSession) -> None
     state = await durable_live(sv.db, live.session_id)
     if state.ended or not state.anything:
         return
-    cluster = sv.cluster
-    fence: Callable[[], Awaitable[Any]] | None = (
-        (lambda: cluster.fence(live.session_id)) if cluster is not None else None)
+    fence = fence_for(sv, live.session_id)
     live.restore(state.admitted, state.caucus, state.caucus_kind)
     hub = hub_for(sv, publisher, live)
     await live.sync_caucus()
@@ -50,7 +46,7 @@ async def restore(sv: Services, publisher: Publisher, live: LiveSession) -> None
                                            recording_id=state.caucus_recording, actor="server",
                                            reason="continued on this node after the owner was lost", fence=fence)
         await record_caucus_with(hub, live, rec)
-    node = cluster.node_id if cluster is not None else "-"
+    node = sv.cluster.node_id if sv.cluster is not None else "-"
     log.warning("session %s taken over by node %s: %d admitted, caucus %s, recording %s", live.session_id, node,
                 len(state.admitted), sorted(state.caucus) or "closed", live.recording)
 

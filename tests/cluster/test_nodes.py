@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from mediation import audit
+from mediation.errors import OneDoorError
 from mediation.notices import NOTICE, NOTICE_DELIVERED, Notice
 from signaling.app import PUBLISHER, SIO, create_app
 from signaling.config import Settings
@@ -170,6 +171,41 @@ async def test_what_one_node_serves_reaches_the_owners_people(aiohttp_server: An
         a2 = w.client()
         await a2.join_invite(link.split("#", 1)[1])
         await m.wait(lambda c: any(p["id"] == a2.pid and p["identity"] is False for p in c.state.get("lobby", [])))
+    finally:
+        for c in w.clients:
+            await c.close()
+
+
+async def test_a_recording_started_by_event_writes_each_part_only_while_its_node_owns_the_session(
+        aiohttp_server: Any, settings: Settings, prefix: str) -> None:
+    """`recording:start` gives the recorder the owner check (`ClusterNode.fence`) that every new stream part and
+    the stop make, as a takeover's continued recording has: once another node holds the lease, this node's
+    recorder refuses to open a part (`stale_owner`) instead of writing beside the new owner."""
+    channel = f"onedoor-test-{uuid.uuid4().hex[:8]}"
+    apps = {name: (await start_node(aiohttp_server, settings, name, prefix, channel))[0] for name in ("n1", "n2")}
+    seeded = await seed(apps["n1"][SERVICES])
+    w = World(str(apps["n1"][SERVICES].settings.node_url), apps["n1"][SERVICES], seeded["case"], seeded["session"],
+              seeded["tokens"], seeded["ids"])
+    try:
+        m, a, _ = await w.trio()
+        owner = a.info["node"]["id"]
+        other = "n2" if owner == "n1" else "n1"
+        live = apps[owner][SERVICES].live.get(w.session_id)
+        assert live is not None
+        await m.call("recording:start", {"reason": "调解过程录像"})
+        assert live.recorder is not None
+        rec = live.recorder.recorder
+        assert rec.fence is not None
+        await rec.fence()  # the owner: passes
+        owner_cluster, other_cluster = apps[owner][SERVICES].cluster, apps[other][SERVICES].cluster
+        assert owner_cluster is not None and other_cluster is not None
+        taken = None  # the other node takes the lease, as after this node was presumed lost
+        while taken is None:  # (this node's heartbeat may retake it in between: try again)
+            await owner_cluster.store.r.delete(f"{prefix}lease:{w.session_id}")
+            taken = await other_cluster.store.acquire(w.session_id, other, 60_000)
+        with pytest.raises(OneDoorError) as e:
+            await rec.fence()
+        assert e.value.code == "stale_owner"
     finally:
         for c in w.clients:
             await c.close()
