@@ -21,6 +21,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
+from playwright.async_api import async_playwright, expect
 from sqlalchemy import select, update
 
 from media.bots import Bot
@@ -36,6 +37,7 @@ from signaling.cli_server import DEMO_PASSWORD
 from signaling.client import SessionClient, join_and_attest
 from tests.cluster.test_balancer import AWS, REDIS_DB, Env, env  # noqa: F401  (env: the rig's fixture)
 from tests.media.conftest import PC_SETUP_BLOCKS
+from tests.web.helpers import CHROMIUM, FLAGS
 
 pytestmark = [PC_SETUP_BLOCKS, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -224,3 +226,56 @@ async def test_redis_restart_keeps_sessions_and_answers_503(env: Env) -> None:  
         for c in clients:
             await c.close()
         await asyncio.to_thread(_restart_redis)
+
+
+@pytest.mark.browser
+async def test_a_party_page_through_the_balancer_reaches_the_owner_and_rejoins_after_its_loss(
+        env: Env) -> None:  # noqa: F811
+    """The party's own page (real Chromium, phone size) through HAProxy: its Socket.IO asks the balancer for the
+    node the join answer named (the first connection, not after a `wrong_node` refusal that would spend the
+    challenge), and when that node is killed the page rejoins by itself: a new join names the survivor, the
+    person is admitted again from the durable record, and a new peer connection reaches the survivor's hub."""
+    m = SessionClient(env.lb, rejoin=True)
+    sockets: list[str] = []
+    try:
+        await m.login("mediator", DEMO_PASSWORD)
+        await m.join_staff(env.session_id)
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
+            try:
+                ctx = await browser.new_context(viewport={"width": 390, "height": 844}, locale="zh-CN")
+                page = await ctx.new_page()
+                page.set_default_timeout(20_000)
+                page.on("websocket", lambda ws: sockets.append(ws.url))
+                await page.goto(f"{env.lb}/join#{env.tokens[0]}")
+                await expect(page.locator("[data-step=identity]")).to_be_visible()
+                await page.click("#attest-start")  # the nodes' one-time codes are in other processes
+                await expect(page.locator("[data-step=notices]")).to_be_visible()
+                await page.check("#ack")
+                await page.get_by_role("button", name="继续").click()
+                await page.locator("[data-consent=online] input[value=yes]").check()
+                await page.locator("[data-consent=recording] input[value=yes]").check()
+                await page.get_by_role("button", name="确认并进入等候").click()
+                await expect(page.locator("[data-step=lobby]")).to_be_visible()
+                pid = await page.evaluate("window.__onedoor.state.you.id")
+                await m.call("identity:attest", {"participant": pid, "document": "居民身份证", "matched": True})
+                await m.call("lobby:admit", {"participant": pid})
+                connected = ("() => { const o = window.__onedoor; return o.view === 'session' && o.state.you.admitted"
+                             " && o.pc && o.pc.connectionState === 'connected'; }")
+                await page.wait_for_function(connected)
+                old = await owner_of(env.session_id)
+                assert old is not None and sockets and f"node={old}" in sockets[0], (old, sockets)
+                await page.evaluate("window.__firstPc = window.__onedoor.pc")
+
+                env.procs[old].send_signal(signal.SIGKILL)
+                survivor = next(n for n in env.nodes if n != old)
+                await page.wait_for_function(
+                    "() => window.__onedoor.rejoins >= 1 && window.__onedoor.pc !== window.__firstPc", timeout=60_000)
+                await page.wait_for_function(connected, timeout=30_000)
+                assert await owner_of(env.session_id) == survivor
+                assert any(f"node={survivor}" in u for u in sockets[1:]), sockets
+                assert await page.evaluate("window.__onedoor.view") == "session"
+            finally:
+                await browser.close()
+    finally:
+        await m.close()

@@ -44,20 +44,32 @@ window.__onedoor = {
   get socket() { return app.socket; },
   get state() { return app.state; },
   get view() { return app.view; },
+  get rejoins() { return app.rejoins; },
   /** Test hook: drop the transport as a network change would (the page must rejoin by itself). */
   dropConnection() { if (app.socket) app.socket.io.engine.close(); },
 };
 
 async function connect() {
-  const info = await post("/api/join", { token: app.token });
-  app.info = info;
-  app.key = app.key || (await deviceKeyFor(app.token));
-  const signature = await signChallenge(app.key, info.challenge);
-  const socket = await connectSession({ invite: app.token, challenge: info.challenge, signature,
-    public_key: app.key.spki });
-  app.socket = socket;
-  wire(socket);
-  return socket;
+  // With several nodes the join answer names the session's owner (`info.node`); the connection asks the balancer
+  // for it. If the owner changed in between (it was lost), the refusal names the new one: join again (a new
+  // challenge: the refused attempt spent the old one).
+  for (let attempt = 0; ; attempt++) {
+    const info = await post("/api/join", { token: app.token });
+    app.info = info;
+    app.key = app.key || (await deviceKeyFor(app.token));
+    const signature = await signChallenge(app.key, info.challenge);
+    let socket;
+    try {
+      socket = await connectSession({ invite: app.token, challenge: info.challenge, signature,
+        public_key: app.key.spki }, info.node);
+    } catch (err) {
+      if (codeOf(err) === "wrong_node" && attempt < 2) continue;
+      throw err;
+    }
+    app.socket = socket;
+    wire(socket);
+    return socket;
+  }
 }
 
 function wire(socket) {
