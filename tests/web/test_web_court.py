@@ -124,6 +124,15 @@ async def test_court_portal_at_laptop_size(web_world: World, open_page: Opener) 
     await person.get_by_role("button", name="让").click()
     await expect(court.locator("#q-people li")).to_have_count(1)
     await party.wait(lambda c: c.state.get("you", {}).get("admitted") is True)
+    # the judge's connection drops (signaling only, as on a flaky link): the page connects again by itself, the
+    # judge is still the host with the party in the room, and the media's peer connection, still connected on the
+    # same network, is resumed (web/js/media.js `join`)
+    await court.wait_for_function("() => window.__onedoor.pc && window.__onedoor.pc.connectionState === 'connected'")
+    await court.evaluate("window.__onedoor.dropConnection()")
+    await court.wait_for_function("() => window.__onedoor.rejoins === 1 && window.__onedoor.pc"
+                                  " && window.__onedoor.pc.connectionState === 'connected'")
+    await expect(view.get_by_role("status").first).to_contain_text("您是主持人")
+    await expect(court.locator("#q-people li")).to_have_count(1)
     # by keyboard (focus, Enter): the side column moves up as the lobby empties and the people list fills, and a
     # mouse click aimed a moment earlier can land beside the button on a busy machine
     await court.locator("#end-open").press("Enter")

@@ -11,6 +11,8 @@ import { Tiles } from "./tiles.js";
 import { Chat } from "./chat.js";
 
 const DOCS = ["id_card", "passport", "other"];
+// Refusals after which connecting again cannot help (the page says why and stops).
+const FINAL = ["session_ended", "forbidden", "session_not_found", "login_required", "auth_required"];
 
 export class CourtSessionView {
   constructor(sessionId, appId) {
@@ -19,6 +21,14 @@ export class CourtSessionView {
     this.state = null;
     this.socket = null;
     this.ending = false;
+    this.rejoins = 0;
+    const view = this;
+    window.__onedoor = {  // test hooks, as on the console and the party page
+      get pc() { return view.media.pc; },
+      get state() { return view.state; },
+      get rejoins() { return view.rejoins; },
+      dropConnection() { if (view.socket) view.socket.io.engine.close(); },
+    };
     this.media = new MediaClient({ onChange: () => this.paintTiles(), onError: (e) => this.fail(e), onAudioOnly: () => this.paint() });
     this.tiles = new Tiles(h("div", { id: "tiles" }));
     this.chat = new Chat(() => this.socket);
@@ -42,18 +52,37 @@ export class CourtSessionView {
     this.paint();
   }
 
+  /** Connect (and after a drop, connect again with the same login, backing off): a network change or the loss of
+   * the node that served the session must not end the judge's questioning (the console does the same). */
   async start() {
-    try {
-      this.socket = await connectSession({ session: Number(this.sessionId) });
-    } catch (err) { this.fail(err); this.setStatus(""); return; }
-    this.socket.on("session:state", (st) => { this.state = st; this.paint(); });
-    this.socket.on("chat:message", (m) => this.chat.add(m));
-    this.socket.on("session:ended", () => this.closed("cs.ended"));
-    this.socket.on("disconnect", (reason) => { if (reason !== "io client disconnect" && !this.ending) this.closed("cs.disconnected"); });
+    for (let attempt = 0; !this.ending; attempt++) {
+      try {
+        this.socket = await connectSession({ session: Number(this.sessionId) });
+        break;
+      } catch (err) {
+        this.fail(err);
+        if (FINAL.includes(err.code)) { this.setStatus(""); return; }
+        await new Promise((r) => setTimeout(r, Math.min(1000 * 2 ** attempt, 10000)));
+      }
+    }
+    if (this.ending || !this.socket) return;
+    this.err.hidden = true;
+    const s = this.socket;
+    s.on("session:state", (st) => { this.state = st; this.paint(); });
+    s.on("chat:message", (m) => this.chat.add(m));
+    s.on("session:ended", () => { this.ending = true; this.closed("cs.ended"); });
+    s.on("session:replaced", () => { this.ending = true; this.closed("cs.replaced"); });
+    s.on("disconnect", (reason) => {
+      if (reason === "io client disconnect" || this.ending || s !== this.socket) return;
+      this.socket = null;
+      this.setStatus("cs.reconnecting");
+      this.rejoins++;
+      this.start();
+    });
     this.setStatus("cs.connected");
     try {
       await this.media.startLocal();
-      await this.media.join(this.socket);
+      await this.media.join(s);
     } catch (err) { this.fail(err); }
     this.paint();
   }

@@ -53,6 +53,7 @@ register({
   "cs.end_text": ["结束后所有人都会离开，询问链接不能再使用。", "Everyone leaves, and the links stop working."],
   "cs.end_yes": ["是的，结束询问", "Yes, end it"],
   "cs.end_reason": ["询问结束", "Questioning finished"],
-  "cs.disconnected": ["连接已断开，请刷新页面重新进入。", "Disconnected; reload the page to join again."],
+  "cs.reconnecting": ["连接中断，正在重新连接……", "Connection lost; reconnecting…"],
+  "cs.replaced": ["您已在另一个窗口或设备上进入询问，这里已断开。", "You joined the questioning from another window or device; this one was disconnected."],
   "cs.ended": ["询问已结束。", "The questioning has ended."],
 });
