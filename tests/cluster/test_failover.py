@@ -12,6 +12,7 @@ parts and verifies, and the export plays them in order with the gap marked.
 from __future__ import annotations
 
 import asyncio
+import functools
 import shutil
 import signal
 import subprocess
@@ -21,7 +22,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import WebSocket, async_playwright, expect
 from sqlalchemy import select, update
 
 from media.bots import Bot
@@ -240,11 +241,11 @@ async def test_the_pages_through_the_balancer_reach_the_owner_and_rejoin_after_i
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS, headless=True)
         try:
             pages = {}
-            for who, size in (("console", {"width": 1366, "height": 768}), ("party", {"width": 390, "height": 844})):
-                ctx = await browser.new_context(viewport=size, locale="zh-CN")
+            for who, (width, height) in (("console", (1366, 768)), ("party", (390, 844))):
+                ctx = await browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN")
                 page = pages[who] = await ctx.new_page()
                 page.set_default_timeout(20_000)
-                page.on("websocket", lambda ws, who=who: sockets[who].append(ws.url))
+                page.on("websocket", functools.partial(_note_socket, sockets[who]))
             med, party = pages["console"], pages["party"]
             await med.goto(f"{env.lb}/console")
             await med.fill("#username", "mediator")
@@ -289,3 +290,7 @@ async def test_the_pages_through_the_balancer_reach_the_owner_and_rejoin_after_i
             assert f"node={survivor}" in sockets["party"][-1], sockets
         finally:
             await browser.close()
+
+
+def _note_socket(urls: list[str], ws: WebSocket) -> None:
+    urls.append(ws.url)

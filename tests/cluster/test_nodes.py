@@ -60,12 +60,21 @@ async def start_node(aiohttp_server: Any, settings: Settings, name: str, prefix:
     return app, url, mport
 
 
-async def test_clients_end_up_on_the_owner(aiohttp_server: Any, settings: Settings, prefix: str) -> None:
+Node = tuple[web.Application, str, int]  # the app, its URL, its metrics port
+
+
+async def two_nodes(aiohttp_server: Any, settings: Settings, prefix: str) -> tuple[dict[str, Node], World]:
+    """Nodes n1 and n2 on one Redis channel, and the seeded world entering through n1."""
     channel = f"onedoor-test-{uuid.uuid4().hex[:8]}"
-    app1, url1, m1 = await start_node(aiohttp_server, settings, "n1", prefix, channel)
-    app2, url2, m2 = await start_node(aiohttp_server, settings, "n2", prefix, channel)
-    seeded = await seed(app1[SERVICES])
-    w = World(url1, app1[SERVICES], seeded["case"], seeded["session"], seeded["tokens"], seeded["ids"])
+    nodes = {name: await start_node(aiohttp_server, settings, name, prefix, channel) for name in ("n1", "n2")}
+    sv = nodes["n1"][0][SERVICES]
+    seeded = await seed(sv)
+    return nodes, World(nodes["n1"][1], sv, seeded["case"], seeded["session"], seeded["tokens"], seeded["ids"])
+
+
+async def test_clients_end_up_on_the_owner(aiohttp_server: Any, settings: Settings, prefix: str) -> None:
+    nodes, w = await two_nodes(aiohttp_server, settings, prefix)
+    (app1, url1, m1), (app2, url2, m2) = nodes["n1"], nodes["n2"]
     try:
         a = await w.party("A")  # asks node 1
         owner = a.info["node"]
@@ -120,23 +129,13 @@ async def test_what_one_node_serves_reaches_the_owners_people(aiohttp_server: An
     change made through the other node reaches them there (signaling/publish.py `tell_nodes`, over Redis): the
     agreement's new state, a notice to the parties (recorded once, and its delivery by the owner), and a reissued
     link (whoever holds the old one leaves the owner's session; the new link starts over in the lobby)."""
-    channel = f"onedoor-test-{uuid.uuid4().hex[:8]}"
-    app1, url1, _ = await start_node(aiohttp_server, settings, "n1", prefix, channel)
-    app2, url2, _ = await start_node(aiohttp_server, settings, "n2", prefix, channel)
-    seeded = await seed(app1[SERVICES])
-    w = World(url1, app1[SERVICES], seeded["case"], seeded["session"], seeded["tokens"], seeded["ids"])
+    nodes, w = await two_nodes(aiohttp_server, settings, prefix)
     try:
-        a = await w.party("A")
+        m, a, b = await w.trio()
         owner_id = a.info["node"]["id"]
-        other_app = app2 if owner_id == "n1" else app1
-        owner_sv = (app1 if owner_id == "n1" else app2)[SERVICES]
-        w.base_url = url2 if owner_id == "n1" else url1  # everything below enters through the other node
-        m, b = await w.staff("mediator"), await w.party("B")
-        await w.ready(a, "A")
-        await w.ready(b, "B")
-        await m.call("lobby:admit-all")
-        for c in (a, b):
-            await c.wait(lambda c: c.state.get("you", {}).get("admitted") is True)
+        other_app, other_url, _ = nodes["n2" if owner_id == "n1" else "n1"]
+        owner_sv = nodes[owner_id][0][SERVICES]
+        w.base_url = m.base_url = other_url  # the HTTP calls and the new link below go through the other node
         assert other_app[SERVICES].live.get(w.session_id) is None
         # the agreement drafted through the other node: the admitted people see it at the owner
         await m.api("POST", f"/api/cases/{w.case_code}/agreement", {"template": "neighbours"})
@@ -181,11 +180,8 @@ async def test_a_recording_started_by_event_writes_each_part_only_while_its_node
     """`recording:start` gives the recorder the owner check (`ClusterNode.fence`) that every new stream part and
     the stop make, as a takeover's continued recording has: once another node holds the lease, this node's
     recorder refuses to open a part (`stale_owner`) instead of writing beside the new owner."""
-    channel = f"onedoor-test-{uuid.uuid4().hex[:8]}"
-    apps = {name: (await start_node(aiohttp_server, settings, name, prefix, channel))[0] for name in ("n1", "n2")}
-    seeded = await seed(apps["n1"][SERVICES])
-    w = World(str(apps["n1"][SERVICES].settings.node_url), apps["n1"][SERVICES], seeded["case"], seeded["session"],
-              seeded["tokens"], seeded["ids"])
+    nodes, w = await two_nodes(aiohttp_server, settings, prefix)
+    apps = {name: node[0] for name, node in nodes.items()}
     try:
         m, a, _ = await w.trio()
         owner = a.info["node"]["id"]
